@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test of callgrid, installing what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== toolchain"; cargo --version
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== domain purity: cargo tree -p callgrid-domain"
+if cargo tree -p callgrid-domain -e normal --prefix none | grep -E '^(tokio|actix|tonic|rusqlite|rdkafka|scylla) '; then
+  echo "callgrid-domain depends on a runtime or IO crate" >&2; exit 1
+fi
+cargo nextest run --workspace --locked --cargo-profile ci --no-fail-fast

@@ -1,0 +1,821 @@
+//! The call state machine and the minimal routing plan (R1 subset, R9).
+
+use std::sync::Arc;
+
+use crate::event::{EndCause, Event, EventBody, OfferFailure, RouteReason};
+use crate::ids::{AgentId, CallId, DeviceId, DurationMs, MenuId, QueueId, TimeMs};
+use crate::rejection::Rejection;
+use crate::setup::{Target, TenantSetup};
+
+/// A plan walking more steps than this is cut off (hang up `routing_loop`).
+pub const MAX_ROUTE_STEPS: u32 = 16;
+
+/// Where a call is in its journey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallPhase {
+    /// Arrived, no step yet.
+    Arrived,
+    /// In an IVR menu, waiting for a digit.
+    Menu {
+        /// Menu.
+        menu: MenuId,
+        /// Attempt (0 = first play).
+        attempt: u32,
+        /// Digit timeout.
+        deadline: TimeMs,
+        /// Length of the digit timeout.
+        timeout_ms: DurationMs,
+    },
+    /// Waiting in a queue.
+    Queued {
+        /// Queue.
+        queue: QueueId,
+    },
+    /// Ringing agents directly (agent, extension or group step).
+    Direct {
+        /// The step.
+        target: Target,
+        /// Agents asked for a reservation, no answer yet.
+        pending: Vec<AgentId>,
+    },
+    /// Talking to an agent.
+    Talking {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// Over.
+    Ended,
+}
+
+impl CallPhase {
+    /// A stable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallPhase::Arrived => "arrived",
+            CallPhase::Menu { .. } => "menu",
+            CallPhase::Queued { .. } => "queued",
+            CallPhase::Direct { .. } => "ringing",
+            CallPhase::Talking { .. } => "talking",
+            CallPhase::Ended => "ended",
+        }
+    }
+}
+
+/// An offer of the call to an agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOffer {
+    /// Agent.
+    pub agent: AgentId,
+    /// Queue it came from.
+    pub queue: Option<QueueId>,
+    /// Devices.
+    pub devices: Vec<DeviceId>,
+    /// Ringing reported.
+    pub ringing: bool,
+    /// Repaired after this time (A5).
+    pub lease_until: TimeMs,
+}
+
+/// Commands to a call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallCommand {
+    /// The call arrived at a number (creates the call).
+    Arrive {
+        /// Number dialled.
+        number: Arc<str>,
+        /// Calling number.
+        caller: Arc<str>,
+    },
+    /// The caller pressed a digit.
+    Digit {
+        /// 0-9, *, #.
+        digit: char,
+    },
+    /// No digit came in time (reported by the edge or found by `Tick`).
+    MenuTimeout,
+    /// The queue sends the call elsewhere (full, timeout, no agents).
+    Overflow {
+        /// Queue.
+        queue: QueueId,
+        /// Where.
+        target: Target,
+    },
+    /// An agent is reserved: ring it.
+    Offer {
+        /// Agent.
+        agent: AgentId,
+        /// Devices.
+        devices: Vec<DeviceId>,
+        /// Queue, if it came from one.
+        queue: Option<QueueId>,
+        /// Ring timeout.
+        ring_timeout_ms: DurationMs,
+        /// Other agents may be offered the same call (ring-all).
+        ring_all: bool,
+    },
+    /// A direct step's agent could not be reserved.
+    ReservationRefused {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The edge reports the agent's phone rings.
+    Ringing {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The edge reports the agent answered.
+    Answered {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The edge reports the offer failed.
+    OfferFailed {
+        /// Agent.
+        agent: AgentId,
+        /// Why.
+        cause: OfferFailure,
+    },
+    /// The caller asks for a callback while queued.
+    RequestCallback,
+    /// Hang up.
+    Hangup {
+        /// Who.
+        cause: EndCause,
+    },
+    /// Time passed: offer leases, menu timeouts.
+    Tick,
+}
+
+impl CallCommand {
+    /// A stable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallCommand::Arrive { .. } => "arrive",
+            CallCommand::Digit { .. } => "digit",
+            CallCommand::MenuTimeout => "menu timeout",
+            CallCommand::Overflow { .. } => "overflow",
+            CallCommand::Offer { .. } => "offer",
+            CallCommand::ReservationRefused { .. } => "reservation refused",
+            CallCommand::Ringing { .. } => "ringing",
+            CallCommand::Answered { .. } => "answer",
+            CallCommand::OfferFailed { .. } => "offer failed",
+            CallCommand::RequestCallback => "callback request",
+            CallCommand::Hangup { .. } => "hangup",
+            CallCommand::Tick => "tick",
+        }
+    }
+}
+
+/// A call aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// Call.
+    pub id: CallId,
+    /// Number dialled.
+    pub number: Arc<str>,
+    /// Calling number.
+    pub caller: Arc<str>,
+    /// Plan version (R9).
+    pub plan_version: u64,
+    /// Recorded (C4).
+    pub record: bool,
+    /// Arrived at.
+    pub arrived_at: TimeMs,
+    /// Where it is.
+    pub phase: CallPhase,
+    /// Offers ringing.
+    pub offers: Vec<CallOffer>,
+    /// Steps walked.
+    pub steps: u32,
+    /// Answered at.
+    pub answered_at: Option<TimeMs>,
+    /// The last queue it waited in.
+    pub last_queue: Option<QueueId>,
+    /// A callback was requested.
+    pub callback: bool,
+    /// Number of events applied.
+    pub seq: u64,
+}
+
+fn valid_digit(d: char) -> bool {
+    d.is_ascii_digit() || d == '*' || d == '#'
+}
+
+impl Call {
+    /// A call that has not arrived yet (before its first event).
+    pub fn new(id: CallId) -> Call {
+        Call {
+            id,
+            number: Arc::from(""),
+            caller: Arc::from(""),
+            plan_version: 0,
+            record: false,
+            arrived_at: 0,
+            phase: CallPhase::Arrived,
+            offers: Vec::new(),
+            steps: 0,
+            answered_at: None,
+            last_queue: None,
+            callback: false,
+            seq: 0,
+        }
+    }
+
+    /// The agent the call is talking to.
+    pub fn agent(&self) -> Option<&AgentId> {
+        match &self.phase {
+            CallPhase::Talking { agent } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// When this call next needs a `Tick`.
+    pub fn next_deadline(&self) -> Option<TimeMs> {
+        let offers = self.offers.iter().map(|o| o.lease_until).min();
+        let menu = match &self.phase {
+            CallPhase::Menu { deadline, .. } => Some(*deadline),
+            _ => None,
+        };
+        match (offers, menu) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The wrap-up an agent gets after this call (number overrides queue overrides default).
+    fn wrapup_ms(&self, setup: &TenantSetup) -> DurationMs {
+        if let Some(w) = setup.numbers.get(&self.number).and_then(|n| n.wrapup_ms) {
+            return w;
+        }
+        self.last_queue
+            .as_ref()
+            .and_then(|q| setup.queues.get(q))
+            .map(|q| q.wrapup_ms)
+            .unwrap_or(setup.defaults.wrapup_ms)
+    }
+
+    /// The events of sending the call to `target` (expanding steps that end at once).
+    fn route(
+        &self,
+        target: &Target,
+        reason: RouteReason,
+        setup: &TenantSetup,
+        now: TimeMs,
+        steps: u32,
+        out: &mut Vec<Event>,
+    ) {
+        let call = self.id.clone();
+        let ev = |body| Event { at: now, body };
+        if steps >= MAX_ROUTE_STEPS {
+            let cause: Arc<str> = Arc::from("routing_loop");
+            out.push(ev(EventBody::CallRouted {
+                call: call.clone(),
+                target: Target::Hangup(cause.clone()),
+                reason: RouteReason::Loop,
+                ring: vec![],
+                timeout_ms: 0,
+            }));
+            out.push(self.ended(EndCause::Router(cause), setup, now, None));
+            return;
+        }
+        let (ring, timeout_ms, no_answer) = match target {
+            Target::Agent(a) => (
+                vec![a.clone()],
+                setup.defaults.ring_timeout_ms,
+                Some(Target::Hangup(Arc::from("no_answer"))),
+            ),
+            Target::Extension(e) => (
+                setup.extensions.get(e).cloned().unwrap_or_default(),
+                setup.defaults.ring_timeout_ms,
+                Some(Target::Hangup(Arc::from("no_answer"))),
+            ),
+            Target::Group(g) => match setup.groups.get(g) {
+                Some(g) => (g.members.clone(), g.ring_timeout_ms, Some(g.no_answer.clone())),
+                None => (vec![], 0, Some(Target::Hangup(Arc::from("unknown_group")))),
+            },
+            Target::Menu(m) => (
+                vec![],
+                setup.menus.get(m).map_or(0, |m| m.timeout_ms),
+                None,
+            ),
+            Target::Queue(_) | Target::Hangup(_) => (vec![], 0, None),
+        };
+        let empty_ring = ring.is_empty();
+        out.push(ev(EventBody::CallRouted {
+            call: call.clone(),
+            target: target.clone(),
+            reason,
+            ring,
+            timeout_ms,
+        }));
+        match target {
+            Target::Hangup(cause) => {
+                out.push(self.ended(EndCause::Router(cause.clone()), setup, now, None));
+            }
+            Target::Menu(m) if !setup.menus.contains_key(m) => {
+                let cause: Arc<str> = Arc::from("unknown_menu");
+                self.route(
+                    &Target::Hangup(cause),
+                    RouteReason::NoAnswer,
+                    setup,
+                    now,
+                    steps + 1,
+                    out,
+                );
+            }
+            Target::Queue(q) if !setup.queues.contains_key(q) => {
+                let cause: Arc<str> = Arc::from("unknown_queue");
+                self.route(
+                    &Target::Hangup(cause),
+                    RouteReason::NoAnswer,
+                    setup,
+                    now,
+                    steps + 1,
+                    out,
+                );
+            }
+            _ => {
+                if let (true, Some(next)) = (empty_ring, no_answer) {
+                    self.route(&next, RouteReason::NoAnswer, setup, now, steps + 1, out);
+                }
+            }
+        }
+    }
+
+    fn ended(
+        &self,
+        cause: EndCause,
+        setup: &TenantSetup,
+        now: TimeMs,
+        extra_cancel: Option<&AgentId>,
+    ) -> Event {
+        let queue = match &self.phase {
+            CallPhase::Queued { queue } if !(self.callback && cause == EndCause::Caller) => {
+                Some(queue.clone())
+            }
+            _ => None,
+        };
+        let mut cancelled: Vec<AgentId> = self.offers.iter().map(|o| o.agent.clone()).collect();
+        if let Some(a) = extra_cancel {
+            cancelled.retain(|x| x != a);
+        }
+        Event {
+            at: now,
+            body: EventBody::CallEnded {
+                call: self.id.clone(),
+                cause,
+                agent: self.agent().cloned(),
+                wrapup_ms: self.wrapup_ms(setup),
+                queue,
+                cancelled,
+            },
+        }
+    }
+
+    /// Creates a call: the arrival and its first step.
+    pub fn arrive(
+        id: CallId,
+        number: &str,
+        caller: &str,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        let n = setup
+            .numbers
+            .get(number)
+            .ok_or_else(|| Rejection::UnknownNumber(number.to_string()))?;
+        let mut out = vec![Event {
+            at: now,
+            body: EventBody::CallArrived {
+                call: id.clone(),
+                number: n.number.clone(),
+                caller: Arc::from(caller),
+                plan_version: setup.version,
+                record: n.record,
+            },
+        }];
+        let mut fresh = Call::new(id);
+        fresh.apply(&out[0]);
+        fresh.route(&n.route, RouteReason::Number, setup, now, 0, &mut out);
+        Ok(out)
+    }
+
+    fn offer_of(&self, agent: &AgentId) -> Option<&CallOffer> {
+        self.offers.iter().find(|o| &o.agent == agent)
+    }
+
+    fn not_offered(&self, agent: &AgentId) -> Rejection {
+        Rejection::NotOffered {
+            call: self.id.clone(),
+            agent: agent.clone(),
+        }
+    }
+
+    /// Where a direct step goes when nobody answered.
+    fn no_answer_target(&self, setup: &TenantSetup) -> Option<Target> {
+        let CallPhase::Direct { target, .. } = &self.phase else {
+            return None;
+        };
+        Some(match target {
+            Target::Group(g) => setup
+                .groups
+                .get(g)
+                .map(|g| g.no_answer.clone())
+                .unwrap_or_else(|| Target::Hangup(Arc::from("no_answer"))),
+            _ => Target::Hangup(Arc::from("no_answer")),
+        })
+    }
+
+    /// After offers failed (events in `out`, not yet applied): a direct step with nobody
+    /// left to ring moves on to its no-answer step.
+    fn after_failed_offers(&self, setup: &TenantSetup, now: TimeMs, out: &mut Vec<Event>) {
+        let mut after = self.clone();
+        for e in out.iter() {
+            after.apply(e);
+        }
+        if let CallPhase::Direct { pending, .. } = &after.phase {
+            if pending.is_empty() && after.offers.is_empty() {
+                if let Some(next) = self.no_answer_target(setup) {
+                    self.route(&next, RouteReason::NoAnswer, setup, now, self.steps, out);
+                }
+            }
+        }
+    }
+
+    /// Decides what a command does (`Arrive` is `Call::arrive`).
+    pub fn handle(
+        &self,
+        cmd: &CallCommand,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        if self.phase == CallPhase::Ended {
+            return Err(Rejection::CallEnded(self.id.clone()));
+        }
+        let call = self.id.clone();
+        let one = |body| Ok(vec![Event { at: now, body }]);
+        let mut out = Vec::new();
+        match cmd {
+            CallCommand::Arrive { .. } => Err(Rejection::CallExists(call)),
+            CallCommand::Digit { digit } => {
+                if !valid_digit(*digit) {
+                    return Err(Rejection::InvalidDigit(*digit));
+                }
+                let CallPhase::Menu { menu, attempt, .. } = &self.phase else {
+                    // digits outside a menu change nothing (the edge relays them in talk)
+                    return Ok(vec![]);
+                };
+                let m = setup
+                    .menus
+                    .get(menu)
+                    .ok_or_else(|| Rejection::IllegalTransition {
+                        what: "digit",
+                        state: format!("menu {menu} no longer exists"),
+                    })?;
+                match m.options.get(digit) {
+                    Some(t) => self.route(
+                        t,
+                        RouteReason::MenuChoice(*digit),
+                        setup,
+                        now,
+                        self.steps,
+                        &mut out,
+                    ),
+                    None if *attempt < m.retries => out.push(Event {
+                        at: now,
+                        body: EventBody::CallMenuRetry {
+                            call,
+                            menu: menu.clone(),
+                            attempt: attempt + 1,
+                            invalid: Some(*digit),
+                        },
+                    }),
+                    None => self.route(
+                        &m.on_invalid,
+                        RouteReason::MenuInvalid,
+                        setup,
+                        now,
+                        self.steps,
+                        &mut out,
+                    ),
+                }
+                Ok(out)
+            }
+            CallCommand::MenuTimeout => {
+                let CallPhase::Menu { menu, attempt, .. } = &self.phase else {
+                    return Err(Rejection::IllegalTransition {
+                        what: "menu timeout",
+                        state: format!("call {} is {}", self.id, self.phase.name()),
+                    });
+                };
+                self.menu_timeout(menu, *attempt, setup, now, &mut out);
+                Ok(out)
+            }
+            CallCommand::Overflow { queue, target } => match &self.phase {
+                CallPhase::Queued { queue: q } if q == queue => {
+                    self.route(target, RouteReason::Overflow, setup, now, self.steps, &mut out);
+                    Ok(out)
+                }
+                _ => Err(Rejection::NotWaiting {
+                    call,
+                    queue: queue.clone(),
+                }),
+            },
+            CallCommand::Offer {
+                agent,
+                devices,
+                queue,
+                ring_timeout_ms,
+                ring_all,
+            } => {
+                let expected = match (&self.phase, queue) {
+                    (CallPhase::Queued { queue: q }, Some(oq)) => q == oq,
+                    (CallPhase::Direct { pending, .. }, None) => pending.contains(agent),
+                    _ => false,
+                };
+                if !expected {
+                    return Err(Rejection::IllegalTransition {
+                        what: "offer",
+                        state: format!("call {} is {}", self.id, self.phase.name()),
+                    });
+                }
+                if self.offer_of(agent).is_some() {
+                    return Err(Rejection::Duplicate("call already offered to this agent"));
+                }
+                let ring_all = *ring_all || matches!(self.phase, CallPhase::Direct { .. });
+                if !self.offers.is_empty() && !ring_all {
+                    return Err(Rejection::IllegalTransition {
+                        what: "second offer",
+                        state: format!("call {} is already offered to an agent", self.id),
+                    });
+                }
+                one(EventBody::CallOffered {
+                    call,
+                    agent: agent.clone(),
+                    devices: devices.clone(),
+                    ring_timeout_ms: *ring_timeout_ms,
+                    queue: queue.clone(),
+                    lease_until: now + ring_timeout_ms + setup.defaults.lease_margin_ms,
+                })
+            }
+            CallCommand::ReservationRefused { agent } => match &self.phase {
+                CallPhase::Direct { pending, .. } if pending.contains(agent) => {
+                    out.push(Event {
+                        at: now,
+                        body: EventBody::CallOfferFailed {
+                            call,
+                            agent: agent.clone(),
+                            cause: OfferFailure::NotAvailable,
+                            queue: None,
+                        },
+                    });
+                    self.after_failed_offers(setup, now, &mut out);
+                    Ok(out)
+                }
+                _ => Err(self.not_offered(agent)),
+            },
+            CallCommand::Ringing { agent } => match self.offer_of(agent) {
+                Some(o) if o.ringing => Err(Rejection::Duplicate("ringing already reported")),
+                Some(_) => one(EventBody::CallRinging {
+                    call,
+                    agent: agent.clone(),
+                }),
+                None => Err(self.not_offered(agent)),
+            },
+            CallCommand::Answered { agent } => {
+                if self.agent() == Some(agent) {
+                    return Err(Rejection::Duplicate("answer already reported"));
+                }
+                let Some(o) = self.offer_of(agent) else {
+                    return Err(self.not_offered(agent));
+                };
+                let mut cancelled: Vec<AgentId> = self
+                    .offers
+                    .iter()
+                    .filter(|x| &x.agent != agent)
+                    .map(|x| x.agent.clone())
+                    .collect();
+                if let CallPhase::Direct { pending, .. } = &self.phase {
+                    cancelled.extend(pending.iter().filter(|a| *a != agent).cloned());
+                }
+                one(EventBody::CallAnswered {
+                    call,
+                    agent: agent.clone(),
+                    queue: o.queue.clone(),
+                    cancelled,
+                })
+            }
+            CallCommand::OfferFailed { agent, cause } => {
+                let Some(o) = self.offer_of(agent) else {
+                    return Err(self.not_offered(agent));
+                };
+                out.push(Event {
+                    at: now,
+                    body: EventBody::CallOfferFailed {
+                        call,
+                        agent: agent.clone(),
+                        cause: *cause,
+                        queue: o.queue.clone(),
+                    },
+                });
+                self.after_failed_offers(setup, now, &mut out);
+                Ok(out)
+            }
+            CallCommand::RequestCallback => match &self.phase {
+                CallPhase::Queued { queue } => {
+                    if self.callback {
+                        return Err(Rejection::Duplicate("callback already requested"));
+                    }
+                    if !setup.queues.get(queue).is_some_and(|q| q.callback) {
+                        return Err(Rejection::IllegalTransition {
+                            what: "callback request",
+                            state: format!("queue {queue} does not offer callbacks"),
+                        });
+                    }
+                    one(EventBody::CallCallbackRequested {
+                        call,
+                        queue: queue.clone(),
+                    })
+                }
+                _ => Err(Rejection::IllegalTransition {
+                    what: "callback request",
+                    state: format!("call {} is {}", self.id, self.phase.name()),
+                }),
+            },
+            CallCommand::Hangup { cause } => Ok(vec![self.ended(cause.clone(), setup, now, None)]),
+            CallCommand::Tick => {
+                for o in &self.offers {
+                    if now >= o.lease_until {
+                        out.push(Event {
+                            at: now,
+                            body: EventBody::CallOfferFailed {
+                                call: call.clone(),
+                                agent: o.agent.clone(),
+                                cause: OfferFailure::Expired,
+                                queue: o.queue.clone(),
+                            },
+                        });
+                    }
+                }
+                if !out.is_empty() {
+                    self.after_failed_offers(setup, now, &mut out);
+                    return Ok(out);
+                }
+                if let CallPhase::Menu {
+                    menu,
+                    attempt,
+                    deadline,
+                    ..
+                } = &self.phase
+                {
+                    if now >= *deadline {
+                        self.menu_timeout(menu, *attempt, setup, now, &mut out);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn menu_timeout(
+        &self,
+        menu: &MenuId,
+        attempt: u32,
+        setup: &TenantSetup,
+        now: TimeMs,
+        out: &mut Vec<Event>,
+    ) {
+        match setup.menus.get(menu) {
+            Some(m) if attempt < m.retries => out.push(Event {
+                at: now,
+                body: EventBody::CallMenuRetry {
+                    call: self.id.clone(),
+                    menu: menu.clone(),
+                    attempt: attempt + 1,
+                    invalid: None,
+                },
+            }),
+            Some(m) => self.route(
+                &m.on_timeout,
+                RouteReason::MenuTimeout,
+                setup,
+                now,
+                self.steps,
+                out,
+            ),
+            None => self.route(
+                &Target::Hangup(Arc::from("unknown_menu")),
+                RouteReason::MenuTimeout,
+                setup,
+                now,
+                self.steps,
+                out,
+            ),
+        }
+    }
+
+    /// Applies one of this call's events.
+    pub fn apply(&mut self, event: &Event) {
+        self.seq += 1;
+        let at = event.at;
+        match &event.body {
+            EventBody::CallArrived {
+                number,
+                caller,
+                plan_version,
+                record,
+                ..
+            } => {
+                self.number = number.clone();
+                self.caller = caller.clone();
+                self.plan_version = *plan_version;
+                self.record = *record;
+                self.arrived_at = at;
+            }
+            EventBody::CallRouted {
+                target,
+                ring,
+                timeout_ms,
+                ..
+            } => {
+                self.steps += 1;
+                self.offers.clear();
+                self.phase = match target {
+                    Target::Queue(q) => {
+                        self.last_queue = Some(q.clone());
+                        CallPhase::Queued { queue: q.clone() }
+                    }
+                    Target::Menu(m) => CallPhase::Menu {
+                        menu: m.clone(),
+                        attempt: 0,
+                        deadline: at + timeout_ms,
+                        timeout_ms: *timeout_ms,
+                    },
+                    Target::Agent(_) | Target::Extension(_) | Target::Group(_) => {
+                        CallPhase::Direct {
+                            target: target.clone(),
+                            pending: ring.clone(),
+                        }
+                    }
+                    Target::Hangup(_) => self.phase.clone(),
+                };
+            }
+            EventBody::CallMenuRetry { menu, attempt, .. } => {
+                if let CallPhase::Menu {
+                    menu: m,
+                    attempt: a,
+                    deadline,
+                    timeout_ms,
+                } = &mut self.phase
+                {
+                    if m == menu {
+                        *a = *attempt;
+                        *deadline = at + *timeout_ms;
+                    }
+                }
+            }
+            EventBody::CallOffered {
+                agent,
+                devices,
+                queue,
+                lease_until,
+                ..
+            } => {
+                if let CallPhase::Direct { pending, .. } = &mut self.phase {
+                    pending.retain(|a| a != agent);
+                }
+                self.offers.push(CallOffer {
+                    agent: agent.clone(),
+                    queue: queue.clone(),
+                    devices: devices.clone(),
+                    ringing: false,
+                    lease_until: *lease_until,
+                });
+            }
+            EventBody::CallRinging { agent, .. } => {
+                if let Some(o) = self.offers.iter_mut().find(|o| &o.agent == agent) {
+                    o.ringing = true;
+                }
+            }
+            EventBody::CallAnswered { agent, .. } => {
+                self.offers.clear();
+                self.answered_at = Some(at);
+                self.phase = CallPhase::Talking {
+                    agent: agent.clone(),
+                };
+            }
+            EventBody::CallOfferFailed { agent, .. } => {
+                self.offers.retain(|o| &o.agent != agent);
+                if let CallPhase::Direct { pending, .. } = &mut self.phase {
+                    pending.retain(|a| a != agent);
+                }
+            }
+            EventBody::CallCallbackRequested { .. } => self.callback = true,
+            EventBody::CallEnded { .. } => {
+                self.offers.clear();
+                self.phase = CallPhase::Ended;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! Events: the facts every aggregate records. State is the fold of its events (`apply`).
+
+use std::sync::Arc;
+
+use crate::ids::{AgentId, CallId, DeviceId, DurationMs, MenuId, QueueId, ReasonCode, TimeMs};
+use crate::setup::{Strategy, Target};
+
+/// Which aggregate an event belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateRef {
+    /// An agent.
+    Agent(AgentId),
+    /// A queue.
+    Queue(QueueId),
+    /// A call.
+    Call(CallId),
+}
+
+impl AggregateRef {
+    /// `agent`, `queue` or `call`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AggregateRef::Agent(_) => "agent",
+            AggregateRef::Queue(_) => "queue",
+            AggregateRef::Call(_) => "call",
+        }
+    }
+    /// The aggregate's id as text.
+    pub fn id(&self) -> &str {
+        match self {
+            AggregateRef::Agent(a) => a.as_str(),
+            AggregateRef::Queue(q) => q.as_str(),
+            AggregateRef::Call(c) => c.as_str(),
+        }
+    }
+}
+
+/// Why an offer to an agent did not become a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OfferFailure {
+    /// Rang out (ring timeout, 480, 408).
+    NoAnswer,
+    /// The agent's phone answered busy (486).
+    Busy,
+    /// The agent rejected the offer (603).
+    Rejected,
+    /// The device could not be reached.
+    Unreachable,
+    /// Nobody reported on the offer before its lease ran out (A5).
+    Expired,
+    /// The agent could not be reserved (no longer available).
+    NotAvailable,
+}
+
+impl OfferFailure {
+    /// A stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferFailure::NoAnswer => "no_answer",
+            OfferFailure::Busy => "busy",
+            OfferFailure::Rejected => "rejected",
+            OfferFailure::Unreachable => "unreachable",
+            OfferFailure::Expired => "expired",
+            OfferFailure::NotAvailable => "not_available",
+        }
+    }
+}
+
+/// Who ended a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndCause {
+    /// The caller hung up.
+    Caller,
+    /// The agent hung up.
+    Agent,
+    /// The routing plan hung up (cause given).
+    Router(Arc<str>),
+    /// The SIP edge stopped reporting on the call (A5 repair).
+    EdgeLost,
+}
+
+impl EndCause {
+    /// A stable name.
+    pub fn name(&self) -> &str {
+        match self {
+            EndCause::Caller => "caller",
+            EndCause::Agent => "agent",
+            EndCause::Router(c) => c,
+            EndCause::EdgeLost => "edge_lost",
+        }
+    }
+}
+
+/// Why a call went to a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteReason {
+    /// The number's first step.
+    Number,
+    /// A menu choice.
+    MenuChoice(char),
+    /// No digit before the menu's last timeout.
+    MenuTimeout,
+    /// An invalid digit on the menu's last attempt.
+    MenuInvalid,
+    /// A queue sent the call to its overflow target.
+    Overflow,
+    /// Nobody answered (group, extension, agent).
+    NoAnswer,
+    /// The plan walked too many steps.
+    Loop,
+}
+
+/// Why a queue refused a call or a waiting call left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The queue was full (max length).
+    Full,
+    /// No member was logged in (join/leave rules).
+    NoAgents,
+    /// The call waited longer than the queue's max wait.
+    Timeout,
+    /// The caller hung up while waiting.
+    Abandoned,
+}
+
+impl LeaveReason {
+    /// A stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaveReason::Full => "full",
+            LeaveReason::NoAgents => "no_agents",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// What an agent was doing when its lease expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// Reserved or ringing for a call.
+    Offer,
+    /// On a call that nothing reported on for too long.
+    Call,
+}
+
+/// An event with the time it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// When it happened (ms).
+    pub at: TimeMs,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// Every event of every aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventBody {
+    // ---- agent ----
+    /// The agent logged in with these devices.
+    AgentLoggedIn {
+        /// Agent.
+        agent: AgentId,
+        /// Devices that will ring.
+        devices: Vec<DeviceId>,
+        /// Not ready with this reason after login; `None` = available.
+        not_ready: Option<ReasonCode>,
+    },
+    /// The agent logged out.
+    AgentLoggedOut {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The agent made itself available.
+    AgentAvailable {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The agent went not ready with a reason (asked, or after missed offers).
+    AgentNotReady {
+        /// Agent.
+        agent: AgentId,
+        /// Reason code.
+        reason: ReasonCode,
+    },
+    /// The agent was reserved for a call (A5: with a lease).
+    AgentReserved {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+        /// The queue that asked, if any.
+        queue: Option<QueueId>,
+        /// Devices to ring.
+        devices: Vec<DeviceId>,
+        /// Ring timeout of the offer.
+        ring_timeout_ms: DurationMs,
+        /// The reservation is repaired after this time.
+        lease_until: TimeMs,
+    },
+    /// The agent's phone rings.
+    AgentRinging {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+        /// Renewed lease.
+        lease_until: TimeMs,
+    },
+    /// The agent answered.
+    AgentAnswered {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+        /// On-call lease.
+        lease_until: TimeMs,
+    },
+    /// An offer failed (no answer, busy, rejected): the agent is blocked for a while, and
+    /// goes not ready after too many misses in a row (A3).
+    AgentOfferMissed {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+        /// Why.
+        cause: OfferFailure,
+        /// Misses in a row including this one.
+        missed_in_row: u32,
+        /// No offers until then.
+        blocked_until: TimeMs,
+        /// The miss limit was reached: the agent is now not ready (`missed_offers`).
+        not_ready: bool,
+    },
+    /// The offer was withdrawn (another agent answered, or the caller left).
+    AgentOfferCancelled {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+    },
+    /// The agent's call ended.
+    AgentCallEnded {
+        /// Agent.
+        agent: AgentId,
+        /// Call.
+        call: CallId,
+        /// Talk time of this call.
+        talk_ms: DurationMs,
+        /// Wrap-up until then (`None`: available at once).
+        wrapup_until: Option<TimeMs>,
+    },
+    /// Wrap-up is over; the agent is available.
+    AgentWrapUpEnded {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// A lease ran out and was repaired: the agent is available again (A5).
+    AgentLeaseExpired {
+        /// Agent.
+        agent: AgentId,
+        /// The call it was held for.
+        call: CallId,
+        /// What kind of lease.
+        kind: LeaseKind,
+    },
+
+    // ---- queue ----
+    /// A call joined the queue.
+    QueueCallJoined {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Higher first.
+        priority: u32,
+        /// Calling number.
+        caller: Arc<str>,
+    },
+    /// A call was not let in, or left without being answered.
+    QueueCallLeft {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Why.
+        reason: LeaveReason,
+        /// How long it waited.
+        wait_ms: DurationMs,
+        /// Where it goes now (not for abandoned calls).
+        overflow: Option<Target>,
+        /// Agents whose offers are withdrawn.
+        released: Vec<AgentId>,
+    },
+    /// A routing decision (R10): who was considered, by which strategy, who was chosen.
+    QueueRoutingDecision {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Strategy used.
+        strategy: Strategy,
+        /// Eligible agents considered (after skills, tiers, penalties, exclusions).
+        candidates: Vec<AgentId>,
+        /// The chosen agent (several for ring-all).
+        chosen: Vec<AgentId>,
+        /// The decision is repaired if no reservation answer comes by then.
+        lease_until: TimeMs,
+    },
+    /// The chosen agent could not be reserved (no longer available).
+    QueueReservationRefused {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The agent is reserved; the call is offered to it.
+    QueueCallOffered {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// Its devices.
+        devices: Vec<DeviceId>,
+        /// Ring timeout.
+        ring_timeout_ms: DurationMs,
+        /// Ring-all: other agents may be offered the same call.
+        ring_all: bool,
+    },
+    /// An offer failed; the call keeps its place and that agent is skipped for it.
+    QueueOfferFailed {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// Why.
+        cause: OfferFailure,
+    },
+    /// The call was answered and leaves the queue.
+    QueueCallAnswered {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// Time in queue.
+        wait_ms: DurationMs,
+    },
+    /// The caller asked for a callback: the entry keeps its place (R4).
+    QueueCallbackRequested {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+    },
+    /// A callback entry reached its turn with an agent free: it leaves the queue and the
+    /// callback is due (the dialer places it).
+    QueueCallbackDue {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// The number to call back.
+        caller: Arc<str>,
+        /// How long the entry waited.
+        wait_ms: DurationMs,
+    },
+    /// A routing decision got no reservation answer in time and was dropped (A5).
+    QueueDecisionExpired {
+        /// Queue.
+        queue: QueueId,
+        /// Call.
+        call: CallId,
+        /// Agents that were being reserved.
+        agents: Vec<AgentId>,
+    },
+
+    // ---- call ----
+    /// A call arrived at a number.
+    CallArrived {
+        /// Call.
+        call: CallId,
+        /// The number dialled.
+        number: Arc<str>,
+        /// The calling number.
+        caller: Arc<str>,
+        /// Routing-plan version the call runs (R9).
+        plan_version: u64,
+        /// Whether it is recorded (C4).
+        record: bool,
+    },
+    /// The call goes to a step.
+    CallRouted {
+        /// Call.
+        call: CallId,
+        /// The step.
+        target: Target,
+        /// Why.
+        reason: RouteReason,
+        /// For agent, extension and group steps: the agents to ring.
+        ring: Vec<AgentId>,
+        /// Ring timeout (agent, extension, group) or digit timeout (menu).
+        timeout_ms: DurationMs,
+    },
+    /// A menu is played again after a timeout or an invalid digit.
+    CallMenuRetry {
+        /// Call.
+        call: CallId,
+        /// Menu.
+        menu: MenuId,
+        /// Attempt number (1 = first retry).
+        attempt: u32,
+        /// The digit that was invalid, if any.
+        invalid: Option<char>,
+    },
+    /// The call is offered to an agent: ring these devices.
+    CallOffered {
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// Devices.
+        devices: Vec<DeviceId>,
+        /// Ring timeout.
+        ring_timeout_ms: DurationMs,
+        /// The queue it came from.
+        queue: Option<QueueId>,
+        /// The offer is repaired after this time.
+        lease_until: TimeMs,
+    },
+    /// The agent's phone rings.
+    CallRinging {
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The agent answered: bridge; other offers are withdrawn.
+    CallAnswered {
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// The queue it came from.
+        queue: Option<QueueId>,
+        /// Other agents whose offers are withdrawn (ring-all).
+        cancelled: Vec<AgentId>,
+    },
+    /// An offer failed.
+    CallOfferFailed {
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+        /// Why.
+        cause: OfferFailure,
+        /// The queue it came from.
+        queue: Option<QueueId>,
+    },
+    /// The caller asked for a callback while queued.
+    CallCallbackRequested {
+        /// Call.
+        call: CallId,
+        /// Queue.
+        queue: QueueId,
+    },
+    /// The call ended.
+    CallEnded {
+        /// Call.
+        call: CallId,
+        /// Who ended it.
+        cause: EndCause,
+        /// The agent it was talking to.
+        agent: Option<AgentId>,
+        /// Wrap-up the agent gets.
+        wrapup_ms: DurationMs,
+        /// The queue it was waiting in, if it was.
+        queue: Option<QueueId>,
+        /// Agents whose offers are withdrawn.
+        cancelled: Vec<AgentId>,
+    },
+}
+
+impl EventBody {
+    /// The aggregate this event belongs to.
+    pub fn aggregate(&self) -> AggregateRef {
+        use EventBody::*;
+        match self {
+            AgentLoggedIn { agent, .. }
+            | AgentLoggedOut { agent }
+            | AgentAvailable { agent }
+            | AgentNotReady { agent, .. }
+            | AgentReserved { agent, .. }
+            | AgentRinging { agent, .. }
+            | AgentAnswered { agent, .. }
+            | AgentOfferMissed { agent, .. }
+            | AgentOfferCancelled { agent, .. }
+            | AgentCallEnded { agent, .. }
+            | AgentWrapUpEnded { agent }
+            | AgentLeaseExpired { agent, .. } => AggregateRef::Agent(agent.clone()),
+            QueueCallJoined { queue, .. }
+            | QueueCallLeft { queue, .. }
+            | QueueRoutingDecision { queue, .. }
+            | QueueReservationRefused { queue, .. }
+            | QueueCallOffered { queue, .. }
+            | QueueOfferFailed { queue, .. }
+            | QueueCallAnswered { queue, .. }
+            | QueueCallbackRequested { queue, .. }
+            | QueueCallbackDue { queue, .. }
+            | QueueDecisionExpired { queue, .. } => AggregateRef::Queue(queue.clone()),
+            CallArrived { call, .. }
+            | CallRouted { call, .. }
+            | CallMenuRetry { call, .. }
+            | CallOffered { call, .. }
+            | CallRinging { call, .. }
+            | CallAnswered { call, .. }
+            | CallOfferFailed { call, .. }
+            | CallCallbackRequested { call, .. }
+            | CallEnded { call, .. } => AggregateRef::Call(call.clone()),
+        }
+    }
+
+    /// A stable snake_case name of the event type.
+    pub fn name(&self) -> &'static str {
+        use EventBody::*;
+        match self {
+            AgentLoggedIn { .. } => "agent_logged_in",
+            AgentLoggedOut { .. } => "agent_logged_out",
+            AgentAvailable { .. } => "agent_available",
+            AgentNotReady { .. } => "agent_not_ready",
+            AgentReserved { .. } => "agent_reserved",
+            AgentRinging { .. } => "agent_ringing",
+            AgentAnswered { .. } => "agent_answered",
+            AgentOfferMissed { .. } => "agent_offer_missed",
+            AgentOfferCancelled { .. } => "agent_offer_cancelled",
+            AgentCallEnded { .. } => "agent_call_ended",
+            AgentWrapUpEnded { .. } => "agent_wrap_up_ended",
+            AgentLeaseExpired { .. } => "agent_lease_expired",
+            QueueCallJoined { .. } => "queue_call_joined",
+            QueueCallLeft { .. } => "queue_call_left",
+            QueueRoutingDecision { .. } => "queue_routing_decision",
+            QueueReservationRefused { .. } => "queue_reservation_refused",
+            QueueCallOffered { .. } => "queue_call_offered",
+            QueueOfferFailed { .. } => "queue_offer_failed",
+            QueueCallAnswered { .. } => "queue_call_answered",
+            QueueCallbackRequested { .. } => "queue_callback_requested",
+            QueueCallbackDue { .. } => "queue_callback_due",
+            QueueDecisionExpired { .. } => "queue_decision_expired",
+            CallArrived { .. } => "call_arrived",
+            CallRouted { .. } => "call_routed",
+            CallMenuRetry { .. } => "call_menu_retry",
+            CallOffered { .. } => "call_offered",
+            CallRinging { .. } => "call_ringing",
+            CallAnswered { .. } => "call_answered",
+            CallOfferFailed { .. } => "call_offer_failed",
+            CallCallbackRequested { .. } => "call_callback_requested",
+            CallEnded { .. } => "call_ended",
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The pure domain of callgrid: ids, commands, events and the state machines of call, agent
+//! and queue, the eight routing strategies and the minimal routing plan.
+//!
+//! No IO, no clock, no async runtime: every command carries `now`, randomness comes in as a
+//! number, and a state machine is `handle(&state, command, now) -> Result<Vec<Event>,
+//! Rejection>` plus `apply(&mut state, &event)`. Recovery is `apply` over the log, so the
+//! same events always rebuild the same state.
+
+pub mod agent;
+pub mod call;
+pub mod core;
+pub mod event;
+pub mod ids;
+pub mod queue;
+pub mod react;
+pub mod rejection;
+pub mod setup;
+
+pub use agent::{Agent, AgentCommand, AgentState, AgentView};
+pub use call::{Call, CallCommand, CallPhase};
+pub use core::{Output, TenantCore};
+pub use event::{AggregateRef, EndCause, Event, EventBody, OfferFailure};
+pub use ids::*;
+pub use queue::{Queue, QueueCommand};
+pub use react::{Command, Instruction};
+pub use rejection::Rejection;
+pub use setup::{Strategy, Target, TenantSetup};

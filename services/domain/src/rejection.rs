@@ -1,0 +1,67 @@
+//! Why a command was refused. A refused command changes nothing.
+
+use crate::ids::{AgentId, CallId, QueueId, ReasonCode};
+
+/// A command that cannot be carried out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No such agent in the tenant's configuration.
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
+    /// No such queue.
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    /// No such call (never arrived, or already forgotten).
+    #[error("unknown call {0}")]
+    UnknownCall(CallId),
+    /// No such number.
+    #[error("unknown number {0}")]
+    UnknownNumber(String),
+    /// A call id that is already in use.
+    #[error("call {0} already exists")]
+    CallExists(CallId),
+    /// Not a reason code of the tenant.
+    #[error("unknown reason code {0}")]
+    UnknownReason(ReasonCode),
+    /// The command does not apply in the aggregate's current state.
+    #[error("{what} is not allowed while {state}")]
+    IllegalTransition {
+        /// The command.
+        what: &'static str,
+        /// The current state.
+        state: String,
+    },
+    /// The agent is not free for an offer.
+    #[error("agent {agent} is not available ({state})")]
+    NotAvailable {
+        /// Agent.
+        agent: AgentId,
+        /// Its state.
+        state: String,
+    },
+    /// The call was never offered to that agent (or the offer is over).
+    #[error("call {call} is not offered to agent {agent}")]
+    NotOffered {
+        /// Call.
+        call: CallId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The call is not waiting in that queue.
+    #[error("call {call} is not waiting in queue {queue}")]
+    NotWaiting {
+        /// Call.
+        call: CallId,
+        /// Queue.
+        queue: QueueId,
+    },
+    /// The report repeats one already taken into account.
+    #[error("duplicate report: {0}")]
+    Duplicate(&'static str),
+    /// The call already ended.
+    #[error("call {0} has ended")]
+    CallEnded(CallId),
+    /// A digit that is not 0-9, * or #.
+    #[error("invalid digit {0:?}")]
+    InvalidDigit(char),
+}

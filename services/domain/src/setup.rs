@@ -1,0 +1,389 @@
+//! A tenant's configuration as the domain sees it: validated, with ids resolved.
+//! (The YAML file format and its JSON Schema live in `callgrid-config`, which converts into this.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::ids::{AgentId, DurationMs, GroupId, MenuId, QueueId, ReasonCode, TenantId};
+
+/// The eight queue strategies (R4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Ring every available member at once; the first to answer takes the call.
+    RingAll,
+    /// The member who has been available the longest.
+    LongestIdle,
+    /// The next member after the one offered last (the queue remembers its place).
+    RoundRobin,
+    /// The member with the least talk time since login.
+    LeastTalkTime,
+    /// The member who answered the fewest calls since login.
+    FewestCalls,
+    /// The first available member in the configured order (top-down).
+    Linear,
+    /// A uniformly random available member.
+    Random,
+    /// A random available member, chosen with probability proportional to its weight.
+    WeightedRandom,
+}
+
+impl Strategy {
+    /// Every strategy, in a fixed order.
+    pub const ALL: [Strategy; 8] = [
+        Strategy::RingAll,
+        Strategy::LongestIdle,
+        Strategy::RoundRobin,
+        Strategy::LeastTalkTime,
+        Strategy::FewestCalls,
+        Strategy::Linear,
+        Strategy::Random,
+        Strategy::WeightedRandom,
+    ];
+
+    /// The configuration name (`longest_idle`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::RingAll => "ring_all",
+            Strategy::LongestIdle => "longest_idle",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::LeastTalkTime => "least_talk_time",
+            Strategy::FewestCalls => "fewest_calls",
+            Strategy::Linear => "linear",
+            Strategy::Random => "random",
+            Strategy::WeightedRandom => "weighted_random",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn from_name(s: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+/// Where a call goes next: the steps of the minimal routing plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Wait in a queue.
+    Queue(QueueId),
+    /// Ring the agents behind an extension (one of them takes it, A1).
+    Extension(Arc<str>),
+    /// Ring one agent.
+    Agent(AgentId),
+    /// Ring every member of a group at once.
+    Group(GroupId),
+    /// A one-level IVR menu.
+    Menu(MenuId),
+    /// Hang up with a cause.
+    Hangup(Arc<str>),
+}
+
+/// Tenant-wide defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Defaults {
+    /// Wrap-up after a call unless the queue or number says otherwise (A3).
+    pub wrapup_ms: DurationMs,
+    /// How long an offer rings before it counts as not answered.
+    pub ring_timeout_ms: DurationMs,
+    /// Offers missed in a row before the agent goes not ready (A3); 0 disables.
+    pub max_missed_offers: u32,
+    /// No offers for this long after an agent answered busy.
+    pub busy_delay_ms: DurationMs,
+    /// No offers for this long after an agent rejected an offer.
+    pub reject_delay_ms: DurationMs,
+    /// No offers for this long after an agent did not answer.
+    pub no_answer_delay_ms: DurationMs,
+    /// Service-level threshold.
+    pub service_level_ms: DurationMs,
+    /// Lease of a reservation beyond the ring timeout, before it is repaired (A5).
+    pub lease_margin_ms: DurationMs,
+    /// An on-call state that no report renews is repaired after this long (A5).
+    pub max_call_ms: DurationMs,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            wrapup_ms: 10_000,
+            ring_timeout_ms: 20_000,
+            max_missed_offers: 3,
+            busy_delay_ms: 5_000,
+            reject_delay_ms: 5_000,
+            no_answer_delay_ms: 5_000,
+            service_level_ms: 20_000,
+            lease_margin_ms: 10_000,
+            max_call_ms: 4 * 3_600_000,
+        }
+    }
+}
+
+/// An agent's static configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentSetup {
+    /// The agent.
+    pub id: AgentId,
+    /// Display name.
+    pub name: Arc<str>,
+    /// Extension (5-6 digits); several agents may share one.
+    pub extension: Option<Arc<str>>,
+    /// Skill → proficiency (1..=10).
+    pub skills: BTreeMap<Arc<str>, u8>,
+}
+
+/// A queue member.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// The agent.
+    pub agent: AgentId,
+    /// Lower tiers are offered first; a higher tier only when no lower-tier member is available.
+    pub tier: u32,
+    /// The member is offered a call only after it has waited this long (seconds in the file).
+    pub penalty_ms: DurationMs,
+    /// Weight for the weighted-random strategy (>= 1).
+    pub weight: u32,
+}
+
+/// What a queue does when no member is logged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoAgentsRule {
+    /// Accept new calls while no member is logged in.
+    pub join: bool,
+    /// Send waiting calls to the overflow target when the last member logs out.
+    pub leave: bool,
+}
+
+/// A queue's configuration (R4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueSetup {
+    /// The queue.
+    pub id: QueueId,
+    /// Display name.
+    pub name: Arc<str>,
+    /// How the next agent is chosen.
+    pub strategy: Strategy,
+    /// Members in configured order (the order `linear` and `round_robin` use).
+    pub members: Vec<Member>,
+    /// Skill → minimum proficiency a member needs to be offered this queue's calls.
+    pub required_skills: BTreeMap<Arc<str>, u8>,
+    /// Longest wait before the call goes to `overflow`; 0 = no limit.
+    pub max_wait_ms: DurationMs,
+    /// Where calls go on timeout, when the queue is full, or when it refuses them.
+    pub overflow: Target,
+    /// Most calls waiting at once; 0 = unlimited.
+    pub max_length: u32,
+    /// Rules when no member is logged in.
+    pub when_no_agents: NoAgentsRule,
+    /// Service-level threshold.
+    pub service_level_ms: DurationMs,
+    /// Wrap-up after a call from this queue.
+    pub wrapup_ms: DurationMs,
+    /// Ring timeout of an offer.
+    pub ring_timeout_ms: DurationMs,
+    /// Whether callers may ask for a callback that keeps their place.
+    pub callback: bool,
+    /// The hold music prompt.
+    pub hold_music: Arc<str>,
+}
+
+/// A ring-all group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSetup {
+    /// The group.
+    pub id: GroupId,
+    /// Members, rung at once.
+    pub members: Vec<AgentId>,
+    /// How long the group rings.
+    pub ring_timeout_ms: DurationMs,
+    /// Where the call goes when nobody answers.
+    pub no_answer: Target,
+}
+
+/// A one-level IVR menu.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MenuSetup {
+    /// The menu.
+    pub id: MenuId,
+    /// The greeting prompt.
+    pub prompt: Arc<str>,
+    /// How long to wait for a digit.
+    pub timeout_ms: DurationMs,
+    /// How many more times the greeting is played after a timeout or an invalid digit.
+    pub retries: u32,
+    /// Digit → step.
+    pub options: BTreeMap<char, Target>,
+    /// Where the call goes after the last timeout.
+    pub on_timeout: Target,
+    /// Where the call goes after the last invalid digit.
+    pub on_invalid: Target,
+}
+
+/// A hotline number (DID).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumberSetup {
+    /// The number as dialled (E.164 or digits).
+    pub number: Arc<str>,
+    /// The first step of calls to this number.
+    pub route: Target,
+    /// Wrap-up override for calls to this number (A3, N2).
+    pub wrapup_ms: Option<DurationMs>,
+    /// Record calls to this number (C4).
+    pub record: bool,
+    /// Priority of calls to this number in queues (higher first).
+    pub priority: u32,
+}
+
+/// A tenant's whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantSetup {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Version of this configuration (routing-plan version, R9).
+    pub version: u64,
+    /// Not-ready reasons agents may use.
+    pub reason_codes: Vec<ReasonCode>,
+    /// Defaults.
+    pub defaults: Defaults,
+    /// Agents by id.
+    pub agents: BTreeMap<AgentId, AgentSetup>,
+    /// Queues by id.
+    pub queues: BTreeMap<QueueId, QueueSetup>,
+    /// Groups by id.
+    pub groups: BTreeMap<GroupId, GroupSetup>,
+    /// Menus by id.
+    pub menus: BTreeMap<MenuId, MenuSetup>,
+    /// Numbers by number.
+    pub numbers: BTreeMap<Arc<str>, NumberSetup>,
+    /// Derived: the queues each agent is a member of.
+    pub agent_queues: HashMap<AgentId, Vec<QueueId>>,
+    /// Derived: the agents behind each extension.
+    pub extensions: HashMap<Arc<str>, Vec<AgentId>>,
+}
+
+impl TenantSetup {
+    /// Builds a setup and its derived indexes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tenant: TenantId,
+        version: u64,
+        reason_codes: Vec<ReasonCode>,
+        defaults: Defaults,
+        agents: Vec<AgentSetup>,
+        queues: Vec<QueueSetup>,
+        groups: Vec<GroupSetup>,
+        menus: Vec<MenuSetup>,
+        numbers: Vec<NumberSetup>,
+    ) -> TenantSetup {
+        let mut setup = TenantSetup {
+            tenant,
+            version,
+            reason_codes,
+            defaults,
+            agents: agents.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            queues: queues.into_iter().map(|q| (q.id.clone(), q)).collect(),
+            groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
+            menus: menus.into_iter().map(|m| (m.id.clone(), m)).collect(),
+            numbers: numbers
+                .into_iter()
+                .map(|n| (n.number.clone(), n))
+                .collect(),
+            agent_queues: HashMap::new(),
+            extensions: HashMap::new(),
+        };
+        setup.reindex();
+        setup
+    }
+
+    /// Recomputes the derived indexes.
+    pub fn reindex(&mut self) {
+        self.agent_queues.clear();
+        for q in self.queues.values() {
+            for m in &q.members {
+                self.agent_queues
+                    .entry(m.agent.clone())
+                    .or_default()
+                    .push(q.id.clone());
+            }
+        }
+        self.extensions.clear();
+        for a in self.agents.values() {
+            if let Some(ext) = &a.extension {
+                self.extensions
+                    .entry(ext.clone())
+                    .or_default()
+                    .push(a.id.clone());
+            }
+        }
+    }
+
+    /// The queues an agent belongs to.
+    pub fn queues_of(&self, agent: &AgentId) -> &[QueueId] {
+        self.agent_queues.get(agent).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether `reason` is one of the tenant's reason codes.
+    pub fn has_reason(&self, reason: &ReasonCode) -> bool {
+        self.reason_codes.iter().any(|r| r == reason)
+    }
+
+    /// A small tenant for tests and the simulator: `agents` agents named `a0..`, all in
+    /// one queue `200` with the given strategy, one number `100` routed to it.
+    pub fn single_queue(tenant: &str, agents: usize, strategy: Strategy) -> TenantSetup {
+        let defaults = Defaults {
+            wrapup_ms: 0,
+            ..Defaults::default()
+        };
+        let agent_setups: Vec<AgentSetup> = (0..agents)
+            .map(|i| AgentSetup {
+                id: AgentId::new(format!("a{i}")),
+                name: Arc::from(format!("Agent {i}")),
+                extension: Some(Arc::from(format!("{}", 10000 + i))),
+                skills: BTreeMap::new(),
+            })
+            .collect();
+        let members = agent_setups
+            .iter()
+            .map(|a| Member {
+                agent: a.id.clone(),
+                tier: 1,
+                penalty_ms: 0,
+                weight: 1,
+            })
+            .collect();
+        let queue = QueueSetup {
+            id: QueueId::new("200"),
+            name: Arc::from("Queue 200"),
+            strategy,
+            members,
+            required_skills: BTreeMap::new(),
+            max_wait_ms: 0,
+            overflow: Target::Hangup(Arc::from("queue_timeout")),
+            max_length: 0,
+            when_no_agents: NoAgentsRule {
+                join: true,
+                leave: false,
+            },
+            service_level_ms: defaults.service_level_ms,
+            wrapup_ms: 0,
+            ring_timeout_ms: defaults.ring_timeout_ms,
+            callback: true,
+            hold_music: Arc::from("hold"),
+        };
+        let number = NumberSetup {
+            number: Arc::from("100"),
+            route: Target::Queue(QueueId::new("200")),
+            wrapup_ms: None,
+            record: false,
+            priority: 0,
+        };
+        TenantSetup::new(
+            TenantId::new(tenant),
+            1,
+            vec![ReasonCode::new("break"), ReasonCode::new("lunch")],
+            defaults,
+            agent_setups,
+            vec![queue],
+            vec![],
+            vec![],
+            vec![number],
+        )
+    }
+}
