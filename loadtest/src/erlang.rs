@@ -16,7 +16,7 @@ pub fn erlang_c(agents: u32, erlangs: f64) -> f64 {
     b / (1.0 - (erlangs / n) * (1.0 - b))
 }
 
-/// Fraction of calls answered within `threshold_s` seconds (no abandonment): 
+/// Fraction of calls answered within `threshold_s` seconds (no abandonment):
 /// `1 - C(N, A) · exp(-(N - A) · t / h)`.
 pub fn service_level(agents: u32, erlangs: f64, mean_talk_s: f64, threshold_s: f64) -> f64 {
     let c = erlang_c(agents, erlangs);
@@ -35,7 +35,13 @@ mod tests {
     #[test]
     fn matches_the_published_table() {
         // 10 Erlangs, 180 s talk, 20 s threshold (the figures of the issue)
-        let expected = [(11, 0.390), (12, 0.640), (13, 0.796), (14, 0.888), (15, 0.942)];
+        let expected = [
+            (11, 0.390),
+            (12, 0.640),
+            (13, 0.796),
+            (14, 0.888),
+            (15, 0.942),
+        ];
         for (n, sl) in expected {
             let got = service_level(n, 10.0, 180.0, 20.0);
             assert!((got - sl).abs() < 0.0015, "N={n}: {got} vs {sl}");

@@ -75,7 +75,11 @@ fn exp(rng: &mut SmallRng, mean: f64) -> f64 {
 
 /// Runs the simulation.
 pub fn run(p: &SimParams) -> SimResult {
-    let setup = Arc::new(TenantSetup::single_queue("sim", p.agents as usize, p.strategy));
+    let setup = Arc::new(TenantSetup::single_queue(
+        "sim",
+        p.agents as usize,
+        p.strategy,
+    ));
     let mut core = TenantCore::new(setup.clone(), p.seed);
     let mut rng = SmallRng::seed_from_u64(p.seed);
     let number: Arc<str> = Arc::from("100");
@@ -116,7 +120,7 @@ pub fn run(p: &SimParams) -> SimResult {
     let mut next_id = 0u64;
     loop {
         let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
-        let deadline = core.next_deadline(next_ev.unwrap_or(u64::MAX));
+        let deadline = core.next_deadline();
         let now;
         let output = match (next_ev, deadline) {
             (None, None) => break,
@@ -162,10 +166,7 @@ pub fn run(p: &SimParams) -> SimResult {
                         },
                     )),
                     Ev::Patience(call) => {
-                        let queued = core
-                            .calls
-                            .get(&call)
-                            .is_some_and(|c| c.agent().is_none());
+                        let queued = core.calls.get(&call).is_some_and(|c| c.agent().is_none());
                         queued.then_some(Command::Call(
                             call,
                             CallCommand::Hangup {

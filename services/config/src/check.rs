@@ -65,7 +65,7 @@ impl Checker {
                 let mut here = at.to_vec();
                 here.extend([key("members"), Seg::Index(mi), key("agent")]);
                 self.agent_ref(&index, here.clone(), &member.agent);
-                if let Some(first) = seen.insert(&member.agent, mi) {
+                if let Some(&first) = seen.get(member.agent.as_str()) {
                     self.push(
                         here,
                         format!(
@@ -73,7 +73,8 @@ impl Checker {
                             quote(&member.agent)
                         ),
                     );
-                    seen.insert(&member.agent, first);
+                } else {
+                    seen.insert(&member.agent, mi);
                 }
             }
             if let Some(overflow) = &queue.overflow {
@@ -95,7 +96,7 @@ impl Checker {
                 let mut here = at.to_vec();
                 here.extend([key("members"), Seg::Index(mi)]);
                 self.agent_ref(&index, here.clone(), agent);
-                if let Some(first) = seen.insert(agent, mi) {
+                if let Some(&first) = seen.get(agent.as_str()) {
                     self.push(
                         here,
                         format!(
@@ -103,7 +104,8 @@ impl Checker {
                             quote(agent)
                         ),
                     );
-                    seen.insert(agent, first);
+                } else {
+                    seen.insert(agent, mi);
                 }
             }
             if let Some(no_answer) = &group.no_answer {
@@ -150,7 +152,10 @@ impl Checker {
             if let Some(&at) = first.get(id) {
                 self.push(
                     vec![key(list), Seg::Index(i), key("id")],
-                    format!("duplicate {what} {} (first used at {list}[{at}])", quote(id)),
+                    format!(
+                        "duplicate {what} {} (first used at {list}[{at}])",
+                        quote(id)
+                    ),
                 );
             } else {
                 first.insert(id, i);
@@ -183,9 +188,9 @@ impl Checker {
     fn dialled_numbers(&mut self, t: &TenantFile) {
         let mut owner: HashMap<&str, String> = HashMap::new();
         for (i, agent) in t.agents.iter().enumerate() {
-            owner
-                .entry(agent.extension.as_str())
-                .or_insert_with(|| format!("the extension of agent {} (agents[{i}])", quote(&agent.id)));
+            owner.entry(agent.extension.as_str()).or_insert_with(|| {
+                format!("the extension of agent {} (agents[{i}])", quote(&agent.id))
+            });
         }
         for (i, group) in t.groups.iter().enumerate() {
             owner
@@ -213,7 +218,11 @@ impl Checker {
     fn agent_ref(&mut self, index: &Index<'_>, at: Vec<Seg>, agent: &str) {
         if !index.agents.contains(agent) {
             let mut message = format!("unknown agent {}", quote(agent));
-            if let Some(best) = did_you_mean(agent, index.agent_ids.iter().copied()) {
+            // Suggestions cost a comparison per agent; skip them in huge tenants.
+            let suggestion = (index.agent_ids.len() <= 10_000)
+                .then(|| did_you_mean(agent, index.agent_ids.iter().copied()))
+                .flatten();
+            if let Some(best) = suggestion {
                 message.push_str(&format!(" (did you mean {}?)", quote(best)));
             }
             self.push(at, message);
@@ -230,10 +239,7 @@ impl Checker {
                 self.push(at, format!("unknown group {}", quote(id)));
             }
             Target::Extension(ext) if !index.extensions.contains(ext.as_str()) => {
-                self.push(
-                    at,
-                    format!("no agent has extension {}", quote(ext)),
-                );
+                self.push(at, format!("no agent has extension {}", quote(ext)));
             }
             Target::Agent(id) => self.agent_ref(index, at, id),
             Target::Menu(_) if in_menu => {

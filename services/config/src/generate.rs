@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    Agent, Defaults, Group, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy,
-    Target, TenantFile, WhenNoAgents, CAUSE_INVALID_INPUT,
+    Agent, Defaults, Group, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy, Target,
+    TenantFile, WhenNoAgents, CAUSE_INVALID_INPUT,
 };
 
 /// Skill names the generator hands out.
@@ -66,7 +66,10 @@ pub fn generate_tenant(
                 id: format!("agent-{i}"),
                 name: format!("Agent {i}"),
                 extension: extension.to_string(),
-                sip_password: Some(SipPassword::new(format!("pw-{tenant_id}-{i}-{}", rng.next() % 100_000))),
+                sip_password: Some(SipPassword::new(format!(
+                    "pw-{tenant_id}-{i}-{}",
+                    rng.next() % 100_000
+                ))),
                 skills,
             }
         })
@@ -165,10 +168,16 @@ pub fn generate_tenant(
         routes.push(("Main hotline".to_owned(), Target::Menu(menu.id.clone())));
     }
     for queue in queue_list.iter().take(100) {
-        routes.push((format!("{} line", queue.name), Target::Queue(queue.id.clone())));
+        routes.push((
+            format!("{} line", queue.name),
+            Target::Queue(queue.id.clone()),
+        ));
     }
     if let Some(group) = group_list.first() {
-        routes.push((format!("{} line", group.name), Target::Group(group.id.clone())));
+        routes.push((
+            format!("{} line", group.name),
+            Target::Group(group.id.clone()),
+        ));
     }
     if routes.is_empty() {
         routes.push(("Closed line".to_owned(), Target::hangup("closed")));

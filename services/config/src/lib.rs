@@ -54,13 +54,16 @@ mod generate;
 mod load;
 mod model;
 mod schema;
+mod setup;
+
+pub use setup::to_setup;
 
 pub use error::{ConfigError, FieldError};
 pub use generate::{generate_tenant, to_yaml, MAX_GENERATED_QUEUES};
 pub use load::{load_dir, load_file, load_str, validate};
 pub use model::{
-    Agent, Defaults, Group, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy,
-    Target, TenantFile, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER, CAUSE_NO_INPUT,
+    Agent, Defaults, Group, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy, Target,
+    TenantFile, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER, CAUSE_NO_INPUT,
     CAUSE_QUEUE_TIMEOUT, REASON_MISSED_OFFERS,
 };
 

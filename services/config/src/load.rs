@@ -94,7 +94,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TenantFile>, ConfigError> {
     let results: Vec<Result<TenantFile, ConfigError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .chunks(chunk)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| load_file(p)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|p| load_file(p)).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()
@@ -124,7 +126,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TenantFile>, ConfigError> {
             cross.push(FieldError::new(
                 &file,
                 "tenant",
-                format!("tenant id {} is already used by {first}", quote(&tenant.tenant)),
+                format!(
+                    "tenant id {} is already used by {first}",
+                    quote(&tenant.tenant)
+                ),
             ));
             continue;
         }

@@ -251,7 +251,9 @@ impl Queue {
 }
 
 /// Queue strategy: how an agent is chosen among the available members (R4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Ring every available member; the first to answer takes the call.

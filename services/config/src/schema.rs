@@ -265,7 +265,11 @@ fn custom_message<'a>(node: Option<&'a Value>, keyword: &str) -> Option<&'a str>
     node?.get("errorMessage")?.get(keyword)?.as_str()
 }
 
-fn describe_error(error: &ValidationError<'_>, instance: &Value, out: &mut Vec<(Vec<Seg>, String)>) {
+fn describe_error(
+    error: &ValidationError<'_>,
+    instance: &Value,
+    out: &mut Vec<(Vec<Seg>, String)>,
+) {
     let path = pointer_to_path(error.instance_path.as_str(), instance);
     let segments: Vec<String> = error
         .schema_path
@@ -293,7 +297,7 @@ fn describe_error(error: &ValidationError<'_>, instance: &Value, out: &mut Vec<(
     let secret = matches!(path.last(), Some(Seg::Key(k)) if k == "sip_password");
     let got = || {
         if secret {
-            "a value (hidden)".to_owned()
+            "a hidden value".to_owned()
         } else {
             describe_value(&error.instance)
         }
@@ -317,13 +321,18 @@ fn describe_error(error: &ValidationError<'_>, instance: &Value, out: &mut Vec<(
         ValidationErrorKind::Required { property } => {
             let mut field = path.clone();
             field.push(Seg::Key(
-                property.as_str().map_or_else(|| property.to_string(), str::to_owned),
+                property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), str::to_owned),
             ));
             out.push((field, "missing required field".to_owned()));
             return;
         }
         ValidationErrorKind::PropertyNames { error: inner } => {
-            let key = inner.instance.as_str().map_or_else(|| inner.instance.to_string(), str::to_owned);
+            let key = inner
+                .instance
+                .as_str()
+                .map_or_else(|| inner.instance.to_string(), str::to_owned);
             let mut field = path.clone();
             field.push(Seg::Key(key.clone()));
             let message = match custom {
@@ -447,16 +456,17 @@ fn type_message(kind: &TypeKind, instance: &Value, secret: bool) -> String {
         TypeKind::Multiple(set) => set.iter().map(type_name).collect(),
     };
     let got = if secret {
-        "a value (hidden)".to_owned()
+        "a hidden value".to_owned()
     } else {
         describe_value(instance)
     };
     let mut message = format!("expected {}, got {got}", expected.join(" or "));
     let wants_string = matches!(kind, TypeKind::Single(JsonType::String));
-    if wants_string && !secret && matches!(instance, Value::Number(_) | Value::Bool(_)) {
-        message.push_str(&format!(
-            " (put it in quotes: \"{instance}\")"
-        ));
+    let scalar = matches!(instance, Value::Number(_) | Value::Bool(_));
+    if wants_string && scalar && secret {
+        message.push_str(" (put it in quotes)");
+    } else if wants_string && scalar {
+        message.push_str(&format!(" (put it in quotes: \"{instance}\")"));
     }
     message
 }
@@ -484,7 +494,11 @@ fn enum_message(instance: &Value, options: &Value) -> String {
 
 fn unknown_field_message(key: &str, allowed: &[&str]) -> String {
     match did_you_mean(key, allowed.iter().copied()) {
-        Some(best) => format!("unknown field {} (did you mean {}?)", quote(key), quote(best)),
+        Some(best) => format!(
+            "unknown field {} (did you mean {}?)",
+            quote(key),
+            quote(best)
+        ),
         None if allowed.is_empty() => format!("unknown field {}", quote(key)),
         None => format!(
             "unknown field {}, expected one of: {}",
@@ -581,7 +595,102 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_schema_compiles() {
+    fn the_embedded_schema_compiles_and_is_a_valid_2020_12_schema() {
         let _ = validator();
+        assert!(jsonschema::meta::is_valid(schema()));
+        assert_eq!(
+            schema()["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+    }
+
+    /// Every object in the schema rejects unknown fields.
+    #[test]
+    fn every_object_of_the_schema_is_closed() {
+        fn walk(node: &Value, at: &str) {
+            match node {
+                Value::Object(map) => {
+                    if map.contains_key("properties") {
+                        assert_eq!(
+                            map.get("additionalProperties"),
+                            Some(&Value::Bool(false)),
+                            "{at} must have additionalProperties: false"
+                        );
+                    }
+                    for (key, child) in map {
+                        walk(child, &format!("{at}/{key}"));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        walk(child, &format!("{at}/{i}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk(schema(), "#");
+    }
+
+    /// The `default`s the schema documents are the ones the serde model applies.
+    #[test]
+    fn schema_defaults_match_the_model() {
+        let tenant = crate::load_str(
+            "min.yaml",
+            r#"
+tenant: min
+name: Min
+timezone: UTC
+agents: [{ id: a, name: A, extension: "10001" }]
+queues: [{ id: "200", name: Q, members: [{ agent: a }] }]
+groups: [{ id: "1000", name: G, members: [a] }]
+menus: [{ id: "100", name: M, prompt: p, options: { "1": { queue: "200" } } }]
+numbers: [{ number: "1900", name: N, route: { queue: "200" } }]
+"#,
+        )
+        .expect("minimal tenant");
+        let model = serde_json::to_value(&tenant).expect("to json");
+        let defs = &schema()["$defs"];
+        let cases = [
+            (&schema()["properties"], &model),
+            (&defs["defaults"]["properties"], &model["defaults"]),
+            (&defs["agent"]["properties"], &model["agents"][0]),
+            (&defs["queue"]["properties"], &model["queues"][0]),
+            (
+                &defs["queue"]["properties"]["when_no_agents"]["properties"],
+                &model["queues"][0]["when_no_agents"],
+            ),
+            (
+                &defs["member"]["properties"],
+                &model["queues"][0]["members"][0],
+            ),
+            (&defs["group"]["properties"], &model["groups"][0]),
+            (&defs["menu"]["properties"], &model["menus"][0]),
+            (&defs["number"]["properties"], &model["numbers"][0]),
+        ];
+        let mut checked = 0;
+        for (properties, value) in cases {
+            let properties = properties.as_object().expect("properties");
+            for (name, property) in properties {
+                let default = property.get("default").or_else(|| {
+                    // `"$ref": "#/$defs/defaults"` carries its default in the target.
+                    let target = property.get("$ref")?.as_str()?.strip_prefix('#')?;
+                    schema().pointer(target)?.get("default")
+                });
+                if let Some(default) = default {
+                    let actual = &value[name.as_str()];
+                    if default.as_object().is_some_and(|o| o.is_empty()) {
+                        assert!(actual.is_object(), "{name}");
+                    } else if default.as_array().is_some_and(|a| a.is_empty()) {
+                        // The minimal tenant fills these lists in.
+                        assert!(actual.is_array(), "{name}");
+                    } else {
+                        assert_eq!(actual, default, "default of {name}");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 25, "only {checked} defaults checked");
     }
 }

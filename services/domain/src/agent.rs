@@ -309,9 +309,9 @@ impl Agent {
                     return Err(Rejection::UnknownReason(reason.clone()));
                 }
                 match &self.state {
-                    S::NotReady { reason: r } if r == reason => {
-                        Err(Rejection::Duplicate("agent is already not ready for that reason"))
-                    }
+                    S::NotReady { reason: r } if r == reason => Err(Rejection::Duplicate(
+                        "agent is already not ready for that reason",
+                    )),
                     S::Available | S::NotReady { .. } | S::WrapUp { .. } => {
                         ev(EventBody::AgentNotReady {
                             agent,
@@ -355,9 +355,9 @@ impl Agent {
                     call: call.clone(),
                     lease_until: *lease_until,
                 }),
-                S::Ringing { call: c, .. } if c == call => {
-                    Err(Rejection::Duplicate("agent is already ringing for this call"))
-                }
+                S::Ringing { call: c, .. } if c == call => Err(Rejection::Duplicate(
+                    "agent is already ringing for this call",
+                )),
                 _ => Err(Rejection::NotOffered {
                     call: call.clone(),
                     agent,
@@ -393,9 +393,7 @@ impl Agent {
                     OfferFailure::NoAnswer
                     | OfferFailure::Unreachable
                     | OfferFailure::Expired
-                    | OfferFailure::NotAvailable => {
-                        d.no_answer_delay_ms
-                    }
+                    | OfferFailure::NotAvailable => d.no_answer_delay_ms,
                 };
                 let missed_in_row = self.missed_in_row + 1;
                 ev(EventBody::AgentOfferMissed {

@@ -242,15 +242,14 @@ impl Call {
         }
     }
 
-    /// The wrap-up an agent gets after this call (number overrides queue overrides default).
+    /// The wrap-up an agent gets after this call: the queue's, else the number's, else the
+    /// tenant default (A3, N2).
     fn wrapup_ms(&self, setup: &TenantSetup) -> DurationMs {
-        if let Some(w) = setup.numbers.get(&self.number).and_then(|n| n.wrapup_ms) {
-            return w;
-        }
         self.last_queue
             .as_ref()
             .and_then(|q| setup.queues.get(q))
-            .map(|q| q.wrapup_ms)
+            .and_then(|q| q.wrapup_ms)
+            .or_else(|| setup.numbers.get(&self.number).and_then(|n| n.wrapup_ms))
             .unwrap_or(setup.defaults.wrapup_ms)
     }
 
@@ -290,14 +289,14 @@ impl Call {
                 Some(Target::Hangup(Arc::from("no_answer"))),
             ),
             Target::Group(g) => match setup.groups.get(g) {
-                Some(g) => (g.members.clone(), g.ring_timeout_ms, Some(g.no_answer.clone())),
+                Some(g) => (
+                    g.members.clone(),
+                    g.ring_timeout_ms,
+                    Some(g.no_answer.clone()),
+                ),
                 None => (vec![], 0, Some(Target::Hangup(Arc::from("unknown_group")))),
             },
-            Target::Menu(m) => (
-                vec![],
-                setup.menus.get(m).map_or(0, |m| m.timeout_ms),
-                None,
-            ),
+            Target::Menu(m) => (vec![], setup.menus.get(m).map_or(0, |m| m.timeout_ms), None),
             Target::Queue(_) | Target::Hangup(_) => (vec![], 0, None),
         };
         let empty_ring = ring.is_empty();
@@ -513,7 +512,14 @@ impl Call {
             }
             CallCommand::Overflow { queue, target } => match &self.phase {
                 CallPhase::Queued { queue: q } if q == queue => {
-                    self.route(target, RouteReason::Overflow, setup, now, self.steps, &mut out);
+                    self.route(
+                        target,
+                        RouteReason::Overflow,
+                        setup,
+                        now,
+                        self.steps,
+                        &mut out,
+                    );
                     Ok(out)
                 }
                 _ => Err(Rejection::NotWaiting {

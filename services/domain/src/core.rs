@@ -37,6 +37,8 @@ pub struct TenantCore {
     /// Calls in progress (ended calls are dropped).
     pub calls: HashMap<CallId, Call>,
     rng: u64,
+    /// The latest time a command or tick carried.
+    clock: TimeMs,
 }
 
 impl PartialEq for TenantCore {
@@ -64,6 +66,7 @@ impl TenantCore {
             queues,
             calls: HashMap::new(),
             rng: seed,
+            clock: 0,
         };
         core.rebuild_boards();
         core
@@ -166,6 +169,7 @@ impl TenantCore {
     /// Executes a command and every follow-up it causes. If the command itself is refused,
     /// nothing changes and the refusal is returned.
     pub fn execute(&mut self, cmd: Command, now: TimeMs) -> Result<Output, Rejection> {
+        self.clock = self.clock.max(now);
         let mut out = Output::default();
         let first = self.run_one(&cmd, now)?;
         let mut work: VecDeque<Command> = VecDeque::new();
@@ -245,8 +249,9 @@ impl TenantCore {
         }
     }
 
-    /// The earliest time an aggregate needs a tick.
-    pub fn next_deadline(&self, now: TimeMs) -> Option<TimeMs> {
+    /// The earliest time an aggregate needs a tick, after the latest time seen.
+    pub fn next_deadline(&self) -> Option<TimeMs> {
+        let now = self.clock;
         let agents = self.agents.values().filter_map(Agent::next_deadline);
         let calls = self.calls.values().filter_map(Call::next_deadline);
         let queues = self.queues.values().filter_map(|q| {
@@ -260,6 +265,8 @@ impl TenantCore {
 
     /// Ticks every aggregate whose deadline has come.
     pub fn tick(&mut self, now: TimeMs) -> Output {
+        let since = self.clock;
+        self.clock = self.clock.max(now);
         let mut out = Output::default();
         let mut work = VecDeque::new();
         let due_agents: Vec<AgentId> = self
@@ -287,7 +294,7 @@ impl TenantCore {
                 self.setup
                     .queues
                     .get(&q.id)
-                    .and_then(|qs| q.next_deadline(qs, now))
+                    .and_then(|qs| q.next_deadline(qs, since))
                     .is_some_and(|d| d <= now)
             })
             .map(|q| q.id.clone())

@@ -192,7 +192,10 @@ impl Queue {
 
     /// Position (1-based) of a waiting call.
     pub fn position(&self, call: &CallId) -> Option<usize> {
-        self.waiting.iter().position(|w| &w.call == call).map(|p| p + 1)
+        self.waiting
+            .iter()
+            .position(|w| &w.call == call)
+            .map(|p| p + 1)
     }
 
     /// Expected wait of a waiting call, from the smoothed answer interval (R4).
@@ -273,7 +276,9 @@ impl Queue {
                 caller,
             } => {
                 if self.entry(call).is_ok() {
-                    return Err(Rejection::Duplicate("call is already waiting in this queue"));
+                    return Err(Rejection::Duplicate(
+                        "call is already waiting in this queue",
+                    ));
                 }
                 let refuse = |reason| {
                     one(EventBody::QueueCallLeft {
@@ -505,8 +510,10 @@ impl Queue {
             eligible.retain(|&i| q.members[i].tier == min_tier);
             let chosen = select(q, &self.board, &eligible, rr_last.as_ref(), rand);
             rand = splitmix64(rand);
-            let candidates: Vec<AgentId> =
-                eligible.iter().map(|&i| q.members[i].agent.clone()).collect();
+            let candidates: Vec<AgentId> = eligible
+                .iter()
+                .map(|&i| q.members[i].agent.clone())
+                .collect();
             if q.strategy == Strategy::RoundRobin {
                 rr_last = chosen.last().cloned();
             }

@@ -29,7 +29,11 @@ pub enum Command {
 
 /// Follow-up commands of an event, given the setup and (for call events) the caller's number
 /// and priority of the call that emitted it.
-pub fn reactions(setup: &TenantSetup, event: &Event, call_ctx: Option<(&Arc<str>, u32)>) -> Vec<Command> {
+pub fn reactions(
+    setup: &TenantSetup,
+    event: &Event,
+    call_ctx: Option<(&Arc<str>, u32)>,
+) -> Vec<Command> {
     use EventBody as E;
     let mut out = Vec::new();
     match &event.body {
@@ -77,7 +81,10 @@ pub fn reactions(setup: &TenantSetup, event: &Event, call_ctx: Option<(&Arc<str>
             },
         )),
         E::QueueRoutingDecision {
-            queue, call, chosen, ..
+            queue,
+            call,
+            chosen,
+            ..
         } => {
             let ring_timeout_ms = setup
                 .queues
@@ -143,7 +150,8 @@ pub fn reactions(setup: &TenantSetup, event: &Event, call_ctx: Option<(&Arc<str>
             ..
         } => match target {
             Target::Queue(q) => {
-                let (caller, priority) = call_ctx.map_or((Arc::from(""), 0), |(c, p)| (c.clone(), p));
+                let (caller, priority) =
+                    call_ctx.map_or((Arc::from(""), 0), |(c, p)| (c.clone(), p));
                 out.push(Command::Queue(
                     q.clone(),
                     QueueCommand::Join {

@@ -174,8 +174,8 @@ pub struct QueueSetup {
     pub when_no_agents: NoAgentsRule,
     /// Service-level threshold.
     pub service_level_ms: DurationMs,
-    /// Wrap-up after a call from this queue.
-    pub wrapup_ms: DurationMs,
+    /// Wrap-up after a call from this queue (`None`: the number's, else the default).
+    pub wrapup_ms: Option<DurationMs>,
     /// Ring timeout of an offer.
     pub ring_timeout_ms: DurationMs,
     /// Whether callers may ask for a callback that keeps their place.
@@ -281,10 +281,7 @@ impl TenantSetup {
             queues: queues.into_iter().map(|q| (q.id.clone(), q)).collect(),
             groups: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
             menus: menus.into_iter().map(|m| (m.id.clone(), m)).collect(),
-            numbers: numbers
-                .into_iter()
-                .map(|n| (n.number.clone(), n))
-                .collect(),
+            numbers: numbers.into_iter().map(|n| (n.number.clone(), n)).collect(),
             agent_queues: HashMap::new(),
             extensions: HashMap::new(),
         };
@@ -316,7 +313,10 @@ impl TenantSetup {
 
     /// The queues an agent belongs to.
     pub fn queues_of(&self, agent: &AgentId) -> &[QueueId] {
-        self.agent_queues.get(agent).map(Vec::as_slice).unwrap_or(&[])
+        self.agent_queues
+            .get(agent)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Whether `reason` is one of the tenant's reason codes.
@@ -362,7 +362,7 @@ impl TenantSetup {
                 leave: false,
             },
             service_level_ms: defaults.service_level_ms,
-            wrapup_ms: 0,
+            wrapup_ms: Some(0),
             ring_timeout_ms: defaults.ring_timeout_ms,
             callback: true,
             hold_music: Arc::from("hold"),

@@ -17,7 +17,7 @@
 //! callgrid-eventlog = { workspace = true, features = ["conformance"] }
 //! ```
 //!
-//! ```ignore
+//! ```text
 //! // tests/conformance_kafka.rs
 //! use std::sync::Arc;
 //! use callgrid_eventlog::conformance::{unique_prefix, TestLog};
@@ -203,8 +203,10 @@ macro_rules! __eventlog_conformance_run_all {
 /// against a fresh log from `$factory` (any expression callable as
 /// `$factory() -> impl Future<Output = TestLog>`).
 ///
-/// ```ignore
+/// ```no_run
+/// // tests/conformance_sqlite.rs
 /// callgrid_eventlog::conformance_tests!(callgrid_eventlog::conformance::sqlite_test_log);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
@@ -271,7 +273,10 @@ pub async fn create_topic_is_idempotent(t: TestLog) {
     let topic = t.topic("idempotent");
     ok(t.log.create_topic(&topic, 3).await, "create_topic");
     ok(t.log.create_topic(&topic, 3).await, "create_topic again");
-    assert_eq!(ok(t.log.partition_count(&topic).await, "partition_count"), 3);
+    assert_eq!(
+        ok(t.log.partition_count(&topic).await, "partition_count"),
+        3
+    );
 
     let racing = t.topic("idempotent-racing");
     let mut tasks = tokio::task::JoinSet::new();
@@ -281,9 +286,15 @@ pub async fn create_topic_is_idempotent(t: TestLog) {
         tasks.spawn(async move { log.create_topic(&racing, 2).await });
     }
     while let Some(created) = tasks.join_next().await {
-        ok(created.expect("create task panicked"), "concurrent create_topic");
+        ok(
+            created.expect("create task panicked"),
+            "concurrent create_topic",
+        );
     }
-    assert_eq!(ok(t.log.partition_count(&racing).await, "partition_count"), 2);
+    assert_eq!(
+        ok(t.log.partition_count(&racing).await, "partition_count"),
+        2
+    );
 }
 
 /// Creating an existing topic with another count fails and changes nothing.
@@ -299,7 +310,10 @@ pub async fn create_topic_rejects_another_partition_count(t: TestLog) {
             requested: 4,
         }
     );
-    assert_eq!(ok(t.log.partition_count(&topic).await, "partition_count"), 3);
+    assert_eq!(
+        ok(t.log.partition_count(&topic).await, "partition_count"),
+        3
+    );
 }
 
 /// Empty and invalid names and a zero partition count are refused.
@@ -328,7 +342,10 @@ pub async fn create_topic_rejects_invalid_names_and_counts(t: TestLog) {
         expect_err(t.log.create_topic(&zero, 0).await, "0 partitions"),
         LogError::InvalidPartitionCount { partitions: 0, .. }
     ));
-    assert_eq!(expect_err(t.log.partition_count(&zero).await, "zero"), unknown(&zero));
+    assert_eq!(
+        expect_err(t.log.partition_count(&zero).await, "zero"),
+        unknown(&zero)
+    );
 
     let valid = t.topic("Valid.name_with-all.CHARS.09");
     ok(t.log.create_topic(&valid, 1).await, "valid name");
@@ -339,15 +356,30 @@ pub async fn unknown_topic_is_rejected_everywhere(t: TestLog) {
     let topic = t.topic("never-created");
     let e = unknown(&topic);
     let log = &t.log;
-    assert_eq!(expect_err(log.partition_count(&topic).await, "partition_count"), e);
+    assert_eq!(
+        expect_err(log.partition_count(&topic).await, "partition_count"),
+        e
+    );
     let one = vec![record("k", "v", T0)];
-    assert_eq!(expect_err(log.append(&topic, one.clone()).await, "append"), e);
-    assert_eq!(expect_err(log.append(&topic, Vec::new()).await, "append empty"), e);
-    assert_eq!(expect_err(log.append_to(&topic, 0, one).await, "append_to"), e);
+    assert_eq!(
+        expect_err(log.append(&topic, one.clone()).await, "append"),
+        e
+    );
+    assert_eq!(
+        expect_err(log.append(&topic, Vec::new()).await, "append empty"),
+        e
+    );
+    assert_eq!(
+        expect_err(log.append_to(&topic, 0, one).await, "append_to"),
+        e
+    );
     assert_eq!(expect_err(log.read(&topic, 0, 0, 10).await, "read"), e);
     assert_eq!(expect_err(log.end_offset(&topic, 0).await, "end_offset"), e);
     assert_eq!(expect_err(log.commit("g", &topic, 0, 1).await, "commit"), e);
-    assert_eq!(expect_err(log.committed("g", &topic, 0).await, "committed"), e);
+    assert_eq!(
+        expect_err(log.committed("g", &topic, 0).await, "committed"),
+        e
+    );
     let waited = log
         .wait_beyond(&topic, 0, 0, Duration::from_millis(10))
         .await;
@@ -370,9 +402,17 @@ pub async fn append_then_read_returns_records_in_order(t: TestLog) {
 
     let mut expected: BTreeMap<u32, Vec<StoredRecord>> = BTreeMap::new();
     for (record, &(partition, offset)) in records.iter().zip(&placed) {
-        assert_eq!(partition, partition_for(&record.key, 3), "partition of {record:?}");
+        assert_eq!(
+            partition,
+            partition_for(&record.key, 3),
+            "partition of {record:?}"
+        );
         let on_partition = expected.entry(partition).or_default();
-        assert_eq!(offset, on_partition.len() as u64, "offsets are consecutive per partition");
+        assert_eq!(
+            offset,
+            on_partition.len() as u64,
+            "offsets are consecutive per partition"
+        );
         on_partition.push(StoredRecord {
             partition,
             offset,
@@ -417,12 +457,18 @@ pub async fn append_routes_keys_with_partition_for(t: TestLog) {
             }
             placed
         } else {
-            let batch = keys.iter().map(|key| record(key.clone(), "batch", T0)).collect();
+            let batch = keys
+                .iter()
+                .map(|key| record(key.clone(), "batch", T0))
+                .collect();
             ok(t.log.append(&topic, batch).await, "append batch")
         };
         for (key, &(partition, offset)) in keys.iter().zip(&placed) {
             assert_eq!(partition, partition_for(key, partitions), "key {key:?}");
-            assert_eq!(*first_placement.entry(key.clone()).or_insert(partition), partition);
+            assert_eq!(
+                *first_placement.entry(key.clone()).or_insert(partition),
+                partition
+            );
             let stored = ok(t.log.read(&topic, partition, offset, 1).await, "read");
             assert_eq!(stored.len(), 1);
             assert_eq!(stored[0].key, *key);
@@ -437,7 +483,11 @@ pub async fn append_continues_offsets_across_calls(t: TestLog) {
     ok(t.log.create_topic(&topic, 4).await, "create_topic");
     ok(
         t.log
-            .append_to(&topic, 2, (0..10).map(|i| record("x", format!("{i}"), T0)).collect())
+            .append_to(
+                &topic,
+                2,
+                (0..10).map(|i| record("x", format!("{i}"), T0)).collect(),
+            )
             .await,
         "append_to",
     );
@@ -469,9 +519,15 @@ pub async fn append_empty_batch_is_ok(t: TestLog) {
     assert!(ok(t.log.append(&topic, Vec::new()).await, "append").is_empty());
     assert!(ok(t.log.append_to(&topic, 1, Vec::new()).await, "append_to").is_empty());
     let error = expect_err(t.log.append_to(&topic, 2, Vec::new()).await, "append_to 2");
-    assert!(matches!(error, LogError::PartitionOutOfRange { partition: 2, .. }), "{error:?}");
+    assert!(
+        matches!(error, LogError::PartitionOutOfRange { partition: 2, .. }),
+        "{error:?}"
+    );
     for partition in 0..2 {
-        assert_eq!(ok(t.log.end_offset(&topic, partition).await, "end_offset"), 0);
+        assert_eq!(
+            ok(t.log.end_offset(&topic, partition).await, "end_offset"),
+            0
+        );
     }
 }
 
@@ -486,7 +542,10 @@ pub async fn append_to_explicit_partition(t: TestLog) {
         .map(|i| record(format!("key-{i}"), format!("v{i}"), T0 + i))
         .collect();
     assert_eq!(
-        ok(t.log.append_to(&topic, 2, records.clone()).await, "append_to"),
+        ok(
+            t.log.append_to(&topic, 2, records.clone()).await,
+            "append_to"
+        ),
         vec![0, 1, 2, 3, 4]
     );
     assert_eq!(ok(t.log.end_offset(&topic, 2).await, "end_offset"), 5);
@@ -497,7 +556,11 @@ pub async fn append_to_explicit_partition(t: TestLog) {
     let want: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
     assert_eq!(keys, want);
     assert!(read.iter().all(|r| r.partition == 2));
-    let more = vec![record("a", "1", T0), record("b", "2", T0), record("c", "3", T0)];
+    let more = vec![
+        record("a", "1", T0),
+        record("b", "2", T0),
+        record("c", "3", T0),
+    ];
     assert_eq!(
         ok(t.log.append_to(&topic, 2, more).await, "append_to"),
         vec![5, 6, 7]
@@ -517,11 +580,26 @@ pub async fn append_to_out_of_range_partition_writes_nothing(t: TestLog) {
     for partition in [2, 3, u32::MAX] {
         let e = out_of_range(partition);
         let records = vec![record("k", "v", T0)];
-        assert_eq!(expect_err(log.append_to(&topic, partition, records).await, "append_to"), e);
-        assert_eq!(expect_err(log.read(&topic, partition, 0, 10).await, "read"), e);
-        assert_eq!(expect_err(log.end_offset(&topic, partition).await, "end_offset"), e);
-        assert_eq!(expect_err(log.commit("g", &topic, partition, 1).await, "commit"), e);
-        assert_eq!(expect_err(log.committed("g", &topic, partition).await, "committed"), e);
+        assert_eq!(
+            expect_err(log.append_to(&topic, partition, records).await, "append_to"),
+            e
+        );
+        assert_eq!(
+            expect_err(log.read(&topic, partition, 0, 10).await, "read"),
+            e
+        );
+        assert_eq!(
+            expect_err(log.end_offset(&topic, partition).await, "end_offset"),
+            e
+        );
+        assert_eq!(
+            expect_err(log.commit("g", &topic, partition, 1).await, "commit"),
+            e
+        );
+        assert_eq!(
+            expect_err(log.committed("g", &topic, partition).await, "committed"),
+            e
+        );
         let waited = log
             .wait_beyond(&topic, partition, 0, Duration::from_millis(10))
             .await;
@@ -540,27 +618,50 @@ pub async fn append_to_out_of_range_partition_writes_nothing(t: TestLog) {
 pub async fn read_from_middle_with_max_and_past_end(t: TestLog) {
     let topic = t.topic("read-ranges");
     ok(t.log.create_topic(&topic, 1).await, "create_topic");
-    let records = (0..20).map(|i| record("k", format!("{i}"), T0 + i)).collect();
+    let records = (0..20)
+        .map(|i| record("k", format!("{i}"), T0 + i))
+        .collect();
     ok(t.log.append_to(&topic, 0, records).await, "append_to");
     let offsets = |records: Vec<StoredRecord>| -> Vec<u64> {
         records
             .iter()
             .map(|r| {
-                assert_eq!(r.value, r.offset.to_string().into_bytes(), "value at {}", r.offset);
+                assert_eq!(
+                    r.value,
+                    r.offset.to_string().into_bytes(),
+                    "value at {}",
+                    r.offset
+                );
                 r.offset
             })
             .collect()
     };
     let log = &t.log;
-    assert_eq!(offsets(ok(log.read(&topic, 0, 5, 3).await, "read")), vec![5, 6, 7]);
-    assert_eq!(offsets(ok(log.read(&topic, 0, 18, 10).await, "read")), vec![18, 19]);
-    assert_eq!(offsets(ok(log.read(&topic, 0, 19, 1).await, "read")), vec![19]);
+    assert_eq!(
+        offsets(ok(log.read(&topic, 0, 5, 3).await, "read")),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        offsets(ok(log.read(&topic, 0, 18, 10).await, "read")),
+        vec![18, 19]
+    );
+    assert_eq!(
+        offsets(ok(log.read(&topic, 0, 19, 1).await, "read")),
+        vec![19]
+    );
     assert!(ok(log.read(&topic, 0, 20, 10).await, "read at end").is_empty());
     assert!(ok(log.read(&topic, 0, 1000, 10).await, "read past end").is_empty());
-    assert!(ok(log.read(&topic, 0, u64::MAX, usize::MAX).await, "read at u64::MAX").is_empty());
+    assert!(ok(
+        log.read(&topic, 0, u64::MAX, usize::MAX).await,
+        "read at u64::MAX"
+    )
+    .is_empty());
     assert!(ok(log.read(&topic, 0, 0, 0).await, "read max 0").is_empty());
     assert_eq!(
-        offsets(ok(log.read(&topic, 0, 0, usize::MAX).await, "read everything")),
+        offsets(ok(
+            log.read(&topic, 0, 0, usize::MAX).await,
+            "read everything"
+        )),
         (0..20).collect::<Vec<_>>()
     );
 }
@@ -578,14 +679,21 @@ pub async fn record_contents_roundtrip(t: TestLog) {
         record("utf8 ключ", "значение ✓", T0 + 1),
         record(vec![0u8; 3], vec![0u8; 5], 1),
     ];
-    let offsets = ok(t.log.append_to(&topic, 0, records.clone()).await, "append_to");
+    let offsets = ok(
+        t.log.append_to(&topic, 0, records.clone()).await,
+        "append_to",
+    );
     assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
     let read = ok(t.log.read(&topic, 0, 0, 100).await, "read");
     assert_eq!(read.len(), records.len());
     for (stored, record) in read.iter().zip(&records) {
         assert_eq!(stored.key, record.key, "key at {}", stored.offset);
         assert_eq!(stored.value, record.value, "value at {}", stored.offset);
-        assert_eq!(stored.timestamp_ms, record.timestamp_ms, "timestamp at {}", stored.offset);
+        assert_eq!(
+            stored.timestamp_ms, record.timestamp_ms,
+            "timestamp at {}",
+            stored.offset
+        );
         assert_eq!(stored.partition, 0);
     }
 }
@@ -604,7 +712,10 @@ pub async fn end_offset_tracks_appends(t: TestLog) {
     ok(log.append_to(&topic, 0, three).await, "append_to");
     assert_eq!(ok(log.end_offset(&topic, 0).await, "end_offset"), 3);
     assert_eq!(ok(log.end_offset(&topic, 1).await, "end_offset"), 0);
-    ok(log.append_to(&topic, 1, vec![record("k", "x", T0)]).await, "append_to");
+    ok(
+        log.append_to(&topic, 1, vec![record("k", "x", T0)]).await,
+        "append_to",
+    );
     assert_eq!(ok(log.end_offset(&topic, 1).await, "end_offset"), 1);
 
     let keyed: Vec<Record> = (0..10).map(|i| record(format!("k{i}"), "v", T0)).collect();
@@ -637,7 +748,10 @@ pub async fn topics_are_independent(t: TestLog) {
     assert_eq!(ok(log.end_offset(&b, 1).await, "end_offset b"), 0);
     assert!(ok(log.read(&b, 1, 0, 10).await, "read b").is_empty());
     assert_eq!(
-        ok(log.append_to(&b, 1, vec![record("k", "b", T0)]).await, "append_to b"),
+        ok(
+            log.append_to(&b, 1, vec![record("k", "b", T0)]).await,
+            "append_to b"
+        ),
         vec![0]
     );
     assert_eq!(ok(log.end_offset(&a, 1).await, "end_offset a"), 5);
@@ -657,12 +771,21 @@ pub async fn consumer_group_offsets_roundtrip(t: TestLog) {
     ok(t.log.create_topic(&topic, 2).await, "create_topic");
     let log = &t.log;
     let group = format!("{}group", t.prefix());
-    assert_eq!(ok(log.committed(&group, &topic, 0).await, "committed"), None);
+    assert_eq!(
+        ok(log.committed(&group, &topic, 0).await, "committed"),
+        None
+    );
     for next in [5, 10, 3, 0, 1_000_000] {
         ok(log.commit(&group, &topic, 0, next).await, "commit");
-        assert_eq!(ok(log.committed(&group, &topic, 0).await, "committed"), Some(next));
+        assert_eq!(
+            ok(log.committed(&group, &topic, 0).await, "committed"),
+            Some(next)
+        );
     }
-    assert_eq!(ok(log.committed(&group, &topic, 1).await, "other partition"), None);
+    assert_eq!(
+        ok(log.committed(&group, &topic, 1).await, "other partition"),
+        None
+    );
     assert_eq!(
         expect_err(log.commit("", &topic, 0, 1).await, "empty group"),
         LogError::EmptyGroupName
@@ -685,13 +808,34 @@ pub async fn consumer_groups_are_independent(t: TestLog) {
     ok(log.commit(&a, &topic, 0, 7).await, "commit a");
     assert_eq!(ok(log.committed(&b, &topic, 0).await, "committed b"), None);
     ok(log.commit(&b, &topic, 0, 2).await, "commit b");
-    assert_eq!(ok(log.committed(&a, &topic, 0).await, "committed a"), Some(7));
-    assert_eq!(ok(log.committed(&b, &topic, 0).await, "committed b"), Some(2));
-    assert_eq!(ok(log.committed(&a, &topic, 1).await, "a partition 1"), None);
-    assert_eq!(ok(log.committed(&a, &other_topic, 0).await, "a other topic"), None);
-    ok(log.commit(&a, &other_topic, 0, 9).await, "commit a other topic");
-    assert_eq!(ok(log.committed(&a, &topic, 0).await, "committed a"), Some(7));
-    assert_eq!(ok(log.committed(&a, &other_topic, 0).await, "a other topic"), Some(9));
+    assert_eq!(
+        ok(log.committed(&a, &topic, 0).await, "committed a"),
+        Some(7)
+    );
+    assert_eq!(
+        ok(log.committed(&b, &topic, 0).await, "committed b"),
+        Some(2)
+    );
+    assert_eq!(
+        ok(log.committed(&a, &topic, 1).await, "a partition 1"),
+        None
+    );
+    assert_eq!(
+        ok(log.committed(&a, &other_topic, 0).await, "a other topic"),
+        None
+    );
+    ok(
+        log.commit(&a, &other_topic, 0, 9).await,
+        "commit a other topic",
+    );
+    assert_eq!(
+        ok(log.committed(&a, &topic, 0).await, "committed a"),
+        Some(7)
+    );
+    assert_eq!(
+        ok(log.committed(&a, &other_topic, 0).await, "a other topic"),
+        Some(9)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -722,7 +866,11 @@ pub async fn concurrent_appenders_keep_order_without_gaps(t: TestLog) {
                     })
                     .collect();
                 let at = ok(log.append(&topic, batch).await, "concurrent append");
-                placed.extend(at.into_iter().zip(first..).map(|(at, seq)| (at, (appender, seq))));
+                placed.extend(
+                    at.into_iter()
+                        .zip(first..)
+                        .map(|(at, seq)| (at, (appender, seq))),
+                );
             }
             placed
         });
@@ -730,7 +878,10 @@ pub async fn concurrent_appenders_keep_order_without_gaps(t: TestLog) {
     let mut acknowledged: HashMap<(u32, u64), (u32, u32)> = HashMap::new();
     while let Some(placed) = tasks.join_next().await {
         for (at, who) in placed.expect("appender task panicked") {
-            assert!(acknowledged.insert(at, who).is_none(), "position {at:?} given twice");
+            assert!(
+                acknowledged.insert(at, who).is_none(),
+                "position {at:?} given twice"
+            );
         }
     }
     assert_eq!(acknowledged.len(), (APPENDERS * PER_APPENDER) as usize);
@@ -752,9 +903,15 @@ pub async fn concurrent_appenders_keep_order_without_gaps(t: TestLog) {
                 "record at {partition}/{} is not where its append said",
                 stored.offset
             );
-            assert!(seen.insert((appender, seq)), "{appender}:{seq} stored twice");
+            assert!(
+                seen.insert((appender, seq)),
+                "{appender}:{seq} stored twice"
+            );
             if let Some(previous) = last_seq.insert(appender, seq) {
-                assert!(previous < seq, "appender {appender} out of order: {previous} then {seq}");
+                assert!(
+                    previous < seq,
+                    "appender {appender} out of order: {previous} then {seq}"
+                );
             }
         }
     }
@@ -781,8 +938,14 @@ pub async fn wait_beyond_wakes_on_append(t: TestLog) {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "wait_beyond returned before any record");
-    ok(t.log.append_to(&topic, 1, vec![record("k", "v", T0)]).await, "append_to");
+    assert!(
+        !waiter.is_finished(),
+        "wait_beyond returned before any record"
+    );
+    ok(
+        t.log.append_to(&topic, 1, vec![record("k", "v", T0)]).await,
+        "append_to",
+    );
     let (end, waited) = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
         .expect("wait_beyond did not wake up")
@@ -814,19 +977,28 @@ pub async fn wait_beyond_returns_at_timeout(t: TestLog) {
         let topic = topic.clone();
         async move {
             let started = Instant::now();
-            let got = ok(log.wait_beyond(&topic, 0, offset, timeout).await, "wait_beyond");
+            let got = ok(
+                log.wait_beyond(&topic, 0, offset, timeout).await,
+                "wait_beyond",
+            );
             let waited = started.elapsed();
             assert_eq!(got, end, "wait_beyond({offset})");
             assert!(
                 waited >= timeout - Duration::from_millis(100),
                 "wait_beyond({offset}) returned after {waited:?}, before the timeout of {timeout:?}"
             );
-            assert!(waited < Duration::from_secs(10), "wait_beyond({offset}) took {waited:?}");
+            assert!(
+                waited < Duration::from_secs(10),
+                "wait_beyond({offset}) took {waited:?}"
+            );
         }
     };
     // Empty partition.
     times_out(0, 0).await;
-    ok(t.log.append_to(&topic, 0, vec![record("k", "v", T0)]).await, "append_to");
+    ok(
+        t.log.append_to(&topic, 0, vec![record("k", "v", T0)]).await,
+        "append_to",
+    );
     // Waiting for the next record, and for one further away.
     times_out(1, 1).await;
     times_out(5, 1).await;

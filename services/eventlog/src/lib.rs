@@ -43,7 +43,14 @@
 //! end offsets through `tokio::sync::watch` channels, which answer
 //! [`EventLog::end_offset`] and wake [`EventLog::wait_beyond`]. Reads run on a
 //! small pool of read-only connections inside `tokio::task::spawn_blocking`,
-//! so async callers never block on SQLite.
+//! so async callers never block on SQLite. WAL checkpoints (copying the WAL
+//! into the database file) run on a separate checkpointer thread rather than
+//! inside the writer's commits, which roughly doubles the append rate.
+//!
+//! A successful append survives a crash of the process with either
+//! [`Durability`]; with [`Durability::Fsync`] it also survives power loss.
+//! A request whose caller stops waiting (its future dropped) may still be
+//! written, as with a Kafka producer.
 
 mod error;
 mod partitioner;
@@ -155,8 +162,7 @@ pub trait EventLog: Send + Sync {
     /// (records of concurrent calls may interleave between them). When this
     /// returns `Ok` the records are durable. An empty batch returns an empty
     /// vector (after checking that the topic exists).
-    async fn append(&self, topic: &str, records: Vec<Record>)
-        -> Result<Vec<(u32, u64)>, LogError>;
+    async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<(u32, u64)>, LogError>;
 
     /// Like [`EventLog::append`], but every record goes to `partition`.
     ///

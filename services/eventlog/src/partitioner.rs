@@ -108,7 +108,10 @@ mod tests {
             counts[partition_for(format!("key-{i}").as_bytes(), partitions) as usize] += 1;
         }
         for (p, &c) in counts.iter().enumerate() {
-            assert!((700..=1300).contains(&c), "partition {p} got {c} of 8000 keys");
+            assert!(
+                (700..=1300).contains(&c),
+                "partition {p} got {c} of 8000 keys"
+            );
         }
     }
 

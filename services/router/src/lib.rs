@@ -1,1 +1,330 @@
-//! placeholder
+//! The routing core of callgrid on one node: an actix actor per call, agent and queue over
+//! the pure domain (`callgrid-domain`), every event made durable in the event log
+//! (`callgrid-eventlog`) before its effect is acknowledged, recovery by replaying the log,
+//! and the gRPC services (`grpc`).
+//!
+//! Entry point: [`Router::open`] recovers from the log and starts the actors;
+//! [`grpc::serve`] serves the APIs.
+
+pub mod actors;
+pub mod clock;
+pub mod convert;
+pub mod grpc;
+pub mod journal;
+pub mod recovery;
+pub mod tenant;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix_rt::ArbiterHandle;
+use callgrid_domain::{Agent, Queue, TenantId, TenantSetup};
+use callgrid_eventlog::{EventLog, LogError};
+use callgrid_proto::events::v1 as pb;
+use prost::Message;
+
+use crate::clock::Clock;
+use crate::journal::{Journal, EVENTS_TOPIC};
+use crate::tenant::{Shared, Tenant};
+
+/// Errors of the router.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// The event log failed.
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    /// A tenant configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] callgrid_config::ConfigError),
+    /// A number is owned by another tenant.
+    #[error("number {number} of tenant {tenant} already belongs to tenant {owner}")]
+    NumberTaken {
+        /// The number.
+        number: String,
+        /// The tenant loading it.
+        tenant: String,
+        /// The tenant owning it.
+        owner: String,
+    },
+    /// The log holds an event that cannot be decoded.
+    #[error("undecodable event at partition {partition} offset {offset}: {reason}")]
+    Corrupt {
+        /// Partition.
+        partition: u32,
+        /// Offset.
+        offset: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The actor system could not start.
+    #[error("actor system: {0}")]
+    Actors(String),
+    /// The journal stopped.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalClosed),
+}
+
+/// Options of a router.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    /// Partitions of the events topic when it is created.
+    pub partitions: u32,
+    /// Actor threads (arbiters); tenants are spread over them.
+    pub arbiters: usize,
+    /// The clock (real or compressed).
+    pub clock: Clock,
+    /// How long a call recovered from the log waits for its edge before it is ended.
+    pub edge_grace_ms: u64,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions {
+            partitions: 8,
+            arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            clock: Clock::real(),
+            edge_grace_ms: 30_000,
+        }
+    }
+}
+
+/// The router: tenants, their actors, and the journal.
+pub struct Router {
+    /// Shared by all actors.
+    pub shared: Arc<Shared>,
+    log: Arc<dyn EventLog>,
+    arbiters: Vec<ArbiterHandle>,
+    tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
+    numbers: RwLock<HashMap<String, TenantId>>,
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+fn rlock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn wlock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Starts `n` actix arbiters (each a thread with its own event loop) under one system
+/// running on its own thread.
+fn start_arbiters(n: usize) -> Result<Vec<ArbiterHandle>, RouterError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("actix-system".into())
+        .spawn(move || {
+            let sys = actix_rt::System::new();
+            sys.block_on(async move {
+                let handles: Vec<ArbiterHandle> = (0..n.max(1))
+                    .map(|_| actix_rt::Arbiter::new().handle())
+                    .collect();
+                let _ = tx.send(handles);
+            });
+            let _ = sys.run();
+        })
+        .map_err(|e| RouterError::Actors(e.to_string()))?;
+    rx.recv().map_err(|e| RouterError::Actors(e.to_string()))
+}
+
+impl Router {
+    /// Opens a router on an event log: creates the events topic if missing, replays the log
+    /// to rebuild every tenant, and starts their actors. Must run inside a tokio runtime.
+    pub async fn open(
+        log: Arc<dyn EventLog>,
+        opts: RouterOptions,
+    ) -> Result<Arc<Router>, RouterError> {
+        log.create_topic(EVENTS_TOPIC, opts.partitions).await?;
+        let started = std::time::Instant::now();
+        let recovered = recovery::replay(log.as_ref()).await?;
+        let journal = Journal::start(log.clone());
+        let shared = Shared::new(journal, opts.clock, opts.edge_grace_ms);
+        let router = Arc::new(Router {
+            shared,
+            log,
+            arbiters: start_arbiters(opts.arbiters)?,
+            tenants: RwLock::new(HashMap::new()),
+            numbers: RwLock::new(HashMap::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+        });
+        let events = recovered.events;
+        let calls: usize = recovered.tenants.iter().map(|t| t.core.calls.len()).sum();
+        for t in recovered.tenants {
+            let tenant = router.install(Arc::new(t.core.setup.as_ref().clone()), t.yaml)?;
+            for a in t.core.agents.values() {
+                tenant.ensure_agent(a.clone());
+            }
+            for q in t.core.queues.values() {
+                tenant.ensure_queue(q.clone());
+            }
+            for c in t.core.calls.values() {
+                let setup = t
+                    .setups
+                    .get(&c.plan_version)
+                    .cloned()
+                    .unwrap_or_else(|| tenant.setup());
+                recovery::start_recovered_call(&tenant, c.clone(), setup);
+            }
+        }
+        tracing::info!(
+            events,
+            tenants = router.tenant_ids().len(),
+            calls,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered from the event log"
+        );
+        Ok(router)
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// A tenant.
+    pub fn tenant(&self, id: &str) -> Option<Arc<Tenant>> {
+        rlock(&self.tenants).get(id).cloned()
+    }
+
+    /// The tenant owning a number.
+    pub fn tenant_of_number(&self, number: &str) -> Option<Arc<Tenant>> {
+        let id = rlock(&self.numbers).get(number).cloned()?;
+        self.tenant(id.as_str())
+    }
+
+    /// Every tenant id, sorted.
+    pub fn tenant_ids(&self) -> Vec<TenantId> {
+        let mut v: Vec<TenantId> = rlock(&self.tenants).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    fn arbiter_for(&self, tenant: &TenantId) -> ArbiterHandle {
+        let h = tenant
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        self.arbiters[(h % self.arbiters.len() as u64) as usize].clone()
+    }
+
+    /// Installs a configuration (new tenant or new version) and its number index; starts
+    /// actors for agents and queues that have none yet.
+    fn install(&self, setup: Arc<TenantSetup>, yaml: String) -> Result<Arc<Tenant>, RouterError> {
+        {
+            let numbers = rlock(&self.numbers);
+            for n in setup.numbers.keys() {
+                if let Some(owner) = numbers.get(&**n) {
+                    if owner != &setup.tenant {
+                        return Err(RouterError::NumberTaken {
+                            number: n.to_string(),
+                            tenant: setup.tenant.to_string(),
+                            owner: owner.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let tenant = {
+            let mut tenants = wlock(&self.tenants);
+            match tenants.get(&setup.tenant) {
+                Some(t) => {
+                    t.set_setup(setup.clone(), yaml);
+                    t.clone()
+                }
+                None => {
+                    let t = Tenant::new(
+                        setup.clone(),
+                        yaml,
+                        self.arbiter_for(&setup.tenant),
+                        self.shared.clone(),
+                    );
+                    tenants.insert(setup.tenant.clone(), t.clone());
+                    t
+                }
+            }
+        };
+        {
+            let mut numbers = wlock(&self.numbers);
+            numbers.retain(|_, t| t != &setup.tenant);
+            for n in setup.numbers.keys() {
+                numbers.insert(n.to_string(), setup.tenant.clone());
+            }
+        }
+        for a in setup.agents.keys() {
+            tenant.ensure_agent(Agent::new(a.clone()));
+        }
+        for q in setup.queues.keys() {
+            tenant.ensure_queue(Queue::new(q.clone()));
+        }
+        for (_, addr) in tenant.agent_addrs() {
+            addr.do_send(actors::Resync);
+        }
+        Ok(tenant)
+    }
+
+    /// Loads (or replaces) a tenant's configuration from YAML text: validated, written to the
+    /// log as an event (durable), then installed. Loading the same text again changes nothing.
+    pub async fn load_tenant(
+        &self,
+        source_name: &str,
+        yaml: &str,
+    ) -> Result<(TenantId, u64), RouterError> {
+        let file = callgrid_config::load_str(source_name, yaml)?;
+        let _guard = self.load_lock.lock().await;
+        let id = TenantId::new(&file.tenant);
+        let current = self.tenant(id.as_str());
+        if let Some(t) = &current {
+            if *rlock(&t.yaml) == yaml {
+                return Ok((id, t.setup().version));
+            }
+        }
+        let version = current.map_or(1, |t| t.setup().version + 1);
+        let setup = Arc::new(callgrid_config::to_setup(&file, version));
+        // refuse number clashes before writing anything
+        {
+            let numbers = rlock(&self.numbers);
+            for n in setup.numbers.keys() {
+                if let Some(owner) = numbers.get(&**n) {
+                    if owner != &id {
+                        return Err(RouterError::NumberTaken {
+                            number: n.to_string(),
+                            tenant: id.to_string(),
+                            owner: owner.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let env = pb::EventEnvelope {
+            tenant: id.to_string(),
+            aggregate_kind: "tenant".into(),
+            aggregate_id: id.to_string(),
+            sequence: version,
+            time_ms: self.shared.clock.now() as i64,
+            plan_version: version,
+            traceparent: String::new(),
+            tracestate: String::new(),
+            schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
+            event: Some(pb::Event {
+                kind: Some(pb::event::Kind::TenantConfigured(pb::TenantConfigured {
+                    version,
+                    source_name: source_name.to_string(),
+                    yaml: yaml.to_string(),
+                })),
+            }),
+        };
+        let ticket = self
+            .shared
+            .journal
+            .append(vec![callgrid_eventlog::Record::new(
+                id.as_str().as_bytes().to_vec(),
+                env.encode_to_vec(),
+                env.time_ms,
+            )]);
+        self.shared.journal.wait(ticket).await?;
+        self.install(setup, yaml.to_string())?;
+        tracing::info!(tenant = %id, version, source = source_name, "tenant configuration loaded");
+        Ok((id, version))
+    }
+}

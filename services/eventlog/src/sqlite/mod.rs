@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite database in WAL mode, one writer thread
 //! doing group commit, a pool of read connections.
 
+mod checkpoint;
 mod reader;
 mod schema;
 mod writer;
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{partition_for, validate_topic_name, EventLog, LogError, Record, StoredRecord};
 
+use checkpoint::Checkpointer;
 use reader::ReaderPool;
 use writer::{Command, Target, Writer};
 
@@ -48,6 +50,7 @@ pub struct SqliteLogOptions {
     /// How long the writer waits for more requests once it has some, before
     /// committing. Default zero: it takes what is queued right now, which
     /// already batches every request that arrived during the previous commit.
+    /// Capped at 10 s.
     pub max_batch_delay: Duration,
     /// The largest record (key plus value, in bytes) accepted. Default 1 MiB,
     /// Kafka's default message size.
@@ -127,8 +130,10 @@ struct Shared {
 /// The embedded, durable [`EventLog`] on SQLite.
 ///
 /// One instance per database file: open it once and share it as
-/// `Arc<dyn EventLog>` (or `Arc<SqliteLog>`). Every method needs a tokio
-/// runtime. Dropping the log lets the writer thread finish the requests
+/// `Arc<dyn EventLog>` (or `Arc<SqliteLog>`). (A second instance on the same
+/// file would not know the first one's offsets; its appends would fail on
+/// the primary key rather than overwrite anything.) Every method needs a
+/// tokio runtime. Dropping the log lets the writer thread finish the requests
 /// already queued and exit on its own; [`SqliteLog::close`] does the same and
 /// waits for it.
 pub struct SqliteLog {
@@ -160,6 +165,16 @@ impl SqliteLog {
     /// async code use [`SqliteLog::open_async`].
     pub fn open(path: &Path, options: SqliteLogOptions) -> Result<Self, LogError> {
         let (conn, topics) = schema::open_writer(path, options.durability)?;
+        let checkpointer = match Checkpointer::start(path, options.durability) {
+            Ok(checkpointer) => {
+                schema::disable_autocheckpoint(&conn)?;
+                Some(checkpointer)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "checkpointing in the writer's commits instead");
+                None
+            }
+        };
         let registry = Arc::new(Registry::default());
         for topic in &topics {
             registry.insert(Arc::clone(topic));
@@ -171,6 +186,7 @@ impl SqliteLog {
             conn,
             Arc::clone(&registry),
             topics,
+            checkpointer,
             options.max_batch_records.max(1),
             options.max_batch_delay,
         );
@@ -339,11 +355,7 @@ impl EventLog for SqliteLog {
         Ok(self.topic(topic)?.partitions)
     }
 
-    async fn append(
-        &self,
-        topic: &str,
-        records: Vec<Record>,
-    ) -> Result<Vec<(u32, u64)>, LogError> {
+    async fn append(&self, topic: &str, records: Vec<Record>) -> Result<Vec<(u32, u64)>, LogError> {
         let state = self.topic(topic)?;
         self.check_sizes(topic, &records)?;
         if records.is_empty() {
@@ -461,9 +473,12 @@ impl EventLog for SqliteLog {
     ) -> Result<u64, LogError> {
         let state = self.topic(topic)?;
         let mut end = self.partition(&state, partition)?.subscribe();
-        let waited = tokio::time::timeout(timeout, end.wait_for(|&end| end > offset)).await;
+        let waited = tokio::time::timeout(timeout, async {
+            end.wait_for(|&end| end > offset).await.map(|end| *end)
+        })
+        .await;
         match waited {
-            Ok(Ok(end)) => Ok(*end),
+            Ok(Ok(end)) => Ok(end),
             // Timed out (or, impossibly, the topic was dropped): the latest value.
             _ => Ok(*end.borrow()),
         }

@@ -31,7 +31,11 @@ impl ReaderPool {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
         let conn = match idle {
             Some(conn) => conn,
             None => schema::open_reader(&self.path)?,

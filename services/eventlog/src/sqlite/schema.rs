@@ -81,9 +81,8 @@ pub(super) fn open_writer(
     path: &Path,
     durability: Durability,
 ) -> Result<(Connection, Vec<Arc<TopicState>>), LogError> {
-    let conn = Connection::open(path).map_err(|e| {
-        LogError::storage(&format!("cannot open database {}", path.display()), e)
-    })?;
+    let conn = Connection::open(path)
+        .map_err(|e| LogError::storage(&format!("cannot open database {}", path.display()), e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(sql("cannot set busy timeout"))?;
     let mode: String = conn
@@ -94,12 +93,7 @@ pub(super) fn open_writer(
             "cannot enable WAL mode: journal mode is {mode}"
         )));
     }
-    let synchronous = match durability {
-        Durability::Fsync => "FULL",
-        Durability::ProcessCrashSafe => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)
-        .map_err(sql("cannot set synchronous"))?;
+    set_synchronous(&conn, durability)?;
     // 32 MiB of page cache keeps the right edge of every partition hot.
     conn.pragma_update(None, "cache_size", -32_768)
         .map_err(sql("cannot set cache size"))?;
@@ -173,6 +167,38 @@ fn load_topics(conn: &Connection) -> Result<Vec<Arc<TopicState>>, LogError> {
         topics.push(Arc::new(TopicState::new(id, name, &ends)));
     }
     Ok(topics)
+}
+
+fn set_synchronous(conn: &Connection, durability: Durability) -> Result<(), LogError> {
+    let synchronous = match durability {
+        Durability::Fsync => "FULL",
+        Durability::ProcessCrashSafe => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(sql("cannot set synchronous"))
+}
+
+/// Stops the write connection from checkpointing in its commits (the
+/// checkpointer thread does it).
+pub(super) fn disable_autocheckpoint(conn: &Connection) -> Result<(), LogError> {
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(sql("cannot disable automatic checkpoints"))
+}
+
+/// Opens the checkpointer's connection to the database the writer created.
+pub(super) fn open_checkpointer(
+    path: &Path,
+    durability: Durability,
+) -> Result<Connection, LogError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| LogError::storage(&format!("cannot open database {}", path.display()), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql("cannot set busy timeout"))?;
+    set_synchronous(&conn, durability)?;
+    Ok(conn)
 }
 
 /// Opens a read-only connection to the database the writer created.

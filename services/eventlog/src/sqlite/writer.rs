@@ -19,6 +19,7 @@ use std::time::Duration;
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::{self, Checkpointer, MAX_WAL_FRAMES, WAKE_AFTER_BYTES};
 use super::schema::{INSERT_RECORD, INSERT_TOPIC, UPSERT_OFFSET};
 use super::{Registry, TopicState};
 use crate::{LogError, Record};
@@ -67,6 +68,17 @@ impl Command {
         }
     }
 
+    /// Roughly how many bytes the request adds to the WAL.
+    fn bytes(&self) -> usize {
+        match self {
+            Command::Append { records, .. } => records
+                .iter()
+                .map(|r| r.key.len() + r.value.len() + 32)
+                .sum(),
+            _ => 64,
+        }
+    }
+
     fn answer(self, outcome: Result<Outcome, LogError>) {
         // A send fails only if the caller stopped waiting; what was written
         // stays written (as with a Kafka producer whose caller went away).
@@ -106,6 +118,10 @@ pub(super) struct Writer {
     cursors: HashMap<i64, Cursor>,
     max_batch_records: usize,
     max_batch_delay: Duration,
+    /// `None` if it could not start; SQLite then checkpoints in the commits.
+    checkpointer: Option<Checkpointer>,
+    /// Bytes committed since the checkpointer was last woken.
+    unchecked_bytes: usize,
 }
 
 fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> LogError {
@@ -117,6 +133,7 @@ impl Writer {
         conn: Connection,
         registry: Arc<Registry>,
         topics: Vec<Arc<TopicState>>,
+        checkpointer: Option<Checkpointer>,
         max_batch_records: usize,
         max_batch_delay: Duration,
     ) -> Self {
@@ -133,6 +150,8 @@ impl Writer {
             cursors,
             max_batch_records,
             max_batch_delay: max_batch_delay.min(MAX_LINGER),
+            checkpointer,
+            unchecked_bytes: 0,
         }
     }
 
@@ -165,6 +184,7 @@ impl Writer {
                 });
             }
             if !batch.is_empty() {
+                self.checkpoint_if_wal_too_long();
                 self.process(&mut batch);
             }
         }
@@ -188,12 +208,32 @@ impl Writer {
         }
     }
 
-    fn shutdown(self) {
+    /// Checkpoints in the writer when the WAL has grown past
+    /// [`MAX_WAL_FRAMES`], so that the next transaction restarts it.
+    fn checkpoint_if_wal_too_long(&mut self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if checkpointer.wal_frames() <= MAX_WAL_FRAMES {
+            return;
+        }
+        match checkpoint::checkpoint(&self.conn, "PASSIVE") {
+            Ok(result) if !result.busy && result.checkpointed >= result.wal_frames => {
+                checkpointer.reset_wal_frames();
+            }
+            // Busy (the checkpointer is at it, or a reader holds an old
+            // snapshot): try again before the next batch.
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "checkpoint failed"),
+        }
+    }
+
+    fn shutdown(mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
         // Fold the WAL into the database so the files left behind are compact.
-        let checkpoint = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        if let Err(error) = checkpoint {
+        if let Err(error) = checkpoint::checkpoint(&self.conn, "TRUNCATE") {
             tracing::debug!(%error, "final checkpoint failed");
         }
         if let Err((_, error)) = self.conn.close() {
@@ -204,6 +244,13 @@ impl Writer {
 
     /// Writes a batch and answers its requests.
     fn process(&mut self, batch: &mut Vec<Command>) {
+        if let Some(checkpointer) = &self.checkpointer {
+            self.unchecked_bytes += batch.iter().map(Command::bytes).sum::<usize>();
+            if self.unchecked_bytes >= WAKE_AFTER_BYTES {
+                checkpointer.wake();
+                self.unchecked_bytes = 0;
+            }
+        }
         match self.apply(batch) {
             Ok(outcomes) => {
                 for (command, outcome) in batch.drain(..).zip(outcomes) {
@@ -213,13 +260,13 @@ impl Writer {
             Err(error) if batch.len() > 1 => {
                 tracing::warn!(%error, requests = batch.len(), "group commit failed, writing the requests one by one");
                 for command in batch.drain(..) {
-                    let outcome = self
-                        .apply(std::slice::from_ref(&command))
-                        .and_then(|mut outcomes| {
-                            outcomes.pop().unwrap_or_else(|| {
-                                Err(LogError::Storage("internal error: no outcome".into()))
-                            })
-                        });
+                    let outcome =
+                        self.apply(std::slice::from_ref(&command))
+                            .and_then(|mut outcomes| {
+                                outcomes.pop().unwrap_or_else(|| {
+                                    Err(LogError::Storage("internal error: no outcome".into()))
+                                })
+                            });
                     command.answer(outcome);
                 }
             }

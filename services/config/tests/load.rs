@@ -1,0 +1,649 @@
+//! Loading single tenant files: the demo, defaults, and every kind of broken file.
+
+use callgrid_config::{
+    load_file, load_str, validate, ConfigError, FieldError, Strategy, Target, TenantFile,
+    DEMO_TENANT_YAML,
+};
+
+const FILE: &str = "demo.yaml";
+
+/// The demo with `from` replaced by `to` (which must occur exactly once).
+fn demo_with(from: &str, to: &str) -> String {
+    assert_eq!(
+        DEMO_TENANT_YAML.matches(from).count(),
+        1,
+        "{from:?} must occur once in the demo"
+    );
+    DEMO_TENANT_YAML.replacen(from, to, 1)
+}
+
+/// The field errors of a file that must be invalid.
+fn field_errors(yaml: &str) -> Vec<FieldError> {
+    match load_str(FILE, yaml) {
+        Err(ConfigError::Invalid(errors)) => errors,
+        other => panic!("expected field errors, got {other:?}"),
+    }
+}
+
+/// Asserts that `errors` holds exactly this error, and returns the display line.
+fn assert_has(errors: &[FieldError], field: &str, message: &str) -> String {
+    let wanted = FieldError::new(FILE, field, message);
+    assert!(
+        errors.contains(&wanted),
+        "expected `{wanted}` among:\n{}",
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    wanted.to_string()
+}
+
+#[test]
+fn demo_loads() {
+    let demo = load_str(FILE, DEMO_TENANT_YAML).expect("the demo tenant is valid");
+    assert_eq!(demo.tenant, "demo");
+    assert_eq!(demo.agents.len(), 13);
+    assert_eq!(demo.queues.len(), 3);
+    let sales = demo.queue("200").expect("queue 200");
+    assert_eq!(sales.strategy, Strategy::LongestIdle);
+    assert_eq!(sales.service_level_seconds, Some(20));
+    let strategies: std::collections::HashSet<_> = demo.queues.iter().map(|q| q.strategy).collect();
+    assert_eq!(strategies.len(), 3, "three different strategies");
+    assert_eq!(demo.groups.len(), 1);
+    let menu = demo.menu("100").expect("menu 100");
+    assert_eq!(menu.options["1"], Target::Queue("200".into()));
+    assert_eq!(menu.options["2"], Target::Queue("201".into()));
+    assert_eq!(menu.options["0"], Target::Group("1000".into()));
+    let routes: Vec<&str> = demo.numbers.iter().map(|n| n.route.kind()).collect();
+    assert_eq!(routes, ["menu", "queue", "group"]);
+    validate(FILE, &demo).expect("the demo passes validate as well");
+}
+
+#[test]
+fn demo_file_on_disk_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/demo.yaml");
+    let demo = load_file(&path).expect("demo/demo.yaml loads");
+    assert_eq!(demo, load_str(FILE, DEMO_TENANT_YAML).expect("demo"));
+}
+
+#[test]
+fn omitted_fields_take_their_defaults() {
+    let tenant = load_str(
+        "min.yaml",
+        r#"
+tenant: min
+name: Minimal
+timezone: UTC
+agents: [{ id: a, name: A, extension: "10001" }]
+queues: [{ id: "200", name: Q, members: [{ agent: a }] }]
+numbers: [{ number: "1900", name: N, route: { queue: "200" } }]
+"#,
+    )
+    .expect("a minimal tenant is valid");
+    assert_eq!(tenant.defaults, callgrid_config::Defaults::default());
+    assert_eq!(tenant.defaults.wrapup_seconds, 10);
+    assert_eq!(tenant.defaults.ring_timeout_seconds, 20);
+    assert_eq!(tenant.defaults.max_missed_offers, 3);
+    let queue = &tenant.queues[0];
+    assert_eq!(queue.strategy, Strategy::LongestIdle);
+    assert_eq!(
+        (
+            queue.members[0].tier,
+            queue.members[0].penalty,
+            queue.members[0].weight
+        ),
+        (1, 0, 1)
+    );
+    assert!(queue.when_no_agents.join && !queue.when_no_agents.leave);
+    assert_eq!(queue.hold_music, "default");
+    assert_eq!(queue.overflow_target(), Target::hangup("queue_timeout"));
+    assert_eq!(queue.effective_service_level_seconds(&tenant.defaults), 20);
+    assert_eq!(
+        tenant.wrapup_seconds(tenant.numbers.first(), Some(queue)),
+        10
+    );
+    assert_eq!(tenant.numbers[0].kind, callgrid_config::NumberKind::Carrier);
+    assert!(tenant.reason_codes.is_empty());
+}
+
+#[test]
+fn wrapup_precedence_is_queue_then_number_then_default() {
+    let demo = load_str(FILE, DEMO_TENANT_YAML).expect("demo");
+    let sales_line = demo.number("+842873000200").expect("sales line");
+    let support = demo.queue("201").expect("support");
+    let sales = demo.queue("200").expect("sales");
+    assert_eq!(demo.wrapup_seconds(Some(sales_line), Some(support)), 20);
+    assert_eq!(demo.wrapup_seconds(Some(sales_line), Some(sales)), 15);
+    assert_eq!(demo.wrapup_seconds(None, Some(sales)), 10);
+}
+
+#[test]
+fn typo_in_a_field_name_is_caught_with_a_suggestion() {
+    let errors = field_errors(&demo_with(
+        "    strategy: round_robin",
+        "    stratgy: round_robin",
+    ));
+    let line = assert_has(
+        &errors,
+        "queues[1].stratgy",
+        r#"unknown field "stratgy" (did you mean "strategy"?)"#,
+    );
+    assert_eq!(
+        line,
+        r#"demo.yaml: queues[1].stratgy: unknown field "stratgy" (did you mean "strategy"?)"#
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+}
+
+#[test]
+fn unknown_field_far_from_any_lists_the_allowed_ones() {
+    let errors = field_errors(&demo_with("tenant: demo", "tenant: demo\ncolour: blue"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "colour");
+    assert!(
+        errors[0]
+            .message
+            .starts_with(r#"unknown field "colour", expected one of: "#),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].message.contains("timezone"), "{}", errors[0]);
+}
+
+#[test]
+fn wrong_strategy_name_lists_the_strategies() {
+    let errors = field_errors(&demo_with(
+        "strategy: longest_idle",
+        "strategy: longest_idel",
+    ));
+    assert_has(
+        &errors,
+        "queues[0].strategy",
+        "unknown value \"longest_idel\", expected one of: ring_all, longest_idle, round_robin, \
+         least_talk_time, fewest_calls, linear, random, weighted_random \
+         (did you mean \"longest_idle\"?)",
+    );
+}
+
+#[test]
+fn negative_wrapup_is_out_of_range() {
+    let errors = field_errors(&demo_with("wrapup_seconds: 20 ", "wrapup_seconds: -5 "));
+    assert_has(
+        &errors,
+        "queues[1].wrapup_seconds",
+        "must be at least 0, got -5",
+    );
+    let errors = field_errors(&demo_with(
+        "  wrapup_seconds: 10\n",
+        "  wrapup_seconds: 99999\n",
+    ));
+    assert_has(
+        &errors,
+        "defaults.wrapup_seconds",
+        "must be at most 3600, got 99999",
+    );
+}
+
+#[test]
+fn missing_tenant_id_is_reported() {
+    let errors = field_errors(&demo_with("tenant: demo\n", ""));
+    assert_has(&errors, "tenant", "missing required field");
+}
+
+#[test]
+fn malformed_tenant_id_is_reported() {
+    let errors = field_errors(&demo_with("tenant: demo\n", "tenant: Demo Corp\n"));
+    assert_has(
+        &errors,
+        "tenant",
+        "expected a tenant id: lowercase letters, digits, '_' and '-', starting with a letter \
+         or digit, at most 63 characters, got \"Demo Corp\"",
+    );
+}
+
+#[test]
+fn unknown_member_agent_is_reported_with_a_suggestion() {
+    let errors = field_errors(&demo_with("- { agent: bob }", "- { agent: bobb }"));
+    assert_has(
+        &errors,
+        "queues[0].members[1].agent",
+        r#"unknown agent "bobb" (did you mean "bob"?)"#,
+    );
+    let errors = field_errors(&demo_with(
+        "members: [ngoc, quang, khanh]",
+        "members: [ngoc, zed]",
+    ));
+    assert_has(&errors, "groups[0].members[1]", r#"unknown agent "zed""#);
+}
+
+#[test]
+fn duplicate_queue_id_and_its_dangling_references_are_all_reported() {
+    let errors = field_errors(&demo_with("  - id: \"202\"", "  - id: \"200\""));
+    assert_has(
+        &errors,
+        "queues[2].id",
+        r#"duplicate queue id "200" (first used at queues[0])"#,
+    );
+    // Menu key 9 pointed at 202, which no longer exists.
+    assert_has(
+        &errors,
+        r#"menus[0].options["9"].queue"#,
+        r#"unknown queue "202""#,
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+#[test]
+fn other_duplicates_are_reported() {
+    let errors = field_errors(&demo_with(
+        "  - { id: minh,  name: Minh Duong,   extension: \"10011\"",
+        "  - { id: alice,  name: Minh Duong,   extension: \"10011\"",
+    ));
+    assert!(errors.iter().any(|e| e.field == "agents[10].id"
+        && e.message == r#"duplicate agent id "alice" (first used at agents[0])"#));
+    let errors = field_errors(&demo_with(
+        "number: \"+842873000300\"",
+        "number: \"842873000100\"",
+    ));
+    assert_has(
+        &errors,
+        "numbers[2].number",
+        r#"duplicate number "842873000100" (first used at numbers[0])"#,
+    );
+    let errors = field_errors(&demo_with("- { agent: bob }", "- { agent: alice }"));
+    assert_has(
+        &errors,
+        "queues[0].members[1].agent",
+        r#"agent "alice" is already a member of this queue (members[0])"#,
+    );
+}
+
+#[test]
+fn menu_leading_to_a_menu_is_rejected() {
+    let errors = field_errors(&demo_with(
+        "\"9\": { queue: \"202\" }",
+        "\"9\": { menu: \"100\" }",
+    ));
+    assert_has(
+        &errors,
+        r#"menus[0].options["9"]"#,
+        "a menu may not lead to another menu (menus are one level only)",
+    );
+    let errors = field_errors(&demo_with(
+        "on_timeout: { group: \"1000\" }",
+        "on_timeout: { menu: \"100\" }",
+    ));
+    assert_has(
+        &errors,
+        "menus[0].on_timeout",
+        "a menu may not lead to another menu (menus are one level only)",
+    );
+}
+
+#[test]
+fn menu_to_menu_built_in_code_is_rejected_by_validate() {
+    let mut demo: TenantFile = load_str(FILE, DEMO_TENANT_YAML).expect("demo");
+    demo.menus[0]
+        .options
+        .insert("5".into(), Target::Menu("100".into()));
+    let error = validate("admin:demo", &demo).expect_err("menu to menu");
+    assert!(
+        error
+            .to_string()
+            .contains(r#"admin:demo: menus[0].options["5"]: a menu may not lead to another menu"#),
+        "{error}"
+    );
+}
+
+#[test]
+fn queue_overflowing_to_itself_is_rejected() {
+    let errors = field_errors(&demo_with(
+        "overflow: { queue: \"201\" }",
+        "overflow: { queue: \"202\" }",
+    ));
+    assert_has(
+        &errors,
+        "queues[2].overflow.queue",
+        "a queue may not overflow to itself",
+    );
+}
+
+#[test]
+fn targets_must_exist() {
+    let yaml = demo_with(
+        "route: { group: \"1000\" }",
+        "route: { extension: \"19999\" }",
+    );
+    assert_has(
+        &field_errors(&yaml),
+        "numbers[2].route.extension",
+        r#"no agent has extension "19999""#,
+    );
+    let yaml = demo_with(
+        "no_answer: { queue: \"201\" }",
+        "no_answer: { group: \"1001\" }",
+    );
+    assert_has(
+        &field_errors(&yaml),
+        "groups[0].no_answer.group",
+        r#"unknown group "1001""#,
+    );
+    let yaml = demo_with("route: { menu: \"100\" }", "route: { menu: \"101\" }");
+    assert_has(
+        &field_errors(&yaml),
+        "numbers[0].route.menu",
+        r#"unknown menu "101""#,
+    );
+    let yaml = demo_with("route: { menu: \"100\" }", "route: { agent: nobody }");
+    assert_has(
+        &field_errors(&yaml),
+        "numbers[0].route.agent",
+        r#"unknown agent "nobody""#,
+    );
+}
+
+#[test]
+fn a_target_has_exactly_one_key() {
+    let errors = field_errors(&demo_with(
+        "route: { menu: \"100\" }",
+        "route: { menu: \"100\", queue: \"200\" }",
+    ));
+    assert_has(
+        &errors,
+        "numbers[0].route",
+        "expected a target: exactly one of queue, extension, agent, group, menu or hangup",
+    );
+    let errors = field_errors(&demo_with(
+        "route: { menu: \"100\" }",
+        "route: { queu: \"200\" }",
+    ));
+    assert_has(
+        &errors,
+        "numbers[0].route.queu",
+        r#"unknown field "queu" (did you mean "queue"?)"#,
+    );
+}
+
+#[test]
+fn digits_without_quotes_get_a_hint() {
+    let errors = field_errors(&demo_with("extension: \"10001\"", "extension: 10001"));
+    assert_has(
+        &errors,
+        "agents[0].extension",
+        r#"expected a string, got 10001 (put it in quotes: "10001")"#,
+    );
+}
+
+#[test]
+fn unquoted_menu_keys_are_accepted_and_bad_keys_rejected() {
+    let yaml = demo_with("\"1\": { queue: \"200\" }", "1: { queue: \"200\" }");
+    let tenant = load_str(FILE, &yaml).expect("numeric key 1 is the key \"1\"");
+    assert_eq!(tenant.menus[0].options["1"], Target::Queue("200".into()));
+
+    let yaml = demo_with("\"1\": { queue: \"200\" }", "\"12\": { queue: \"200\" }");
+    assert_has(
+        &field_errors(&yaml),
+        r#"menus[0].options["12"]"#,
+        r#"invalid key "12": expected a keypad key: one of 0-9, * or #"#,
+    );
+}
+
+#[test]
+fn ids_outside_their_ranges_are_rejected() {
+    let yaml = demo_with("  - id: \"202\"", "  - id: \"302\"");
+    assert_has(
+        &field_errors(&yaml),
+        "queues[2].id",
+        r#"expected a queue id: '2' followed by 2 to 6 digits, such as "200", got "302""#,
+    );
+    let yaml = demo_with("  - id: \"1000\"", "  - id: \"999\"");
+    let errors = field_errors(&yaml);
+    assert!(
+        errors.iter().any(|e| e.field == "groups[0].id"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn dialled_numbers_may_not_collide() {
+    let yaml = demo_with("extension: \"10011\"", "extension: \"20001\"")
+        .replace("  - id: \"202\"", "  - id: \"20001\"")
+        .replace("queue: \"202\"", "queue: \"20001\"");
+    assert_has(
+        &field_errors(&yaml),
+        "queues[2].id",
+        r#"queue id "20001" is also the extension of agent "minh" (agents[10]); a dialled number must reach one thing"#,
+    );
+}
+
+#[test]
+fn wrong_types_name_the_expected_type() {
+    let errors = field_errors(&demo_with(
+        "callback: true\n    hold_music",
+        "callback: yes\n    hold_music",
+    ));
+    assert_has(
+        &errors,
+        "queues[0].callback",
+        r#"expected true or false, got "yes""#,
+    );
+    let errors = field_errors(&demo_with("agents:\n", "agents:\n  - just a string\n"));
+    assert_has(
+        &errors,
+        "agents[0]",
+        r#"expected a mapping, got "just a string""#,
+    );
+}
+
+#[test]
+fn announce_position_is_off_or_at_least_15_seconds() {
+    let errors = field_errors(&demo_with(
+        "announce_position_seconds: 30",
+        "announce_position_seconds: 5",
+    ));
+    assert_has(
+        &errors,
+        "queues[0].announce_position_seconds",
+        "expected 0 (off) or a period from 15 to 3600 seconds",
+    );
+}
+
+#[test]
+fn passwords_never_appear_in_errors() {
+    let errors = field_errors(&demo_with(
+        "sip_password: bob-demo-secret",
+        "sip_password: short",
+    ));
+    assert_has(
+        &errors,
+        "agents[1].sip_password",
+        "must be at least 8 characters long",
+    );
+    let errors = field_errors(&demo_with(
+        "sip_password: bob-demo-secret",
+        "sip_password: 12345678",
+    ));
+    assert_has(
+        &errors,
+        "agents[1].sip_password",
+        "expected a string, got a hidden value (put it in quotes)",
+    );
+    let demo = load_str(FILE, DEMO_TENANT_YAML).expect("demo");
+    assert!(!format!("{demo:?}").contains("alice-demo-secret"));
+    assert_eq!(
+        demo.agents[0].sip_password.as_ref().map(|p| p.expose()),
+        Some("alice-demo-secret")
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once_one_per_line() {
+    let yaml = demo_with("strategy: longest_idle", "strategy: fastest")
+        .replace("wrapup_seconds: 20 ", "wrapup_seconds: -1 ")
+        .replace("    stratgy", "    strategy")
+        .replace("name: Bob Tran,", "nme: Bob Tran,");
+    let error = load_str(FILE, &yaml).expect_err("three problems");
+    let text = error.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(
+        lines[0],
+        r#"demo.yaml: agents[1].name: missing required field"#
+    );
+    assert_eq!(
+        lines[1],
+        r#"demo.yaml: agents[1].nme: unknown field "nme" (did you mean "name"?)"#
+    );
+    assert!(lines[2].starts_with(r#"demo.yaml: queues[0].strategy: unknown value "fastest""#));
+    assert_eq!(
+        lines[3],
+        "demo.yaml: queues[1].wrapup_seconds: must be at least 0, got -1"
+    );
+    for line in lines {
+        assert!(!line.ends_with('.'), "{line}");
+    }
+}
+
+#[test]
+fn yaml_syntax_error_names_line_and_column() {
+    let yaml = demo_with("    name: Support\n", "    name: [Support\n");
+    let line = yaml
+        .lines()
+        .position(|l| l.contains("[Support"))
+        .expect("line")
+        + 1;
+    match load_str(FILE, &yaml) {
+        Err(ConfigError::Yaml {
+            file,
+            line: l,
+            message,
+            ..
+        }) => {
+            assert_eq!(file, FILE);
+            // Found at the next line; the message points back at the bracket.
+            assert_eq!(l, line + 1);
+            assert_eq!(
+                message,
+                format!(
+                    "did not find expected ',' or ']', while parsing a flow sequence at line {line} column 11"
+                )
+            );
+        }
+        other => panic!("expected a yaml error, got {other:?}"),
+    }
+
+    let error = load_str("bad.yaml", "tenant: a\nname: [x\n  - y: :\n").expect_err("bad yaml");
+    let text = error.to_string();
+    assert!(text.starts_with("bad.yaml: line "), "{text}");
+
+    match load_str("tab.yaml", "tenant: a\n\tname: x\n") {
+        Err(ConfigError::Yaml { line, column, .. }) => assert_eq!((line, column), (2, 1)),
+        other => panic!("expected a yaml error, got {other:?}"),
+    }
+}
+
+#[test]
+fn duplicate_yaml_keys_are_an_error() {
+    let error = load_str(
+        FILE,
+        &demo_with("name: Demo Call Centre\n", "name: A\nname: B\n"),
+    )
+    .expect_err("duplicate key");
+    assert!(error.to_string().contains("duplicate"), "{error}");
+}
+
+#[test]
+fn empty_and_non_mapping_documents_are_reported() {
+    let errors = field_errors("");
+    assert_eq!(
+        errors,
+        [FieldError::new(
+            FILE,
+            "(document)",
+            "expected a mapping, got nothing"
+        )]
+    );
+    let errors = field_errors("- a\n- b\n");
+    assert_eq!(errors[0].message, "expected a mapping, got a list");
+}
+
+#[test]
+fn yaml_features_json_lacks_are_handled() {
+    // Merge keys work.
+    let yaml = r#"
+tenant: merge
+name: Merge
+timezone: UTC
+agents:
+  - &base { id: a, name: A, extension: "10001" }
+  - { <<: *base, id: b, name: B }
+"#;
+    let tenant = load_str("m.yaml", yaml).expect("merge keys");
+    assert_eq!(tenant.agents[1].extension, "10001");
+    // Tags and NaN are reported, not panicked on.
+    let errors = field_errors("tenant: !custom x\nname: .nan\ntimezone: UTC\n");
+    assert_has(
+        &errors,
+        "tenant",
+        "yaml tags such as !custom are not supported",
+    );
+    assert_has(&errors, "name", "expected a finite number, got .nan");
+    // Whole floats are whole numbers.
+    let tenant = load_str(
+        "f.yaml",
+        "tenant: f\nname: F\ntimezone: UTC\ndefaults: { wrapup_seconds: 12.0 }\n",
+    )
+    .expect("12.0 is 12");
+    assert_eq!(tenant.defaults.wrapup_seconds, 12);
+}
+
+#[test]
+fn io_errors_name_the_file() {
+    let error = load_file(std::path::Path::new("/nonexistent/acme.yaml")).expect_err("missing");
+    assert!(matches!(error, ConfigError::Io { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/acme.yaml: cannot read: "),
+        "{error}"
+    );
+}
+
+/// Bad input of every shape gives an error, never a panic.
+#[test]
+fn no_input_panics() {
+    let mut inputs: Vec<String> = vec![
+        "~".into(),
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[".into(),
+        "a: &a [*a]".into(),
+        "a: *undefined".into(),
+        "? [a, b]\n: c\n".into(),
+        "{ null: 1, ~: 2 }".into(),
+        "--- a\n--- b\n".into(),
+        "\u{feff}tenant: bom".into(),
+        "tenant: x\nagents: [{ id: a, name: a, extension: '1', skills: { x: 99999999999999999999999 } }]".into(),
+        "tenant: x\nqueues: [{ id: '200', name: q, members: [{ agent: a, tier: -1e300 }] }]".into(),
+        "a: &x [1,2,3,4,5,6,7,8,9]\nb: &y [*x,*x,*x,*x,*x,*x,*x,*x,*x]\nc: &z [*y,*y,*y,*y,*y,*y,*y,*y,*y]\nd: [*z,*z,*z,*z,*z,*z,*z,*z,*z]".into(),
+        "[".repeat(10_000),
+        "a:\n".repeat(1000),
+        "\0\u{1}\u{2}".into(),
+    ];
+    // Every prefix of the demo, cut at line ends.
+    let mut cut = 0;
+    for line in DEMO_TENANT_YAML.split_inclusive('\n') {
+        cut += line.len();
+        inputs.push(DEMO_TENANT_YAML[..cut].to_owned());
+        let mut half = cut.saturating_sub(line.len() / 2);
+        while !DEMO_TENANT_YAML.is_char_boundary(half) {
+            half -= 1;
+        }
+        inputs.push(DEMO_TENANT_YAML[..half].to_owned());
+    }
+    for input in &inputs {
+        if let Err(error) = load_str("fuzz.yaml", input) {
+            assert!(!error.to_string().is_empty());
+        }
+    }
+}

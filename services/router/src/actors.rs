@@ -1,0 +1,530 @@
+//! The actors: one per agent, queue and call, each the single writer of its aggregate.
+//! An actor runs a command through its domain state machine, applies the events, hands them
+//! to the journal (before anything else can see their effects), then sends the follow-up
+//! commands and, for calls, the edge instructions (released once durable).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use callgrid_domain::react::{instructions, reactions};
+use callgrid_domain::{
+    Agent, AgentCommand, AgentView, Call, CallCommand, CallPhase, Command, EndCause, Event, Queue,
+    QueueCommand, Rejection, TenantSetup, TimeMs,
+};
+use callgrid_proto::api::v1 as api;
+use tokio::sync::mpsc;
+
+use crate::convert;
+use crate::journal::Ticket;
+use crate::tenant::Tenant;
+
+/// Where a call's instructions go: the edge's stream, each released once its ticket is durable.
+pub type EdgeOut = mpsc::UnboundedSender<(Ticket, api::RouterInstruction)>;
+
+/// A command to an agent.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, Rejection>")]
+pub struct AgentMsg(pub AgentCommand);
+
+/// A command to a queue.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, Rejection>")]
+pub struct QueueMsg(pub QueueCommand);
+
+/// A command to a call.
+#[derive(Message)]
+#[rtype(result = "Result<Ticket, Rejection>")]
+pub struct CallMsg(pub CallCommand);
+
+/// A report from the edge: its result goes back on the edge stream, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EdgeReport {
+    /// The edge's report number.
+    pub seq: u64,
+    /// What it reports (several commands for several digits), run in order until one is
+    /// refused.
+    pub cmds: Vec<CallCommand>,
+}
+
+/// An agent's availability for a queue's board.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Observe(pub AgentView);
+
+/// Run the queue's matching (coalesced).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunMatch;
+
+/// Send the agent's view to its queues again (after a configuration change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync;
+
+/// Read an agent's state.
+#[derive(Message)]
+#[rtype(result = "Agent")]
+pub struct GetAgent;
+
+/// Read a queue's state.
+#[derive(Message)]
+#[rtype(result = "Queue")]
+pub struct GetQueue;
+
+/// Read a call's state.
+#[derive(Message)]
+#[rtype(result = "Call")]
+pub struct GetCall;
+
+/// A one-shot timer at a clock time, re-armed when the deadline changes.
+#[derive(Default)]
+struct Timer {
+    at: Option<TimeMs>,
+    handle: Option<SpawnHandle>,
+}
+
+impl Timer {
+    fn arm<A>(
+        &mut self,
+        ctx: &mut Context<A>,
+        at: Option<TimeMs>,
+        tenant: &Tenant,
+        fire: fn(&mut A, &mut Context<A>),
+    ) where
+        A: Actor<Context = Context<A>>,
+    {
+        if at == self.at {
+            return;
+        }
+        if let Some(h) = self.handle.take() {
+            ctx.cancel_future(h);
+        }
+        self.at = at;
+        if let Some(at) = at {
+            let delay = tenant.shared.clock.until(at);
+            self.handle = Some(ctx.run_later(delay, move |act, ctx| fire(act, ctx)));
+        }
+    }
+    fn fired(&mut self) {
+        self.at = None;
+        self.handle = None;
+    }
+}
+
+fn dispatch_reactions(tenant: &Tenant, setup: &TenantSetup, events: &[Event]) {
+    for e in events {
+        for c in reactions(setup, e, None) {
+            tenant.dispatch(c);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ agent
+
+/// The actor of one agent.
+pub struct AgentActor {
+    agent: Agent,
+    tenant: Arc<Tenant>,
+    timer: Timer,
+}
+
+impl AgentActor {
+    /// Wraps an agent (fresh or recovered).
+    pub fn new(agent: Agent, tenant: Arc<Tenant>) -> AgentActor {
+        AgentActor {
+            agent,
+            tenant,
+            timer: Timer::default(),
+        }
+    }
+
+    fn process(&mut self, cmd: AgentCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
+        let setup = self.tenant.setup();
+        let now = self.tenant.now();
+        let events = match self.agent.handle(&cmd, &setup, now) {
+            Ok(e) => e,
+            Err(r) => {
+                self.tenant
+                    .refused(&Command::Agent(self.agent.id.clone(), cmd), &r);
+                return Err(r);
+            }
+        };
+        let first = self.agent.seq + 1;
+        for e in &events {
+            self.agent.apply(e);
+        }
+        let ticket = self.tenant.journal(
+            "agent",
+            self.agent.id.as_str(),
+            first,
+            setup.version,
+            &events,
+        );
+        dispatch_reactions(&self.tenant, &setup, &events);
+        if !events.is_empty() {
+            self.send_view(&setup);
+        }
+        self.rearm(ctx);
+        Ok(ticket)
+    }
+
+    fn send_view(&self, setup: &TenantSetup) {
+        let view = self.agent.view();
+        for q in setup.queues_of(&self.agent.id) {
+            self.tenant
+                .dispatch(Command::Observe(q.clone(), view.clone()));
+        }
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let at = self.agent.next_deadline();
+        let tenant = self.tenant.clone();
+        self.timer.arm(ctx, at, &tenant, |act, ctx| {
+            act.timer.fired();
+            let _ = act.process(AgentCommand::Tick, ctx);
+            act.rearm(ctx);
+        });
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.rearm(ctx);
+    }
+}
+
+impl Handler<AgentMsg> for AgentActor {
+    type Result = Result<Ticket, Rejection>;
+    fn handle(&mut self, msg: AgentMsg, ctx: &mut Self::Context) -> Self::Result {
+        self.process(msg.0, ctx)
+    }
+}
+
+impl Handler<Resync> for AgentActor {
+    type Result = ();
+    fn handle(&mut self, _: Resync, _: &mut Self::Context) {
+        self.send_view(&self.tenant.setup());
+    }
+}
+
+impl Handler<GetAgent> for AgentActor {
+    type Result = MessageResult<GetAgent>;
+    fn handle(&mut self, _: GetAgent, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.agent.clone())
+    }
+}
+
+// ------------------------------------------------------------------ queue
+
+/// The actor of one queue.
+pub struct QueueActor {
+    queue: Queue,
+    tenant: Arc<Tenant>,
+    timer: Timer,
+    match_pending: bool,
+}
+
+impl QueueActor {
+    /// Wraps a queue (fresh or recovered, with its board).
+    pub fn new(queue: Queue, tenant: Arc<Tenant>) -> QueueActor {
+        QueueActor {
+            queue,
+            tenant,
+            timer: Timer::default(),
+            match_pending: false,
+        }
+    }
+
+    fn process(&mut self, cmd: QueueCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
+        let setup = self.tenant.setup();
+        let now = self.tenant.now();
+        let events = match self.queue.handle(&cmd, &setup, now) {
+            Ok(e) => e,
+            Err(r) => {
+                self.tenant
+                    .refused(&Command::Queue(self.queue.id.clone(), cmd), &r);
+                return Err(r);
+            }
+        };
+        let first = self.queue.seq + 1;
+        for e in &events {
+            self.queue.apply(e);
+        }
+        let ticket = self.tenant.journal(
+            "queue",
+            self.queue.id.as_str(),
+            first,
+            setup.version,
+            &events,
+        );
+        dispatch_reactions(&self.tenant, &setup, &events);
+        self.rearm(ctx, &setup, now);
+        Ok(ticket)
+    }
+
+    fn schedule_match(&mut self, ctx: &mut Context<Self>) {
+        if !self.match_pending {
+            self.match_pending = true;
+            ctx.notify(RunMatch);
+        }
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>, setup: &TenantSetup, now: TimeMs) {
+        let at = setup
+            .queues
+            .get(&self.queue.id)
+            .and_then(|q| self.queue.next_deadline(q, now));
+        let tenant = self.tenant.clone();
+        self.timer.arm(ctx, at, &tenant, |act, ctx| {
+            act.timer.fired();
+            let _ = act.process(QueueCommand::Tick, ctx);
+            act.schedule_match(ctx);
+        });
+    }
+}
+
+impl Actor for QueueActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.schedule_match(ctx);
+    }
+}
+
+impl Handler<QueueMsg> for QueueActor {
+    type Result = Result<Ticket, Rejection>;
+    fn handle(&mut self, msg: QueueMsg, ctx: &mut Self::Context) -> Self::Result {
+        let r = self.process(msg.0, ctx);
+        self.schedule_match(ctx);
+        r
+    }
+}
+
+impl Handler<Observe> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
+        self.queue.observe(msg.0);
+        self.schedule_match(ctx);
+    }
+}
+
+impl Handler<RunMatch> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, _: RunMatch, ctx: &mut Self::Context) {
+        self.match_pending = false;
+        let rand = self.tenant.shared.rand();
+        let _ = self.process(QueueCommand::Match { rand }, ctx);
+    }
+}
+
+impl Handler<GetQueue> for QueueActor {
+    type Result = MessageResult<GetQueue>;
+    fn handle(&mut self, _: GetQueue, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.queue.clone())
+    }
+}
+
+// ------------------------------------------------------------------ call
+
+/// The actor of one call. It holds the plan version the call arrived under (R9) and the
+/// edge's stream, if one is attached.
+pub struct CallActor {
+    call: Call,
+    setup: Arc<TenantSetup>,
+    tenant: Arc<Tenant>,
+    edge: Option<EdgeOut>,
+    timer: Timer,
+    duplicate: bool,
+    recovered: bool,
+}
+
+impl CallActor {
+    /// A call about to arrive, with its edge stream.
+    pub fn new(
+        call: Call,
+        tenant: Arc<Tenant>,
+        edge: Option<EdgeOut>,
+        duplicate: bool,
+    ) -> CallActor {
+        CallActor {
+            call,
+            setup: tenant.setup(),
+            tenant,
+            edge,
+            timer: Timer::default(),
+            duplicate,
+            recovered: false,
+        }
+    }
+
+    /// A call rebuilt from the log after a restart: no edge stream; it is ended as edge-lost
+    /// unless... nothing can re-attach it, so after the grace period.
+    pub fn recovered(call: Call, setup: Arc<TenantSetup>, tenant: Arc<Tenant>) -> CallActor {
+        CallActor {
+            call,
+            setup,
+            tenant,
+            edge: None,
+            timer: Timer::default(),
+            duplicate: false,
+            recovered: true,
+        }
+    }
+
+    fn process(&mut self, cmd: CallCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
+        let now = self.tenant.now();
+        let result = match &cmd {
+            CallCommand::Arrive { number, caller } => {
+                if self.duplicate || self.call.seq > 0 {
+                    Err(Rejection::CallExists(self.call.id.clone()))
+                } else {
+                    Call::arrive(self.call.id.clone(), number, caller, &self.setup, now)
+                }
+            }
+            _ => self.call.handle(&cmd, &self.setup, now),
+        };
+        let events = match result {
+            Ok(e) => e,
+            Err(r) => {
+                if matches!(cmd, CallCommand::Arrive { .. }) && self.call.seq == 0 {
+                    // a call that never arrived has nothing to keep
+                    if !self.duplicate {
+                        self.tenant.unregister_call(&self.call.id);
+                    }
+                    self.edge = None;
+                    ctx.stop();
+                }
+                self.tenant
+                    .refused(&Command::Call(self.call.id.clone(), cmd), &r);
+                return Err(r);
+            }
+        };
+        Ok(self.commit(events, ctx))
+    }
+
+    fn commit(&mut self, events: Vec<Event>, ctx: &mut Context<Self>) -> Ticket {
+        let first = self.call.seq + 1;
+        for e in &events {
+            self.call.apply(e);
+        }
+        let ticket = self.tenant.journal(
+            "call",
+            self.call.id.as_str(),
+            first,
+            self.call.plan_version,
+            &events,
+        );
+        let priority = self
+            .setup
+            .numbers
+            .get(&self.call.number)
+            .map_or(0, |n| n.priority);
+        let caller = self.call.caller.clone();
+        for e in &events {
+            for c in reactions(&self.setup, e, Some((&caller, priority))) {
+                self.tenant.dispatch(c);
+            }
+            for i in instructions(&self.setup, e) {
+                self.send_edge(ticket, convert::instruction_pb(&self.call.id, &i));
+            }
+        }
+        if self.call.phase == CallPhase::Ended {
+            self.tenant.unregister_call(&self.call.id);
+            self.edge = None;
+            ctx.stop();
+        } else {
+            self.rearm(ctx);
+        }
+        ticket
+    }
+
+    fn send_edge(&mut self, ticket: Ticket, ins: api::RouterInstruction) {
+        if let Some(edge) = &self.edge {
+            if edge.send((ticket, ins)).is_err() {
+                // the stream is gone; the inbound side reports the loss
+                self.edge = None;
+            }
+        }
+    }
+
+    fn rearm(&mut self, ctx: &mut Context<Self>) {
+        let at = self.call.next_deadline();
+        let tenant = self.tenant.clone();
+        self.timer.arm(ctx, at, &tenant, |act, ctx| {
+            act.timer.fired();
+            let _ = act.process(CallCommand::Tick, ctx);
+        });
+    }
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        if self.recovered {
+            let grace = self.tenant.shared.edge_grace_ms;
+            let delay = self.tenant.shared.clock.until(self.tenant.now() + grace);
+            ctx.run_later(delay, |act, ctx| {
+                if act.edge.is_none() && act.call.phase != CallPhase::Ended {
+                    tracing::info!(tenant = %act.tenant.id, call = %act.call.id, "no edge after recovery, ending call");
+                    let _ = act.process(
+                        CallCommand::Hangup {
+                            cause: EndCause::EdgeLost,
+                        },
+                        ctx,
+                    );
+                }
+            });
+            self.rearm(ctx);
+        }
+    }
+}
+
+impl Handler<CallMsg> for CallActor {
+    type Result = Result<Ticket, Rejection>;
+    fn handle(&mut self, msg: CallMsg, ctx: &mut Self::Context) -> Self::Result {
+        self.process(msg.0, ctx)
+    }
+}
+
+impl Handler<EdgeReport> for CallActor {
+    type Result = ();
+    fn handle(&mut self, msg: EdgeReport, ctx: &mut Self::Context) {
+        let seq = msg.seq;
+        // the result goes out before the report's instructions would stop the stream
+        let edge = self.edge.clone();
+        let mut outcome = Ok(0);
+        for cmd in msg.cmds {
+            outcome = self.process(cmd, ctx);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        let (ticket, code, message) = match outcome {
+            Ok(t) => (t, 0, String::new()),
+            Err(r) => {
+                let st = convert::status(&r);
+                (0, st.code() as i32, st.message().to_string())
+            }
+        };
+        let result = api::RouterInstruction {
+            call_id: self.call.id.to_string(),
+            instruction: Some(api::router_instruction::Instruction::Result(
+                api::ReportResult { seq, code, message },
+            )),
+        };
+        if let Some(edge) = edge {
+            let _ = edge.send((ticket, result));
+        }
+    }
+}
+
+impl Handler<GetCall> for CallActor {
+    type Result = MessageResult<GetCall>;
+    fn handle(&mut self, _: GetCall, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.call.clone())
+    }
+}

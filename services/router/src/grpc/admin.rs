@@ -1,0 +1,78 @@
+//! The admin API: load tenant configurations (each load is an event), list tenants.
+
+use std::sync::Arc;
+
+use callgrid_proto::api::v1 as api;
+use tonic::{Request, Response, Status};
+
+use crate::{Router, RouterError};
+
+/// The admin service.
+pub struct AdminSvc {
+    router: Arc<Router>,
+}
+
+impl AdminSvc {
+    /// Over a router.
+    pub fn new(router: Arc<Router>) -> AdminSvc {
+        AdminSvc { router }
+    }
+}
+
+#[tonic::async_trait]
+impl api::admin_server::Admin for AdminSvc {
+    async fn load_tenant(
+        &self,
+        req: Request<api::LoadTenantRequest>,
+    ) -> Result<Response<api::LoadTenantResponse>, Status> {
+        let r = req.into_inner();
+        let source = if r.source_name.is_empty() {
+            "request"
+        } else {
+            r.source_name.as_str()
+        };
+        let (id, version) =
+            self.router
+                .load_tenant(source, &r.yaml)
+                .await
+                .map_err(|e| match e {
+                    RouterError::Config(c) => Status::invalid_argument(c.to_string()),
+                    RouterError::NumberTaken { .. } => Status::already_exists(e.to_string()),
+                    other => Status::unavailable(other.to_string()),
+                })?;
+        let setup = self
+            .router
+            .tenant(id.as_str())
+            .map(|t| t.setup())
+            .ok_or_else(|| Status::internal("tenant vanished after loading"))?;
+        Ok(Response::new(api::LoadTenantResponse {
+            tenant: id.to_string(),
+            version,
+            agents: setup.agents.len() as u32,
+            queues: setup.queues.len() as u32,
+        }))
+    }
+
+    async fn list_tenants(
+        &self,
+        _: Request<api::ListTenantsRequest>,
+    ) -> Result<Response<api::ListTenantsResponse>, Status> {
+        let tenants = self
+            .router
+            .tenant_ids()
+            .into_iter()
+            .filter_map(|id| self.router.tenant(id.as_str()))
+            .map(|t| {
+                let s = t.setup();
+                api::TenantSummary {
+                    tenant: t.id.to_string(),
+                    version: s.version,
+                    agents: s.agents.len() as u32,
+                    queues: s.queues.len() as u32,
+                    calls: t.call_count() as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(api::ListTenantsResponse { tenants }))
+    }
+}

@@ -1,0 +1,147 @@
+//! The agent API: login, logout, state with reason, list.
+
+use std::sync::Arc;
+
+use callgrid_domain::{Agent, AgentCommand, AgentId, AgentState, DeviceId, ReasonCode};
+use callgrid_proto::api::v1 as api;
+use tonic::{Request, Response, Status};
+
+use super::{mailbox, tenant};
+use crate::actors::{AgentMsg, GetAgent};
+use crate::convert;
+use crate::tenant::Tenant;
+use crate::Router;
+
+/// The agent service.
+pub struct AgentSvc {
+    router: Arc<Router>,
+}
+
+impl AgentSvc {
+    /// Over a router.
+    pub fn new(router: Arc<Router>) -> AgentSvc {
+        AgentSvc { router }
+    }
+}
+
+/// An agent's status as the API shows it.
+pub(crate) fn agent_status(t: &Tenant, a: &Agent) -> api::AgentStatus {
+    let setup = t.setup();
+    api::AgentStatus {
+        tenant: t.id.to_string(),
+        agent: a.id.to_string(),
+        state: a.state.name().to_string(),
+        reason: match &a.state {
+            AgentState::NotReady { reason } => reason.to_string(),
+            _ => String::new(),
+        },
+        since_ms: a.since,
+        call: a.state.call().map(|c| c.to_string()).unwrap_or_default(),
+        calls: a.calls,
+        talk_ms: a.talk_ms,
+        missed_in_row: a.missed_in_row,
+        devices: a.devices.iter().map(|d| d.to_string()).collect(),
+        queues: setup
+            .queues_of(&a.id)
+            .iter()
+            .map(|q| q.to_string())
+            .collect(),
+    }
+}
+
+impl AgentSvc {
+    async fn run(
+        &self,
+        tenant_id: &str,
+        agent: &str,
+        cmd: AgentCommand,
+    ) -> Result<Response<api::AgentStatus>, Status> {
+        let t = tenant(&self.router, tenant_id)?;
+        if agent.is_empty() {
+            return Err(Status::invalid_argument("agent is required"));
+        }
+        let addr = t.agent(&AgentId::new(agent)).ok_or_else(|| {
+            Status::not_found(format!("unknown agent {agent} of tenant {tenant_id}"))
+        })?;
+        let ticket = addr
+            .send(AgentMsg(cmd))
+            .await
+            .map_err(mailbox)?
+            .map_err(|r| convert::status(&r))?;
+        self.router
+            .shared
+            .journal
+            .wait(ticket)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let a = addr.send(GetAgent).await.map_err(mailbox)?;
+        Ok(Response::new(agent_status(&t, &a)))
+    }
+}
+
+#[tonic::async_trait]
+impl api::agent_service_server::AgentService for AgentSvc {
+    async fn login(
+        &self,
+        req: Request<api::LoginRequest>,
+    ) -> Result<Response<api::AgentStatus>, Status> {
+        let r = req.into_inner();
+        let not_ready =
+            (!r.not_ready_reason.is_empty()).then(|| ReasonCode::new(&r.not_ready_reason));
+        let devices = r.devices.iter().map(DeviceId::new).collect();
+        self.run(
+            &r.tenant,
+            &r.agent,
+            AgentCommand::Login { devices, not_ready },
+        )
+        .await
+    }
+
+    async fn logout(
+        &self,
+        req: Request<api::AgentRef>,
+    ) -> Result<Response<api::AgentStatus>, Status> {
+        let r = req.into_inner();
+        self.run(&r.tenant, &r.agent, AgentCommand::Logout).await
+    }
+
+    async fn set_state(
+        &self,
+        req: Request<api::SetStateRequest>,
+    ) -> Result<Response<api::AgentStatus>, Status> {
+        use api::set_state_request::State;
+        let r = req.into_inner();
+        let cmd = match r.state {
+            Some(State::Available(true)) => AgentCommand::SetAvailable,
+            Some(State::NotReadyReason(reason)) if !reason.is_empty() => {
+                AgentCommand::SetNotReady {
+                    reason: ReasonCode::new(reason),
+                }
+            }
+            Some(State::NotReadyReason(_)) => {
+                return Err(Status::invalid_argument(
+                    "not_ready_reason must name a reason code",
+                ))
+            }
+            Some(State::Available(false)) | None => {
+                return Err(Status::invalid_argument(
+                    "state is required: available, or not_ready_reason",
+                ))
+            }
+        };
+        self.run(&r.tenant, &r.agent, cmd).await
+    }
+
+    async fn list_agents(
+        &self,
+        req: Request<api::ListAgentsRequest>,
+    ) -> Result<Response<api::ListAgentsResponse>, Status> {
+        let t = tenant(&self.router, &req.get_ref().tenant)?;
+        let mut agents = Vec::new();
+        for (_, addr) in t.agent_addrs() {
+            let a = addr.send(GetAgent).await.map_err(mailbox)?;
+            agents.push(agent_status(&t, &a));
+        }
+        Ok(Response::new(api::ListAgentsResponse { agents }))
+    }
+}

@@ -1,0 +1,208 @@
+//! Call control: one bidirectional stream per call between the SIP edge and the router.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext};
+use callgrid_domain::{AgentId, Call, CallCommand, CallId, EndCause, OfferFailure};
+use callgrid_proto::api::v1 as api;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::mailbox;
+use crate::actors::{CallActor, CallMsg, EdgeReport};
+use crate::convert;
+use crate::journal::Ticket;
+use crate::Router;
+
+/// The call-control service.
+pub struct CallControlSvc {
+    router: Arc<Router>,
+}
+
+impl CallControlSvc {
+    /// Over a router.
+    pub fn new(router: Arc<Router>) -> CallControlSvc {
+        CallControlSvc { router }
+    }
+}
+
+type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
+
+/// An edge report as call commands, or why it is malformed.
+fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>, Status> {
+    use api::edge_report::Report as R;
+    let agent = |a: &str| {
+        if a.is_empty() {
+            Err(Status::invalid_argument("agent is required"))
+        } else {
+            Ok(AgentId::new(a))
+        }
+    };
+    Ok(match report {
+        None => return Err(Status::invalid_argument("report is empty")),
+        Some(R::Arrived(_)) => {
+            return Err(Status::invalid_argument(
+                "arrived may only be the first report",
+            ))
+        }
+        Some(R::Ringing(r)) => vec![CallCommand::Ringing {
+            agent: agent(&r.agent)?,
+        }],
+        Some(R::Answered(r)) => vec![CallCommand::Answered {
+            agent: agent(&r.agent)?,
+        }],
+        Some(R::OfferFailed(r)) => vec![CallCommand::OfferFailed {
+            agent: agent(&r.agent)?,
+            cause: match api::FailureCause::try_from(r.cause)
+                .unwrap_or(api::FailureCause::Unspecified)
+            {
+                api::FailureCause::Busy => OfferFailure::Busy,
+                api::FailureCause::Rejected => OfferFailure::Rejected,
+                api::FailureCause::Unreachable => OfferFailure::Unreachable,
+                api::FailureCause::NoAnswer | api::FailureCause::Unspecified => {
+                    OfferFailure::NoAnswer
+                }
+            },
+        }],
+        Some(R::Digits(d)) => {
+            if d.digits.is_empty() {
+                return Err(Status::invalid_argument("digits is empty"));
+            }
+            d.digits
+                .chars()
+                .map(|digit| CallCommand::Digit { digit })
+                .collect()
+        }
+        Some(R::CollectTimeout(_)) => vec![CallCommand::MenuTimeout],
+        Some(R::Hangup(h)) => vec![CallCommand::Hangup {
+            cause: if h.party == api::Party::Agent as i32 {
+                EndCause::Agent
+            } else {
+                EndCause::Caller
+            },
+        }],
+        Some(R::Callback(_)) => vec![CallCommand::RequestCallback],
+    })
+}
+
+fn result(call: &str, seq: u64, st: &Status) -> api::RouterInstruction {
+    api::RouterInstruction {
+        call_id: call.to_string(),
+        instruction: Some(api::router_instruction::Instruction::Result(
+            api::ReportResult {
+                seq,
+                code: st.code() as i32,
+                message: st.message().to_string(),
+            },
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl api::call_control_server::CallControl for CallControlSvc {
+    type CallStream = Out;
+
+    async fn call(
+        &self,
+        req: Request<Streaming<api::EdgeReport>>,
+    ) -> Result<Response<Out>, Status> {
+        let mut inbound = req.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before arrived"))?;
+        let Some(api::edge_report::Report::Arrived(arrived)) = first.report else {
+            return Err(Status::invalid_argument("the first report must be arrived"));
+        };
+        if first.call_id.is_empty() {
+            return Err(Status::invalid_argument("call_id is required"));
+        }
+        if arrived.number.is_empty() {
+            return Err(Status::invalid_argument("number is required"));
+        }
+        let tenant = self
+            .router
+            .tenant_of_number(&arrived.number)
+            .ok_or_else(|| Status::not_found(format!("unknown number {}", arrived.number)))?;
+        if !arrived.tenant.is_empty() && arrived.tenant != tenant.id.as_str() {
+            return Err(Status::permission_denied(format!(
+                "number {} does not belong to tenant {}",
+                arrived.number, arrived.tenant
+            )));
+        }
+        let call_id = CallId::new(&first.call_id);
+        let (tx, rx) = mpsc::unbounded_channel::<(Ticket, api::RouterInstruction)>();
+        let weak = tx.downgrade();
+        let t = tenant.clone();
+        let id = call_id.clone();
+        let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |ctx| {
+            let duplicate = !t.register_call(id.clone(), ctx.address());
+            CallActor::new(Call::new(id), t, Some(tx), duplicate)
+        });
+        let ticket = addr
+            .send(CallMsg(CallCommand::Arrive {
+                number: arrived.number.as_str().into(),
+                caller: arrived.caller.as_str().into(),
+            }))
+            .await
+            .map_err(mailbox)?
+            .map_err(|r| convert::status(&r))?;
+        let journal = self.router.shared.journal.clone();
+        journal
+            .wait(ticket)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        // the arrival's result
+        if let Some(tx) = weak.upgrade() {
+            let _ = tx.send((ticket, result(call_id.as_str(), first.seq, &Status::ok(""))));
+        }
+
+        // reports from the edge
+        let reader_addr = addr.clone();
+        let call_name = call_id.to_string();
+        tokio::spawn(async move {
+            let mut hung_up = false;
+            loop {
+                match inbound.message().await {
+                    Ok(Some(report)) => match commands(report.report) {
+                        Ok(cmds) => {
+                            hung_up |= cmds.iter().any(|c| matches!(c, CallCommand::Hangup { .. }));
+                            reader_addr.do_send(EdgeReport {
+                                seq: report.seq,
+                                cmds,
+                            });
+                        }
+                        Err(st) => {
+                            tracing::debug!(call = %call_name, error = %st.message(), "malformed report");
+                            if let Some(tx) = weak.upgrade() {
+                                let _ = tx.send((0, result(&call_name, report.seq, &st)));
+                            }
+                        }
+                    },
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if !hung_up {
+                reader_addr.do_send(CallMsg(CallCommand::Hangup {
+                    cause: EndCause::EdgeLost,
+                }));
+            }
+        });
+
+        // instructions to the edge, each once its events are durable
+        let durable = journal.durable_watch();
+        let out = futures::stream::unfold((rx, durable), |(mut rx, mut durable)| async move {
+            let (ticket, ins) = rx.recv().await?;
+            if *durable.borrow() < ticket && durable.wait_for(|d| *d >= ticket).await.is_err() {
+                return Some((
+                    Err(Status::unavailable("the event journal stopped")),
+                    (rx, durable),
+                ));
+            }
+            Some((Ok(ins), (rx, durable)))
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+}

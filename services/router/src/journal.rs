@@ -1,0 +1,134 @@
+//! The journal: every actor hands its events here. Enqueueing is synchronous and ordered,
+//! so an event enqueued before a message is sent is ahead of everything that message causes
+//! (the log is always a causally closed prefix). One writer task appends whatever is queued
+//! as one batch (group commit on top of the log's own) and publishes how far the log is
+//! durable; effects are acknowledged outside the actor system only once their ticket is
+//! durable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callgrid_eventlog::{EventLog, Record};
+use tokio::sync::{mpsc, watch};
+
+/// A position in the journal's queue: durable once `durable() >= ticket`.
+pub type Ticket = u64;
+
+/// The topic every domain event goes to (DESIGN.md).
+pub const EVENTS_TOPIC: &str = "callgrid.events.v1";
+
+struct Queue {
+    next: Ticket,
+    tx: mpsc::UnboundedSender<(Ticket, Vec<Record>)>,
+}
+
+/// The shared front of the event log.
+pub struct Journal {
+    queue: Mutex<Queue>,
+    durable: watch::Receiver<Ticket>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Journal {
+    /// Starts the writer task on the current tokio runtime.
+    pub fn start(log: Arc<dyn EventLog>) -> Arc<Journal> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (durable_tx, durable) = watch::channel(0);
+        let healthy = Arc::new(AtomicBool::new(true));
+        tokio::spawn(writer(log, rx, durable_tx, healthy.clone()));
+        Arc::new(Journal {
+            queue: Mutex::new(Queue { next: 1, tx }),
+            durable,
+            healthy,
+        })
+    }
+
+    /// Enqueues records; returns their ticket. An empty batch gets the ticket of what was
+    /// enqueued before it (durable when that is).
+    pub fn append(&self, records: Vec<Record>) -> Ticket {
+        let mut q = match self.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if records.is_empty() {
+            return q.next - 1;
+        }
+        let ticket = q.next;
+        q.next += 1;
+        if q.tx.send((ticket, records)).is_err() {
+            tracing::error!(ticket, "journal writer is gone, events not written");
+            self.healthy.store(false, Ordering::Relaxed);
+        }
+        ticket
+    }
+
+    /// The highest durable ticket.
+    pub fn durable(&self) -> Ticket {
+        *self.durable.borrow()
+    }
+
+    /// Waits until `ticket` is durable.
+    pub async fn wait(&self, ticket: Ticket) -> Result<(), JournalClosed> {
+        if self.durable() >= ticket {
+            return Ok(());
+        }
+        let mut rx = self.durable.clone();
+        rx.wait_for(|d| *d >= ticket)
+            .await
+            .map(|_| ())
+            .map_err(|_| JournalClosed)
+    }
+
+    /// A receiver of the durable ticket (for streams that wait without borrowing `self`).
+    pub fn durable_watch(&self) -> watch::Receiver<Ticket> {
+        self.durable.clone()
+    }
+
+    /// False after a write failed and has not yet succeeded on retry.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// The journal's writer stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the event journal stopped")]
+pub struct JournalClosed;
+
+async fn writer(
+    log: Arc<dyn EventLog>,
+    mut rx: mpsc::UnboundedReceiver<(Ticket, Vec<Record>)>,
+    durable: watch::Sender<Ticket>,
+    healthy: Arc<AtomicBool>,
+) {
+    const MAX_BATCH: usize = 20_000;
+    while let Some((mut last, mut batch)) = rx.recv().await {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((t, mut more)) => {
+                    batch.append(&mut more);
+                    last = t;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match log.append(EVENTS_TOPIC, batch.clone()).await {
+                Ok(_) => {
+                    healthy.store(true, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    // nothing is acknowledged until it is written: retry, loudly
+                    tracing::error!(error = %e, records = batch.len(), "event append failed, retrying");
+                    healthy.store(false, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        let _ = durable.send(last);
+    }
+}

@@ -1,0 +1,262 @@
+//! A tenant: its configuration, the addresses of its actors, and the dispatch of commands
+//! between them. A tenant is a shard: all its actors live on one arbiter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actix::{Actor, Addr};
+use actix_rt::ArbiterHandle;
+use callgrid_domain::react::on_rejection;
+use callgrid_domain::{
+    AgentId, CallId, Command, Event, QueueId, Rejection, TenantId, TenantSetup, TimeMs,
+};
+use callgrid_eventlog::Record;
+use callgrid_proto::events::v1 as pb;
+use prost::Message;
+
+use crate::actors::{AgentActor, AgentMsg, CallActor, CallMsg, Observe, QueueActor, QueueMsg};
+use crate::clock::Clock;
+use crate::convert;
+use crate::journal::{Journal, Ticket};
+
+/// What every actor of every tenant shares.
+pub struct Shared {
+    /// The event journal.
+    pub journal: Arc<Journal>,
+    /// The clock.
+    pub clock: Clock,
+    /// How long a recovered call waits for its edge before it is ended as edge-lost.
+    pub edge_grace_ms: u64,
+    rng: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state of a router.
+    pub fn new(journal: Arc<Journal>, clock: Clock, edge_grace_ms: u64) -> Arc<Shared> {
+        Arc::new(Shared {
+            journal,
+            clock,
+            edge_grace_ms,
+            rng: AtomicU64::new(clock.now()),
+        })
+    }
+
+    /// A fresh random number for the random strategies.
+    pub fn rand(&self) -> u64 {
+        callgrid_domain::queue::splitmix64(self.rng.fetch_add(0x9E37_79B9, Ordering::Relaxed))
+    }
+}
+
+/// One tenant.
+pub struct Tenant {
+    /// The tenant.
+    pub id: TenantId,
+    setup: RwLock<Arc<TenantSetup>>,
+    /// The YAML text of the current configuration.
+    pub yaml: RwLock<String>,
+    agents: RwLock<HashMap<AgentId, Addr<AgentActor>>>,
+    queues: RwLock<HashMap<QueueId, Addr<QueueActor>>>,
+    calls: Mutex<HashMap<CallId, Addr<CallActor>>>,
+    /// The arbiter hosting this tenant's actors.
+    pub arbiter: ArbiterHandle,
+    /// Router-wide state.
+    pub shared: Arc<Shared>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Tenant {
+    /// A tenant with no actors yet.
+    pub fn new(
+        setup: Arc<TenantSetup>,
+        yaml: String,
+        arbiter: ArbiterHandle,
+        shared: Arc<Shared>,
+    ) -> Arc<Tenant> {
+        Arc::new(Tenant {
+            id: setup.tenant.clone(),
+            setup: RwLock::new(setup),
+            yaml: RwLock::new(yaml),
+            agents: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
+            arbiter,
+            shared,
+        })
+    }
+
+    /// The current configuration.
+    pub fn setup(&self) -> Arc<TenantSetup> {
+        read(&self.setup).clone()
+    }
+
+    /// Replaces the configuration (calls in progress keep theirs, R9).
+    pub fn set_setup(&self, setup: Arc<TenantSetup>, yaml: String) {
+        *write(&self.setup) = setup;
+        *write(&self.yaml) = yaml;
+    }
+
+    /// Now, by the router's clock.
+    pub fn now(&self) -> TimeMs {
+        self.shared.clock.now()
+    }
+
+    /// An agent's actor.
+    pub fn agent(&self, id: &AgentId) -> Option<Addr<AgentActor>> {
+        read(&self.agents).get(id).cloned()
+    }
+    /// A queue's actor.
+    pub fn queue(&self, id: &QueueId) -> Option<Addr<QueueActor>> {
+        read(&self.queues).get(id).cloned()
+    }
+    /// A call's actor.
+    pub fn call(&self, id: &CallId) -> Option<Addr<CallActor>> {
+        self.calls_lock().get(id).cloned()
+    }
+    /// Every agent actor.
+    pub fn agent_addrs(&self) -> Vec<(AgentId, Addr<AgentActor>)> {
+        let mut v: Vec<_> = read(&self.agents)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    /// Every queue actor.
+    pub fn queue_addrs(&self) -> Vec<(QueueId, Addr<QueueActor>)> {
+        let mut v: Vec<_> = read(&self.queues)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    /// Every call actor.
+    pub fn call_addrs(&self) -> Vec<(CallId, Addr<CallActor>)> {
+        self.calls_lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+    /// Number of calls in progress.
+    pub fn call_count(&self) -> usize {
+        self.calls_lock().len()
+    }
+
+    fn calls_lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Addr<CallActor>>> {
+        self.calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a call actor; false if the id is taken.
+    pub fn register_call(&self, id: CallId, addr: Addr<CallActor>) -> bool {
+        let mut calls = self.calls_lock();
+        if calls.contains_key(&id) {
+            return false;
+        }
+        calls.insert(id, addr);
+        true
+    }
+
+    /// Forgets a call actor.
+    pub fn unregister_call(&self, id: &CallId) {
+        self.calls_lock().remove(id);
+    }
+
+    /// Starts the actor of an agent (on this tenant's arbiter) unless it runs already.
+    pub fn ensure_agent(self: &Arc<Self>, agent: callgrid_domain::Agent) {
+        let mut agents = write(&self.agents);
+        if agents.contains_key(&agent.id) {
+            return;
+        }
+        let id = agent.id.clone();
+        let tenant = self.clone();
+        let addr =
+            AgentActor::start_in_arbiter(&self.arbiter, move |_| AgentActor::new(agent, tenant));
+        agents.insert(id, addr);
+    }
+
+    /// Starts the actor of a queue unless it runs already.
+    pub fn ensure_queue(self: &Arc<Self>, queue: callgrid_domain::Queue) {
+        let mut queues = write(&self.queues);
+        if queues.contains_key(&queue.id) {
+            return;
+        }
+        let id = queue.id.clone();
+        let tenant = self.clone();
+        let addr =
+            QueueActor::start_in_arbiter(&self.arbiter, move |_| QueueActor::new(queue, tenant));
+        queues.insert(id, addr);
+    }
+
+    /// Sends a follow-up command to its aggregate's actor. A command for an aggregate that
+    /// does not exist (a call that ended) is refused here, with the refusal's own follow-ups.
+    pub fn dispatch(&self, cmd: Command) {
+        match cmd {
+            Command::Agent(a, c) => match self.agent(&a) {
+                Some(addr) => addr.do_send(AgentMsg(c)),
+                None => self.refused(&Command::Agent(a.clone(), c), &Rejection::UnknownAgent(a)),
+            },
+            Command::Queue(q, c) => match self.queue(&q) {
+                Some(addr) => addr.do_send(QueueMsg(c)),
+                None => self.refused(&Command::Queue(q.clone(), c), &Rejection::UnknownQueue(q)),
+            },
+            Command::Observe(q, view) => {
+                if let Some(addr) = self.queue(&q) {
+                    addr.do_send(Observe(view));
+                }
+            }
+            Command::Call(id, c) => match self.call(&id) {
+                Some(addr) => addr.do_send(CallMsg(c)),
+                None => self.refused(&Command::Call(id.clone(), c), &Rejection::UnknownCall(id)),
+            },
+        }
+    }
+
+    /// Dispatches what a refused command causes.
+    pub fn refused(&self, cmd: &Command, r: &Rejection) {
+        tracing::debug!(tenant = %self.id, command = ?cmd, rejection = %r, "follow-up refused");
+        for f in on_rejection(cmd, r) {
+            self.dispatch(f);
+        }
+    }
+
+    /// Encodes events of one aggregate (sequence numbers `first_seq..`) and enqueues them.
+    pub fn journal(
+        &self,
+        kind: &str,
+        id: &str,
+        first_seq: u64,
+        plan_version: u64,
+        events: &[Event],
+    ) -> Ticket {
+        let key = self.id.as_str().as_bytes();
+        let records = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let env = pb::EventEnvelope {
+                    tenant: self.id.to_string(),
+                    aggregate_kind: kind.to_string(),
+                    aggregate_id: id.to_string(),
+                    sequence: first_seq + i as u64,
+                    time_ms: e.at as i64,
+                    plan_version,
+                    traceparent: String::new(),
+                    tracestate: String::new(),
+                    schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
+                    event: Some(convert::event_pb(&e.body)),
+                };
+                Record::new(key.to_vec(), env.encode_to_vec(), e.at as i64)
+            })
+            .collect();
+        self.shared.journal.append(records)
+    }
+}
