@@ -191,7 +191,6 @@ impl AgentActor {
 impl Actor for AgentActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.rearm(ctx);
     }
 }
@@ -289,7 +288,6 @@ impl QueueActor {
 impl Actor for QueueActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.schedule_match(ctx);
     }
 }
@@ -463,7 +461,6 @@ impl CallActor {
 impl Actor for CallActor {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         if self.recovered {
             let grace = self.tenant.shared.edge_grace_ms;
             let delay = self.tenant.shared.clock.until(self.tenant.now() + grace);

@@ -1,0 +1,168 @@
+//! A router serving the demo tenant on a random port, and gRPC helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callgrid_eventlog::{SqliteLog, SqliteLogOptions};
+use callgrid_proto::api::v1 as api;
+use callgrid_router::{grpc, Router, RouterOptions};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::Streaming;
+
+pub const SALES: &str = "+842873000200";
+pub const MENU: &str = "+842873000100";
+
+pub struct Harness {
+    pub router: Arc<Router>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = SqliteLog::open_async(
+        dir.path().join("events.sqlite"),
+        SqliteLogOptions::default(),
+    )
+    .await
+    .expect("log");
+    let router = Router::open(Arc::new(log), RouterOptions::default())
+        .await
+        .expect("router");
+    router
+        .load_tenant("demo.yaml", callgrid_config::DEMO_TENANT_YAML)
+        .await
+        .expect("demo tenant");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(grpc::serve_on(
+        router.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    Harness { router, addr, dir }
+}
+
+impl Harness {
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+    pub async fn agents(&self) -> api::agent_service_client::AgentServiceClient<Channel> {
+        api::agent_service_client::AgentServiceClient::new(self.channel().await)
+    }
+    pub async fn reads(&self) -> api::read_service_client::ReadServiceClient<Channel> {
+        api::read_service_client::ReadServiceClient::new(self.channel().await)
+    }
+    pub async fn admin(&self) -> api::admin_client::AdminClient<Channel> {
+        api::admin_client::AdminClient::new(self.channel().await)
+    }
+
+    pub async fn login(&self, agent: &str) -> api::AgentStatus {
+        self.agents()
+            .await
+            .login(api::LoginRequest {
+                tenant: "demo".into(),
+                agent: agent.into(),
+                devices: vec![format!("sip:{agent}@127.0.0.1")],
+                not_ready_reason: String::new(),
+            })
+            .await
+            .expect("login")
+            .into_inner()
+    }
+
+    /// Opens a call stream and reports `arrived`.
+    pub async fn call(&self, call_id: &str, number: &str) -> Result<EdgeCall, tonic::Status> {
+        let (tx, rx) = mpsc::channel(64);
+        tx.send(report(
+            call_id,
+            1,
+            api::edge_report::Report::Arrived(api::Arrived {
+                number: number.into(),
+                caller: "0961234566".into(),
+                tenant: String::new(),
+                traceparent: String::new(),
+            }),
+        ))
+        .await
+        .expect("send");
+        let mut client = api::call_control_client::CallControlClient::new(self.channel().await);
+        let inbound = client.call(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(EdgeCall {
+            id: call_id.into(),
+            tx,
+            rx: inbound,
+            seq: 1,
+        })
+    }
+}
+
+pub fn report(call: &str, seq: u64, r: api::edge_report::Report) -> api::EdgeReport {
+    api::EdgeReport {
+        call_id: call.into(),
+        seq,
+        report: Some(r),
+    }
+}
+
+pub struct EdgeCall {
+    pub id: String,
+    pub tx: mpsc::Sender<api::EdgeReport>,
+    pub rx: Streaming<api::RouterInstruction>,
+    pub seq: u64,
+}
+
+impl EdgeCall {
+    pub async fn send(&mut self, r: api::edge_report::Report) -> u64 {
+        self.seq += 1;
+        self.tx
+            .send(report(&self.id, self.seq, r))
+            .await
+            .expect("send report");
+        self.seq
+    }
+
+    /// The next instruction, or None when the stream ended.
+    pub async fn next(&mut self) -> Option<api::router_instruction::Instruction> {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.message())
+            .await
+            .expect("an instruction within 10 s")
+            .expect("stream ok")
+            .map(|i| i.instruction.expect("instruction set"))
+    }
+
+    /// Instructions until one matches.
+    pub async fn until<T>(
+        &mut self,
+        mut f: impl FnMut(&api::router_instruction::Instruction) -> Option<T>,
+    ) -> T {
+        loop {
+            let i = self
+                .next()
+                .await
+                .expect("stream ended before the expected instruction");
+            if let Some(t) = f(&i) {
+                return t;
+            }
+        }
+    }
+
+    /// The result of report `seq`.
+    pub async fn result_of(&mut self, seq: u64) -> api::ReportResult {
+        self.until(|i| match i {
+            api::router_instruction::Instruction::Result(r) if r.seq == seq => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+}

@@ -1,0 +1,385 @@
+//! The router over gRPC: agent API, a whole call through call control, bad input.
+
+mod common;
+
+use callgrid_eventlog::EventLog;
+use callgrid_proto::api::v1 as api;
+use callgrid_proto::events::v1 as pb;
+use callgrid_router::journal::EVENTS_TOPIC;
+use common::*;
+use prost::Message;
+use tonic::Code;
+
+use api::edge_report::Report as R;
+use api::router_instruction::Instruction as I;
+
+async fn all_events(h: &Harness) -> Vec<pb::EventEnvelope> {
+    let log = h.router.log();
+    let mut out = Vec::new();
+    for p in 0..log.partition_count(EVENTS_TOPIC).await.unwrap() {
+        for r in log.read(EVENTS_TOPIC, p, 0, 1_000_000).await.unwrap() {
+            out.push(pb::EventEnvelope::decode(r.value.as_slice()).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_api_logs_in_changes_state_and_refuses_bad_input() {
+    let h = start().await;
+    let st = h.login("alice").await;
+    assert_eq!(st.state, "available");
+    assert_eq!(st.queues, vec!["200".to_string(), "202".to_string()]);
+    let mut agents = h.agents().await;
+    let again = agents
+        .login(api::LoginRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            devices: vec![],
+            not_ready_reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(
+        again.message().contains("already logged in"),
+        "{}",
+        again.message()
+    );
+
+    let unknown = agents
+        .logout(api::AgentRef {
+            tenant: "demo".into(),
+            agent: "zorro".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let no_tenant = agents
+        .logout(api::AgentRef {
+            tenant: "nope".into(),
+            agent: "alice".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_tenant.code(), Code::NotFound);
+    let bad_reason = agents
+        .set_state(api::SetStateRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            state: Some(api::set_state_request::State::NotReadyReason("nap".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_reason.code(), Code::InvalidArgument);
+    let lunch = agents
+        .set_state(api::SetStateRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            state: Some(api::set_state_request::State::NotReadyReason(
+                "lunch".into(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (lunch.state.as_str(), lunch.reason.as_str()),
+        ("not_ready", "lunch")
+    );
+    let list = agents
+        .list_agents(api::ListAgentsRequest {
+            tenant: "demo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.agents.len(), 13);
+    // every acknowledged change is in the log
+    let ev = all_events(&h).await;
+    let kinds: Vec<_> = ev
+        .iter()
+        .filter(|e| e.aggregate_id == "alice")
+        .map(|e| e.event.as_ref().unwrap().kind.clone().unwrap())
+        .collect();
+    assert!(matches!(kinds[0], pb::event::Kind::AgentLoggedIn(_)));
+    assert!(matches!(kinds[1], pb::event::Kind::AgentNotReady(_)));
+    assert_eq!(kinds.len(), 2, "refused commands wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_call_rings_the_agent_is_bridged_and_ends() {
+    let h = start().await;
+    let mut call = h.call("call-1", SALES).await.expect("call accepted");
+    // queued: answer + hold music; nobody logged in yet
+    call.until(|i| matches!(i, I::PlayHoldMusic(_)).then_some(()))
+        .await;
+    assert_eq!(call.result_of(1).await.code, 0);
+    let q = h
+        .reads()
+        .await
+        .get_queue(api::QueueRef {
+            tenant: "demo".into(),
+            queue: "200".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(q.waiting.len(), 1);
+    assert_eq!(q.waiting[0].call, "call-1");
+
+    h.login("bob").await;
+    let ring = call
+        .until(|i| match i {
+            I::Ring(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ring.agent, "bob");
+    assert_eq!(ring.devices, vec!["sip:bob@127.0.0.1".to_string()]);
+    let s = call
+        .send(R::Ringing(api::AgentRinging {
+            agent: "bob".into(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    let s = call
+        .send(R::Answered(api::AgentAnswered {
+            agent: "bob".into(),
+        }))
+        .await;
+    call.until(|i| matches!(i, I::Bridge(b) if b.agent == "bob").then_some(()))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    let bob = h
+        .reads()
+        .await
+        .get_agent(api::AgentRef {
+            tenant: "demo".into(),
+            agent: "bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (bob.state.as_str(), bob.call.as_str()),
+        ("on_call", "call-1")
+    );
+
+    let s = call
+        .send(R::Hangup(api::Hangup {
+            party: api::Party::Caller as i32,
+            sip_code: 0,
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    assert!(call.next().await.is_none(), "the stream ends with the call");
+
+    let ev = all_events(&h).await;
+    let names: Vec<String> = ev
+        .iter()
+        .filter(|e| e.aggregate_id == "call-1" || e.aggregate_id == "200")
+        .map(|e| {
+            format!("{:?}", e.event.as_ref().unwrap().kind.as_ref().unwrap())
+                .split('(')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for expected in [
+        "CallArrived",
+        "CallRouted",
+        "QueueCallJoined",
+        "QueueRoutingDecision",
+        "QueueCallOffered",
+        "CallOffered",
+        "CallRinging",
+        "CallAnswered",
+        "QueueCallAnswered",
+        "CallEnded",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let decision = ev
+        .iter()
+        .find_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            pb::event::Kind::QueueRoutingDecision(d) => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(decision.chosen, vec!["bob".to_string()]);
+    assert_eq!(decision.strategy, pb::Strategy::LongestIdle as i32);
+    // sequence numbers per aggregate are 1.. without gaps
+    let seqs: Vec<u64> = ev
+        .iter()
+        .filter(|e| e.aggregate_id == "call-1")
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_edge_reports_get_a_status_change_nothing_and_the_router_keeps_serving() {
+    let h = start().await;
+    // unknown number: the stream is refused
+    let st = h.call("x1", "+999").await.err().expect("refused");
+    assert_eq!(st.code(), Code::NotFound);
+
+    h.login("alice").await;
+    let mut call = h.call("call-2", SALES).await.unwrap();
+    call.until(|i| matches!(i, I::Ring(_)).then_some(())).await;
+    let before = all_events(&h).await.len();
+    // an agent who was never offered the call answers
+    let s = call
+        .send(R::Answered(api::AgentAnswered {
+            agent: "bob".into(),
+        }))
+        .await;
+    assert_eq!(
+        call.result_of(s).await.code,
+        Code::FailedPrecondition as i32
+    );
+    // an empty report, a second arrival, empty digits
+    let s = call
+        .send(R::Digits(api::Digits {
+            digits: String::new(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, Code::InvalidArgument as i32);
+    call.seq += 1;
+    call.tx
+        .send(api::EdgeReport {
+            call_id: "call-2".into(),
+            seq: call.seq,
+            report: None,
+        })
+        .await
+        .unwrap();
+    let s = call.seq;
+    assert_eq!(call.result_of(s).await.code, Code::InvalidArgument as i32);
+    // a duplicated ringing report
+    let s = call
+        .send(R::Ringing(api::AgentRinging {
+            agent: "alice".into(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    let s = call
+        .send(R::Ringing(api::AgentRinging {
+            agent: "alice".into(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, Code::AlreadyExists as i32);
+    // a hangup reported before the answer it would follow (reordered) ends the call cleanly
+    let after = all_events(&h).await.len();
+    assert_eq!(
+        after,
+        before + 2,
+        "only the first ringing report wrote events (call + agent)"
+    );
+
+    // a second call with the same id is refused
+    let dup = h.call("call-2", SALES).await;
+    match dup {
+        Err(st) => assert_eq!(st.code(), Code::AlreadyExists),
+        Ok(_) => panic!("duplicate call id accepted"),
+    }
+    // and the router keeps serving: the first call is answered and ended normally
+    let s = call
+        .send(R::Answered(api::AgentAnswered {
+            agent: "alice".into(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    let s = call
+        .send(R::Hangup(api::Hangup {
+            party: api::Party::Agent as i32,
+            sip_code: 0,
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    // an edge that goes away without hanging up: the call ends as edge-lost
+    let mut lost = h.call("call-3", SALES).await.unwrap();
+    assert_eq!(lost.result_of(1).await.code, 0);
+    drop(lost);
+    for _ in 0..100 {
+        if all_events(&h).await.iter().any(|e| {
+            e.aggregate_id == "call-3"
+                && matches!(
+                    e.event.as_ref().unwrap().kind,
+                    Some(pb::event::Kind::CallEnded(_))
+                )
+        }) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("call-3 was not ended after its edge went away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn menu_digit_routes_into_the_chosen_queue() {
+    let h = start().await;
+    h.login("chi").await;
+    let mut call = h.call("m-1", MENU).await.unwrap();
+    let collect = call
+        .until(|i| match i {
+            I::CollectDigits(c) => Some(c.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(collect.prompt, "welcome");
+    let s = call
+        .send(R::Digits(api::Digits { digits: "2".into() }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    let ring = call
+        .until(|i| match i {
+            I::Ring(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ring.agent, "chi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_loads_a_new_version_and_names_the_field_of_a_broken_file() {
+    let h = start().await;
+    let mut admin = h.admin().await;
+    let broken =
+        callgrid_config::DEMO_TENANT_YAML.replace("strategy: longest_idle", "strategy: fastest");
+    let err = admin
+        .load_tenant(api::LoadTenantRequest {
+            yaml: broken,
+            source_name: "demo.yaml".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("demo.yaml: queues[0].strategy"),
+        "{}",
+        err.message()
+    );
+    let changed =
+        callgrid_config::DEMO_TENANT_YAML.replace("max_wait_seconds: 180", "max_wait_seconds: 240");
+    let ok = admin
+        .load_tenant(api::LoadTenantRequest {
+            yaml: changed,
+            source_name: "demo.yaml".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.version, 2);
+    let list = admin
+        .list_tenants(api::ListTenantsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.tenants[0].version, 2);
+}
