@@ -60,7 +60,7 @@ pub use setup::to_setup;
 
 pub use error::{ConfigError, FieldError};
 pub use generate::{generate_tenant, to_yaml, MAX_GENERATED_QUEUES};
-pub use load::{load_dir, load_file, load_str, validate};
+pub use load::{load_dir, load_file, load_str, load_trusted_str, validate};
 pub use model::{
     Agent, Defaults, Group, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy, Target,
     TenantFile, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER, CAUSE_NO_INPUT,

@@ -46,6 +46,29 @@ pub fn load_str(source_name: &str, yaml: &str) -> Result<TenantFile, ConfigError
     Ok(tenant)
 }
 
+/// Parses a configuration that was validated when it was first loaded (e.g. replayed from
+/// the event log): no schema pass and no cross-field checks, so recovery stays fast. Still
+/// never panics: malformed text is an error.
+pub fn load_trusted_str(source_name: &str, yaml: &str) -> Result<TenantFile, ConfigError> {
+    let mut document: serde_yaml::Value =
+        serde_yaml::from_str(yaml).map_err(|e| yaml_error(source_name, &e))?;
+    document
+        .apply_merge()
+        .map_err(|e| yaml_error(source_name, &e))?;
+    let mut errors = Vec::new();
+    let json = schema::yaml_to_json(source_name, document, &mut errors);
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid(errors));
+    }
+    serde_json::from_value(json).map_err(|e| {
+        ConfigError::Invalid(vec![FieldError::new(
+            source_name,
+            FieldError::DOCUMENT,
+            e.to_string(),
+        )])
+    })
+}
+
 /// Loads one tenant file. Errors name the file as the path was given.
 pub fn load_file(path: &Path) -> Result<TenantFile, ConfigError> {
     let file = path.display().to_string();

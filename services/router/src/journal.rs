@@ -5,7 +5,7 @@
 //! durable; effects are acknowledged outside the actor system only once their ticket is
 //! durable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,16 @@ pub struct Journal {
     queue: Mutex<Queue>,
     durable: watch::Receiver<Ticket>,
     healthy: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+}
+
+/// What the journal has written.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Records made durable.
+    pub events: AtomicU64,
+    /// Appends (group commits) made.
+    pub batches: AtomicU64,
 }
 
 impl Journal {
@@ -36,11 +46,19 @@ impl Journal {
         let (tx, rx) = mpsc::unbounded_channel();
         let (durable_tx, durable) = watch::channel(0);
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(writer(log, rx, durable_tx, healthy.clone()));
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(writer(
+            log,
+            rx,
+            durable_tx,
+            healthy.clone(),
+            counters.clone(),
+        ));
         Arc::new(Journal {
             queue: Mutex::new(Queue { next: 1, tx }),
             durable,
             healthy,
+            counters,
         })
     }
 
@@ -85,6 +103,14 @@ impl Journal {
         self.durable.clone()
     }
 
+    /// Records and batches written so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.counters.events.load(Ordering::Relaxed),
+            self.counters.batches.load(Ordering::Relaxed),
+        )
+    }
+
     /// False after a write failed and has not yet succeeded on retry.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -101,6 +127,7 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<(Ticket, Vec<Record>)>,
     durable: watch::Sender<Ticket>,
     healthy: Arc<AtomicBool>,
+    counters: Arc<Counters>,
 ) {
     const MAX_BATCH: usize = 20_000;
     while let Some((mut last, mut batch)) = rx.recv().await {
@@ -113,6 +140,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
+        let n = batch.len() as u64;
         let mut backoff = Duration::from_millis(10);
         loop {
             match log.append(EVENTS_TOPIC, batch.clone()).await {
@@ -129,6 +157,8 @@ async fn writer(
                 }
             }
         }
+        counters.events.fetch_add(n, Ordering::Relaxed);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
         let _ = durable.send(last);
     }
 }

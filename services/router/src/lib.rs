@@ -92,6 +92,8 @@ impl Default for RouterOptions {
 pub struct Router {
     /// Shared by all actors.
     pub shared: Arc<Shared>,
+    /// Events replayed at start, and how long recovery took (ms).
+    pub recovery: (u64, u64),
     log: Arc<dyn EventLog>,
     arbiters: Vec<ArbiterHandle>,
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
@@ -140,6 +142,7 @@ impl Router {
         let shared = Shared::new(journal, opts.clock, opts.edge_grace_ms);
         let router = Arc::new(Router {
             shared,
+            recovery: (recovered.events, started.elapsed().as_millis() as u64),
             log,
             arbiters: start_arbiters(opts.arbiters)?,
             tenants: RwLock::new(HashMap::new()),
@@ -149,13 +152,7 @@ impl Router {
         let events = recovered.events;
         let calls: usize = recovered.tenants.iter().map(|t| t.core.calls.len()).sum();
         for t in recovered.tenants {
-            let tenant = router.install(Arc::new(t.core.setup.as_ref().clone()), t.yaml)?;
-            for a in t.core.agents.values() {
-                tenant.ensure_agent(a.clone());
-            }
-            for q in t.core.queues.values() {
-                tenant.ensure_queue(q.clone());
-            }
+            let tenant = router.install(t.core.setup.clone(), t.yaml, Some(&t.core))?;
             for c in t.core.calls.values() {
                 let setup = t
                     .setups
@@ -210,7 +207,12 @@ impl Router {
 
     /// Installs a configuration (new tenant or new version) and its number index; starts
     /// actors for agents and queues that have none yet.
-    fn install(&self, setup: Arc<TenantSetup>, yaml: String) -> Result<Arc<Tenant>, RouterError> {
+    fn install(
+        &self,
+        setup: Arc<TenantSetup>,
+        yaml: String,
+        recovered: Option<&callgrid_domain::TenantCore>,
+    ) -> Result<Arc<Tenant>, RouterError> {
         {
             let numbers = rlock(&self.numbers);
             for n in setup.numbers.keys() {
@@ -249,6 +251,15 @@ impl Router {
             numbers.retain(|_, t| t != &setup.tenant);
             for n in setup.numbers.keys() {
                 numbers.insert(n.to_string(), setup.tenant.clone());
+            }
+        }
+        // recovered aggregates first: `ensure_*` keeps the first actor of an id
+        if let Some(core) = recovered {
+            for a in core.agents.values() {
+                tenant.ensure_agent(a.clone());
+            }
+            for q in core.queues.values() {
+                tenant.ensure_queue(q.clone());
             }
         }
         for a in setup.agents.keys() {
@@ -323,7 +334,7 @@ impl Router {
                 env.time_ms,
             )]);
         self.shared.journal.wait(ticket).await?;
-        self.install(setup, yaml.to_string())?;
+        self.install(setup, yaml.to_string(), None)?;
         tracing::info!(tenant = %id, version, source = source_name, "tenant configuration loaded");
         Ok((id, version))
     }

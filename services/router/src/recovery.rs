@@ -37,8 +37,8 @@ pub struct Recovered {
 /// Parses a configuration already validated when it was written (no schema pass: recovery
 /// must be fast).
 fn parse_setup(tenant: &str, version: u64, yaml: &str) -> Result<TenantSetup, String> {
-    let file: callgrid_config::TenantFile =
-        serde_yaml::from_str(yaml).map_err(|e| format!("configuration of tenant {tenant}: {e}"))?;
+    let file = callgrid_config::load_trusted_str(tenant, yaml)
+        .map_err(|e| format!("configuration of tenant {tenant}: {e}"))?;
     Ok(callgrid_config::to_setup(&file, version))
 }
 

@@ -75,4 +75,25 @@ impl api::admin_server::Admin for AdminSvc {
             .collect();
         Ok(Response::new(api::ListTenantsResponse { tenants }))
     }
+
+    async fn stats(
+        &self,
+        _: Request<api::StatsRequest>,
+    ) -> Result<Response<api::StatsResponse>, Status> {
+        let (events, batches) = self.router.shared.journal.counters();
+        let ids = self.router.tenant_ids();
+        let calls = ids
+            .iter()
+            .filter_map(|id| self.router.tenant(id.as_str()))
+            .map(|t| t.call_count())
+            .sum::<usize>();
+        Ok(Response::new(api::StatsResponse {
+            events_written: events,
+            batches_written: batches,
+            calls_in_progress: calls as u32,
+            tenants: ids.len() as u32,
+            events_recovered: self.router.recovery.0,
+            recovery_ms: self.router.recovery.1,
+        }))
+    }
 }

@@ -72,9 +72,7 @@ pub async fn serve_on(
             tracing::error!(error = %e, "reflection service");
             e
         });
-    let mut builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .http2_adaptive_window(Some(true));
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
     let mut routes = builder
         .add_service(health)
         .add_service(api::agent_service_server::AgentServiceServer::new(
