@@ -305,6 +305,7 @@ async fn run_call(ch: Channel, c: CallCtx) {
         call_id: c.id.clone(),
         seq,
         report: Some(r),
+        ack: false,
     };
     let _ = tx
         .send(report(

@@ -11,7 +11,7 @@ use anyhow::Context;
 use callgrid_eventlog::{Durability, SqliteLog, SqliteLogOptions};
 use callgrid_router::clock::Clock;
 use callgrid_router::{grpc, Router, RouterOptions};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -35,32 +35,7 @@ enum DurabilityArg {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run every service on this node with embedded storage.
-    Serve {
-        /// Directory of the embedded event log and state.
-        #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
-        data_dir: PathBuf,
-        /// gRPC listen address.
-        #[arg(long, env = "CALLGRID_LISTEN", default_value = "127.0.0.1:7300")]
-        listen: SocketAddr,
-        /// Directory of tenant YAML files to load at start; without it the demo tenant is loaded.
-        #[arg(long, env = "CALLGRID_TENANTS")]
-        tenants: Option<PathBuf>,
-        /// Do not load the demo tenant when no --tenants directory is given.
-        #[arg(long)]
-        no_demo: bool,
-        /// What an acknowledged event survives.
-        #[arg(long, value_enum, default_value = "fsync")]
-        durability: DurabilityArg,
-        /// Run the clock this many times faster than real time (simulations).
-        #[arg(long, default_value_t = 1.0)]
-        time_scale: f64,
-        /// Actor threads; tenants are spread over them (default: one per core).
-        #[arg(long)]
-        arbiters: Option<usize>,
-        /// Seconds a call recovered after a restart waits for its edge before it is ended.
-        #[arg(long, default_value_t = 30)]
-        edge_grace_seconds: u64,
-    },
+    Serve(ServeArgs),
     /// Validate tenant configuration files (a file or a directory) and print every error.
     CheckConfig {
         /// A YAML file or a directory of them.
@@ -78,31 +53,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::CheckConfig { path } => check_config(&path),
-        Cmd::Serve {
-            data_dir,
-            listen,
-            tenants,
-            no_demo,
-            durability,
-            time_scale,
-            arbiters,
-            edge_grace_seconds,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("callgrid-io")
-                .build()?;
-            rt.block_on(serve(ServeArgs {
-                data_dir,
-                listen,
-                tenants,
-                no_demo,
-                durability,
-                time_scale,
-                arbiters,
-                edge_grace_seconds,
-            }))
-        }
+        Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("callgrid-io")
+            .build()?
+            .block_on(serve(args)),
     }
 }
 
@@ -132,14 +87,31 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+#[derive(Args)]
 struct ServeArgs {
+    /// Directory of the embedded event log and state.
+    #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, env = "CALLGRID_LISTEN", default_value = "127.0.0.1:7300")]
     listen: SocketAddr,
+    /// Directory of tenant YAML files to load at start; without it the demo tenant is loaded.
+    #[arg(long, env = "CALLGRID_TENANTS")]
     tenants: Option<PathBuf>,
+    /// Do not load the demo tenant when no --tenants directory is given.
+    #[arg(long)]
     no_demo: bool,
+    /// What an acknowledged event survives.
+    #[arg(long, value_enum, default_value = "fsync")]
     durability: DurabilityArg,
+    /// Run the clock this many times faster than real time (simulations).
+    #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+    /// Actor threads; tenants are spread over them (default: one per core).
+    #[arg(long)]
     arbiters: Option<usize>,
+    /// Seconds a call recovered after a restart waits for its edge before it is ended.
+    #[arg(long, default_value_t = 30)]
     edge_grace_seconds: u64,
 }
 

@@ -96,6 +96,7 @@ async fn one_call(ch: Channel, id: String, number: &'static str, acks: Acks) {
         call_id: id.clone(),
         seq,
         report: Some(r),
+        ack: true,
     };
     let _ = tx
         .send(send(

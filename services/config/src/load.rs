@@ -16,29 +16,13 @@ use crate::schema::{self, quote};
 /// ([`ConfigError::Yaml`]); otherwise all schema errors are collected, and if there are
 /// none, all cross-field errors ([`ConfigError::Invalid`]).
 pub fn load_str(source_name: &str, yaml: &str) -> Result<TenantFile, ConfigError> {
-    let mut document: serde_yaml::Value =
-        serde_yaml::from_str(yaml).map_err(|e| yaml_error(source_name, &e))?;
-    document
-        .apply_merge()
-        .map_err(|e| yaml_error(source_name, &e))?;
-
-    let mut errors = Vec::new();
-    let json = schema::yaml_to_json(source_name, document, &mut errors);
-    if !errors.is_empty() {
-        return Err(ConfigError::Invalid(errors));
-    }
+    let json = to_json(source_name, yaml)?;
     let errors = schema::validate(source_name, &json);
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors));
     }
-    let tenant: TenantFile = serde_json::from_value(json).map_err(|e| {
-        // The schema accepts nothing the model rejects; this is a safety net.
-        ConfigError::Invalid(vec![FieldError::new(
-            source_name,
-            FieldError::DOCUMENT,
-            e.to_string(),
-        )])
-    })?;
+    // the schema accepts nothing the model rejects; the error path is a safety net
+    let tenant = deserialize(source_name, json)?;
     let errors = check(source_name, &tenant);
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors));
@@ -50,6 +34,12 @@ pub fn load_str(source_name: &str, yaml: &str) -> Result<TenantFile, ConfigError
 /// the event log): no schema pass and no cross-field checks, so recovery stays fast. Still
 /// never panics: malformed text is an error.
 pub fn load_trusted_str(source_name: &str, yaml: &str) -> Result<TenantFile, ConfigError> {
+    let json = to_json(source_name, yaml)?;
+    deserialize(source_name, json)
+}
+
+/// YAML text as the JSON value the schema validates (merge keys applied).
+fn to_json(source_name: &str, yaml: &str) -> Result<serde_json::Value, ConfigError> {
     let mut document: serde_yaml::Value =
         serde_yaml::from_str(yaml).map_err(|e| yaml_error(source_name, &e))?;
     document
@@ -60,6 +50,10 @@ pub fn load_trusted_str(source_name: &str, yaml: &str) -> Result<TenantFile, Con
     if !errors.is_empty() {
         return Err(ConfigError::Invalid(errors));
     }
+    Ok(json)
+}
+
+fn deserialize(source_name: &str, json: serde_json::Value) -> Result<TenantFile, ConfigError> {
     serde_json::from_value(json).map_err(|e| {
         ConfigError::Invalid(vec![FieldError::new(
             source_name,

@@ -45,6 +45,8 @@ pub struct EdgeReport {
     /// What it reports (several commands for several digits), run in order until one is
     /// refused.
     pub cmds: Vec<CallCommand>,
+    /// Answer with a result also when accepted.
+    pub ack: bool,
 }
 
 /// An agent's availability for a queue's board.
@@ -103,7 +105,7 @@ impl Timer {
         self.at = at;
         if let Some(at) = at {
             let delay = tenant.shared.clock.until(at);
-            self.handle = Some(ctx.run_later(delay, move |act, ctx| fire(act, ctx)));
+            self.handle = Some(ctx.run_later(delay, fire));
         }
     }
     fn fired(&mut self) {
@@ -159,6 +161,7 @@ impl AgentActor {
             self.agent.id.as_str(),
             first,
             setup.version,
+            "",
             &events,
         );
         dispatch_reactions(&self.tenant, &setup, &events);
@@ -257,6 +260,7 @@ impl QueueActor {
             self.queue.id.as_str(),
             first,
             setup.version,
+            "",
             &events,
         );
         dispatch_reactions(&self.tenant, &setup, &events);
@@ -337,6 +341,8 @@ pub struct CallActor {
     timer: Timer,
     duplicate: bool,
     recovered: bool,
+    /// W3C trace context the edge gave at arrival, carried in the call's events (P4).
+    traceparent: String,
 }
 
 impl CallActor {
@@ -346,6 +352,7 @@ impl CallActor {
         tenant: Arc<Tenant>,
         edge: Option<EdgeOut>,
         duplicate: bool,
+        traceparent: String,
     ) -> CallActor {
         CallActor {
             call,
@@ -355,11 +362,12 @@ impl CallActor {
             timer: Timer::default(),
             duplicate,
             recovered: false,
+            traceparent,
         }
     }
 
-    /// A call rebuilt from the log after a restart: no edge stream; it is ended as edge-lost
-    /// unless... nothing can re-attach it, so after the grace period.
+    /// A call rebuilt from the log after a restart: no edge stream (the edge saw its stream
+    /// break), so it is ended as edge-lost after the grace period, freeing its agents (A5).
     pub fn recovered(call: Call, setup: Arc<TenantSetup>, tenant: Arc<Tenant>) -> CallActor {
         CallActor {
             call,
@@ -369,6 +377,7 @@ impl CallActor {
             timer: Timer::default(),
             duplicate: false,
             recovered: true,
+            traceparent: String::new(),
         }
     }
 
@@ -413,6 +422,7 @@ impl CallActor {
             self.call.id.as_str(),
             first,
             self.call.plan_version,
+            &self.traceparent,
             &events,
         );
         let priority = self
@@ -494,6 +504,7 @@ impl Handler<EdgeReport> for CallActor {
         // the result goes out before the report's instructions would stop the stream
         let edge = self.edge.clone();
         let mut outcome = Ok(0);
+        let ack = msg.ack;
         for cmd in msg.cmds {
             outcome = self.process(cmd, ctx);
             if outcome.is_err() {
@@ -507,6 +518,9 @@ impl Handler<EdgeReport> for CallActor {
                 (0, st.code() as i32, st.message().to_string())
             }
         };
+        if code == 0 && !ack {
+            return;
+        }
         let result = api::RouterInstruction {
             call_id: self.call.id.to_string(),
             instruction: Some(api::router_instruction::Instruction::Result(

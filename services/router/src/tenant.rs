@@ -235,8 +235,12 @@ impl Tenant {
         id: &str,
         first_seq: u64,
         plan_version: u64,
+        traceparent: &str,
         events: &[Event],
     ) -> Ticket {
+        if events.is_empty() {
+            return self.shared.journal.append(Vec::new());
+        }
         let key = self.id.as_str().as_bytes();
         let records = events
             .iter()
@@ -249,7 +253,7 @@ impl Tenant {
                     sequence: first_seq + i as u64,
                     time_ms: e.at as i64,
                     plan_version,
-                    traceparent: String::new(),
+                    traceparent: traceparent.to_string(),
                     tracestate: String::new(),
                     schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
                     event: Some(convert::event_pb(&e.body)),

@@ -2,7 +2,6 @@
 
 mod common;
 
-use callgrid_eventlog::EventLog;
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
 use callgrid_router::journal::EVENTS_TOPIC;
@@ -213,6 +212,11 @@ async fn a_queued_call_rings_the_agent_is_bridged_and_ends() {
         .unwrap();
     assert_eq!(decision.chosen, vec!["bob".to_string()]);
     assert_eq!(decision.strategy, pb::Strategy::LongestIdle as i32);
+    // the call's events carry the edge's trace context (P4)
+    assert!(ev
+        .iter()
+        .filter(|e| e.aggregate_id == "call-1")
+        .all(|e| e.traceparent == TRACEPARENT && e.plan_version == 1 && e.tenant == "demo"));
     // sequence numbers per aggregate are 1.. without gaps
     let seqs: Vec<u64> = ev
         .iter()
@@ -256,6 +260,7 @@ async fn bad_edge_reports_get_a_status_change_nothing_and_the_router_keeps_servi
             call_id: "call-2".into(),
             seq: call.seq,
             report: None,
+            ack: false,
         })
         .await
         .unwrap();

@@ -137,9 +137,10 @@ impl api::call_control_server::CallControl for CallControlSvc {
         let weak = tx.downgrade();
         let t = tenant.clone();
         let id = call_id.clone();
+        let traceparent = arrived.traceparent.clone();
         let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |ctx| {
             let duplicate = !t.register_call(id.clone(), ctx.address());
-            CallActor::new(Call::new(id), t, Some(tx), duplicate)
+            CallActor::new(Call::new(id), t, Some(tx), duplicate, traceparent)
         });
         let ticket = addr
             .send(CallMsg(CallCommand::Arrive {
@@ -154,9 +155,11 @@ impl api::call_control_server::CallControl for CallControlSvc {
             .wait(ticket)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        // the arrival's result
-        if let Some(tx) = weak.upgrade() {
-            let _ = tx.send((ticket, result(call_id.as_str(), first.seq, &Status::ok(""))));
+        // the arrival's result, if asked for
+        if first.ack {
+            if let Some(tx) = weak.upgrade() {
+                let _ = tx.send((ticket, result(call_id.as_str(), first.seq, &Status::ok(""))));
+            }
         }
 
         // reports from the edge
@@ -164,24 +167,22 @@ impl api::call_control_server::CallControl for CallControlSvc {
         let call_name = call_id.to_string();
         tokio::spawn(async move {
             let mut hung_up = false;
-            loop {
-                match inbound.message().await {
-                    Ok(Some(report)) => match commands(report.report) {
-                        Ok(cmds) => {
-                            hung_up |= cmds.iter().any(|c| matches!(c, CallCommand::Hangup { .. }));
-                            reader_addr.do_send(EdgeReport {
-                                seq: report.seq,
-                                cmds,
-                            });
+            while let Ok(Some(report)) = inbound.message().await {
+                match commands(report.report) {
+                    Ok(cmds) => {
+                        hung_up |= cmds.iter().any(|c| matches!(c, CallCommand::Hangup { .. }));
+                        reader_addr.do_send(EdgeReport {
+                            seq: report.seq,
+                            cmds,
+                            ack: report.ack,
+                        });
+                    }
+                    Err(st) => {
+                        tracing::debug!(call = %call_name, error = %st.message(), "malformed report");
+                        if let Some(tx) = weak.upgrade() {
+                            let _ = tx.send((0, result(&call_name, report.seq, &st)));
                         }
-                        Err(st) => {
-                            tracing::debug!(call = %call_name, error = %st.message(), "malformed report");
-                            if let Some(tx) = weak.upgrade() {
-                                let _ = tx.send((0, result(&call_name, report.seq, &st)));
-                            }
-                        }
-                    },
-                    Ok(None) | Err(_) => break,
+                    }
                 }
             }
             if !hung_up {

@@ -15,6 +15,8 @@ use tonic::Streaming;
 
 pub const SALES: &str = "+842873000200";
 pub const MENU: &str = "+842873000100";
+/// The W3C trace context every test call arrives with.
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 pub struct Harness {
     pub router: Arc<Router>,
@@ -91,7 +93,7 @@ impl Harness {
                 number: number.into(),
                 caller: "0961234566".into(),
                 tenant: String::new(),
-                traceparent: String::new(),
+                traceparent: TRACEPARENT.into(),
             }),
         ))
         .await
@@ -107,11 +109,13 @@ impl Harness {
     }
 }
 
+/// A report that asks for its result (the tests check every one).
 pub fn report(call: &str, seq: u64, r: api::edge_report::Report) -> api::EdgeReport {
     api::EdgeReport {
         call_id: call.into(),
         seq,
         report: Some(r),
+        ack: true,
     }
 }
 
