@@ -348,7 +348,15 @@ async fn run_call(ch: Channel, c: CallCtx) {
                             let us = arrived.elapsed().as_micros() as u64;
                             if let Ok(mut h) = c.stats.decision_us.lock() { let _ = h.record(us.max(1)); }
                         }
-                        next = Some((Instant::now() + c.ring_delay, Next::Answer(r.agent)));
+                        if c.ring_delay.is_zero() {
+                            // answer at once: no timer tick between ring and answer
+                            seq += 1;
+                            let _ = tx.send(report(seq, R::Ringing(api::AgentRinging { agent: r.agent.clone() }))).await;
+                            seq += 1;
+                            let _ = tx.send(report(seq, R::Answered(api::AgentAnswered { agent: r.agent }))).await;
+                        } else {
+                            next = Some((Instant::now() + c.ring_delay, Next::Answer(r.agent)));
+                        }
                     }
                     Some(I::Bridge(_)) => {
                         answered = true;

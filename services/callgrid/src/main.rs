@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use callgrid_eventlog::{Durability, SqliteLog, SqliteLogOptions};
 use callgrid_router::clock::Clock;
+use callgrid_router::snapshot::SnapshotPolicy;
 use callgrid_router::{grpc, Router, RouterOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -113,6 +114,10 @@ struct ServeArgs {
     /// Seconds a call recovered after a restart waits for its edge before it is ended.
     #[arg(long, default_value_t = 30)]
     edge_grace_seconds: u64,
+    /// Write a snapshot of the state (DATA_DIR/snapshot.bin) every this many events, so a
+    /// restart replays only the events after it; 0 = never.
+    #[arg(long, default_value_t = 500_000)]
+    snapshot_every: u64,
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -132,6 +137,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut opts = RouterOptions {
         clock: Clock::scaled(a.time_scale),
         edge_grace_ms: a.edge_grace_seconds * 1000,
+        snapshot: (a.snapshot_every > 0).then(|| SnapshotPolicy {
+            path: a.data_dir.join("snapshot.bin"),
+            every_events: a.snapshot_every,
+            interval: std::time::Duration::from_secs(5),
+        }),
         ..RouterOptions::default()
     };
     if let Some(n) = a.arbiters {

@@ -57,6 +57,8 @@ fn start(dir: &Path, port: u16, grace_s: u64) -> Serve {
             &format!("127.0.0.1:{port}"),
             "--edge-grace-seconds",
             &grace_s.to_string(),
+            "--snapshot-every",
+            "500",
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -201,7 +203,11 @@ fn replay(dir: &Path) -> callgrid_domain::TenantCore {
             .await
             .expect("replay");
         log.close().await;
-        r.tenants.into_iter().next().expect("the demo tenant").core
+        r.tenants
+            .into_values()
+            .next()
+            .expect("the demo tenant")
+            .core
     })
 }
 

@@ -11,7 +11,7 @@ use crate::setup::TenantSetup;
 pub const MISSED_OFFERS_REASON: &str = "missed_offers";
 
 /// Where an agent is (A2).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AgentState {
     /// Not logged in: gets no calls.
     LoggedOut,
@@ -187,7 +187,7 @@ pub struct AgentView {
 }
 
 /// An agent aggregate.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Agent {
     /// Agent.
     pub id: AgentId,

@@ -11,7 +11,7 @@ use crate::setup::{Target, TenantSetup};
 pub const MAX_ROUTE_STEPS: u32 = 16;
 
 /// Where a call is in its journey.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CallPhase {
     /// Arrived, no step yet.
     Arrived,
@@ -62,7 +62,7 @@ impl CallPhase {
 }
 
 /// An offer of the call to an agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallOffer {
     /// Agent.
     pub agent: AgentId,
@@ -167,7 +167,7 @@ impl CallCommand {
 }
 
 /// A call aggregate.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     /// Call.
     pub id: CallId,

@@ -76,7 +76,7 @@ pub enum QueueCommand {
 }
 
 /// A decision in flight or an offer ringing for a waiting call.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     /// Agents asked for a reservation, no answer yet.
     pub pending: Vec<AgentId>,
@@ -96,7 +96,7 @@ impl Offer {
 }
 
 /// A call waiting in the queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waiting {
     /// Call.
     pub call: CallId,
@@ -121,7 +121,7 @@ pub struct Waiting {
 /// `board` is a cache of the members' availability fed by the agents (`observe`); it is not
 /// event-sourced (agents are), so it is rebuilt from the agents after recovery and is left
 /// out of equality.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Queue {
     /// Queue.
     pub id: QueueId,
@@ -139,7 +139,8 @@ pub struct Queue {
     pub answer_interval_ms: Option<DurationMs>,
     /// Number of events applied.
     pub seq: u64,
-    /// Members' availability (derived cache).
+    /// Members' availability (derived cache, not part of snapshots).
+    #[serde(skip)]
     pub board: HashMap<AgentId, AgentView>,
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::ids::{AgentId, DurationMs, GroupId, MenuId, QueueId, ReasonCode, TenantId};
 
 /// The eight queue strategies (R4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Strategy {
     /// Ring every available member at once; the first to answer takes the call.
     RingAll,
@@ -61,7 +61,7 @@ impl Strategy {
 }
 
 /// Where a call goes next: the steps of the minimal routing plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// Wait in a queue.
     Queue(QueueId),

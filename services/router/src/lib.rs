@@ -12,6 +12,7 @@ pub mod convert;
 pub mod grpc;
 pub mod journal;
 pub mod recovery;
+pub mod snapshot;
 pub mod tenant;
 
 use std::collections::HashMap;
@@ -75,6 +76,8 @@ pub struct RouterOptions {
     pub clock: Clock,
     /// How long a call recovered from the log waits for its edge before it is ended.
     pub edge_grace_ms: u64,
+    /// Snapshots (none: recovery always replays the whole log).
+    pub snapshot: Option<snapshot::SnapshotPolicy>,
 }
 
 impl Default for RouterOptions {
@@ -84,6 +87,7 @@ impl Default for RouterOptions {
             arbiters: std::thread::available_parallelism().map_or(2, |n| n.get()),
             clock: Clock::real(),
             edge_grace_ms: 30_000,
+            snapshot: None,
         }
     }
 }
@@ -137,12 +141,17 @@ impl Router {
     ) -> Result<Arc<Router>, RouterError> {
         log.create_topic(EVENTS_TOPIC, opts.partitions).await?;
         let started = std::time::Instant::now();
-        let recovered = recovery::replay(log.as_ref()).await?;
+        let snap = opts.snapshot.as_ref().and_then(|p| snapshot::read(&p.path));
+        let in_snapshot = snap.as_ref().map_or(0, |s| s.events);
+        let recovered = recovery::replay_from(log.as_ref(), snap).await?;
         let journal = Journal::start(log.clone());
         let shared = Shared::new(journal, opts.clock, opts.edge_grace_ms);
         let router = Arc::new(Router {
             shared,
-            recovery: (recovered.events, started.elapsed().as_millis() as u64),
+            recovery: (
+                recovered.events - in_snapshot,
+                started.elapsed().as_millis() as u64,
+            ),
             log,
             arbiters: start_arbiters(opts.arbiters)?,
             tenants: RwLock::new(HashMap::new()),
@@ -150,20 +159,29 @@ impl Router {
             load_lock: tokio::sync::Mutex::new(()),
         });
         let events = recovered.events;
-        let calls: usize = recovered.tenants.iter().map(|t| t.core.calls.len()).sum();
-        for t in recovered.tenants {
-            let tenant = router.install(t.core.setup.clone(), t.yaml, Some(&t.core))?;
+        let calls: usize = recovered.tenants.values().map(|t| t.core.calls.len()).sum();
+        for t in recovered.sorted() {
+            let tenant = router.install(t.core.setup.clone(), t.yaml.clone(), Some(&t.core))?;
             for c in t.core.calls.values() {
                 let setup = t
                     .setups
                     .get(&c.plan_version)
-                    .cloned()
+                    .map(|(s, _)| s.clone())
                     .unwrap_or_else(|| tenant.setup());
                 recovery::start_recovered_call(&tenant, c.clone(), setup);
             }
         }
+        if let Some(policy) = opts.snapshot {
+            tokio::spawn(snapshot::run(
+                router.log.clone(),
+                recovered,
+                policy,
+                in_snapshot,
+            ));
+        }
         tracing::info!(
             events,
+            from_snapshot = in_snapshot,
             tenants = router.tenant_ids().len(),
             calls,
             elapsed_ms = started.elapsed().as_millis() as u64,

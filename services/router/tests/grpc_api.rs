@@ -174,7 +174,22 @@ async fn a_queued_call_rings_the_agent_is_bridged_and_ends() {
     assert_eq!(call.result_of(s).await.code, 0);
     assert!(call.next().await.is_none(), "the stream ends with the call");
 
-    let ev = all_events(&h).await;
+    // the call's own events are durable before the hangup's result; its follow-ups in the
+    // queue and agent actors may still be on their way
+    let mut ev = all_events(&h).await;
+    for _ in 0..100 {
+        if ev.iter().any(|e| {
+            e.aggregate_id == "200"
+                && matches!(
+                    e.event.as_ref().and_then(|e| e.kind.as_ref()),
+                    Some(pb::event::Kind::QueueCallAnswered(_))
+                )
+        }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        ev = all_events(&h).await;
+    }
     let names: Vec<String> = ev
         .iter()
         .filter(|e| e.aggregate_id == "call-1" || e.aggregate_id == "200")
@@ -236,7 +251,9 @@ async fn bad_edge_reports_get_a_status_change_nothing_and_the_router_keeps_servi
     h.login("alice").await;
     let mut call = h.call("call-2", SALES).await.unwrap();
     call.until(|i| matches!(i, I::Ring(_)).then_some(())).await;
-    let before = all_events(&h).await.len();
+    let call_events =
+        |ev: Vec<pb::EventEnvelope>| ev.iter().filter(|e| e.aggregate_id == "call-2").count();
+    let before = call_events(all_events(&h).await);
     // an agent who was never offered the call answers
     let s = call
         .send(R::Answered(api::AgentAnswered {
@@ -280,11 +297,11 @@ async fn bad_edge_reports_get_a_status_change_nothing_and_the_router_keeps_servi
         .await;
     assert_eq!(call.result_of(s).await.code, Code::AlreadyExists as i32);
     // a hangup reported before the answer it would follow (reordered) ends the call cleanly
-    let after = all_events(&h).await.len();
+    let after = call_events(all_events(&h).await);
     assert_eq!(
         after,
-        before + 2,
-        "only the first ringing report wrote events (call + agent)"
+        before + 1,
+        "only the first ringing report wrote an event of the call"
     );
 
     // a second call with the same id is refused
