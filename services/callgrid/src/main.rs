@@ -121,6 +121,10 @@ struct ServeArgs {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    // listen first: a taken address fails before anything is written
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let db = a.data_dir.join("events.sqlite");
@@ -188,6 +192,6 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
-    grpc::serve(router, a.listen, shutdown).await?;
+    grpc::serve_on(router, listener, shutdown).await?;
     Ok(())
 }

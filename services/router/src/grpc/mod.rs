@@ -35,20 +35,32 @@ fn mailbox(e: actix::MailboxError) -> Status {
     Status::unavailable(format!("actor unavailable: {e}"))
 }
 
+/// Why the gRPC server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// Serves every service on `addr` until `shutdown` completes.
 pub async fn serve(
     router: Arc<Router>,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot listen");
-            return Ok(());
-        }
-    };
-    serve_on(router, listener, shutdown).await
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok(serve_on(router, listener, shutdown).await?)
 }
 
 /// Serves every service on a bound listener (tests bind port 0).
@@ -90,7 +102,9 @@ pub async fn serve_on(
     if let Ok(r) = reflection {
         routes = routes.add_service(r);
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // a custom listener does not get the builder's TCP_NODELAY: without it small gRPC
+    // messages wait for delayed ACKs (tens of ms)
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     routes
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
