@@ -104,7 +104,12 @@ async fn until_serving(
         if let Ok(mut admin) =
             api::admin_client::AdminClient::connect(format!("http://{listen}")).await
         {
-            if let Ok(s) = admin.stats(api::StatsRequest {}).await {
+            if let Ok(s) = admin
+                .stats(api::StatsRequest {
+                    reset_latency: false,
+                })
+                .await
+            {
                 let s = s.into_inner();
                 if s.tenants >= tenants {
                     return Ok(s);

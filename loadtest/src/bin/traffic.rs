@@ -199,7 +199,12 @@ async fn main() -> anyhow::Result<()> {
         decision_us: Mutex::new(Histogram::new(3)?),
         wait_ms: Mutex::new(Histogram::new(3)?),
     });
-    let stats_before = admin.stats(api::StatsRequest {}).await?.into_inner();
+    let stats_before = admin
+        .stats(api::StatsRequest {
+            reset_latency: true,
+        })
+        .await?
+        .into_inner();
     println!("{}", machine::describe());
     println!(
         "offering {:.1} calls/s of model time ({:.1}/s real) to {} tenants x {} agents, mean talk {} s, scale {}",
@@ -265,7 +270,12 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::time::timeout(left, tasks.join_next()).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let stats_after = admin.stats(api::StatsRequest {}).await?.into_inner();
+    let stats_after = admin
+        .stats(api::StatsRequest {
+            reset_latency: false,
+        })
+        .await?
+        .into_inner();
     report(
         &a,
         &stats,
@@ -274,6 +284,12 @@ async fn main() -> anyhow::Result<()> {
         elapsed,
         stats_after.events_written - stats_before.events_written,
     );
+    if let Some(d) = stats_after.decision_us {
+        println!(
+            "decision in router p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us ({} calls; arrival at the call actor -> offer decided, before durability)",
+            d.p50, d.p90, d.p99, d.p999, d.max, d.count
+        );
+    }
     Ok(())
 }
 

@@ -368,7 +368,9 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
                 .map(|a| (a.agent.clone(), a.state.clone()))
                 .collect();
             let calls = admin
-                .stats(api::StatsRequest {})
+                .stats(api::StatsRequest {
+                    reset_latency: false,
+                })
                 .await
                 .expect("stats")
                 .into_inner()

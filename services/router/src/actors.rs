@@ -8,8 +8,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use callgrid_domain::react::{instructions, reactions};
 use callgrid_domain::{
-    Agent, AgentCommand, AgentView, Call, CallCommand, CallPhase, Command, EndCause, Event, Queue,
-    QueueCommand, Rejection, TenantSetup, TimeMs,
+    Agent, AgentCommand, AgentView, Call, CallCommand, CallPhase, Command, EndCause, Event,
+    EventBody, Queue, QueueCommand, Rejection, TenantSetup, TimeMs,
 };
 use callgrid_proto::api::v1 as api;
 use tokio::sync::mpsc;
@@ -343,6 +343,8 @@ pub struct CallActor {
     recovered: bool,
     /// W3C trace context the edge gave at arrival, carried in the call's events (P4).
     traceparent: String,
+    /// When the arrival reached this actor, until the first offer is decided.
+    awaiting_first_offer: Option<std::time::Instant>,
 }
 
 impl CallActor {
@@ -363,6 +365,7 @@ impl CallActor {
             duplicate,
             recovered: false,
             traceparent,
+            awaiting_first_offer: None,
         }
     }
 
@@ -378,6 +381,7 @@ impl CallActor {
             duplicate: false,
             recovered: true,
             traceparent: String::new(),
+            awaiting_first_offer: None,
         }
     }
 
@@ -388,6 +392,7 @@ impl CallActor {
                 if self.duplicate || self.call.seq > 0 {
                     Err(Rejection::CallExists(self.call.id.clone()))
                 } else {
+                    self.awaiting_first_offer = Some(std::time::Instant::now());
                     Call::arrive(self.call.id.clone(), number, caller, &self.setup, now)
                 }
             }
@@ -434,6 +439,12 @@ impl CallActor {
         for e in &events {
             for c in reactions(&self.setup, e, Some((&caller, priority))) {
                 self.tenant.dispatch(c);
+            }
+            if let (EventBody::CallOffered { .. }, Some(t)) = (&e.body, self.awaiting_first_offer) {
+                self.tenant
+                    .shared
+                    .record_decision(t.elapsed().as_micros() as u64);
+                self.awaiting_first_offer = None;
             }
             for i in instructions(&self.setup, e) {
                 self.send_edge(ticket, convert::instruction_pb(&self.call.id, &i));

@@ -29,6 +29,8 @@ pub struct Shared {
     /// How long a recovered call waits for its edge before it is ended as edge-lost.
     pub edge_grace_ms: u64,
     rng: AtomicU64,
+    /// Routing decision latency (µs): a call's arrival at its actor → its first offer.
+    pub decisions: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Shared {
@@ -39,7 +41,18 @@ impl Shared {
             clock,
             edge_grace_ms,
             rng: AtomicU64::new(clock.now()),
+            decisions: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("static histogram bounds are valid"),
+            ),
         })
+    }
+
+    /// Records one routing decision latency.
+    pub fn record_decision(&self, micros: u64) {
+        if let Ok(mut h) = self.decisions.lock() {
+            h.saturating_record(micros.max(1));
+        }
     }
 
     /// A fresh random number for the random strategies.

@@ -78,8 +78,25 @@ impl api::admin_server::Admin for AdminSvc {
 
     async fn stats(
         &self,
-        _: Request<api::StatsRequest>,
+        req: Request<api::StatsRequest>,
     ) -> Result<Response<api::StatsResponse>, Status> {
+        let decision_us = match self.router.shared.decisions.lock() {
+            Ok(mut h) => {
+                let summary = api::LatencySummary {
+                    count: h.len(),
+                    p50: h.value_at_quantile(0.5),
+                    p90: h.value_at_quantile(0.9),
+                    p99: h.value_at_quantile(0.99),
+                    p999: h.value_at_quantile(0.999),
+                    max: h.max(),
+                };
+                if req.get_ref().reset_latency {
+                    h.reset();
+                }
+                Some(summary)
+            }
+            Err(_) => None,
+        };
         let (events, batches) = self.router.shared.journal.counters();
         let ids = self.router.tenant_ids();
         let calls = ids
@@ -94,6 +111,7 @@ impl api::admin_server::Admin for AdminSvc {
             tenants: ids.len() as u32,
             events_recovered: self.router.recovery.0,
             recovery_ms: self.router.recovery.1,
+            decision_us,
         }))
     }
 }
