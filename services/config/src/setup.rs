@@ -98,6 +98,7 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
             service_level_ms: secs(q.effective_service_level_seconds(d)),
             wrapup_ms: q.wrapup_seconds.map(secs),
             ring_timeout_ms: secs(q.effective_ring_timeout_seconds(d)),
+            announce_ms: secs(q.announce_position_seconds),
             callback: q.callback,
             hold_music: Arc::from(q.hold_music.as_str()),
         })

@@ -205,6 +205,14 @@ impl Queue {
         self.answer_interval_ms.map(|i| i * pos)
     }
 
+    /// The announcement for a waiting call: its position and expected wait (R4).
+    pub fn announcement(&self, call: &CallId) -> Option<crate::react::Instruction> {
+        Some(crate::react::Instruction::Announce {
+            position: self.position(call)? as u32,
+            expected_wait_ms: self.expected_wait_ms(call),
+        })
+    }
+
     /// How many members are logged in.
     pub fn logged_in(&self, q: &QueueSetup) -> usize {
         q.members

@@ -356,6 +356,13 @@ pub enum Instruction {
         /// Agent.
         agent: AgentId,
     },
+    /// Tell a waiting caller its position and expected wait (R4).
+    Announce {
+        /// 1-based position in the queue.
+        position: u32,
+        /// Expected wait; `None` before the queue has an estimate.
+        expected_wait_ms: Option<DurationMs>,
+    },
     /// Record the call.
     Record,
     /// Hang up with a cause.

@@ -178,6 +178,8 @@ pub struct QueueSetup {
     pub wrapup_ms: Option<DurationMs>,
     /// Ring timeout of an offer.
     pub ring_timeout_ms: DurationMs,
+    /// Period of the position / expected-wait announcement to waiting callers; 0 = off.
+    pub announce_ms: DurationMs,
     /// Whether callers may ask for a callback that keeps their place.
     pub callback: bool,
     /// The hold music prompt.
@@ -364,6 +366,7 @@ impl TenantSetup {
             service_level_ms: defaults.service_level_ms,
             wrapup_ms: Some(0),
             ring_timeout_ms: defaults.ring_timeout_ms,
+            announce_ms: 0,
             callback: true,
             hold_music: Arc::from("hold"),
         };

@@ -74,6 +74,11 @@ pub struct GetAgent;
 #[rtype(result = "Queue")]
 pub struct GetQueue;
 
+/// The announcement for a waiting call (position, expected wait).
+#[derive(Message)]
+#[rtype(result = "Option<callgrid_domain::Instruction>")]
+pub struct GetAnnouncement(pub callgrid_domain::CallId);
+
 /// Read a call's state.
 #[derive(Message)]
 #[rtype(result = "Call")]
@@ -322,6 +327,13 @@ impl Handler<RunMatch> for QueueActor {
     }
 }
 
+impl Handler<GetAnnouncement> for QueueActor {
+    type Result = Option<callgrid_domain::Instruction>;
+    fn handle(&mut self, msg: GetAnnouncement, _: &mut Self::Context) -> Self::Result {
+        self.queue.announcement(&msg.0)
+    }
+}
+
 impl Handler<GetQueue> for QueueActor {
     type Result = MessageResult<GetQueue>;
     fn handle(&mut self, _: GetQueue, _: &mut Self::Context) -> Self::Result {
@@ -345,6 +357,8 @@ pub struct CallActor {
     traceparent: String,
     /// When the arrival reached this actor, until the first offer is decided.
     awaiting_first_offer: Option<std::time::Instant>,
+    /// The periodic position announcement while waiting in a queue.
+    announcer: Option<(callgrid_domain::QueueId, SpawnHandle)>,
 }
 
 impl CallActor {
@@ -366,6 +380,7 @@ impl CallActor {
             recovered: false,
             traceparent,
             awaiting_first_offer: None,
+            announcer: None,
         }
     }
 
@@ -382,6 +397,7 @@ impl CallActor {
             recovered: true,
             traceparent: String::new(),
             awaiting_first_offer: None,
+            announcer: None,
         }
     }
 
@@ -450,6 +466,7 @@ impl CallActor {
                 self.send_edge(ticket, convert::instruction_pb(&self.call.id, &i));
             }
         }
+        self.update_announcer(ctx);
         if self.call.phase == CallPhase::Ended {
             self.tenant.unregister_call(&self.call.id);
             self.edge = None;
@@ -458,6 +475,49 @@ impl CallActor {
             self.rearm(ctx);
         }
         ticket
+    }
+
+    /// Starts or stops the periodic announcement as the call enters or leaves a queue that
+    /// announces (R4). Announcements change no state: they are read from the queue actor.
+    fn update_announcer(&mut self, ctx: &mut Context<Self>) {
+        let waiting_in = match &self.call.phase {
+            CallPhase::Queued { queue } if self.edge.is_some() => self
+                .setup
+                .queues
+                .get(queue)
+                .filter(|q| q.announce_ms > 0)
+                .map(|q| (queue.clone(), q.announce_ms)),
+            _ => None,
+        };
+        match (&self.announcer, waiting_in) {
+            (Some((current, _)), Some((q, _))) if *current == q => {}
+            (_, next) => {
+                if let Some((_, h)) = self.announcer.take() {
+                    ctx.cancel_future(h);
+                }
+                if let Some((q, period_ms)) = next {
+                    let clock = self.tenant.shared.clock;
+                    let period = clock.until(clock.now() + period_ms);
+                    let queue = q.clone();
+                    let h = ctx.run_interval(period, move |act, ctx| {
+                        let Some(addr) = act.tenant.queue(&queue) else {
+                            return;
+                        };
+                        let call = act.call.id.clone();
+                        ctx.spawn(addr.send(GetAnnouncement(call)).into_actor(act).map(
+                            |res, act, _| {
+                                if let Ok(Some(ins)) = res {
+                                    let ticket = act.tenant.shared.journal.append(Vec::new());
+                                    let pb = convert::instruction_pb(&act.call.id, &ins);
+                                    act.send_edge(ticket, pb);
+                                }
+                            },
+                        ));
+                    });
+                    self.announcer = Some((q, h));
+                }
+            }
+        }
     }
 
     fn send_edge(&mut self, ticket: Ticket, ins: api::RouterInstruction) {

@@ -733,6 +733,13 @@ pub fn instruction_pb(call: &CallId, i: &Instruction) -> api::RouterInstruction 
             agent: agent.to_string(),
         }),
         Instruction::Record => I::Record(api::Record {}),
+        Instruction::Announce {
+            position,
+            expected_wait_ms,
+        } => I::Announce(api::Announce {
+            position: *position,
+            expected_wait_ms: expected_wait_ms.unwrap_or(0),
+        }),
         Instruction::Hangup { cause } => I::Hangup(api::HangupCall {
             cause: cause.to_string(),
         }),

@@ -405,3 +405,41 @@ async fn admin_loads_a_new_version_and_names_the_field_of_a_broken_file() {
         .into_inner();
     assert_eq!(list.tenants[0].version, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_callers_hear_their_position_periodically() {
+    // the demo's sales queue announces every 30 s; run the clock 200 times faster
+    let h = start_with(callgrid_router::RouterOptions {
+        clock: callgrid_router::clock::Clock::scaled(200.0),
+        ..callgrid_router::RouterOptions::default()
+    })
+    .await;
+    let mut first = h.call("w-1", SALES).await.unwrap();
+    let mut second = h.call("w-2", SALES).await.unwrap();
+    let a1 = first
+        .until(|i| match i {
+            I::Announce(a) => Some(*a),
+            _ => None,
+        })
+        .await;
+    let a2 = second
+        .until(|i| match i {
+            I::Announce(a) => Some(*a),
+            _ => None,
+        })
+        .await;
+    assert_eq!(a1.position, 1);
+    assert_eq!(a2.position, 2);
+    // the first caller hangs up: the second moves up
+    let s = first
+        .send(R::Hangup(api::Hangup {
+            party: api::Party::Caller as i32,
+            sip_code: 0,
+        }))
+        .await;
+    assert_eq!(first.result_of(s).await.code, 0);
+    // (an announcement made before the hangup may still be on its way)
+    second
+        .until(|i| matches!(i, I::Announce(a) if a.position == 1).then_some(()))
+        .await;
+}

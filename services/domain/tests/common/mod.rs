@@ -44,6 +44,7 @@ pub fn queue(id: &str, strategy: Strategy, members: Vec<Member>) -> QueueSetup {
         service_level_ms: 20_000,
         wrapup_ms: Some(5_000),
         ring_timeout_ms: 15_000,
+        announce_ms: 0,
         callback: true,
         hold_music: Arc::from("hold"),
     }

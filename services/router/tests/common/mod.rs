@@ -25,6 +25,10 @@ pub struct Harness {
 }
 
 pub async fn start() -> Harness {
+    start_with(RouterOptions::default()).await
+}
+
+pub async fn start_with(opts: RouterOptions) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = SqliteLog::open_async(
         dir.path().join("events.sqlite"),
@@ -32,9 +36,7 @@ pub async fn start() -> Harness {
     )
     .await
     .expect("log");
-    let router = Router::open(Arc::new(log), RouterOptions::default())
-        .await
-        .expect("router");
+    let router = Router::open(Arc::new(log), opts).await.expect("router");
     router
         .load_tenant("demo.yaml", callgrid_config::DEMO_TENANT_YAML)
         .await
