@@ -157,56 +157,38 @@ fn illegal_commands_are_refused_and_change_nothing() {
         Err(Rejection::NotOffered { .. })
     ));
     // duplicated reports
-    call_cmd(
+    accepted_then_duplicate_refused(
         &mut core,
-        "c1",
         CallCommand::Ringing {
             agent: offered.clone(),
         },
         30,
-    )
-    .unwrap();
-    let before_dup = core.clone();
-    assert!(matches!(
-        call_cmd(
-            &mut core,
-            "c1",
-            CallCommand::Ringing {
-                agent: offered.clone()
-            },
-            31
-        ),
-        Err(Rejection::Duplicate(_))
-    ));
-    assert_eq!(core, before_dup);
-    call_cmd(
+    );
+    accepted_then_duplicate_refused(
         &mut core,
-        "c1",
         CallCommand::Answered {
             agent: offered.clone(),
         },
         40,
-    )
-    .unwrap();
-    let after = core.clone();
-    assert!(matches!(
-        call_cmd(
-            &mut core,
-            "c1",
-            CallCommand::Answered {
-                agent: offered.clone()
-            },
-            41
-        ),
-        Err(Rejection::Duplicate(_))
-    ));
-    assert_eq!(core, after);
+    );
     // logging out while on a call is refused
     assert!(matches!(
         core.execute(Command::Agent(offered, AgentCommand::Logout), 50),
         Err(Rejection::IllegalTransition { .. })
     ));
     let _ = before;
+}
+
+/// Runs a report for call `c1`, then the same report again: the repeat is refused as a
+/// duplicate and changes nothing.
+fn accepted_then_duplicate_refused(core: &mut TenantCore, cmd: CallCommand, now: TimeMs) {
+    call_cmd(core, "c1", cmd.clone(), now).unwrap();
+    let before = core.clone();
+    assert!(matches!(
+        call_cmd(core, "c1", cmd, now + 1),
+        Err(Rejection::Duplicate(_))
+    ));
+    assert_eq!(*core, before);
 }
 
 #[test]

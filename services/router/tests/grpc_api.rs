@@ -165,13 +165,7 @@ async fn a_queued_call_rings_the_agent_is_bridged_and_ends() {
         ("on_call", "call-1")
     );
 
-    let s = call
-        .send(R::Hangup(api::Hangup {
-            party: api::Party::Caller as i32,
-            sip_code: 0,
-        }))
-        .await;
-    assert_eq!(call.result_of(s).await.code, 0);
+    call.hang_up(api::Party::Caller).await;
     assert!(call.next().await.is_none(), "the stream ends with the call");
 
     // the call's own events are durable before the hangup's result; its follow-ups in the
@@ -317,13 +311,7 @@ async fn bad_edge_reports_get_a_status_change_nothing_and_the_router_keeps_servi
         }))
         .await;
     assert_eq!(call.result_of(s).await.code, 0);
-    let s = call
-        .send(R::Hangup(api::Hangup {
-            party: api::Party::Agent as i32,
-            sip_code: 0,
-        }))
-        .await;
-    assert_eq!(call.result_of(s).await.code, 0);
+    call.hang_up(api::Party::Agent).await;
     // an edge that goes away without hanging up: the call ends as edge-lost
     let mut lost = h.call("call-3", SALES).await.unwrap();
     assert_eq!(lost.result_of(1).await.code, 0);
@@ -431,13 +419,7 @@ async fn waiting_callers_hear_their_position_periodically() {
     assert_eq!(a1.position, 1);
     assert_eq!(a2.position, 2);
     // the first caller hangs up: the second moves up
-    let s = first
-        .send(R::Hangup(api::Hangup {
-            party: api::Party::Caller as i32,
-            sip_code: 0,
-        }))
-        .await;
-    assert_eq!(first.result_of(s).await.code, 0);
+    first.hang_up(api::Party::Caller).await;
     // (an announcement made before the hangup may still be on its way)
     second
         .until(|i| matches!(i, I::Announce(a) if a.position == 1).then_some(()))

@@ -32,13 +32,7 @@ async fn snapshot_plus_tail_equals_full_replay() {
             .await;
         assert_eq!(call.result_of(s).await.code, 0);
         if i % 2 == 0 {
-            let s = call
-                .send(R::Hangup(api::Hangup {
-                    party: api::Party::Caller as i32,
-                    sip_code: 0,
-                }))
-                .await;
-            assert_eq!(call.result_of(s).await.code, 0);
+            call.hang_up(api::Party::Caller).await;
         } else {
             std::mem::forget(call); // keep the stream open: the call stays in progress
         }

@@ -138,6 +138,17 @@ impl EdgeCall {
         self.seq
     }
 
+    /// Reports a hang-up by `party` and checks it was accepted.
+    pub async fn hang_up(&mut self, party: api::Party) {
+        let s = self
+            .send(api::edge_report::Report::Hangup(api::Hangup {
+                party: party as i32,
+                sip_code: 0,
+            }))
+            .await;
+        assert_eq!(self.result_of(s).await.code, 0, "hang-up refused");
+    }
+
     /// The next instruction, or None when the stream ended.
     pub async fn next(&mut self) -> Option<api::router_instruction::Instruction> {
         tokio::time::timeout(Duration::from_secs(10), self.rx.message())
