@@ -172,6 +172,19 @@ async fn one_call(ch: Channel, id: String, number: &'static str, acks: Acks) {
     }
 }
 
+/// Every agent of the demo tenant, as the agent API lists them.
+async fn demo_agents(
+    agents: &mut api::agent_service_client::AgentServiceClient<Channel>,
+) -> api::ListAgentsResponse {
+    agents
+        .list_agents(api::ListAgentsRequest {
+            tenant: "demo".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+}
+
 fn read_log(dir: &Path) -> Vec<pb::EventEnvelope> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -293,13 +306,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     rt.block_on(async {
         let ch = connect(port).await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
-        let list = agents
-            .list_agents(api::ListAgentsRequest {
-                tenant: "demo".into(),
-            })
-            .await
-            .expect("list")
-            .into_inner();
+        let list = demo_agents(&mut agents).await;
         for st in list.agents {
             let a = &expected.agents[&callgrid_domain::AgentId::new(&st.agent)];
             assert_eq!(st.state, a.state.name(), "agent {}", st.agent);
@@ -354,13 +361,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
         let mut admin = api::admin_client::AdminClient::new(ch);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let list = agents
-                .list_agents(api::ListAgentsRequest {
-                    tenant: "demo".into(),
-                })
-                .await
-                .expect("list")
-                .into_inner();
+            let list = demo_agents(&mut agents).await;
             let stuck: Vec<_> = list
                 .agents
                 .iter()

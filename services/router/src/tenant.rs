@@ -150,13 +150,6 @@ impl Tenant {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
-    /// Every call actor.
-    pub fn call_addrs(&self) -> Vec<(CallId, Addr<CallActor>)> {
-        self.calls_lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
     /// Number of calls in progress.
     pub fn call_count(&self) -> usize {
         self.calls_lock().len()
