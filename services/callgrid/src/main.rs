@@ -1,7 +1,12 @@
 //! `callgrid`: the single binary.
 //!
-//! - `callgrid serve`: everything on one node, embedded storage in `--data-dir`;
+//! - `callgrid serve`: everything on one node, embedded storage in `--data-dir`, the SIP edge
+//!   included;
+//! - `callgrid sip-edge`: the SIP edge alone, talking to a router over gRPC (a cluster);
+//! - `callgrid agent`: log agents in and out, change their state;
 //! - `callgrid check-config FILE|DIR`: validate tenant files and print every error.
+
+mod agent_cli;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,10 @@ enum DurabilityArg {
 enum Cmd {
     /// Run every service on this node with embedded storage.
     Serve(ServeArgs),
+    /// Run the SIP edge alone, for a router elsewhere (a cluster).
+    SipEdge(SipEdgeArgs),
+    /// Log agents in or out, or change their state, over the router's gRPC API.
+    Agent(agent_cli::AgentArgs),
     /// Validate tenant configuration files (a file or a directory) and print every error.
     CheckConfig {
         /// A YAML file or a directory of them.
@@ -48,7 +57,8 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // rsipstack logs every message it sends or receives at info
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rsipstack=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -59,7 +69,105 @@ fn main() -> anyhow::Result<()> {
             .thread_name("callgrid-io")
             .build()?
             .block_on(serve(args)),
+        Cmd::Agent(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(agent_cli::run(args)),
+        Cmd::SipEdge(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("callgrid-sip")
+            .build()?
+            .block_on(sip_edge(args)),
     }
+}
+
+/// Options of the SIP edge, shared by `serve` and `sip-edge`.
+#[derive(Args)]
+struct SipArgs {
+    /// SIP listen address, UDP and TCP.
+    #[arg(long, env = "CALLGRID_SIP_LISTEN", default_value = "127.0.0.1:5060")]
+    sip_listen: SocketAddr,
+    /// Do not run the SIP edge (serve only).
+    #[arg(long)]
+    no_sip: bool,
+    /// Address to put in SDP and Contact headers, if not the listen address's.
+    #[arg(long, env = "CALLGRID_SIP_ADVERTISE")]
+    sip_advertise: Option<std::net::IpAddr>,
+    /// RTP port range, FIRST-LAST.
+    #[arg(long, default_value = "20000-29999", value_parser = parse_range)]
+    rtp_ports: (u16, u16),
+    /// Digest realm of agent phones and trunks.
+    #[arg(long, default_value = "callgrid")]
+    sip_realm: String,
+    /// Directory of WAV prompts (16-bit PCM, 8 kHz, mono); the shipped prompts by default.
+    #[arg(long, env = "CALLGRID_PROMPTS")]
+    prompts: Option<PathBuf>,
+    /// Directory of call recordings (default: DATA_DIR/recordings).
+    #[arg(long, env = "CALLGRID_RECORDINGS")]
+    recordings: Option<PathBuf>,
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("expected FIRST-LAST, got {s:?}"))?;
+    let a: u16 = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: u16 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+    if a >= b {
+        return Err(format!("empty range {s}"));
+    }
+    Ok((a, b))
+}
+
+impl SipArgs {
+    fn options(&self, data_dir: &Path) -> callgrid_sip_edge::EdgeOptions {
+        let mut o = callgrid_sip_edge::EdgeOptions {
+            listen: self.sip_listen,
+            advertise_ip: self.sip_advertise,
+            rtp_ports: self.rtp_ports,
+            realm: self.sip_realm.clone(),
+            recordings_dir: self
+                .recordings
+                .clone()
+                .unwrap_or_else(|| data_dir.join("recordings")),
+            ..Default::default()
+        };
+        if let Some(p) = &self.prompts {
+            o.prompts_dir = Some(p.clone());
+        }
+        o
+    }
+}
+
+#[derive(Args)]
+struct SipEdgeArgs {
+    /// The router's gRPC address.
+    #[arg(long, env = "CALLGRID_ROUTER", default_value = "http://127.0.0.1:7300")]
+    router: String,
+    /// Directory of tenant YAML files (numbers, trunks, agents' SIP passwords).
+    #[arg(long, env = "CALLGRID_TENANTS")]
+    tenants: PathBuf,
+    /// Directory for local state (recordings by default).
+    #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    sip: SipArgs,
+}
+
+async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
+    let tenants = callgrid_config::load_dir(&a.tenants).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let channel = tonic::transport::Endpoint::from_shared(a.router.clone())
+        .with_context(|| format!("bad router address {}", a.router))?
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let edge = callgrid_sip_edge::SipEdge::start(a.sip.options(&a.data_dir), tenants, channel)
+        .await
+        .context("cannot start the sip edge")?;
+    tracing::info!(sip = %edge.local_addr(), router = %a.router, "sip edge serving");
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+    edge.shutdown();
+    Ok(())
 }
 
 fn check_config(path: &Path) -> anyhow::Result<()> {
@@ -118,6 +226,8 @@ struct ServeArgs {
     /// restart replays only the events after it; 0 = never.
     #[arg(long, default_value_t = 500_000)]
     snapshot_every: u64,
+    #[command(flatten)]
+    sip: SipArgs,
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
@@ -175,7 +285,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             callgrid_config::DEMO_TENANT_YAML.to_string(),
         )],
     };
+    let mut tenant_files = Vec::new();
     for (name, yaml) in files {
+        tenant_files
+            .push(callgrid_config::load_str(&name, &yaml).map_err(|e| anyhow::anyhow!("{e}"))?);
         let (tenant, version) = router
             .load_tenant(&name, &yaml)
             .await
@@ -188,10 +301,25 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "callgrid serving"
     );
+    let edge = if a.sip.no_sip {
+        None
+    } else {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", a.listen))
+            .context("router address")?
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let edge =
+            callgrid_sip_edge::SipEdge::start(a.sip.options(&a.data_dir), tenant_files, channel)
+                .await
+                .context("cannot start the sip edge")?;
+        tracing::info!(sip = %edge.local_addr(), "sip edge ready");
+        Some(edge)
+    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
     grpc::serve_on(router, listener, shutdown).await?;
+    drop(edge);
     Ok(())
 }

@@ -48,6 +48,8 @@ impl Checker {
         self.unique("menus", "menu id", t.menus.iter().map(|m| m.id.as_str()));
         self.unique_numbers(t);
         self.dialled_numbers(t);
+        self.unique("trunks", "trunk id", t.trunks.iter().map(|k| k.id.as_str()));
+        self.trunks(t);
 
         let index = Index {
             agents: t.agents.iter().map(|a| a.id.as_str()).collect(),
@@ -159,6 +161,37 @@ impl Checker {
                 );
             } else {
                 first.insert(id, i);
+            }
+        }
+    }
+
+    /// Trunk addresses must be usable socket addresses and not shared by two trunks (a call
+    /// from that address would be ambiguous).
+    fn trunks(&mut self, t: &TenantFile) {
+        let mut first: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+        for (i, trunk) in t.trunks.iter().enumerate() {
+            let at = vec![key("trunks"), Seg::Index(i), key("address")];
+            match trunk.socket_addr() {
+                None => self.push(
+                    at,
+                    format!(
+                        "{} is not an IPv4 address with a port from 1 to 65535",
+                        quote(&trunk.address)
+                    ),
+                ),
+                Some(addr) if addr.port() == 0 => {
+                    self.push(at, "port 0 is not a carrier's port".to_owned())
+                }
+                Some(addr) => {
+                    if let Some(&other) = first.get(&addr) {
+                        self.push(
+                            at,
+                            format!("address {addr} is already the address of trunks[{other}]"),
+                        );
+                    } else {
+                        first.insert(addr, i);
+                    }
+                }
             }
         }
     }

@@ -196,6 +196,7 @@ pub fn generate_tenant(
             wrapup_seconds: (i % 2 == 1).then_some(10),
             record: i % 3 == 0,
             route,
+            max_concurrent_calls: None,
         })
         .collect();
 
@@ -212,6 +213,9 @@ pub fn generate_tenant(
         groups: group_list,
         menus: menu_list,
         numbers: number_list,
+        trunks: Vec::new(),
+        limits: Default::default(),
+        record: false,
     }
 }
 

@@ -56,6 +56,71 @@ pub struct TenantFile {
     /// Hotline numbers.
     #[serde(default)]
     pub numbers: Vec<Number>,
+    /// Carrier trunks (N3).
+    #[serde(default)]
+    pub trunks: Vec<Trunk>,
+    /// Tenant limits (N8).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Record every inbound call (C4). Default false.
+    #[serde(default)]
+    pub record: bool,
+}
+
+/// Limits of a tenant (N8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most calls in progress at once; `None` = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_calls: Option<u32>,
+}
+
+/// Transport toward a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkTransport {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// A carrier's SIP trunk (N3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    /// Trunk id, unique in the tenant.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// IPv4 address with an optional port (default 5060).
+    pub address: String,
+    /// Transport toward the carrier. Default UDP.
+    #[serde(default)]
+    pub transport: TrunkTransport,
+    /// Account id for digest authentication, both ways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Secret for digest authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SipPassword>,
+    /// Most calls on this trunk at once; `None` = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_calls: Option<u32>,
+}
+
+impl Trunk {
+    /// The trunk's socket address (port 5060 when the file gives none).
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let with_port = if self.address.contains(':') {
+            self.address.clone()
+        } else {
+            format!("{}:5060", self.address)
+        };
+        with_port.parse().ok()
+    }
 }
 
 impl TenantFile {
@@ -467,6 +532,9 @@ pub struct Number {
     pub record: bool,
     /// Where inbound calls go.
     pub route: Target,
+    /// Most calls on this number at once (N8); `None` = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_calls: Option<u32>,
 }
 
 /// Kind of a hotline number (N1).

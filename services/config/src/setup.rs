@@ -137,11 +137,12 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
             number: Arc::from(n.number.as_str()),
             route: target(&n.route),
             wrapup_ms: n.wrapup_seconds.map(secs),
-            record: n.record,
+            record: n.record || file.record,
             priority: 0,
+            max_calls: n.max_concurrent_calls,
         })
         .collect();
-    TenantSetup::new(
+    let mut setup = TenantSetup::new(
         TenantId::new(&file.tenant),
         version,
         file.reason_codes.iter().map(ReasonCode::new).collect(),
@@ -151,7 +152,9 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
         groups,
         menus,
         numbers,
-    )
+    );
+    setup.max_calls = file.limits.max_concurrent_calls;
+    setup
 }
 
 #[cfg(test)]

@@ -647,3 +647,93 @@ fn no_input_panics() {
         }
     }
 }
+
+#[test]
+fn trunks_and_limits_load() {
+    let demo = load_str(FILE, DEMO_TENANT_YAML).expect("valid");
+    assert_eq!(demo.limits.max_concurrent_calls, Some(100));
+    let trunk = &demo.trunks[0];
+    assert_eq!(trunk.id, "local");
+    assert_eq!(
+        trunk.socket_addr(),
+        Some("127.0.0.1:5080".parse().expect("addr"))
+    );
+    assert_eq!(trunk.max_concurrent_calls, Some(60));
+    let number = demo.number("+842873000300").expect("number");
+    assert_eq!(number.max_concurrent_calls, Some(10));
+    let setup = callgrid_config::to_setup(&demo, 1);
+    assert_eq!(setup.max_calls, Some(100));
+    assert_eq!(setup.numbers["+842873000300"].max_calls, Some(10));
+}
+
+#[test]
+fn a_trunk_without_a_port_uses_5060() {
+    let yaml = demo_with(r#"address: "127.0.0.1:5080""#, r#"address: "192.0.2.7""#);
+    let file = load_str(FILE, &yaml).expect("valid");
+    assert_eq!(
+        file.trunks[0].socket_addr(),
+        Some("192.0.2.7:5060".parse().expect("addr"))
+    );
+}
+
+#[test]
+fn broken_trunks_name_the_field() {
+    let bad_address = demo_with(
+        r#"address: "127.0.0.1:5080""#,
+        r#"address: "carrier.example""#,
+    );
+    let errors = field_errors(&bad_address);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("trunks[0].address")),
+        "{errors:?}"
+    );
+
+    let out_of_range = demo_with(
+        r#"address: "127.0.0.1:5080""#,
+        r#"address: "127.0.0.1:99999""#,
+    );
+    let errors = field_errors(&out_of_range);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("trunks[0].address")),
+        "{errors:?}"
+    );
+
+    let duplicate = demo_with(
+        "max_concurrent_calls: 60 }",
+        "max_concurrent_calls: 60 }\n  - { id: other, name: Other, address: \"127.0.0.1:5080\" }",
+    );
+    let errors = field_errors(&duplicate);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("trunks[1].address")
+                && e.to_string().contains("trunks[0]")),
+        "{errors:?}"
+    );
+
+    let user_without_password = demo_with(
+        "max_concurrent_calls: 60 }",
+        "max_concurrent_calls: 60, username: acct1 }",
+    );
+    let errors = field_errors(&user_without_password);
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("trunks[0]")),
+        "{errors:?}"
+    );
+
+    let zero_limit = demo_with(
+        "limits: { max_concurrent_calls: 100 }",
+        "limits: { max_concurrent_calls: 0 }",
+    );
+    let errors = field_errors(&zero_limit);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("limits.max_concurrent_calls")),
+        "{errors:?}"
+    );
+}

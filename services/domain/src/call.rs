@@ -137,6 +137,11 @@ pub enum CallCommand {
     },
     /// The caller asks for a callback while queued.
     RequestCallback,
+    /// The edge records the call into this file (C4).
+    RecordingStarted {
+        /// Path of the recording on the edge.
+        path: Arc<str>,
+    },
     /// Hang up.
     Hangup {
         /// Who.
@@ -160,6 +165,7 @@ impl CallCommand {
             CallCommand::Answered { .. } => "answer",
             CallCommand::OfferFailed { .. } => "offer failed",
             CallCommand::RequestCallback => "callback request",
+            CallCommand::RecordingStarted { .. } => "recording started",
             CallCommand::Hangup { .. } => "hangup",
             CallCommand::Tick => "tick",
         }
@@ -648,6 +654,18 @@ impl Call {
                     state: format!("call {} is {}", self.id, self.phase.name()),
                 }),
             },
+            CallCommand::RecordingStarted { path } => {
+                if path.is_empty() {
+                    return Err(Rejection::IllegalTransition {
+                        what: "recording started",
+                        state: "the recording has no path".to_owned(),
+                    });
+                }
+                one(EventBody::CallRecordingStarted {
+                    call,
+                    path: path.clone(),
+                })
+            }
             CallCommand::Hangup { cause } => Ok(vec![self.ended(cause.clone(), setup, now, None)]),
             CallCommand::Tick => {
                 for o in &self.offers {

@@ -435,6 +435,13 @@ pub enum EventBody {
         /// The offer is repaired after this time.
         lease_until: TimeMs,
     },
+    /// The edge records the call into this file (C4).
+    CallRecordingStarted {
+        /// Call.
+        call: CallId,
+        /// Path of the recording on the edge.
+        path: Arc<str>,
+    },
     /// The agent's phone rings.
     CallRinging {
         /// Call.
@@ -520,6 +527,7 @@ impl EventBody {
             | CallMenuRetry { call, .. }
             | CallOffered { call, .. }
             | CallRinging { call, .. }
+            | CallRecordingStarted { call, .. }
             | CallAnswered { call, .. }
             | CallOfferFailed { call, .. }
             | CallCallbackRequested { call, .. }
@@ -558,6 +566,7 @@ impl EventBody {
             CallMenuRetry { .. } => "call_menu_retry",
             CallOffered { .. } => "call_offered",
             CallRinging { .. } => "call_ringing",
+            CallRecordingStarted { .. } => "call_recording_started",
             CallAnswered { .. } => "call_answered",
             CallOfferFailed { .. } => "call_offer_failed",
             CallCallbackRequested { .. } => "call_callback_requested",

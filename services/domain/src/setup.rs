@@ -231,6 +231,8 @@ pub struct NumberSetup {
     pub record: bool,
     /// Priority of calls to this number in queues (higher first).
     pub priority: u32,
+    /// Most calls on this number in progress at once (N8); `None` = no limit.
+    pub max_calls: Option<u32>,
 }
 
 /// A tenant's whole configuration.
@@ -258,6 +260,8 @@ pub struct TenantSetup {
     pub agent_queues: HashMap<AgentId, Vec<QueueId>>,
     /// Derived: the agents behind each extension.
     pub extensions: HashMap<Arc<str>, Vec<AgentId>>,
+    /// Most calls of the tenant in progress at once (N8); `None` = no limit.
+    pub max_calls: Option<u32>,
 }
 
 impl TenantSetup {
@@ -286,6 +290,7 @@ impl TenantSetup {
             numbers: numbers.into_iter().map(|n| (n.number.clone(), n)).collect(),
             agent_queues: HashMap::new(),
             extensions: HashMap::new(),
+            max_calls: None,
         };
         setup.reindex();
         setup
@@ -376,6 +381,7 @@ impl TenantSetup {
             wrapup_ms: None,
             record: false,
             priority: 0,
+            max_calls: None,
         };
         TenantSetup::new(
             TenantId::new(tenant),

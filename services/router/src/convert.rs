@@ -427,6 +427,12 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             call: s(call),
             agent: s(agent),
         }),
+        E::CallRecordingStarted { call, path } => {
+            K::CallRecordingStarted(pb::CallRecordingStarted {
+                call: s(call),
+                path: path.to_string(),
+            })
+        }
         E::CallAnswered {
             call,
             agent,
@@ -640,6 +646,10 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
         K::CallRinging(e) => E::CallRinging {
             call: CallId::new(&e.call),
             agent: AgentId::new(&e.agent),
+        },
+        K::CallRecordingStarted(e) => E::CallRecordingStarted {
+            call: CallId::new(&e.call),
+            path: Arc::from(e.path.as_str()),
         },
         K::CallAnswered(e) => E::CallAnswered {
             call: CallId::new(&e.call),

@@ -240,6 +240,7 @@ pub async fn replay(log: &dyn EventLog) -> Result<Recovered, RouterError> {
 /// Starts the actor of a call that was in progress when the router stopped.
 pub fn start_recovered_call(tenant: &Arc<Tenant>, call: Call, setup: Arc<TenantSetup>) {
     let id = call.id.clone();
+    tenant.admit_recovered(&id, &call.number);
     let t = tenant.clone();
     let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |_| {
         CallActor::recovered(call, setup, t)

@@ -71,10 +71,46 @@ pub struct Tenant {
     agents: RwLock<HashMap<AgentId, Addr<AgentActor>>>,
     queues: RwLock<HashMap<QueueId, Addr<QueueActor>>>,
     calls: Mutex<HashMap<CallId, Addr<CallActor>>>,
+    /// Calls counted against the concurrent-call limits (N8), and their numbers.
+    admitted: Mutex<Admitted>,
     /// The arbiter hosting this tenant's actors.
     pub arbiter: ArbiterHandle,
     /// Router-wide state.
     pub shared: Arc<Shared>,
+}
+
+/// Which concurrent-call limit (N8) a new call is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverLimit {
+    /// The tenant's limit, with its value.
+    Tenant(u32),
+    /// The number's limit, with its value.
+    Number(u32),
+}
+
+/// Calls counted against the concurrent-call limits.
+#[derive(Default)]
+struct Admitted {
+    of_call: HashMap<CallId, Arc<str>>,
+    by_number: HashMap<Arc<str>, u32>,
+}
+
+impl Admitted {
+    fn add(&mut self, id: CallId, number: Arc<str>) {
+        *self.by_number.entry(number.clone()).or_insert(0) += 1;
+        self.of_call.insert(id, number);
+    }
+
+    fn release(&mut self, id: &CallId) {
+        if let Some(number) = self.of_call.remove(id) {
+            if let Some(n) = self.by_number.get_mut(&number) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_number.remove(&number);
+                }
+            }
+        }
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -99,6 +135,7 @@ impl Tenant {
             agents: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
+            admitted: Mutex::new(Admitted::default()),
             arbiter,
             shared,
         })
@@ -171,9 +208,49 @@ impl Tenant {
         true
     }
 
-    /// Forgets a call actor.
+    /// Forgets a call actor and releases its place under the concurrent-call limits.
     pub fn unregister_call(&self, id: &CallId) {
         self.calls_lock().remove(id);
+        self.admitted_lock().release(id);
+    }
+
+    fn admitted_lock(&self) -> std::sync::MutexGuard<'_, Admitted> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a new call on `number` against the tenant's and the number's concurrent-call
+    /// limits (N8), or says which limit it is over. A call id already counted is let through
+    /// (its duplicate arrival is refused by the call actor).
+    pub fn admit(&self, id: &CallId, number: &str) -> Result<(), OverLimit> {
+        let setup = self.setup();
+        let number_setup = setup.numbers.get(number);
+        let key: Arc<str> = number_setup.map_or_else(|| Arc::from(number), |n| n.number.clone());
+        let mut admitted = self.admitted_lock();
+        if admitted.of_call.contains_key(id) {
+            return Ok(());
+        }
+        if let Some(max) = setup.max_calls {
+            if admitted.of_call.len() >= max as usize {
+                return Err(OverLimit::Tenant(max));
+            }
+        }
+        if let Some(max) = number_setup.and_then(|n| n.max_calls) {
+            if admitted.by_number.get(&key).copied().unwrap_or(0) >= max {
+                return Err(OverLimit::Number(max));
+            }
+        }
+        admitted.add(id.clone(), key);
+        Ok(())
+    }
+
+    /// Counts a call recovered from the log (limits do not apply to calls already in progress).
+    pub fn admit_recovered(&self, id: &CallId, number: &str) {
+        let mut admitted = self.admitted_lock();
+        if !admitted.of_call.contains_key(id) {
+            admitted.add(id.clone(), Arc::from(number));
+        }
     }
 
     /// Starts the actor of an agent (on this tenant's arbiter) unless it runs already.

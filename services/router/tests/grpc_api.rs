@@ -425,3 +425,53 @@ async fn waiting_callers_hear_their_position_periodically() {
         .until(|i| matches!(i, I::Announce(a) if a.position == 1).then_some(()))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_a_concurrent_call_limit_are_refused_and_places_come_back() {
+    let h = start().await;
+    // the demo's operator-desk number allows 10 calls at once (N8)
+    let desk = "+842873000300";
+    let mut calls = Vec::new();
+    for i in 0..10 {
+        calls.push(
+            h.call(&format!("lim-{i}"), desk)
+                .await
+                .expect("under the limit"),
+        );
+    }
+    let Err(over) = h.call("lim-10", desk).await else {
+        panic!("the 11th call is over the number's limit");
+    };
+    assert_eq!(over.code(), tonic::Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("limit of 10"), "{}", over.message());
+    // the refused call left nothing behind
+    let mut reads = h.reads().await;
+    let missing = reads
+        .get_call(api::CallRef {
+            tenant: "demo".into(),
+            call: "lim-10".into(),
+        })
+        .await
+        .expect_err("never created");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    // another number of the tenant still takes calls
+    let other = h.call("lim-q", SALES).await.expect("other number");
+    drop(other);
+    // one call ends: its place is free again
+    let mut first = calls.remove(0);
+    first.hang_up(api::Party::Caller).await;
+    let mut again = None;
+    for _ in 0..100 {
+        match h.call("lim-11", desk).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(s) => panic!("unexpected {s:?}"),
+        }
+    }
+    assert!(again.is_some(), "the ended call's place came back");
+}

@@ -57,6 +57,7 @@ pub fn number(n: &str, route: Target) -> NumberSetup {
         wrapup_ms: None,
         record: false,
         priority: 0,
+        max_calls: None,
     }
 }
 

@@ -14,6 +14,7 @@ use super::mailbox;
 use crate::actors::{CallActor, CallMsg, EdgeReport};
 use crate::convert;
 use crate::journal::Ticket;
+use crate::tenant::OverLimit;
 use crate::Router;
 
 /// The call-control service.
@@ -84,6 +85,9 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
             },
         }],
         Some(R::Callback(_)) => vec![CallCommand::RequestCallback],
+        Some(R::Recording(r)) => vec![CallCommand::RecordingStarted {
+            path: r.path.as_str().into(),
+        }],
     })
 }
 
@@ -133,6 +137,18 @@ impl api::call_control_server::CallControl for CallControlSvc {
             )));
         }
         let call_id = CallId::new(&first.call_id);
+        tenant
+            .admit(&call_id, &arrived.number)
+            .map_err(|over| match over {
+                OverLimit::Tenant(max) => Status::resource_exhausted(format!(
+                    "tenant {} is at its limit of {max} concurrent calls",
+                    tenant.id
+                )),
+                OverLimit::Number(max) => Status::resource_exhausted(format!(
+                    "number {} is at its limit of {max} concurrent calls",
+                    arrived.number
+                )),
+            })?;
         let (tx, rx) = mpsc::unbounded_channel::<(Ticket, api::RouterInstruction)>();
         let weak = tx.downgrade();
         let t = tenant.clone();

@@ -1,0 +1,356 @@
+//! What the edge must know of the tenants' configuration: which tenant owns a dialled number,
+//! which trunk a call comes from, and the agents' SIP credentials. Built from tenant files and
+//! swapped whole when a tenant is loaded again; trunk call counters survive the swap.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use callgrid_config::{TenantFile, TrunkTransport};
+
+/// A hotline number as the router knows it.
+#[derive(Debug, Clone)]
+pub struct NumberEntry {
+    /// Owning tenant.
+    pub tenant: Arc<str>,
+    /// The number exactly as configured (the router's key).
+    pub number: Arc<str>,
+}
+
+/// A carrier trunk.
+#[derive(Debug)]
+pub struct TrunkEntry {
+    /// Owning tenant.
+    pub tenant: Arc<str>,
+    /// Trunk id.
+    pub id: Arc<str>,
+    /// Carrier address.
+    pub addr: SocketAddr,
+    /// Transport toward the carrier.
+    pub transport: TrunkTransport,
+    /// Digest account, both ways.
+    pub username: Option<String>,
+    /// Digest secret.
+    pub password: Option<String>,
+    /// Most calls at once.
+    pub max_calls: Option<u32>,
+    /// Calls in progress on the trunk (shared across directory versions).
+    pub active: Arc<AtomicU32>,
+}
+
+impl TrunkEntry {
+    /// Takes a place under the trunk's limit; `false` when the trunk is full.
+    pub fn try_acquire(&self) -> bool {
+        let max = self.max_calls.unwrap_or(u32::MAX);
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a place back.
+    pub fn release(&self) {
+        let _ = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// An agent who may register phones.
+#[derive(Debug, Clone)]
+pub struct AgentEntry {
+    /// Tenant.
+    pub tenant: Arc<str>,
+    /// Agent id.
+    pub agent: Arc<str>,
+    /// Digest password; agents without one cannot register.
+    pub password: Option<String>,
+}
+
+/// The edge's view of every tenant.
+#[derive(Debug, Default)]
+pub struct Directory {
+    numbers: HashMap<String, NumberEntry>,
+    trunks_by_ip: HashMap<IpAddr, Vec<Arc<TrunkEntry>>>,
+    trunks_by_user: HashMap<String, Vec<Arc<TrunkEntry>>>,
+    agents: HashMap<(Arc<str>, Arc<str>), AgentEntry>,
+    agent_tenants: HashMap<Arc<str>, Vec<Arc<str>>>,
+    tenants: Vec<Arc<str>>,
+}
+
+fn digits(number: &str) -> &str {
+    number.trim_start_matches('+')
+}
+
+/// How a registering phone names its agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentLookup {
+    /// Found.
+    Found(AgentEntry),
+    /// No such agent.
+    Unknown,
+    /// The name fits agents of several tenants: use `tenant.agent`.
+    Ambiguous,
+}
+
+impl PartialEq for AgentEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.tenant == other.tenant && self.agent == other.agent
+    }
+}
+impl Eq for AgentEntry {}
+
+impl Directory {
+    /// Builds the directory of these tenants. `counters` keeps each trunk's call count
+    /// across rebuilds.
+    pub fn build(tenants: &[TenantFile], counters: &TrunkCounters) -> Directory {
+        let mut d = Directory::default();
+        for t in tenants {
+            let tenant: Arc<str> = Arc::from(t.tenant.as_str());
+            d.tenants.push(tenant.clone());
+            for n in &t.numbers {
+                d.numbers.insert(
+                    digits(&n.number).to_owned(),
+                    NumberEntry {
+                        tenant: tenant.clone(),
+                        number: Arc::from(n.number.as_str()),
+                    },
+                );
+            }
+            for k in &t.trunks {
+                let Some(addr) = k.socket_addr() else {
+                    continue;
+                };
+                let entry = Arc::new(TrunkEntry {
+                    tenant: tenant.clone(),
+                    id: Arc::from(k.id.as_str()),
+                    addr,
+                    transport: k.transport,
+                    username: k.username.clone(),
+                    password: k.password.as_ref().map(|p| p.expose().to_owned()),
+                    max_calls: k.max_concurrent_calls,
+                    active: counters.get(&t.tenant, &k.id),
+                });
+                d.trunks_by_ip
+                    .entry(addr.ip())
+                    .or_default()
+                    .push(entry.clone());
+                if let Some(user) = &k.username {
+                    d.trunks_by_user
+                        .entry(user.clone())
+                        .or_default()
+                        .push(entry);
+                }
+            }
+            for a in &t.agents {
+                let agent: Arc<str> = Arc::from(a.id.as_str());
+                d.agents.insert(
+                    (tenant.clone(), agent.clone()),
+                    AgentEntry {
+                        tenant: tenant.clone(),
+                        agent: agent.clone(),
+                        password: a.sip_password.as_ref().map(|p| p.expose().to_owned()),
+                    },
+                );
+                d.agent_tenants
+                    .entry(agent)
+                    .or_default()
+                    .push(tenant.clone());
+            }
+        }
+        d
+    }
+
+    /// The number entry for a dialled number (with or without `+`).
+    pub fn number(&self, dialled: &str) -> Option<&NumberEntry> {
+        self.numbers.get(digits(dialled))
+    }
+
+    /// The trunk a request from `source` comes from, for a call to a number of `tenant`:
+    /// a trunk of that tenant at the source's address (exact port first, then any port).
+    pub fn trunk_by_source(&self, source: SocketAddr, tenant: &str) -> Option<Arc<TrunkEntry>> {
+        let list = self.trunks_by_ip.get(&source.ip())?;
+        let of_tenant = || list.iter().filter(|k| &*k.tenant == tenant);
+        of_tenant()
+            .find(|k| k.addr == source)
+            .or_else(|| of_tenant().next())
+            .cloned()
+    }
+
+    /// The trunks with this digest account.
+    pub fn trunks_by_username(&self, username: &str) -> &[Arc<TrunkEntry>] {
+        self.trunks_by_user
+            .get(username)
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// The agent a registering phone names, from the user part of its address-of-record
+    /// and its domain: `tenant.agent@any`, `agent@tenant`, or a bare `agent` that exactly
+    /// one tenant has.
+    pub fn agent(&self, user: &str, domain: &str) -> AgentLookup {
+        let get = |tenant: &str, agent: &str| {
+            self.agents
+                .get(&(Arc::from(tenant), Arc::from(agent)))
+                .cloned()
+        };
+        if let Some(a) = get(domain, user) {
+            return AgentLookup::Found(a);
+        }
+        if let Some((tenant, agent)) = user.split_once('.') {
+            if let Some(a) = get(tenant, agent) {
+                return AgentLookup::Found(a);
+            }
+        }
+        match self.agent_tenants.get(user).map(Vec::as_slice) {
+            Some([tenant]) => get(tenant, user).map_or(AgentLookup::Unknown, AgentLookup::Found),
+            Some([_, _, ..]) => AgentLookup::Ambiguous,
+            _ => AgentLookup::Unknown,
+        }
+    }
+
+    /// The agent by tenant and id.
+    pub fn agent_of(&self, tenant: &str, agent: &str) -> Option<&AgentEntry> {
+        self.agents.get(&(Arc::from(tenant), Arc::from(agent)))
+    }
+
+    /// Tenants known.
+    pub fn tenants(&self) -> &[Arc<str>] {
+        &self.tenants
+    }
+}
+
+/// Call counters of trunks by (tenant, trunk id), kept across directory rebuilds.
+#[derive(Debug, Default)]
+pub struct TrunkCounters(Mutex<HashMap<(String, String), Arc<AtomicU32>>>);
+
+impl TrunkCounters {
+    fn get(&self, tenant: &str, trunk: &str) -> Arc<AtomicU32> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((tenant.to_owned(), trunk.to_owned()))
+            .or_default()
+            .clone()
+    }
+}
+
+/// The current directory, replaced atomically when tenants change.
+#[derive(Debug, Default)]
+pub struct SharedDirectory {
+    current: RwLock<Arc<Directory>>,
+    counters: TrunkCounters,
+    files: Mutex<Vec<TenantFile>>,
+}
+
+impl SharedDirectory {
+    /// From these tenants.
+    pub fn new(tenants: Vec<TenantFile>) -> SharedDirectory {
+        let d = SharedDirectory::default();
+        d.replace_all(tenants);
+        d
+    }
+
+    /// The current directory.
+    pub fn get(&self) -> Arc<Directory> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces every tenant.
+    pub fn replace_all(&self, tenants: Vec<TenantFile>) {
+        let built = Arc::new(Directory::build(&tenants, &self.counters));
+        *self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tenants;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+    }
+
+    /// Adds or replaces one tenant.
+    pub fn upsert(&self, tenant: TenantFile) {
+        let mut files = self
+            .files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        files.retain(|t| t.tenant != tenant.tenant);
+        files.push(tenant);
+        let built = Arc::new(Directory::build(&files, &self.counters));
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> TenantFile {
+        callgrid_config::load_str("demo.yaml", callgrid_config::DEMO_TENANT_YAML).expect("demo")
+    }
+
+    #[test]
+    fn numbers_match_with_or_without_plus() {
+        let d = Directory::build(&[demo()], &TrunkCounters::default());
+        assert_eq!(
+            &*d.number("842873000200").expect("n").number,
+            "+842873000200"
+        );
+        assert_eq!(&*d.number("+842873000200").expect("n").tenant, "demo");
+        assert!(d.number("+15550000000").is_none());
+    }
+
+    #[test]
+    fn agents_are_found_by_several_spellings() {
+        let mut other = demo();
+        other.tenant = "other".into();
+        let d = Directory::build(&[demo(), other], &TrunkCounters::default());
+        assert!(
+            matches!(d.agent("demo.alice", "127.0.0.1"), AgentLookup::Found(a) if &*a.tenant == "demo")
+        );
+        assert!(
+            matches!(d.agent("alice", "other"), AgentLookup::Found(a) if &*a.tenant == "other")
+        );
+        assert_eq!(d.agent("alice", "127.0.0.1"), AgentLookup::Ambiguous);
+        assert_eq!(d.agent("nobody", "127.0.0.1"), AgentLookup::Unknown);
+        let single = Directory::build(&[demo()], &TrunkCounters::default());
+        assert!(matches!(
+            single.agent("bob", "127.0.0.1"),
+            AgentLookup::Found(_)
+        ));
+    }
+
+    #[test]
+    fn trunks_are_found_by_source_and_limited() {
+        let shared = SharedDirectory::new(vec![demo()]);
+        let d = shared.get();
+        let t = d
+            .trunk_by_source("127.0.0.1:40000".parse().expect("addr"), "demo")
+            .expect("same ip, other port");
+        assert_eq!(&*t.id, "local");
+        assert!(d
+            .trunk_by_source("10.0.0.1:5060".parse().expect("addr"), "demo")
+            .is_none());
+        for _ in 0..60 {
+            assert!(t.try_acquire());
+        }
+        assert!(!t.try_acquire(), "the 61st call is over the limit");
+        // a reload keeps the count
+        shared.upsert(demo());
+        let again = shared
+            .get()
+            .trunk_by_source("127.0.0.1:5080".parse().expect("addr"), "demo")
+            .expect("trunk");
+        assert!(!again.try_acquire());
+        again.release();
+        assert!(t.try_acquire());
+    }
+}

@@ -1,0 +1,320 @@
+//! The loop over new server transactions: checks common to every request, then REGISTER,
+//! OPTIONS, new INVITEs and in-dialog requests each go their way. Everything that can wait
+//! runs in its own task so the loop only sorts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsipstack::sip::headers::untyped::ToTypedHeader;
+use rsipstack::sip::{Header, HeadersExt, Method, Param, StatusCode, Transport};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::TransactionReceiver;
+use tokio_util::sync::CancellationToken;
+
+use crate::digest::{self, NonceCheck};
+use crate::directory::AgentLookup;
+use crate::metrics::Metrics;
+use crate::registrar::{ContactUpdate, RegisterError};
+use crate::transport::ALLOW;
+use crate::Shared;
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut incoming: TransactionReceiver,
+    cancel: CancellationToken,
+) {
+    loop {
+        let tx = tokio::select! {
+            tx = incoming.recv() => match tx { Some(tx) => tx, None => break },
+            _ = cancel.cancelled() => break,
+        };
+        sort(&shared, tx);
+    }
+}
+
+fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
+    let method = tx.original.method;
+    if method == Method::Ack {
+        return; // an ACK for nothing we know: nothing to answer (RFC 3261 §17.2.3)
+    }
+    // Max-Forwards (RFC 3261 §8.2.2 / §16.3): a request that has run out of hops is refused.
+    if let Ok(mf) = tx.original.max_forwards_header() {
+        if mf.value().trim() == "0" && method != Method::Options {
+            Metrics::inc(&shared.metrics.too_many_hops);
+            tokio::spawn(async move {
+                let _ = tx.reply(StatusCode::TooManyHops).await;
+            });
+            return;
+        }
+    }
+    let in_dialog = tx
+        .original
+        .to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .is_some();
+    if in_dialog {
+        match shared.dialogs.match_dialog(&tx) {
+            Some(mut dialog) => {
+                tokio::spawn(async move {
+                    if let Err(e) = dialog.handle(&mut tx).await {
+                        tracing::debug!(error = %e, "in-dialog request failed");
+                    }
+                });
+            }
+            None => {
+                Metrics::inc(&shared.metrics.no_such_dialog);
+                tokio::spawn(async move {
+                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+                });
+            }
+        }
+        return;
+    }
+    let shared = shared.clone();
+    match method {
+        Method::Invite => {
+            tokio::spawn(async move { crate::call::inbound(shared, tx).await });
+        }
+        Method::Register => {
+            tokio::spawn(async move { register(&shared, &mut tx).await });
+        }
+        Method::Options => {
+            Metrics::inc(&shared.metrics.options_answered);
+            tokio::spawn(async move {
+                let _ = tx
+                    .reply_with(
+                        StatusCode::OK,
+                        vec![
+                            Header::Allow(ALLOW.into()),
+                            Header::Accept("application/sdp".into()),
+                        ],
+                        None,
+                    )
+                    .await;
+            });
+        }
+        Method::Bye | Method::Info | Method::Refer | Method::Update | Method::PRack => {
+            // these need a dialog, and this request names none
+            Metrics::inc(&shared.metrics.no_such_dialog);
+            tokio::spawn(async move {
+                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
+            });
+        }
+        _ => {
+            // MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH outside a dialog: known, not offered here
+            Metrics::inc(&shared.metrics.methods_not_allowed);
+            tokio::spawn(async move {
+                let _ = tx
+                    .reply_with(
+                        StatusCode::MethodNotAllowed,
+                        vec![Header::Allow(ALLOW.into())],
+                        None,
+                    )
+                    .await;
+            });
+        }
+    }
+}
+
+/// The address the request came from (the transport's view, not the Via's claim).
+pub(crate) fn source_of(tx: &Transaction) -> Option<(SocketAddr, Transport)> {
+    let conn = tx.connection.as_ref()?;
+    let addr = conn.get_remote_addr()?.get_socketaddr().ok()?;
+    Some((addr, conn.transport()))
+}
+
+/// Answers a REGISTER (A4): digest authentication against the agent's password, then the
+/// bindings are added, refreshed or removed.
+async fn register(shared: &Shared, tx: &mut Transaction) {
+    let req = &tx.original;
+    let Ok(to) = req.to_header().and_then(|t| t.typed()) else {
+        let _ = tx.reply(StatusCode::BadRequest).await;
+        return;
+    };
+    let user = to.uri.user().unwrap_or_default().to_owned();
+    let domain = to.uri.host_with_port.host.to_string();
+    let directory = shared.directory.get();
+    let agent = match directory.agent(&user, &domain) {
+        AgentLookup::Found(a) if a.password.is_some() => a,
+        AgentLookup::Ambiguous => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![Header::Reason(
+                        "SIP;cause=403;text=\"agent id used by several tenants: register as tenant.agent\"".into(),
+                    )],
+                    None,
+                )
+                .await;
+            return;
+        }
+        _ => {
+            // unknown agents are challenged like known ones, so the answer does not tell
+            // which agent ids exist; their credentials can never verify
+            if authorization(req).is_none() {
+                challenge(shared, tx, false).await;
+            } else {
+                Metrics::inc(&shared.metrics.registrations_refused);
+                let _ = tx.reply(StatusCode::Forbidden).await;
+            }
+            return;
+        }
+    };
+    let Some(credentials) = authorization(req) else {
+        challenge(shared, tx, false).await;
+        return;
+    };
+    let password = agent.password.as_deref().unwrap_or_default();
+    match shared.nonces.check(&credentials.nonce) {
+        NonceCheck::Fresh => {}
+        NonceCheck::Stale => {
+            challenge(shared, tx, true).await;
+            return;
+        }
+        NonceCheck::Forged => {
+            challenge(shared, tx, false).await;
+            return;
+        }
+    }
+    let same_agent = matches!(
+        directory.agent(&credentials.username, &domain),
+        AgentLookup::Found(ref a) if a == &agent
+    );
+    if !same_agent
+        || credentials.realm != shared.options.realm
+        || !digest::verify(&credentials, "REGISTER", password)
+    {
+        Metrics::inc(&shared.metrics.registrations_refused);
+        tracing::info!(tenant = %agent.tenant, agent = %agent.agent, "register refused: bad credentials");
+        let _ = tx.reply(StatusCode::Forbidden).await;
+        return;
+    }
+
+    let key = (agent.tenant.clone(), agent.agent.clone());
+    let call_id = req
+        .call_id_header()
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let cseq = req.cseq_header().and_then(|c| c.seq()).unwrap_or(0);
+    let default_expires = req
+        .expires_header()
+        .and_then(|e| e.value().trim().parse::<u64>().ok())
+        .unwrap_or(3600);
+    let (source, transport) = source_of(tx).unwrap_or((shared.local, Transport::Udp));
+    let now = Instant::now();
+
+    let wildcard = req
+        .contact_headers()
+        .iter()
+        .any(|c| c.value().trim() == "*");
+    if wildcard {
+        if default_expires != 0 {
+            let _ = tx.reply(StatusCode::BadRequest).await;
+            return;
+        }
+        shared.registrar.clear(&key);
+        Metrics::inc(&shared.metrics.registrations);
+        let _ = tx.reply(StatusCode::OK).await;
+        return;
+    }
+    let contacts = match req.typed_contact_headers() {
+        Ok(c) => c,
+        Err(_) => {
+            let _ = tx.reply(StatusCode::BadRequest).await;
+            return;
+        }
+    };
+    let mut updates = Vec::new();
+    for c in &contacts {
+        let expires = c
+            .params
+            .iter()
+            .chain(c.uri.params.iter())
+            .find_map(|p| match p {
+                Param::Expires(e) => e.value().parse::<u64>().ok(),
+                _ => None,
+            })
+            .unwrap_or(default_expires);
+        if expires > 0 && expires < shared.options.min_expires.as_secs() {
+            let _ = tx
+                .reply_with(
+                    StatusCode::IntervalTooBrief,
+                    vec![Header::MinExpires(
+                        shared.options.min_expires.as_secs().to_string().into(),
+                    )],
+                    None,
+                )
+                .await;
+            return;
+        }
+        let expires = expires.min(shared.options.max_expires.as_secs());
+        // Over UDP the Contact says where the phone listens; over TCP requests go back over
+        // the phone's own connection (it may not accept new ones).
+        let contact_transport = c.uri.params.iter().find_map(|p| match p {
+            Param::Transport(t) => Some(*t),
+            _ => None,
+        });
+        let target = match (transport, &c.uri.host_with_port.host) {
+            (Transport::Udp, rsipstack::sip::Host::IpAddr(ip)) => {
+                SocketAddr::new(*ip, c.uri.host_with_port.port.map_or(5060, |p| p.value()))
+            }
+            _ => source,
+        };
+        updates.push(ContactUpdate {
+            contact: c.uri.to_string(),
+            target,
+            transport: contact_transport.unwrap_or(transport),
+            expires: Duration::from_secs(expires),
+        });
+    }
+    let bindings = match shared.registrar.update(&key, &call_id, cseq, &updates, now) {
+        Ok(b) => b,
+        Err(e @ RegisterError::OutOfOrder { .. }) => {
+            tracing::debug!(error = %e, "register ignored");
+            let _ = tx.reply(StatusCode::ServerInternalError).await;
+            return;
+        }
+        Err(e @ RegisterError::TooManyDevices(_)) => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![Header::Reason(format!("SIP;cause=403;text=\"{e}\"").into())],
+                    None,
+                )
+                .await;
+            return;
+        }
+    };
+    Metrics::inc(&shared.metrics.registrations);
+    tracing::debug!(tenant = %agent.tenant, agent = %agent.agent, devices = bindings.len(), "registered");
+    let headers = bindings
+        .iter()
+        .map(|b| {
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            Header::Contact(format!("<{}>;expires={left}", b.contact).into())
+        })
+        .collect();
+    let _ = tx.reply_with(StatusCode::OK, headers, None).await;
+}
+
+fn authorization(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
+    req.headers.iter().find_map(|h| match h {
+        Header::Authorization(a) => digest::parse_authorization(a.value()).ok(),
+        _ => None,
+    })
+}
+
+async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool) {
+    let value = shared.nonces.challenge(&shared.options.realm, stale);
+    let _ = tx
+        .reply_with(
+            StatusCode::Unauthorized,
+            vec![Header::WwwAuthenticate(value.into())],
+            None,
+        )
+        .await;
+}

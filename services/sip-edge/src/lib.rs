@@ -1,0 +1,238 @@
+//! The SIP edge of callgrid: a back-to-back user agent (B2BUA) between carrier trunks and
+//! agent phones. It owns SIP dialogs and media and never routes: for every inbound call it
+//! opens the router's `CallControl.Call` stream, reports what happens (arrived, ringing,
+//! answered, digits, hang-up) and executes what the router says (answer, play, collect digits,
+//! ring agents, bridge, record, hang up).
+//!
+//! Built on `rsipstack` (transport, transactions, dialogs; its in-tree copy of rsip's message
+//! types is used as `rsipstack::sip`, see docs/DECISIONS.md) and `callgrid-media` (RTP, G.711,
+//! prompts, bridging, recording).
+//!
+//! Entry point: [`SipEdge::start`].
+
+mod call;
+pub mod digest;
+pub mod directory;
+mod dispatch;
+mod error;
+pub mod metrics;
+pub mod registrar;
+mod transport;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callgrid_config::TenantFile;
+use callgrid_proto::api::v1 as api;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::transport::{
+    tcp_listener::TcpListenerConnection, udp::UdpConnection, TransportLayer,
+};
+use rsipstack::EndpointBuilder;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub use error::EdgeError;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use transport::ALLOW;
+
+use directory::SharedDirectory;
+use registrar::Registrar;
+
+/// 64 random bits: std's per-process random hash keys (from the OS) over a counter.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState = std::collections::hash_map::RandomState::new();
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    KEYS.with(|k| k.hash_one(n))
+}
+
+/// How the edge runs.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// SIP address, for UDP and TCP alike (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Address put in SDP and Contact headers (defaults to the listen address's IP).
+    pub advertise_ip: Option<IpAddr>,
+    /// First and last RTP port.
+    pub rtp_ports: (u16, u16),
+    /// Digest realm for agent phones and trunks.
+    pub realm: String,
+    /// Directory of WAV prompts (16-bit PCM, 8 kHz, mono) that replace or add to the shipped
+    /// ones.
+    pub prompts_dir: Option<PathBuf>,
+    /// Directory for call recordings (C4).
+    pub recordings_dir: PathBuf,
+    /// Shortest registration accepted; shorter requests get 423.
+    pub min_expires: Duration,
+    /// Longest registration granted.
+    pub max_expires: Duration,
+    /// How long to wait for the router's answer to a new call before refusing it with 503.
+    pub router_timeout: Duration,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            advertise_ip: None,
+            rtp_ports: (20000, 29999),
+            realm: "callgrid".into(),
+            prompts_dir: None,
+            recordings_dir: PathBuf::from("recordings"),
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+            router_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every task of the edge shares.
+pub(crate) struct Shared {
+    pub(crate) options: EdgeOptions,
+    pub(crate) local: SocketAddr,
+    pub(crate) advertise_ip: IpAddr,
+    pub(crate) dialogs: Arc<DialogLayer>,
+    pub(crate) directory: Arc<SharedDirectory>,
+    pub(crate) registrar: Registrar,
+    pub(crate) nonces: digest::Nonces,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) router: api::call_control_client::CallControlClient<Channel>,
+    pub(crate) media: call::MediaContext,
+}
+
+/// A running edge.
+pub struct SipEdge {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+}
+
+impl SipEdge {
+    /// Binds UDP and TCP on `options.listen`, and serves until [`SipEdge::shutdown`].
+    /// `router` is a channel to the router's gRPC services (it may connect lazily).
+    pub async fn start(
+        options: EdgeOptions,
+        tenants: Vec<TenantFile>,
+        router: Channel,
+    ) -> Result<SipEdge, EdgeError> {
+        let cancel = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let transport = TransportLayer::new(cancel.child_token());
+
+        let std_udp = std::net::UdpSocket::bind(options.listen)
+            .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        std_udp
+            .set_nonblocking(true)
+            .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        let local = std_udp
+            .local_addr()
+            .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        let udp = tokio::net::UdpSocket::from_std(std_udp)
+            .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> =
+            Arc::new(transport::ScreenedUdp::new(udp, metrics.clone()));
+        let udp = UdpConnection::from_socket(screened, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| EdgeError::Sip(e.to_string()))?;
+        transport.add_transport(udp.into());
+        let tcp = TcpListenerConnection::new(local, None)
+            .await
+            .map_err(|e| EdgeError::Sip(format!("tcp listener on {local}: {e}")))?;
+        transport.add_transport(tcp.into());
+
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent("callgrid")
+            .with_transport_layer(transport)
+            .with_cancel_token(cancel.child_token())
+            .with_allows(vec![
+                rsipstack::sip::Method::Invite,
+                rsipstack::sip::Method::Ack,
+                rsipstack::sip::Method::Cancel,
+                rsipstack::sip::Method::Bye,
+                rsipstack::sip::Method::Options,
+                rsipstack::sip::Method::Info,
+                rsipstack::sip::Method::Refer,
+                rsipstack::sip::Method::Register,
+            ])
+            .build();
+        let incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| EdgeError::Sip(e.to_string()))?;
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let advertise_ip = options.advertise_ip.unwrap_or(local.ip());
+        let media = call::MediaContext::new(&options, advertise_ip)?;
+        let shared = Arc::new(Shared {
+            local,
+            advertise_ip,
+            dialogs,
+            directory: Arc::new(SharedDirectory::new(tenants)),
+            registrar: Registrar::new(),
+            nonces: digest::Nonces::new(),
+            metrics,
+            router: api::call_control_client::CallControlClient::new(router),
+            media,
+            options,
+        });
+        let ep = Arc::new(endpoint);
+        let serve_cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = ep.serve() => {}
+                _ = serve_cancel.cancelled() => {}
+            }
+        });
+        tokio::spawn(dispatch::run(shared.clone(), incoming, cancel.clone()));
+        tracing::info!(sip = %local, "sip edge listening on udp and tcp");
+        Ok(SipEdge { shared, cancel })
+    }
+
+    /// The bound SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// RTP packet counters of every media leg so far (received, sent, relayed, dropped).
+    pub fn media_counters(&self) -> callgrid_media::CounterSnapshot {
+        self.shared.media.counters()
+    }
+
+    /// Replaces the configuration of one tenant (numbers, trunks, agents' passwords).
+    pub fn upsert_tenant(&self, tenant: TenantFile) {
+        self.shared.directory.upsert(tenant);
+    }
+
+    /// Live registrations of an agent: the contact URIs.
+    pub fn registrations(&self, tenant: &str, agent: &str) -> Vec<String> {
+        self.shared
+            .registrar
+            .lookup(
+                &(Arc::from(tenant), Arc::from(agent)),
+                std::time::Instant::now(),
+            )
+            .into_iter()
+            .map(|b| b.contact)
+            .collect()
+    }
+
+    /// Stops listening; calls in progress end with their sockets.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for SipEdge {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

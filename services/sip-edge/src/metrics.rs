@@ -1,0 +1,94 @@
+//! Counters of the edge (low cardinality: no call ids, no numbers).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Counters of one edge process.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+            /// Calls in progress (caller legs).
+            pub calls_active: AtomicI64,
+        }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct MetricsSnapshot {
+            $( $(#[$doc])* pub $name: u64, )*
+            /// Calls in progress.
+            pub calls_active: i64,
+        }
+
+        impl Metrics {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot {
+                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                    calls_active: self.calls_active.load(Ordering::Relaxed),
+                }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Prometheus text exposition format.
+            pub fn prometheus(&self) -> String {
+                let mut s = String::new();
+                $(
+                    let _ = writeln!(s, "callgrid_sip_{} {}", stringify!($name), self.$name);
+                )*
+                let _ = writeln!(s, "callgrid_sip_calls_active {}", self.calls_active);
+                s
+            }
+        }
+    };
+}
+
+counters! {
+    /// SIP messages that could not be parsed, dropped.
+    malformed_messages,
+    /// Requests with a method the edge does not know, answered 501.
+    unknown_methods,
+    /// Requests answered 405.
+    methods_not_allowed,
+    /// Requests refused with 483 (Max-Forwards exhausted).
+    too_many_hops,
+    /// In-dialog requests for no known dialog, answered 481.
+    no_such_dialog,
+    /// OPTIONS answered.
+    options_answered,
+    /// INVITEs from trunks accepted for routing.
+    calls_arrived,
+    /// Calls refused: unknown number.
+    calls_unknown_number,
+    /// Calls refused: not from a known trunk and not authenticated.
+    calls_forbidden,
+    /// Calls refused: the trunk's concurrent-call limit.
+    calls_over_trunk_limit,
+    /// Calls refused by the router: the tenant's or the number's limit.
+    calls_over_tenant_limit,
+    /// Calls refused because the router could not be reached or failed.
+    calls_router_failed,
+    /// Calls whose caller leg ended.
+    calls_ended,
+    /// Agent legs started (INVITEs to agent devices).
+    agent_legs,
+    /// Agent legs answered.
+    agent_legs_answered,
+    /// REGISTER requests accepted.
+    registrations,
+    /// REGISTER requests refused (bad credentials, unknown agent).
+    registrations_refused,
+    /// Digits received (RFC 4733 or SIP INFO).
+    digits,
+    /// Recordings finished.
+    recordings,
+}
+
+impl Metrics {
+    /// Adds one.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

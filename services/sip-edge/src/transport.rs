@@ -1,0 +1,217 @@
+//! The edge's UDP socket, handed to rsipstack: it drops what cannot be a SIP message before
+//! the stack sees it, counts it, and answers requests with an unknown method 501 (RFC 3261
+//! §8.2.1). rsipstack on its own drops unparsable datagrams silently.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rsipstack::sip::{HeadersExt, SipMessage};
+
+use crate::metrics::Metrics;
+
+/// Methods the edge answers (for `Allow` headers).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, UPDATE, REGISTER";
+
+/// A UDP socket that screens incoming datagrams.
+pub(crate) struct ScreenedUdp {
+    sock: tokio::net::UdpSocket,
+    metrics: Arc<Metrics>,
+}
+
+impl ScreenedUdp {
+    pub(crate) fn new(sock: tokio::net::UdpSocket, metrics: Arc<Metrics>) -> ScreenedUdp {
+        ScreenedUdp { sock, metrics }
+    }
+}
+
+/// What to do with a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Screen {
+    /// Give it to the stack (a SIP message with the mandatory headers, or a keep-alive).
+    Pass,
+    /// A request with a method we do not know: answer this.
+    NotImplemented(Vec<u8>),
+    /// Garbage: count and drop.
+    Malformed,
+}
+
+/// Decides about one datagram.
+pub(crate) fn screen(packet: &[u8]) -> Screen {
+    if packet.iter().all(u8::is_ascii_whitespace) {
+        return Screen::Pass; // keep-alives (CRLF) are the stack's business
+    }
+    match SipMessage::try_from(packet) {
+        Ok(msg) if well_formed(&msg) => Screen::Pass,
+        Ok(_) => Screen::Malformed,
+        Err(_) => match not_implemented(packet) {
+            Some(r) => Screen::NotImplemented(r),
+            None => Screen::Malformed,
+        },
+    }
+}
+
+/// The headers every message needs (RFC 3261 §8.1.1), and a CSeq that matches a request's
+/// method.
+fn well_formed(msg: &SipMessage) -> bool {
+    let basics = msg.via_header().is_ok()
+        && msg.from_header().is_ok()
+        && msg.to_header().is_ok()
+        && msg.call_id_header().is_ok()
+        && msg.cseq_header().is_ok_and(|c| c.seq().is_ok());
+    if !basics {
+        return false;
+    }
+    match msg {
+        SipMessage::Request(r) => msg
+            .cseq_header()
+            .ok()
+            .and_then(|c| c.method().ok())
+            .is_some_and(|m| m == r.method || r.method == rsipstack::sip::Method::Ack),
+        SipMessage::Response(_) => true,
+    }
+}
+
+/// A 501 for a request line `TOKEN uri SIP/2.0` whose token is not a method we parse, if the
+/// datagram has the headers a response needs.
+fn not_implemented(packet: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(packet).ok()?;
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?;
+    let mut parts = request_line.split(' ');
+    let method = parts.next()?;
+    let _uri = parts.next()?;
+    if parts.next()? != "SIP/2.0"
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    let mut vias = Vec::new();
+    let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" => vias.push(value),
+            "from" | "f" => from = Some(value),
+            "to" | "t" => to = Some(value),
+            "call-id" | "i" => call_id = Some(value),
+            "cseq" => cseq = Some(value),
+            _ => {}
+        }
+    }
+    if vias.is_empty() {
+        return None;
+    }
+    let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
+    let to = if to.contains(";tag=") {
+        to.to_owned()
+    } else {
+        format!("{to};tag={:08x}", crate::random_u64() as u32)
+    };
+    let mut r = String::from("SIP/2.0 501 Not Implemented\r\n");
+    for v in vias {
+        r.push_str("Via: ");
+        r.push_str(v);
+        r.push_str("\r\n");
+    }
+    r.push_str(&format!(
+        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nAllow: {ALLOW}\r\nContent-Length: 0\r\n\r\n"
+    ));
+    Some(r.into_bytes())
+}
+
+#[async_trait::async_trait]
+impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
+    async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = self.sock.recv_from(buf).await?;
+            match screen(&buf[..len]) {
+                Screen::Pass => return Ok((len, from)),
+                Screen::NotImplemented(resp) => {
+                    Metrics::inc(&self.metrics.unknown_methods);
+                    tracing::debug!(src = %from, "request with an unknown method answered 501");
+                    let _ = self.sock.send_to(&resp, from).await;
+                }
+                Screen::Malformed => {
+                    Metrics::inc(&self.metrics.malformed_messages);
+                    tracing::debug!(src = %from, len, "malformed sip message dropped");
+                }
+            }
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        Ok(self.sock.send_to(buf, addr).await?)
+    }
+
+    fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
+        Ok(self.sock.local_addr()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:edge@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:edge@127.0.0.1>\r\nCall-ID: x1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn good_messages_and_keepalives_pass() {
+        assert_eq!(screen(OPTIONS.as_bytes()), Screen::Pass);
+        assert_eq!(screen(b"\r\n\r\n"), Screen::Pass);
+    }
+
+    #[test]
+    fn garbage_and_missing_headers_are_malformed() {
+        assert_eq!(screen(b"hello world"), Screen::Malformed);
+        assert_eq!(screen(&[0xff, 0x00, 0x13]), Screen::Malformed);
+        let no_call_id = OPTIONS.replace("Call-ID: x1\r\n", "");
+        assert_eq!(screen(no_call_id.as_bytes()), Screen::Malformed);
+        let wrong_cseq = OPTIONS.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+        assert_eq!(screen(wrong_cseq.as_bytes()), Screen::Malformed);
+        let bad_cseq = OPTIONS.replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS");
+        assert_eq!(screen(bad_cseq.as_bytes()), Screen::Malformed);
+    }
+
+    #[test]
+    fn unknown_methods_get_501_with_the_request_headers() {
+        let req = OPTIONS.replace("OPTIONS", "FROBNICATE");
+        match screen(req.as_bytes()) {
+            Screen::NotImplemented(r) => {
+                let r = String::from_utf8(r).expect("text");
+                assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
+                assert!(r.contains("Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1\r\n"));
+                assert!(r.contains("CSeq: 1 FROBNICATE\r\n"));
+                assert!(r.contains("To: <sip:edge@127.0.0.1>;tag="));
+                assert!(r.contains("Call-ID: x1\r\n"));
+            }
+            other => panic!("expected a 501, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 7u64;
+        for len in 0..400 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 33) as u8
+                })
+                .collect();
+            let _ = screen(&bytes);
+            // and mutations of a good message
+            let mut m = OPTIONS.as_bytes().to_vec();
+            if !m.is_empty() {
+                let i = (seed as usize) % m.len();
+                m[i] = (seed >> 40) as u8;
+                m.truncate(len.max(1).min(m.len()));
+            }
+            let _ = screen(&m);
+        }
+    }
+}
