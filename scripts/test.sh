@@ -8,6 +8,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+echo "== SIP test tools (SIPp, Kamailio)"
+bash scripts/install-sip-tools.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"

@@ -886,6 +886,10 @@ impl Call {
                     first
                 };
                 if report {
+                    if !self.caller_answered && !self.caller_ended {
+                        // a caller not yet answered (a direct ring) hears ringing
+                        let _ = self.caller_dialog.ringing(None, None);
+                    }
                     self.report(Report::Ringing(api::AgentRinging {
                         agent: agent.to_owned(),
                     }))
