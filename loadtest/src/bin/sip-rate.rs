@@ -1,0 +1,2032 @@
+//! SIP call-rate benchmark: drives a SIP system under test (SUT) with SIPp processes and
+//! measures how many calls per second it completes, signalling only.
+//!
+//! A call is the SIPp scenario `loadtest/sipp/caller.xml` (INVITE, 100/180, 200, ACK, a short
+//! talk time, BYE, 200) answered by SIPp agents running `loadtest/sipp/agent_answer.xml`.
+//! Several caller processes split the offered rate (one SIPp tops out near 1,000-1,250
+//! calls/s); each runs with a bounded count (`-m`), a concurrency limit (`-l`) and a global
+//! timeout. The program reads every caller's statistics CSV (successful and failed calls, per
+//! second) and its response-time CSV (INVITE -> 200 of every call, into an HDR histogram), and
+//! runs a small SIP client of its own next to SIPp (`--probe-rate` calls/s) whose INVITE -> 200
+//! times have microsecond resolution: SIPp 3.6.1 times responses with CLOCK_MONOTONIC_COARSE,
+//! which ticks every 4 ms on this kernel, so its figures are multiples of 4 ms.
+//! It prints offered and achieved rate, failed calls, latency percentiles, the CPU time of each
+//! process group (SIPp callers, SIPp agents, the SUT, this program) and the machine.
+//!
+//! Targets:
+//! - `kamailio`: Kamailio 5.6 with `loadtest/kamailio/kamailio.cfg` (stateful proxy,
+//!   record-routing) relaying every INVITE to the agents;
+//! - `callgrid`: `callgrid serve` with a generated tenant (agents registered by SIPp with
+//!   `agent_register.xml`, logged in and made available over gRPC), the number routed to a
+//!   queue; the SIP edge is the B2BUA between the callers and the agents;
+//! - `both`: Kamailio, then callgrid, then the ratio callgrid / Kamailio.
+//!
+//! Modes: `--rate R --duration S` (fixed rate), or `--find-max`: steps of `--step-duration`
+//! seconds from `--start-rate`, multiplied by `--step-factor` (or `--step-add` calls/s), until
+//! more than `--max-failed-pct` of calls fail or the achieved rate falls short of the offered
+//! rate by more than `--max-shortfall-pct`; then `--refine` bisection steps, a
+//! `--final-duration` run at the highest passing rate and a `--latency-duration` run at half
+//! of it.
+//!
+//! Everything runs on 127.0.0.1. Children write to files in a work directory (kept, and the
+//! tails printed, when something fails) and are killed when the program ends, on error, on
+//! panic, on Ctrl-C and on SIGTERM.
+//!
+//! ```text
+//! scripts/install-sip-tools.sh
+//! cargo build --release -p callgrid-loadtest --bin sip-rate
+//! target/release/sip-rate --target kamailio --rate 500 --duration 30
+//! target/release/sip-rate --target kamailio --find-max
+//! target/release/sip-rate --target both --find-max --callgrid-bin target/release/callgrid
+//! ```
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, ensure, Context};
+use callgrid_loadtest::machine;
+use callgrid_proto::api::v1 as api;
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp");
+const KAMAILIO_CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/kamailio.cfg");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Kamailio,
+    Callgrid,
+    Both,
+}
+
+#[derive(Parser, Clone, Debug)]
+#[command(about = "Measure the SIP call rate of Kamailio and/or callgrid with SIPp")]
+struct Args {
+    /// System under test.
+    #[arg(long, value_enum, default_value = "kamailio")]
+    target: Target,
+    /// Fixed offered rate, calls/s (with --duration).
+    #[arg(long, conflicts_with = "find_max")]
+    rate: Option<f64>,
+    /// Seconds of offered traffic at --rate.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Step the rate up to the highest that passes, then run --final-duration at it and
+    /// --latency-duration at half of it.
+    #[arg(long)]
+    find_max: bool,
+    /// First rate of --find-max, calls/s.
+    #[arg(long, default_value_t = 200.0)]
+    start_rate: f64,
+    /// Each --find-max step multiplies the rate by this (unless --step-add).
+    #[arg(long, default_value_t = 1.25)]
+    step_factor: f64,
+    /// Each --find-max step adds this many calls/s instead.
+    #[arg(long)]
+    step_add: Option<f64>,
+    /// Seconds of offered traffic per --find-max step.
+    #[arg(long, default_value_t = 10.0)]
+    step_duration: f64,
+    /// Bisection steps between the highest passing and the first failing rate.
+    #[arg(long, default_value_t = 2)]
+    refine: u32,
+    /// Never offer more than this, calls/s.
+    #[arg(long, default_value_t = 10_000.0)]
+    max_rate: f64,
+    /// Seconds at the highest passing rate after --find-max.
+    #[arg(long, default_value_t = 60.0)]
+    final_duration: f64,
+    /// Seconds at half the highest passing rate after --find-max (latency at half load).
+    #[arg(long, default_value_t = 30.0)]
+    latency_duration: f64,
+    /// A step fails when more than this percentage of its calls failed.
+    #[arg(long, default_value_t = 0.1)]
+    max_failed_pct: f64,
+    /// A step fails when the achieved rate is more than this percentage below the offered.
+    #[arg(long, default_value_t = 2.0)]
+    max_shortfall_pct: f64,
+    /// SIPp caller processes splitting the offered rate.
+    #[arg(long, default_value_t = 2)]
+    callers: usize,
+    /// SIPp agent (UAS) processes; calls are spread over them.
+    #[arg(long, default_value_t = 2)]
+    uas: usize,
+    /// Talk time of every call, ms (SIPp -d): BYE this long after the ACK.
+    #[arg(long, default_value_t = 100)]
+    talk_ms: u64,
+    /// Calls/s of the built-in probe client (microsecond INVITE -> 200 times); 0 = none.
+    #[arg(long, default_value_t = 20.0)]
+    probe_rate: f64,
+    /// The dialled number (SIPp -s).
+    #[arg(long, default_value = "+15550000001")]
+    number: String,
+    /// Directory of the SIPp scenarios.
+    #[arg(long, default_value = SCENARIOS)]
+    scenarios: PathBuf,
+    /// SIPp binary.
+    #[arg(long, default_value = "sipp")]
+    sipp: PathBuf,
+    /// Kamailio binary (also looked for in /usr/sbin).
+    #[arg(long, default_value = "kamailio")]
+    kamailio: PathBuf,
+    /// Kamailio configuration.
+    #[arg(long, default_value = KAMAILIO_CFG)]
+    kamailio_cfg: PathBuf,
+    /// UDP socket buffer for SIPp (-buff_size) and the most Kamailio may probe up to (-b), KiB
+    /// (the kernel caps it at net.core.rmem_max / wmem_max).
+    #[arg(long, default_value_t = 4096)]
+    buffer_kib: u32,
+    /// Kamailio UDP worker processes.
+    #[arg(long, default_value_t = 2)]
+    kamailio_children: u32,
+    /// Kamailio shared memory, MB.
+    #[arg(long, default_value_t = 512)]
+    kamailio_shm_mb: u32,
+    /// The callgrid binary (`callgrid serve`).
+    #[arg(long, default_value = "target/release/callgrid")]
+    callgrid_bin: PathBuf,
+    /// Agents of the callgrid load tenant (each takes one call at a time).
+    #[arg(long, default_value_t = 500)]
+    agents: usize,
+    /// Work directory (default: a new directory under the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Keep the work directory (it is always kept when something fails).
+    #[arg(long)]
+    keep: bool,
+}
+
+// ------------------------------------------------------------------ processes and CPU time
+
+/// Log files of every child, newest last; their tails are printed when something fails.
+static LOGS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn clk_tck() -> f64 {
+    static TCK: OnceLock<f64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+struct PStat {
+    ppid: u32,
+    cpu_s: f64,
+}
+
+/// Parent and user+system CPU seconds of a process, from /proc/PID/stat (a zombie
+/// still has its entry until it is reaped).
+fn proc_stat(pid: u32) -> Option<PStat> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is the state, f[1] the parent, f[11] and f[12] utime and stime in clock ticks
+    let ppid = f.get(1)?.parse().ok()?;
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some(PStat {
+        ppid,
+        cpu_s: (utime + stime) / clk_tck(),
+    })
+}
+
+/// CPU seconds of a process and all its descendants that are alive (e.g. Kamailio's workers).
+fn tree_cpu_s(root: u32) -> f64 {
+    let mut parent_cpu: HashMap<u32, (u32, f64)> = HashMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
+                if let Some(st) = proc_stat(pid) {
+                    parent_cpu.insert(pid, (st.ppid, st.cpu_s));
+                }
+            }
+        }
+    }
+    let mut total = 0.0;
+    for (&pid, &(_, cpu)) in &parent_cpu {
+        let mut p = pid;
+        for _ in 0..64 {
+            if p == root {
+                total += cpu;
+                break;
+            }
+            match parent_cpu.get(&p) {
+                Some(&(pp, _)) if pp != 0 && pp != p => p = pp,
+                _ => break,
+            }
+        }
+    }
+    total
+}
+
+fn self_cpu_s() -> f64 {
+    proc_stat(std::process::id()).map_or(0.0, |s| s.cpu_s)
+}
+
+/// Drops counted by the kernel on UDP sockets bound to 127.0.0.1, by local port (socket
+/// receive buffer full), from /proc/net/udp.
+fn udp_drops() -> HashMap<u16, u64> {
+    let mut out = HashMap::new();
+    let text = fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(drops)) = (f.get(1), f.last()) else {
+            continue;
+        };
+        let Some((_, port)) = local.split_once(':') else {
+            continue;
+        };
+        if let (Ok(port), Ok(drops)) = (u16::from_str_radix(port, 16), drops.parse::<u64>()) {
+            *out.entry(port).or_insert(0) += drops;
+        }
+    }
+    out
+}
+
+fn drops_of(d: &HashMap<u16, u64>, ports: &[u16]) -> u64 {
+    ports.iter().filter_map(|p| d.get(p)).sum()
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+fn machine_jiffies() -> (u64, u64) {
+    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = text.lines().next() else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are not busy
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// A child process we started. Dropping it kills it (with its process group when `group`),
+/// so every exit path, including errors and panics, ends the children.
+struct Proc {
+    name: String,
+    child: Child,
+    group: bool,
+    log: PathBuf,
+    /// CPU seconds at the last poll (kept after it exited: read from the zombie's entry).
+    last_cpu: f64,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, dir: &Path, group: bool) -> anyhow::Result<Proc> {
+        fs::create_dir_all(dir)?;
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        if group {
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {name} ({})",
+                cmd.get_program().to_string_lossy()
+            )
+        })?;
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.push(log.clone());
+        }
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+            group,
+            log,
+            last_cpu: 0.0,
+            status: None,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Exit status if it has exited (reaping it); records its CPU time first.
+    fn poll(&mut self) -> Option<ExitStatus> {
+        if self.status.is_some() {
+            return self.status;
+        }
+        if let Some(st) = proc_stat(self.pid()) {
+            self.last_cpu = st.cpu_s;
+        }
+        if let Ok(Some(s)) = self.child.try_wait() {
+            self.status = Some(s);
+        }
+        self.status
+    }
+
+    /// CPU seconds of the process (and its descendants for a group) while it runs.
+    fn cpu_s(&mut self) -> f64 {
+        if self.status.is_none() {
+            self.last_cpu = if self.group {
+                tree_cpu_s(self.pid())
+            } else {
+                proc_stat(self.pid()).map_or(self.last_cpu, |s| s.cpu_s)
+            };
+        }
+        self.last_cpu
+    }
+
+    fn stop(&mut self) {
+        if self.poll().is_some() && !self.group {
+            return;
+        }
+        let pgid = format!("-{}", self.pid());
+        if self.group {
+            // SIGTERM lets Kamailio stop its workers; then make sure the group is gone
+            let _ = quiet(Command::new("kill").args(["-TERM", "--", &pgid])).status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while self.poll().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = quiet(Command::new("kill").args(["-KILL", "--", &pgid])).status();
+        }
+        if self.poll().is_none() {
+            let _ = self.child.kill();
+            if let Ok(s) = self.child.wait() {
+                self.status = Some(s);
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn quiet(cmd: &mut Command) -> &mut Command {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+}
+
+/// The last `n` lines of a file.
+fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn print_log_tails() {
+    let logs = LOGS.lock().map(|l| l.clone()).unwrap_or_default();
+    for log in logs.iter().rev().take(8).rev() {
+        let t = tail(log, 15);
+        if !t.is_empty() {
+            eprintln!("---- tail of {}\n{t}", log.display());
+        }
+    }
+}
+
+/// A binary on PATH, or in one of `extra` directories.
+fn find_bin(name: &Path, extra: &[&str]) -> PathBuf {
+    if name.components().count() > 1 {
+        return name.to_path_buf();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| name.to_path_buf())
+}
+
+fn first_line(cmd: &mut Command) -> String {
+    cmd.stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("unavailable: {e}"))
+}
+
+// ------------------------------------------------------------------ ports
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A port free for both UDP and TCP (the callgrid edge listens on both).
+fn free_udp_tcp_port() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free UDP+TCP port")
+}
+
+fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `n` consecutive free UDP ports.
+fn free_udp_range(n: usize) -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        let base = free_udp_port()?;
+        if usize::from(base) + n >= 65_000 {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| UdpSocket::bind(("127.0.0.1", base + i as u16)).ok())
+            .collect();
+        if held.len() == n {
+            return Ok(base);
+        }
+    }
+    bail!("no {n} consecutive free UDP ports")
+}
+
+/// Waits until something listens on 127.0.0.1:port (UDP) while `proc` still runs.
+async fn wait_udp_bound(port: u16, proc: &mut Proc, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return Ok(());
+        }
+        if let Some(st) = proc.poll() {
+            bail!("{} exited ({st}) before listening on UDP {port}", proc.name);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{} does not listen on UDP {port} after {limit:?}",
+            proc.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ------------------------------------------------------------------ sessions
+
+/// A running system under test with its agents.
+struct Session {
+    target: Target,
+    sip: SocketAddr,
+    /// UDP ports of the agents
+    agent_ports: Vec<u16>,
+    sut: Proc,
+    agents: Vec<Proc>,
+    agent_dirs: Vec<PathBuf>,
+    work: PathBuf,
+}
+
+impl Session {
+    fn name(&self) -> &'static str {
+        match self.target {
+            Target::Callgrid => "callgrid",
+            _ => "kamailio",
+        }
+    }
+}
+
+/// SIPp agents (`agent_answer.xml`) on ports base..base+n, each in its own directory.
+async fn start_agents(
+    a: &Args,
+    work: &Path,
+    base: u16,
+) -> anyhow::Result<(Vec<Proc>, Vec<PathBuf>)> {
+    let mut agents = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..a.uas {
+        let port = base + i as u16;
+        let dir = work.join(format!("agent-{i}"));
+        let mut cmd = Command::new(&a.sipp);
+        cmd.arg("-sf")
+            .arg(a.scenarios.join("agent_answer.xml"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
+            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
+        let mut p = Proc::spawn(&format!("agent-{i}"), &mut cmd, &dir, false)?;
+        wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
+        agents.push(p);
+        dirs.push(dir);
+    }
+    Ok((agents, dirs))
+}
+
+async fn start_kamailio(a: &Args, work: &Path) -> anyhow::Result<Session> {
+    let work = work.join("kamailio");
+    let sip_port = free_udp_port()?;
+    let agent_base = free_udp_range(a.uas)?;
+    let (agents, agent_dirs) = start_agents(a, &work, agent_base).await?;
+    let run = work.join("run");
+    fs::create_dir_all(&run)?;
+    let bin = find_bin(&a.kamailio, &["/usr/sbin", "/usr/local/sbin"]);
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-f")
+        .arg(&a.kamailio_cfg)
+        .args(["-DD", "-E", "-M", "16"])
+        .args(["-m", &a.kamailio_shm_mb.to_string()])
+        .args(["-b", &(a.buffer_kib * 1024).to_string()])
+        .arg("-Y")
+        .arg(&run)
+        .arg("-P")
+        .arg(run.join("kamailio.pid"))
+        .arg("-A")
+        .arg(format!("SIP_PORT={sip_port}"))
+        .arg("-A")
+        .arg(format!("AGENT_PORT={agent_base}"))
+        .arg("-A")
+        .arg(format!("AGENTS={}", a.uas))
+        .arg("-A")
+        .arg(format!("CHILDREN={}", a.kamailio_children));
+    let mut sut = Proc::spawn("kamailio", &mut cmd, &work, true)?;
+    wait_udp_bound(sip_port, &mut sut, Duration::from_secs(15)).await?;
+    Ok(Session {
+        target: Target::Kamailio,
+        sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+        agent_ports: (0..a.uas).map(|i| agent_base + i as u16).collect(),
+        sut,
+        agents,
+        agent_dirs,
+        work,
+    })
+}
+
+/// The SIP digest password of a load agent (the tenant YAML and the registration CSV).
+fn agent_password(i: usize) -> String {
+    format!("pw-a{i:04}-load")
+}
+
+/// The trunk of the load tenant: the SIPp callers send from 127.0.0.1, each process from a
+/// port of its own, so the trunk is matched by address only (the edge tries the exact port
+/// first, then any port of the address). Checked against the trunk schema of the SIP edge
+/// commit (schemas/tenant.schema.json, `trunks`); no call limit.
+const TRUNK_YAML: &str =
+    "trunks:\n  - { id: load-carrier, name: Load carrier, address: \"127.0.0.1\" }\n";
+
+/// The tenant of a callgrid load test: `agents` agents a0001.. with extensions and SIP
+/// passwords, all members of queue 200 (longest idle, no wrap-up), the number routed to it.
+/// (The brief said queue `q1`; queue ids must be `2` and 2-6 digits, hence `200`.)
+fn load_tenant_yaml(agents: usize, number: &str) -> String {
+    let mut y = String::from(
+        "tenant: load\nname: SIP load test\ntimezone: UTC\nreason_codes: [break]\n\
+         defaults: { wrapup_seconds: 0, max_missed_offers: 0, service_level_seconds: 20 }\nagents:\n",
+    );
+    for i in 1..=agents {
+        y.push_str(&format!(
+            "  - {{ id: a{i:04}, name: Agent {i}, extension: \"{}\", sip_password: \"{}\" }}\n",
+            10_000 + i,
+            agent_password(i)
+        ));
+    }
+    y.push_str(
+        "queues:\n  - id: \"200\"\n    name: Load\n    strategy: longest_idle\n    wrapup_seconds: 0\n    members:\n",
+    );
+    for i in 1..=agents {
+        y.push_str(&format!("      - {{ agent: a{i:04} }}\n"));
+    }
+    y.push_str(&format!(
+        "numbers:\n  - {{ number: \"{number}\", name: load, route: {{ queue: \"200\" }} }}\n"
+    ));
+    y.push_str(TRUNK_YAML);
+    y
+}
+
+/// Polls the router until it answers Stats with at least `tenants` tenants.
+async fn until_serving(
+    grpc: &str,
+    tenants: u32,
+    proc: &mut Proc,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(mut admin) = api::admin_client::AdminClient::connect(grpc.to_string()).await {
+            if let Ok(s) = admin.stats(api::StatsRequest::default()).await {
+                if s.into_inner().tenants >= tenants {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(st) = proc.poll() {
+            bail!("callgrid exited ({st}) before serving");
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "callgrid not serving after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// callgrid serve with the load tenant; agents registered by SIPp and made available over gRPC.
+///
+/// Assumes the flags `callgrid serve --data-dir D --no-demo --tenants DIR --listen GRPC
+/// --sip-listen SIP` and a registrar that accepts `agent_register.xml` (user = agent id,
+/// password = the agent's sip_password, Contact = the agent's SIPp UAS).
+async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
+    let work = work.join("callgrid");
+    let tenants = work.join("tenants");
+    fs::create_dir_all(&tenants)?;
+    fs::write(
+        tenants.join("load.yaml"),
+        load_tenant_yaml(a.agents, &a.number),
+    )?;
+    let sip_port = free_udp_tcp_port()?;
+    let grpc_port = free_tcp_port()?;
+    let agent_base = free_udp_range(a.uas)?;
+    let (agents, agent_dirs) = start_agents(a, &work, agent_base).await?;
+    let mut cmd = Command::new(&a.callgrid_bin);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .arg("--no-demo")
+        .arg("--tenants")
+        .arg(&tenants)
+        .args(["--listen", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
+        .env("RUST_LOG", "warn");
+    let mut sut = Proc::spawn("callgrid", &mut cmd, &work, false)?;
+    let grpc = format!("http://127.0.0.1:{grpc_port}");
+    until_serving(&grpc, 1, &mut sut, Duration::from_secs(60)).await?;
+    wait_udp_bound(sip_port, &mut sut, Duration::from_secs(15)).await?;
+
+    // register every agent, its Contact on one of the agent UAS processes
+    let csv = work.join("agents.csv");
+    let mut text = String::from("SEQUENTIAL\n");
+    for i in 1..=a.agents {
+        let port = agent_base + ((i - 1) % a.uas) as u16;
+        text.push_str(&format!("a{i:04};{};{port}\n", agent_password(i)));
+    }
+    fs::write(&csv, text)?;
+    let dir = work.join("register");
+    let mut cmd = Command::new(&a.sipp);
+    cmd.arg(format!("127.0.0.1:{sip_port}"))
+        .arg("-sf")
+        .arg(a.scenarios.join("agent_register.xml"))
+        .arg("-inf")
+        .arg(&csv)
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port()?.to_string()])
+        .args([
+            "-m",
+            &a.agents.to_string(),
+            "-r",
+            "200",
+            "-rp",
+            "1000",
+            "-l",
+            "100",
+        ])
+        .args(["-nostdin", "-timeout", "120s", "-timeout_error"]);
+    let mut reg = Proc::spawn("register", &mut cmd, &dir, false)?;
+    let deadline = Instant::now() + Duration::from_secs(130);
+    let status = loop {
+        if let Some(s) = reg.poll() {
+            break s;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "agent registration did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    ensure!(
+        status.success(),
+        "agent registration failed ({status}); see {}",
+        reg.log.display()
+    );
+
+    // log in and make available
+    let channel = tonic::transport::Channel::from_shared(grpc.clone())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let mut agents_api = api::agent_service_client::AgentServiceClient::new(channel);
+    for i in 1..=a.agents {
+        let agent = format!("a{i:04}");
+        // devices stay empty: the edge rings the agent's registered contacts
+        let status = match agents_api
+            .login(api::LoginRequest {
+                tenant: "load".into(),
+                agent: agent.clone(),
+                devices: vec![],
+                not_ready_reason: String::new(),
+            })
+            .await
+        {
+            Ok(r) => r.into_inner().state,
+            Err(st) if st.code() == tonic::Code::FailedPrecondition => String::new(),
+            Err(st) => bail!("login of {agent}: {st}"),
+        };
+        if status != "available" {
+            agents_api
+                .set_state(api::SetStateRequest {
+                    tenant: "load".into(),
+                    agent: agent.clone(),
+                    state: Some(api::set_state_request::State::Available(true)),
+                })
+                .await
+                .map_err(|st| anyhow::anyhow!("{agent} available: {st}"))?;
+        }
+    }
+    Ok(Session {
+        target: Target::Callgrid,
+        sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+        agent_ports: (0..a.uas).map(|i| agent_base + i as u16).collect(),
+        sut,
+        agents,
+        agent_dirs,
+        work,
+    })
+}
+
+// ------------------------------------------------------------------ SIPp statistics
+
+struct StatRow {
+    /// Unix time of the row, seconds.
+    t: f64,
+    created: u64,
+    ok: u64,
+    failed: u64,
+    retrans: u64,
+}
+
+/// Rows of a SIPp `-trace_stat` CSV (cumulative counters).
+fn read_stat(path: &Path) -> anyhow::Result<Vec<StatRow>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .context("empty statistics file")?
+        .split(';')
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("no column {name} in {}", path.display()))
+    };
+    let (ct, created, ok, failed, retrans) = (
+        col("CurrentTime")?,
+        col("TotalCallCreated")?,
+        col("SuccessfulCall(C)")?,
+        col("FailedCall(C)")?,
+        col("Retransmissions(C)")?,
+    );
+    let mut rows = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(';').collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.trim().parse::<u64>().ok());
+        let t = f
+            .get(ct)
+            .and_then(|v| v.rsplit('\t').next())
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if let (Some(t), Some(created), Some(ok), Some(failed), Some(retrans)) =
+            (t, num(created), num(ok), num(failed), num(retrans))
+        {
+            rows.push(StatRow {
+                t,
+                created,
+                ok,
+                failed,
+                retrans,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Completed calls per second in the window from `warmup_s` after the first row to
+/// `duration_s` after it; the whole run when the window has too few rows.
+fn achieved_rate(rows: &[StatRow], warmup_s: f64, duration_s: f64, talk_s: f64) -> f64 {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return 0.0;
+    };
+    let (ws, we) = (first.t + warmup_s, first.t + duration_s + 0.25);
+    let a = rows.iter().find(|r| r.t >= ws);
+    let b = rows.iter().rev().find(|r| r.t <= we);
+    match (a, b) {
+        (Some(a), Some(b)) if b.t - a.t >= 1.5 => (b.ok - a.ok.min(b.ok)) as f64 / (b.t - a.t),
+        _ => last.ok as f64 / (last.t - first.t - talk_s).max(0.1),
+    }
+}
+
+/// Adds the INVITE -> 200 times of a SIPp `-trace_rtt` CSV (ms, 4 ms steps) whose date is in
+/// [from_ms, to_ms] of that SIPp's clock, in microseconds.
+fn read_rtt(dir: &Path, from_ms: f64, to_ms: f64, h: &mut Histogram<u64>) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for e in fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().ends_with("_rtt.csv") {
+            continue;
+        }
+        for line in BufReader::new(File::open(e.path())?).lines() {
+            let line = line?;
+            let mut f = line.split(';');
+            let (Some(date), Some(rt)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let (Ok(date), Ok(rt)) = (date.trim().parse::<f64>(), rt.trim().parse::<f64>()) else {
+                continue;
+            };
+            if date >= from_ms && date <= to_ms {
+                h.saturating_record((rt * 1000.0).round().max(0.0) as u64);
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The latest cumulative (successful, failed) calls of an agent's statistics CSV.
+fn agent_counts(dir: &Path) -> (u64, u64) {
+    read_stat(&dir.join("stat.csv"))
+        .ok()
+        .and_then(|rows| rows.last().map(|r| (r.ok, r.failed)))
+        .unwrap_or((0, 0))
+}
+
+// ------------------------------------------------------------------ the probe client
+
+/// A SIP message, as far as the probe needs it.
+struct SipMsg {
+    first: String,
+    /// (lowercase long name, value) in order
+    headers: Vec<(String, String)>,
+}
+
+impl SipMsg {
+    fn parse(buf: &[u8]) -> Option<SipMsg> {
+        let text = std::str::from_utf8(buf).ok()?;
+        let head = text.split("\r\n\r\n").next()?;
+        let mut lines = head.split("\r\n");
+        let first = lines.next()?.to_string();
+        let mut headers = Vec::new();
+        for l in lines {
+            let (n, v) = l.split_once(':')?;
+            let n = n.trim().to_ascii_lowercase();
+            let n = match n.as_str() {
+                "i" => "call-id".to_string(),
+                "f" => "from".to_string(),
+                "t" => "to".to_string(),
+                "m" => "contact".to_string(),
+                "v" => "via".to_string(),
+                _ => n,
+            };
+            headers.push((n, v.trim().to_string()));
+        }
+        Some(SipMsg { first, headers })
+    }
+    fn status(&self) -> Option<u16> {
+        self.first.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn cseq_method(&self) -> &str {
+        self.get("cseq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .unwrap_or("")
+    }
+}
+
+/// Header values split at commas outside <> and quotes (Record-Route: a, b).
+fn split_values(v: &str) -> Vec<String> {
+    let (mut out, mut cur, mut angle, mut quote) = (Vec::new(), String::new(), false, false);
+    for c in v.chars() {
+        match c {
+            '"' => quote = !quote,
+            '<' if !quote => angle = true,
+            '>' if !quote => angle = false,
+            ',' if !quote && !angle => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// The URI of a name-addr (`"x" <sip:a@b;p>;tag=1` -> `sip:a@b;p`).
+fn uri_of(v: &str) -> String {
+    match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if b > a => v[a + 1..b].to_string(),
+        _ => v.split(';').next().unwrap_or(v).trim().to_string(),
+    }
+}
+
+#[derive(Default)]
+struct ProbeResult {
+    sent: u64,
+    ok: u64,
+    failed: u64,
+    /// INVITE -> 200, microseconds
+    hist: Option<Histogram<u64>>,
+    errors: HashMap<String, u64>,
+}
+
+type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<(Instant, SipMsg)>>>>;
+
+struct ProbeCtx {
+    sock: Arc<tokio::net::UdpSocket>,
+    sut: SocketAddr,
+    local: SocketAddr,
+    media_port: u16,
+    number: String,
+    talk: Duration,
+}
+
+impl ProbeCtx {
+    async fn send(&self, text: &str) {
+        let _ = self.sock.send_to(text.as_bytes(), self.sut).await;
+    }
+}
+
+fn probe_invite(c: &ProbeCtx, call_id: &str, tag: &str, branch: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=probe 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n",
+        c.media_port
+    );
+    format!(
+        "INVITE sip:{n}@{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Probe\" <sip:probe@{l}>;tag={tag}\r\nTo: <sip:{n}@{sut}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@{l}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+        n = c.number,
+        sut = c.sut,
+        l = c.local,
+        len = sdp.len()
+    )
+}
+
+/// The dialog of an answered probe call.
+struct ProbeDialog<'a> {
+    call_id: &'a str,
+    tag: &'a str,
+    /// To header of the 200, with the far end's tag
+    to: &'a str,
+    /// the far end's Contact
+    target: &'a str,
+    /// Record-Route of the 200, in order
+    routes: &'a [String],
+}
+
+/// ACK or BYE inside the dialog of a 2xx: Request-URI = the far end's Contact, Route = the
+/// Record-Route set reversed.
+fn probe_in_dialog(
+    c: &ProbeCtx,
+    d: &ProbeDialog<'_>,
+    method: &str,
+    cseq: u32,
+    branch: &str,
+) -> String {
+    let (target, routes, tag, to, call_id) = (d.target, d.routes, d.tag, d.to, d.call_id);
+    let mut m = format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch={branch};rport\r\n",
+        l = c.local
+    );
+    for r in routes.iter().rev() {
+        m.push_str(&format!("Route: {r}\r\n"));
+    }
+    m.push_str(&format!(
+        "Max-Forwards: 70\r\nFrom: \"Probe\" <sip:probe@{l}>;tag={tag}\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        l = c.local
+    ));
+    m
+}
+
+fn reply_200(req: &SipMsg) -> String {
+    let mut m = String::from("SIP/2.0 200 OK\r\n");
+    for v in req.all("via") {
+        m.push_str(&format!("Via: {v}\r\n"));
+    }
+    for h in ["from", "to", "call-id", "cseq"] {
+        if let Some(v) = req.get(h) {
+            let name = match h {
+                "from" => "From",
+                "to" => "To",
+                "call-id" => "Call-ID",
+                _ => "CSeq",
+            };
+            m.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    m.push_str("Content-Length: 0\r\n\r\n");
+    m
+}
+
+/// One probe call: INVITE (retransmitted until a response), 200 -> ACK, talk, BYE -> 200.
+/// Returns the INVITE -> 200 time.
+async fn probe_call(
+    c: &ProbeCtx,
+    id: u64,
+    run: &str,
+    mut rx: mpsc::UnboundedReceiver<(Instant, SipMsg)>,
+) -> Result<Duration, String> {
+    let call_id = format!("probe-{run}-{id}@127.0.0.1");
+    let tag = format!("pr{id}");
+    let branch = format!("z9hG4bK-pr{run}-{id}-1");
+    let invite = probe_invite(c, &call_id, &tag, &branch);
+    let sent = Instant::now();
+    c.send(&invite).await;
+    let deadline = sent + Duration::from_secs(8);
+    let mut retrans = Duration::from_millis(500);
+    let mut next_retrans = sent + retrans;
+    let mut provisional = false;
+    let (latency, to, target, routes) = loop {
+        let wake = if provisional {
+            deadline
+        } else {
+            next_retrans.min(deadline)
+        };
+        tokio::select! {
+            m = rx.recv() => {
+                let Some((at, m)) = m else { return Err("socket closed".into()) };
+                let Some(code) = m.status() else {
+                    if m.first.starts_with("BYE ") { c.send(&reply_200(&m)).await; }
+                    continue;
+                };
+                if m.cseq_method() != "INVITE" { continue; }
+                match code {
+                    100..=199 => provisional = true,
+                    200..=299 => {
+                        let to = m.get("to").unwrap_or("").to_string();
+                        let target = m.get("contact").map(uri_of)
+                            .unwrap_or_else(|| format!("sip:{}@{}", c.number, c.sut));
+                        let routes: Vec<String> = m.all("record-route").flat_map(split_values).collect();
+                        break (at.duration_since(sent), to, target, routes);
+                    }
+                    _ => {
+                        let to = m.get("to").unwrap_or("").to_string();
+                        let ack = format!(
+                            "ACK sip:{n}@{sut} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch={branch};rport\r\n\
+                             Max-Forwards: 70\r\nFrom: \"Probe\" <sip:probe@{l}>;tag={tag}\r\nTo: {to}\r\n\
+                             Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                            n = c.number, sut = c.sut, l = c.local
+                        );
+                        c.send(&ack).await;
+                        return Err(format!("INVITE answered {code}"));
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= deadline {
+                    return Err(if provisional { "no final response".into() } else { "no response".into() });
+                }
+                c.send(&invite).await;
+                retrans = (retrans * 2).min(Duration::from_secs(4));
+                next_retrans = Instant::now() + retrans;
+            }
+        }
+    };
+    let dialog = ProbeDialog {
+        call_id: &call_id,
+        tag: &tag,
+        to: &to,
+        target: &target,
+        routes: &routes,
+    };
+    let ack = probe_in_dialog(c, &dialog, "ACK", 1, &format!("z9hG4bK-pr{run}-{id}-2"));
+    c.send(&ack).await;
+    // talk; a retransmitted 200 gets the ACK again, a BYE from the far end ends the call
+    let talk_end = Instant::now() + c.talk;
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some((_, m)) = m else { return Err("socket closed".into()) };
+                if m.status().is_some_and(|s| (200..300).contains(&s)) && m.cseq_method() == "INVITE" {
+                    c.send(&ack).await;
+                } else if m.first.starts_with("BYE ") {
+                    c.send(&reply_200(&m)).await;
+                    return Ok(latency);
+                }
+            }
+            _ = tokio::time::sleep_until(talk_end.into()) => break,
+        }
+    }
+    let bye = probe_in_dialog(c, &dialog, "BYE", 2, &format!("z9hG4bK-pr{run}-{id}-3"));
+    c.send(&bye).await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut retrans = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let Some((_, m)) = m else { return Err("socket closed".into()) };
+                match m.status() {
+                    Some(code) if m.cseq_method() == "BYE" && code >= 200 => {
+                        return if code == 200 || code == 481 { Ok(latency) } else { Err(format!("BYE answered {code}")) };
+                    }
+                    Some(_) if m.cseq_method() == "INVITE" => c.send(&ack).await,
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep(retrans) => {
+                if Instant::now() >= deadline { return Err("no answer to BYE".into()); }
+                c.send(&bye).await;
+                retrans = (retrans * 2).min(Duration::from_secs(4));
+            }
+        }
+    }
+}
+
+/// Places `rate` calls/s for `duration` through the SUT (Poisson-free: evenly spaced).
+async fn probe(
+    sut: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    talk: Duration,
+    number: String,
+    run: String,
+    max_calls: Option<u64>,
+) -> anyhow::Result<ProbeResult> {
+    let mut res = ProbeResult {
+        hist: Some(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        ..Default::default()
+    };
+    if rate <= 0.0 {
+        return Ok(res);
+    }
+    let sock = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await?);
+    // RTP sent to us (e.g. hold music) lands on a socket nobody reads, as with SIPp
+    let media = UdpSocket::bind("127.0.0.1:0")?;
+    let ctx = Arc::new(ProbeCtx {
+        local: sock.local_addr()?,
+        media_port: media.local_addr()?.port(),
+        sock: sock.clone(),
+        sut,
+        number,
+        talk,
+    });
+    let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
+    let recv_routes = routes.clone();
+    let recv_ctx = ctx.clone();
+    let receiver = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((n, _)) = recv_ctx.sock.recv_from(&mut buf).await {
+            let at = Instant::now();
+            let Some(m) = SipMsg::parse(&buf[..n]) else {
+                continue;
+            };
+            let Some(cid) = m.get("call-id").map(str::to_string) else {
+                continue;
+            };
+            let tx = recv_routes.lock().ok().and_then(|r| r.get(&cid).cloned());
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send((at, m));
+                }
+                None if m.first.starts_with("BYE ") => recv_ctx.send(&reply_200(&m)).await,
+                None => {}
+            }
+        }
+    });
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut id = 0u64;
+    while start.elapsed() < duration && max_calls.is_none_or(|m| id < m) {
+        let at = start + interval.mul_f64(id as f64);
+        tokio::time::sleep_until(at.into()).await;
+        id += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let call_id = format!("probe-{run}-{id}@127.0.0.1");
+        if let Ok(mut r) = routes.lock() {
+            r.insert(call_id.clone(), tx);
+        }
+        let (ctx, run, routes, done) = (ctx.clone(), run.clone(), routes.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let r = probe_call(&ctx, id, &run, rx).await;
+            if let Ok(mut r) = routes.lock() {
+                r.remove(&call_id);
+            }
+            let _ = done.send(r);
+        });
+        res.sent += 1;
+    }
+    drop(done_tx);
+    while let Some(r) = done_rx.recv().await {
+        match r {
+            Ok(d) => {
+                res.ok += 1;
+                if let Some(h) = res.hist.as_mut() {
+                    h.saturating_record(d.as_micros().max(1) as u64);
+                }
+            }
+            Err(e) => {
+                res.failed += 1;
+                *res.errors.entry(e).or_default() += 1;
+            }
+        }
+    }
+    receiver.abort();
+    drop(media);
+    Ok(res)
+}
+
+/// One probe call at a time until one succeeds: the SUT and its agents work end to end.
+async fn warm_up(a: &Args, s: &mut Session) -> anyhow::Result<()> {
+    let mut last = String::new();
+    for attempt in 0..10 {
+        let r = probe(
+            s.sip,
+            1.0,
+            Duration::from_millis(1),
+            Duration::from_millis(10),
+            a.number.clone(),
+            format!("w{attempt}"),
+            Some(1),
+        )
+        .await?;
+        if r.ok == 1 {
+            return Ok(());
+        }
+        last = r.errors.keys().next().cloned().unwrap_or_default();
+        if let Some(st) = s.sut.poll() {
+            bail!("{} exited ({st})", s.name());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("no call gets through {} ({last})", s.name())
+}
+
+// ------------------------------------------------------------------ steps
+
+struct StepResult {
+    rate: f64,
+    duration: f64,
+    created: u64,
+    ok: u64,
+    failed: u64,
+    retrans: u64,
+    achieved: f64,
+    sipp_rtt: Histogram<u64>,
+    probe: ProbeResult,
+    cpu_callers: f64,
+    cpu_agents: f64,
+    cpu_sut: f64,
+    cpu_self: f64,
+    wall_s: f64,
+    /// busy share of all the machine's cores during the step
+    machine_busy_pct: f64,
+    /// busy CPU seconds of the whole machine during the step
+    machine_busy_s: f64,
+    /// UDP packets dropped by the kernel (receive buffer full): callers, agents, SUT
+    drops: [u64; 3],
+    agent_failed: u64,
+    problems: Vec<String>,
+}
+
+impl StepResult {
+    fn failed_pct(&self) -> f64 {
+        let total = self.created + self.probe.sent;
+        100.0 * (self.failed + self.probe.failed) as f64 / total.max(1) as f64
+    }
+    fn passes(&self, a: &Args) -> bool {
+        self.problems.is_empty()
+            && self.failed_pct() <= a.max_failed_pct
+            && self.achieved >= self.rate * (1.0 - a.max_shortfall_pct / 100.0)
+    }
+    /// CPU seconds used on the machine during the step by anything but this benchmark (other
+    /// processes, and kernel work not charged to a process); large values spoil the figures.
+    fn other_cpu(&self) -> f64 {
+        (self.machine_busy_s - self.cpu_callers - self.cpu_agents - self.cpu_sut - self.cpu_self)
+            .max(0.0)
+    }
+    fn probe_q(&self, q: f64) -> Option<f64> {
+        self.probe
+            .hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+    fn probe_max(&self) -> Option<f64> {
+        self.probe
+            .hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.max() as f64 / 1000.0)
+    }
+    fn line(&self, a: &Args) -> String {
+        let probe = match (self.probe_q(0.5), self.probe_q(0.99), self.probe_max()) {
+            (Some(p50), Some(p99), Some(max)) => {
+                format!("probe p50 {p50:.2} ms p99 {p99:.2} ms max {max:.2} ms")
+            }
+            _ => "probe -".to_string(),
+        };
+        let rtt = if self.sipp_rtt.is_empty() {
+            "SIPp -".to_string()
+        } else {
+            format!(
+                "SIPp mean {:.1} ms p99 {} ms",
+                self.sipp_rtt.mean() / 1000.0,
+                self.sipp_rtt.value_at_quantile(0.99) / 1000
+            )
+        };
+        format!(
+            "offered {:>6.0}/s {:>3.0} s: achieved {:>7.1}/s, failed {:.3} % ({}/{}), retrans {}, {rtt}, {probe}; \
+             CPU s callers {:.1} agents {:.1} SUT {:.1} other {:.1}, machine {:.0} % busy, UDP drops {}/{}/{} -> {}{}",
+            self.rate,
+            self.duration,
+            self.achieved,
+            self.failed_pct(),
+            self.failed + self.probe.failed,
+            self.created + self.probe.sent,
+            self.retrans,
+            self.cpu_callers,
+            self.cpu_agents,
+            self.cpu_sut,
+            self.other_cpu(),
+            self.machine_busy_pct,
+            self.drops[0],
+            self.drops[1],
+            self.drops[2],
+            if self.passes(a) { "pass" } else { "FAIL" },
+            if self.problems.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.problems.join("; "))
+            }
+        )
+    }
+}
+
+async fn run_step(
+    a: &Args,
+    s: &mut Session,
+    idx: usize,
+    rate: f64,
+    duration: f64,
+) -> anyhow::Result<StepResult> {
+    let dir = s.work.join(format!("step{idx:02}-{rate:.0}"));
+    let per = rate / a.callers as f64;
+    let count = (per * duration).ceil().max(1.0) as u64;
+    let talk_s = a.talk_ms as f64 / 1000.0;
+    let limit = (per * (talk_s + 1.0) * 2.0).ceil() as u64 + 100;
+    let timeout_s = (duration + talk_s + 45.0).ceil() as u64;
+
+    let cpu_sut0 = s.sut.cpu_s();
+    let cpu_agents0: f64 = s.agents.iter_mut().map(Proc::cpu_s).sum();
+    let cpu_self0 = self_cpu_s();
+    let agent_failed0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).1).sum();
+
+    let drops0 = udp_drops();
+    let jiffies0 = machine_jiffies();
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    let mut caller_dirs = Vec::new();
+    let mut caller_ports = Vec::new();
+    // the callers' sockets vanish with them: keep the highest count seen while they run
+    let mut caller_drops: HashMap<u16, u64> = HashMap::new();
+    for i in 0..a.callers {
+        let cdir = dir.join(format!("caller-{i}"));
+        let port = free_udp_port()?;
+        caller_ports.push(port);
+        let mut cmd = Command::new(&a.sipp);
+        cmd.arg(s.sip.to_string())
+            .arg("-sf")
+            .arg(a.scenarios.join("caller.xml"))
+            .args(["-s", &a.number, "-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
+            .args(["-r", &format!("{per:.3}"), "-rp", "1000"])
+            .args(["-m", &count.to_string(), "-l", &limit.to_string()])
+            .args(["-d", &a.talk_ms.to_string()])
+            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"])
+            .args(["-trace_rtt", "-rtt_freq", "1"])
+            .args(["-timeout", &format!("{timeout_s}s"), "-timeout_error"]);
+        callers.push(Proc::spawn(&format!("caller-{i}"), &mut cmd, &cdir, false)?);
+        caller_dirs.push(cdir);
+    }
+    let probe_task = tokio::spawn(probe(
+        s.sip,
+        a.probe_rate,
+        Duration::from_secs_f64(duration),
+        Duration::from_millis(a.talk_ms),
+        a.number.clone(),
+        format!("{idx}"),
+        None,
+    ));
+
+    let mut problems = Vec::new();
+    let hard_deadline = started + Duration::from_secs(timeout_s + 15);
+    loop {
+        let d = udp_drops();
+        for p in &caller_ports {
+            if let Some(&n) = d.get(p) {
+                let e = caller_drops.entry(*p).or_insert(0);
+                *e = (*e).max(n);
+            }
+        }
+        let mut running = 0;
+        for c in callers.iter_mut() {
+            if c.poll().is_none() {
+                running += 1;
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        if let Some(st) = s.sut.poll() {
+            problems.push(format!("{} exited ({st})", s.name()));
+            break;
+        }
+        if Instant::now() > hard_deadline {
+            problems.push("callers still running at the deadline".into());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for c in callers.iter_mut() {
+        c.stop();
+        if let Some(st) = c.status {
+            if !st.success() && st.code() != Some(1) {
+                // 1 = some calls failed (counted below); anything else is SIPp itself failing
+                problems.push(format!("{} exited with {st}", c.name));
+            }
+        }
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    let probe =
+        match tokio::time::timeout(Duration::from_secs_f64(duration + 30.0), probe_task).await {
+            Ok(Ok(Ok(p))) => p,
+            Ok(Ok(Err(e))) => {
+                problems.push(format!("probe: {e}"));
+                ProbeResult::default()
+            }
+            _ => {
+                problems.push("probe did not finish".into());
+                ProbeResult::default()
+            }
+        };
+    // agents write their statistics once a second
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let cpu_sut = s.sut.cpu_s() - cpu_sut0;
+    let cpu_agents = s.agents.iter_mut().map(Proc::cpu_s).sum::<f64>() - cpu_agents0;
+    let cpu_self = self_cpu_s() - cpu_self0;
+    let jiffies1 = machine_jiffies();
+    let machine_busy_pct =
+        100.0 * (jiffies1.0 - jiffies0.0) as f64 / (jiffies1.1 - jiffies0.1).max(1) as f64;
+    let machine_busy_s = (jiffies1.0 - jiffies0.0) as f64 / clk_tck();
+    let drops1 = udp_drops();
+    let sut_ports = [s.sip.port()];
+    let drops_sut = drops_of(&drops1, &sut_ports).saturating_sub(drops_of(&drops0, &sut_ports));
+    let drops_agents =
+        drops_of(&drops1, &s.agent_ports).saturating_sub(drops_of(&drops0, &s.agent_ports));
+    let drops_callers: u64 = caller_drops.values().sum();
+    let agent_failed = s
+        .agent_dirs
+        .iter()
+        .map(|d| agent_counts(d).1)
+        .sum::<u64>()
+        .saturating_sub(agent_failed0);
+
+    let mut r = StepResult {
+        rate,
+        duration,
+        created: 0,
+        ok: 0,
+        failed: 0,
+        retrans: 0,
+        achieved: 0.0,
+        sipp_rtt: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        probe,
+        cpu_callers: callers.iter().map(|c| c.last_cpu).sum(),
+        cpu_agents,
+        cpu_sut,
+        cpu_self,
+        wall_s,
+        machine_busy_pct,
+        machine_busy_s,
+        drops: [drops_callers, drops_agents, drops_sut],
+        agent_failed,
+        problems,
+    };
+    let warmup_s = talk_s + 1.0;
+    for (c, cdir) in callers.iter().zip(&caller_dirs) {
+        match read_stat(&cdir.join("stat.csv")) {
+            Ok(rows) if !rows.is_empty() => {
+                let last = &rows[rows.len() - 1];
+                r.created += last.created;
+                r.ok += last.ok;
+                r.failed += last.failed;
+                r.retrans += last.retrans;
+                r.achieved += achieved_rate(&rows, warmup_s, duration, talk_s);
+            }
+            Ok(_) => r.problems.push(format!("{}: empty statistics", c.name)),
+            Err(e) => r.problems.push(format!("{}: {e:#}", c.name)),
+        }
+        if let Err(e) = read_rtt(cdir, 1000.0, duration * 1000.0, &mut r.sipp_rtt) {
+            r.problems
+                .push(format!("{}: response times: {e:#}", c.name));
+        }
+    }
+    let expected = count * a.callers as u64;
+    if r.created < expected && r.problems.is_empty() {
+        r.problems
+            .push(format!("{} of {expected} calls created", r.created));
+    }
+    Ok(r)
+}
+
+/// The rates of a --find-max run and its results.
+struct Outcome {
+    steps: Vec<StepResult>,
+    max: Option<f64>,
+    final_run: Option<StepResult>,
+    half_run: Option<StepResult>,
+    fixed_run: Option<StepResult>,
+}
+
+async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
+    let mut out = Outcome {
+        steps: Vec::new(),
+        max: None,
+        final_run: None,
+        half_run: None,
+        fixed_run: None,
+    };
+    let mut idx = 0;
+    let pause = Duration::from_secs(3);
+    let tag = s.name();
+    if let Some(rate) = a.rate {
+        idx += 1;
+        let r = run_step(a, s, idx, rate, a.duration).await?;
+        println!("[{tag}] {}", r.line(a));
+        out.fixed_run = Some(r);
+        return Ok(out);
+    }
+    let next = |r: f64| match a.step_add {
+        Some(add) => r + add,
+        None => r * a.step_factor,
+    };
+    let mut rate = a.start_rate;
+    let mut lo: Option<f64> = None;
+    let mut hi: Option<f64> = None;
+    while rate <= a.max_rate && idx < 40 {
+        idx += 1;
+        let r = run_step(a, s, idx, rate.round(), a.step_duration).await?;
+        println!("[{tag}] step {idx:>2}: {}", r.line(a));
+        let pass = r.passes(a);
+        out.steps.push(r);
+        if !pass {
+            hi = Some(rate.round());
+            break;
+        }
+        lo = Some(rate.round());
+        rate = next(rate);
+        tokio::time::sleep(pause).await;
+    }
+    let Some(mut best) = lo else {
+        println!("[{tag}] even {:.0} calls/s fails", a.start_rate);
+        return Ok(out);
+    };
+    if let Some(mut top) = hi {
+        for _ in 0..a.refine {
+            let mid = ((best + top) / 2.0 / 10.0).round() * 10.0;
+            if mid <= best || mid >= top {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            idx += 1;
+            let r = run_step(a, s, idx, mid, a.step_duration).await?;
+            println!("[{tag}] refine {idx:>2}: {}", r.line(a));
+            if r.passes(a) {
+                best = mid;
+            } else {
+                top = mid;
+            }
+            out.steps.push(r);
+        }
+    }
+    println!(
+        "[{tag}] highest passing rate in {:.0} s steps: {best:.0} calls/s",
+        a.step_duration
+    );
+    // hold it for the final duration; one retry at 90 % if it does not hold
+    for attempt in 0..2 {
+        tokio::time::sleep(pause).await;
+        idx += 1;
+        let r = run_step(a, s, idx, best, a.final_duration).await?;
+        println!("[{tag}] final {:.0} s: {}", a.final_duration, r.line(a));
+        let pass = r.passes(a);
+        out.final_run = Some(r);
+        if pass || attempt == 1 {
+            break;
+        }
+        best = (best * 0.9 / 10.0).round() * 10.0;
+    }
+    out.max = Some(best);
+    tokio::time::sleep(pause).await;
+    idx += 1;
+    let r = run_step(a, s, idx, (best / 2.0).round(), a.latency_duration).await?;
+    println!(
+        "[{tag}] half rate {:.0} s: {}",
+        a.latency_duration,
+        r.line(a)
+    );
+    out.half_run = Some(r);
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ report
+
+fn ms(h: &Histogram<u64>, q: f64) -> String {
+    if h.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
+    }
+}
+
+fn describe_run(name: &str, label: &str, r: &StepResult, a: &Args) {
+    let calls_per_cpu = |cpu: f64| {
+        if cpu > 0.0 {
+            format!("{:.0} calls per CPU-second", r.ok as f64 / cpu)
+        } else {
+            "-".into()
+        }
+    };
+    println!("  {label}: offered {:.0} calls/s for {:.0} s ({} SIPp callers x {:.1}/s, talk {} ms, {} SIPp agents)",
+        r.rate, r.duration, a.callers, r.rate / a.callers as f64, a.talk_ms, a.uas);
+    println!(
+        "    calls: {} created by SIPp, {} successful, {} failed ({:.3} % with the probe's), {} retransmissions, {} failed at the agents",
+        r.created, r.ok, r.failed, r.failed_pct(), r.retrans, r.agent_failed
+    );
+    println!(
+        "    achieved: {:.1} calls/s completed in the window {:.1}-{:.0} s ({})",
+        r.achieved,
+        a.talk_ms as f64 / 1000.0 + 1.0,
+        r.duration,
+        if r.passes(a) { "pass" } else { "FAIL" }
+    );
+    if !r.problems.is_empty() {
+        println!("    problems: {}", r.problems.join("; "));
+    }
+    let h = &r.sipp_rtt;
+    if !h.is_empty() {
+        println!(
+            "    INVITE->200, SIPp (in 4 ms clock steps): mean {:.2} ms, p50 {} ms, p99 {} ms, max {} ms ({} calls)",
+            h.mean() / 1000.0,
+            h.value_at_quantile(0.5) / 1000,
+            h.value_at_quantile(0.99) / 1000,
+            h.max() / 1000,
+            h.len()
+        );
+    }
+    if let Some(p) = r.probe.hist.as_ref().filter(|h| !h.is_empty()) {
+        println!(
+            "    INVITE->200, probe ({:.0} calls/s among the load): p50 {} ms, p90 {} ms, p99 {} ms, max {} ms ({} calls, {} failed{})",
+            a.probe_rate,
+            ms(p, 0.5),
+            ms(p, 0.9),
+            ms(p, 0.99),
+            ms(p, 1.0),
+            p.len(),
+            r.probe.failed,
+            if r.probe.errors.is_empty() {
+                String::new()
+            } else {
+                format!(": {:?}", r.probe.errors)
+            }
+        );
+    }
+    let wall = r.wall_s.max(0.001);
+    println!(
+        "    CPU: SIPp callers {:.1} s ({:.0} % of a core), SIPp agents {:.1} s ({:.0} %), {name} {:.1} s ({:.0} %, {}), sip-rate {:.1} s; wall {:.1} s",
+        r.cpu_callers,
+        100.0 * r.cpu_callers / wall,
+        r.cpu_agents,
+        100.0 * r.cpu_agents / wall,
+        r.cpu_sut,
+        100.0 * r.cpu_sut / wall,
+        calls_per_cpu(r.cpu_sut),
+        r.cpu_self,
+        r.wall_s
+    );
+    println!(
+        "    machine: {:.0} % of all cores busy, {:.1} CPU-s of it not ours (other processes, uncharged kernel work); \
+         UDP packets dropped by the kernel (receive buffers full): callers {}, agents {}, {name} {}",
+        r.machine_busy_pct,
+        r.other_cpu(),
+        r.drops[0],
+        r.drops[1],
+        r.drops[2]
+    );
+}
+
+fn report(name: &str, o: &Outcome, a: &Args) {
+    println!("== {name}");
+    if let Some(r) = &o.fixed_run {
+        describe_run(name, "fixed rate", r, a);
+    }
+    if let Some(max) = o.max {
+        println!(
+            "  highest passing rate: {max:.0} calls/s (steps of {:.0} s; a step passes with <= {} % failed and >= {} % of the offered rate achieved)",
+            a.step_duration,
+            a.max_failed_pct,
+            100.0 - a.max_shortfall_pct
+        );
+    } else if o.fixed_run.is_none() {
+        println!("  no passing rate");
+    }
+    if let Some(r) = &o.final_run {
+        describe_run(name, "at the highest rate", r, a);
+    }
+    if let Some(r) = &o.half_run {
+        describe_run(name, "at half that rate", r, a);
+    }
+}
+
+fn main_run(o: &Outcome) -> Option<&StepResult> {
+    o.fixed_run.as_ref().or(o.final_run.as_ref())
+}
+
+fn compare(k: &Outcome, c: &Outcome) {
+    println!("== callgrid / kamailio");
+    let ratio = |x: f64, y: f64| {
+        if y > 0.0 {
+            format!("{:.2}", x / y)
+        } else {
+            "-".into()
+        }
+    };
+    if let (Some(km), Some(cm)) = (k.max, c.max) {
+        println!(
+            "  highest passing rate: {cm:.0} / {km:.0} = {}",
+            ratio(cm, km)
+        );
+    }
+    if let (Some(kr), Some(cr)) = (main_run(k), main_run(c)) {
+        println!(
+            "  achieved rate: {:.1} / {:.1} = {}",
+            cr.achieved,
+            kr.achieved,
+            ratio(cr.achieved, kr.achieved)
+        );
+        let per_call = |r: &StepResult| r.cpu_sut * 1e6 / r.ok.max(1) as f64;
+        println!(
+            "  SUT CPU per call: {:.0} us / {:.0} us = {}",
+            per_call(cr),
+            per_call(kr),
+            ratio(per_call(cr), per_call(kr))
+        );
+    }
+    let lat = |o: &Outcome| {
+        o.half_run
+            .as_ref()
+            .or(main_run(o))
+            .and_then(|r| r.probe_q(0.5).zip(r.probe_q(0.99)))
+    };
+    if let (Some((k50, k99)), Some((c50, c99))) = (lat(k), lat(c)) {
+        println!(
+            "  probe INVITE->200 p50: {c50:.2} / {k50:.2} ms = {}, p99: {c99:.2} / {k99:.2} ms = {}",
+            ratio(c50, k50),
+            ratio(c99, k99)
+        );
+    }
+    println!(
+        "  (not a like-for-like comparison: Kamailio relays each call through one stateful proxy hop and writes nothing, \
+         callgrid is a B2BUA running two dialogs per call with a routing decision and durable events)"
+    );
+}
+
+// ------------------------------------------------------------------ main
+
+fn check_args(a: &Args) -> anyhow::Result<()> {
+    ensure!(
+        a.rate.is_some() || a.find_max,
+        "give --rate R (with --duration S) or --find-max"
+    );
+    if let Some(r) = a.rate {
+        ensure!(
+            r > 0.0 && r <= a.max_rate,
+            "--rate must be in (0, {}]",
+            a.max_rate
+        );
+    }
+    ensure!(
+        a.duration >= 3.0 && a.duration <= 3600.0,
+        "--duration must be 3..3600 s"
+    );
+    ensure!(
+        a.step_duration >= 3.0 && a.step_duration <= 600.0,
+        "--step-duration must be 3..600 s"
+    );
+    ensure!(
+        a.final_duration >= 3.0 && a.final_duration <= 3600.0,
+        "--final-duration must be 3..3600 s"
+    );
+    ensure!(
+        a.latency_duration >= 3.0 && a.latency_duration <= 3600.0,
+        "--latency-duration must be 3..3600 s"
+    );
+    ensure!(
+        a.start_rate > 0.0 && a.start_rate <= a.max_rate,
+        "--start-rate must be in (0, --max-rate]"
+    );
+    ensure!(
+        a.step_factor > 1.0 && a.step_factor <= 4.0,
+        "--step-factor must be in (1, 4]"
+    );
+    ensure!(
+        a.step_add.is_none_or(|s| s > 0.0),
+        "--step-add must be positive"
+    );
+    ensure!((1..=16).contains(&a.callers), "--callers must be 1..16");
+    ensure!((1..=16).contains(&a.uas), "--uas must be 1..16");
+    ensure!(a.talk_ms <= 600_000, "--talk-ms must be at most 600000");
+    ensure!(
+        (0.0..=1000.0).contains(&a.probe_rate),
+        "--probe-rate must be 0..1000"
+    );
+    ensure!(
+        (1..=100_000).contains(&a.agents),
+        "--agents must be 1..100000"
+    );
+    ensure!(a.refine <= 10, "--refine must be at most 10");
+    ensure!(
+        a.scenarios.join("caller.xml").is_file(),
+        "no caller.xml in {} (--scenarios)",
+        a.scenarios.display()
+    );
+    Ok(())
+}
+
+async fn run_target(a: &Args, target: Target, work: &Path) -> anyhow::Result<Outcome> {
+    let mut s = match target {
+        Target::Callgrid => start_callgrid(a, work).await?,
+        _ => start_kamailio(a, work).await?,
+    };
+    warm_up(a, &mut s).await?;
+    println!(
+        "[{}] listening on {}, {} SIPp agents; work dir {}",
+        s.name(),
+        s.sip,
+        s.agents.len(),
+        s.work.display()
+    );
+    let out = drive(a, &mut s).await?;
+    let (ok, failed) = s
+        .agent_dirs
+        .iter()
+        .map(|d| agent_counts(d))
+        .fold((0, 0), |(o, f), (a, b)| (o + a, f + b));
+    println!(
+        "[{}] SIPp agents: {ok} calls successful, {failed} failed",
+        s.name()
+    );
+    Ok(out)
+}
+
+async fn run(a: Args, work: PathBuf) -> anyhow::Result<()> {
+    println!("{}", machine::describe());
+    println!(
+        "command: {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    println!("sipp: {}", first_line(Command::new(&a.sipp).arg("-v")));
+    if a.target != Target::Callgrid {
+        println!(
+            "kamailio: {}",
+            first_line(
+                Command::new(find_bin(&a.kamailio, &["/usr/sbin", "/usr/local/sbin"])).arg("-v")
+            )
+        );
+    }
+    let mut kam = None;
+    let mut cg = None;
+    if matches!(a.target, Target::Kamailio | Target::Both) {
+        kam = Some(run_target(&a, Target::Kamailio, &work).await?);
+    }
+    if matches!(a.target, Target::Callgrid | Target::Both) {
+        cg = Some(run_target(&a, Target::Callgrid, &work).await?);
+    }
+    println!();
+    println!("{}", machine::describe());
+    if let Some(k) = &kam {
+        report("kamailio", k, &a);
+    }
+    if let Some(c) = &cg {
+        report("callgrid", c, &a);
+    }
+    if let (Some(k), Some(c)) = (&kam, &cg) {
+        compare(k, c);
+    }
+    Ok(())
+}
+
+/// Paths given relative to the current directory (children run in their own directories).
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() || p.components().count() == 1 {
+        // a bare name is looked up on PATH
+        return p.to_path_buf();
+    }
+    std::env::current_dir().map_or_else(|_| p.to_path_buf(), |d| d.join(p))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let mut a = Args::parse();
+    for p in [
+        &mut a.scenarios,
+        &mut a.sipp,
+        &mut a.kamailio,
+        &mut a.kamailio_cfg,
+        &mut a.callgrid_bin,
+    ] {
+        *p = absolute(p);
+    }
+    if let Some(w) = a.work_dir.as_mut() {
+        *w = absolute(w);
+    }
+    if let Err(e) = check_args(&a) {
+        eprintln!("sip-rate: {e:#}");
+        return ExitCode::from(2);
+    }
+    let work = match &a.work_dir {
+        Some(d) => d.clone(),
+        None => {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            std::env::temp_dir().join(format!("sip-rate-{}-{nanos}", std::process::id()))
+        }
+    };
+    if let Err(e) = fs::create_dir_all(&work) {
+        eprintln!("sip-rate: cannot create {}: {e}", work.display());
+        return ExitCode::FAILURE;
+    }
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        eprintln!("sip-rate: cannot handle SIGTERM");
+        return ExitCode::FAILURE;
+    };
+    let keep = a.keep;
+    // dropping the run future on a signal drops its sessions, which kills the children
+    let result = tokio::select! {
+        r = run(a, work.clone()) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    match &result {
+        Ok(()) if !keep => {
+            let _ = fs::remove_dir_all(&work);
+            ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            println!("work dir kept: {}", work.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sip-rate failed: {e:#}");
+            print_log_tails();
+            eprintln!("work dir kept: {}", work.display());
+            ExitCode::FAILURE
+        }
+    }
+}
