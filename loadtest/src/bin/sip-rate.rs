@@ -147,8 +147,9 @@ struct Args {
     /// Kamailio UDP worker processes.
     #[arg(long, default_value_t = 2)]
     kamailio_children: u32,
-    /// Kamailio shared memory, MB.
-    #[arg(long, default_value_t = 512)]
+    /// Kamailio shared memory, MB (transactions live about 5 s after their last message:
+    /// 512 MB runs out near 3,600 calls/s).
+    #[arg(long, default_value_t = 2048)]
     kamailio_shm_mb: u32,
     /// The callgrid binary (`callgrid serve`).
     #[arg(long, default_value = "target/release/callgrid")]
@@ -261,21 +262,82 @@ fn drops_of(d: &HashMap<u16, u64>, ports: &[u16]) -> u64 {
     ports.iter().filter_map(|p| d.get(p)).sum()
 }
 
-/// (busy, total) jiffies of the whole machine, from /proc/stat.
-fn machine_jiffies() -> (u64, u64) {
-    let text = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = text.lines().next() else {
-        return (0, 0);
-    };
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().take(8).sum();
-    // idle and iowait are not busy
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
+/// CPU time of every process on the machine, sampled during a step, to tell how much CPU
+/// other processes took (a build running next to the benchmark spoils its figures).
+/// Per-process times are what the scheduler charged; /proc/stat's machine-wide idle time is
+/// not usable on this VM (it misses most of the busy time of short bursts).
+struct Census {
+    /// (pid, start time) -> (parent, CPU seconds at the first sample)
+    first: HashMap<(u32, u64), (u32, f64)>,
+    /// (pid, start time) -> (parent, CPU seconds at the last sample)
+    last: HashMap<(u32, u64), (u32, f64)>,
+}
+
+impl Census {
+    fn new() -> Census {
+        let mut c = Census {
+            first: HashMap::new(),
+            last: HashMap::new(),
+        };
+        c.sample();
+        c.first = c.last.clone();
+        c
+    }
+
+    fn sample(&mut self) {
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(rest) = text.rfind(')').and_then(|i| text.get(i + 1..)) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // f[1] parent, f[11] utime, f[12] stime, f[19] start time (ticks since boot)
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+            if let (Some(ppid), Some(ut), Some(st), Some(start)) =
+                (num(1), num(11), num(12), num(19))
+            {
+                self.last
+                    .insert((pid, start as u64), (ppid as u32, (ut + st) / clk_tck()));
+            }
+        }
+    }
+
+    /// CPU seconds used since the first sample by processes that are neither in `ours` nor
+    /// descendants of them.
+    fn others_cpu_s(&self, ours: &[u32]) -> f64 {
+        let parent: HashMap<u32, u32> = self
+            .last
+            .iter()
+            .map(|(&(pid, _), &(pp, _))| (pid, pp))
+            .collect();
+        let is_ours = |pid: u32| {
+            let mut p = pid;
+            for _ in 0..64 {
+                if ours.contains(&p) {
+                    return true;
+                }
+                match parent.get(&p) {
+                    Some(&pp) if pp != 0 && pp != p => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        self.last
+            .iter()
+            .filter(|((pid, _), _)| !is_ours(*pid))
+            .map(|(k, &(_, cpu))| cpu - self.first.get(k).map_or(0.0, |f| f.1))
+            .sum::<f64>()
+            .max(0.0)
+    }
 }
 
 /// A child process we started. Dropping it kills it (with its process group when `group`),
@@ -776,6 +838,8 @@ struct StatRow {
     ok: u64,
     failed: u64,
     retrans: u64,
+    /// non-zero failure counters by reason (UnexpectedMessage, MaxUDPRetrans, ...)
+    why: Vec<(String, u64)>,
 }
 
 /// Rows of a SIPp `-trace_stat` CSV (cumulative counters).
@@ -801,6 +865,20 @@ fn read_stat(path: &Path) -> anyhow::Result<Vec<StatRow>> {
         col("FailedCall(C)")?,
         col("Retransmissions(C)")?,
     );
+    // the reasons of failed calls: the cumulative Failed...(C) counters
+    let reasons: Vec<(usize, String)> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.starts_with("Failed") && h.ends_with("(C)") && **h != "FailedCall(C)")
+        .map(|(i, h)| {
+            (
+                i,
+                h.trim_start_matches("Failed")
+                    .trim_end_matches("(C)")
+                    .to_string(),
+            )
+        })
+        .collect();
     let mut rows = Vec::new();
     for line in lines {
         let f: Vec<&str> = line.split(';').collect();
@@ -812,12 +890,17 @@ fn read_stat(path: &Path) -> anyhow::Result<Vec<StatRow>> {
         if let (Some(t), Some(created), Some(ok), Some(failed), Some(retrans)) =
             (t, num(created), num(ok), num(failed), num(retrans))
         {
+            let why = reasons
+                .iter()
+                .filter_map(|(i, name)| num(*i).filter(|&n| n > 0).map(|n| (name.clone(), n)))
+                .collect();
             rows.push(StatRow {
                 t,
                 created,
                 ok,
                 failed,
                 retrans,
+                why,
             });
         }
     }
@@ -1312,13 +1395,13 @@ struct StepResult {
     cpu_sut: f64,
     cpu_self: f64,
     wall_s: f64,
-    /// busy share of all the machine's cores during the step
-    machine_busy_pct: f64,
-    /// busy CPU seconds of the whole machine during the step
-    machine_busy_s: f64,
+    /// CPU seconds of other processes on the machine during the step
+    cpu_other: f64,
     /// UDP packets dropped by the kernel (receive buffer full): callers, agents, SUT
     drops: [u64; 3],
     agent_failed: u64,
+    /// SIPp callers' failed calls by reason
+    why: HashMap<String, u64>,
     problems: Vec<String>,
 }
 
@@ -1331,12 +1414,6 @@ impl StepResult {
         self.problems.is_empty()
             && self.failed_pct() <= a.max_failed_pct
             && self.achieved >= self.rate * (1.0 - a.max_shortfall_pct / 100.0)
-    }
-    /// CPU seconds used on the machine during the step by anything but this benchmark (other
-    /// processes, and kernel work not charged to a process); large values spoil the figures.
-    fn other_cpu(&self) -> f64 {
-        (self.machine_busy_s - self.cpu_callers - self.cpu_agents - self.cpu_sut - self.cpu_self)
-            .max(0.0)
     }
     fn probe_q(&self, q: f64) -> Option<f64> {
         self.probe
@@ -1370,7 +1447,7 @@ impl StepResult {
         };
         format!(
             "offered {:>6.0}/s {:>3.0} s: achieved {:>7.1}/s, failed {:.3} % ({}/{}), retrans {}, {rtt}, {probe}; \
-             CPU s callers {:.1} agents {:.1} SUT {:.1} other {:.1}, machine {:.0} % busy, UDP drops {}/{}/{} -> {}{}",
+             CPU s callers {:.1} agents {:.1} SUT {:.1} other processes {:.1}, UDP drops {}/{}/{} -> {}{}",
             self.rate,
             self.duration,
             self.achieved,
@@ -1381,16 +1458,23 @@ impl StepResult {
             self.cpu_callers,
             self.cpu_agents,
             self.cpu_sut,
-            self.other_cpu(),
-            self.machine_busy_pct,
+            self.cpu_other,
             self.drops[0],
             self.drops[1],
             self.drops[2],
             if self.passes(a) { "pass" } else { "FAIL" },
-            if self.problems.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", self.problems.join("; "))
+            {
+                let mut notes = self.problems.clone();
+                if !self.why.is_empty() {
+                    let mut why: Vec<_> = self.why.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    why.sort();
+                    notes.push(format!("failed: {}", why.join(", ")));
+                }
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                }
             }
         )
     }
@@ -1416,7 +1500,7 @@ async fn run_step(
     let agent_failed0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).1).sum();
 
     let drops0 = udp_drops();
-    let jiffies0 = machine_jiffies();
+    let mut census = Census::new();
     let started = Instant::now();
     let mut callers = Vec::new();
     let mut caller_dirs = Vec::new();
@@ -1455,6 +1539,7 @@ async fn run_step(
     let mut problems = Vec::new();
     let hard_deadline = started + Duration::from_secs(timeout_s + 15);
     loop {
+        census.sample();
         let d = udp_drops();
         for p in &caller_ports {
             if let Some(&n) = d.get(p) {
@@ -1508,10 +1593,11 @@ async fn run_step(
     let cpu_sut = s.sut.cpu_s() - cpu_sut0;
     let cpu_agents = s.agents.iter_mut().map(Proc::cpu_s).sum::<f64>() - cpu_agents0;
     let cpu_self = self_cpu_s() - cpu_self0;
-    let jiffies1 = machine_jiffies();
-    let machine_busy_pct =
-        100.0 * (jiffies1.0 - jiffies0.0) as f64 / (jiffies1.1 - jiffies0.1).max(1) as f64;
-    let machine_busy_s = (jiffies1.0 - jiffies0.0) as f64 / clk_tck();
+    census.sample();
+    let mut ours: Vec<u32> = vec![std::process::id(), s.sut.pid()];
+    ours.extend(s.agents.iter().map(Proc::pid));
+    ours.extend(callers.iter().map(Proc::pid));
+    let cpu_other = census.others_cpu_s(&ours);
     let drops1 = udp_drops();
     let sut_ports = [s.sip.port()];
     let drops_sut = drops_of(&drops1, &sut_ports).saturating_sub(drops_of(&drops0, &sut_ports));
@@ -1540,10 +1626,10 @@ async fn run_step(
         cpu_sut,
         cpu_self,
         wall_s,
-        machine_busy_pct,
-        machine_busy_s,
+        cpu_other,
         drops: [drops_callers, drops_agents, drops_sut],
         agent_failed,
+        why: HashMap::new(),
         problems,
     };
     let warmup_s = talk_s + 1.0;
@@ -1555,6 +1641,9 @@ async fn run_step(
                 r.ok += last.ok;
                 r.failed += last.failed;
                 r.retrans += last.retrans;
+                for (k, n) in &last.why {
+                    *r.why.entry(k.clone()).or_default() += n;
+                }
                 r.achieved += achieved_rate(&rows, warmup_s, duration, talk_s);
             }
             Ok(_) => r.problems.push(format!("{}: empty statistics", c.name)),
@@ -1704,6 +1793,11 @@ fn describe_run(name: &str, label: &str, r: &StepResult, a: &Args) {
         r.duration,
         if r.passes(a) { "pass" } else { "FAIL" }
     );
+    if !r.why.is_empty() {
+        let mut why: Vec<_> = r.why.iter().collect();
+        why.sort();
+        println!("    failed calls by SIPp's reason: {why:?}");
+    }
     if !r.problems.is_empty() {
         println!("    problems: {}", r.problems.join("; "));
     }
@@ -1749,13 +1843,8 @@ fn describe_run(name: &str, label: &str, r: &StepResult, a: &Args) {
         r.wall_s
     );
     println!(
-        "    machine: {:.0} % of all cores busy, {:.1} CPU-s of it not ours (other processes, uncharged kernel work); \
-         UDP packets dropped by the kernel (receive buffers full): callers {}, agents {}, {name} {}",
-        r.machine_busy_pct,
-        r.other_cpu(),
-        r.drops[0],
-        r.drops[1],
-        r.drops[2]
+        "    other processes on the machine: {:.1} CPU-s; UDP packets dropped by the kernel (receive buffers full): callers {}, agents {}, {name} {}",
+        r.cpu_other, r.drops[0], r.drops[1], r.drops[2]
     );
 }
 
