@@ -154,7 +154,11 @@ struct Args {
     /// The callgrid binary (`callgrid serve`).
     #[arg(long, default_value = "target/release/callgrid")]
     callgrid_bin: PathBuf,
-    /// Agents of the callgrid load tenant (each takes one call at a time).
+    /// Extra argument for `callgrid serve` (repeat it), e.g. --callgrid-arg=--durability=process.
+    #[arg(long, allow_hyphen_values = true)]
+    callgrid_arg: Vec<String>,
+    /// Agents of the callgrid load tenant (each takes one call at a time: give at least
+    /// twice the rate x (talk time + 0.5 s)).
     #[arg(long, default_value_t = 500)]
     agents: usize,
     /// Work directory (default: a new directory under the system temp dir).
@@ -734,6 +738,7 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
         .arg(&tenants)
         .args(["--listen", &format!("127.0.0.1:{grpc_port}")])
         .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
+        .args(&a.callgrid_arg)
         .env("RUST_LOG", "warn");
     let mut sut = Proc::spawn("callgrid", &mut cmd, &work, false)?;
     let grpc = format!("http://127.0.0.1:{grpc_port}");
