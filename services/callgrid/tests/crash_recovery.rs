@@ -1,6 +1,8 @@
 //! `kill -9` under load, then restart: no acknowledged event is lost, and the state the
 //! router rebuilds equals a replay of the log; after the edge grace period nothing is stuck.
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::Path;
@@ -8,11 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
+use callgrid_eventlog::{SqliteLog, SqliteLogOptions};
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
-use callgrid_router::journal::EVENTS_TOPIC;
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -187,23 +187,7 @@ async fn demo_agents(
 
 fn read_log(dir: &Path) -> Vec<pb::EventEnvelope> {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let log = SqliteLog::open_async(dir.join("events.sqlite"), SqliteLogOptions::default())
-            .await
-            .expect("log opens after kill -9");
-        let mut out = Vec::new();
-        for p in 0..log.partition_count(EVENTS_TOPIC).await.expect("topic") {
-            for r in log
-                .read(EVENTS_TOPIC, p, 0, usize::MAX)
-                .await
-                .expect("read")
-            {
-                out.push(pb::EventEnvelope::decode(r.value.as_slice()).expect("decodes"));
-            }
-        }
-        log.close().await;
-        out
-    })
+    rt.block_on(common::read_events(&dir.join("events.sqlite")))
 }
 
 fn replay(dir: &Path) -> callgrid_domain::TenantCore {

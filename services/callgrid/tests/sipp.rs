@@ -2,17 +2,16 @@
 //! trunk and the agents' phones; each test then reads the router's events from the log.
 //! Needs `sipp` (Debian `sip-tester`), which `scripts/test.sh` installs.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
-use callgrid_router::journal::EVENTS_TOPIC;
 use pb::event::Kind as K;
-use prost::Message;
 use tonic::transport::Channel;
 
 const SALES: &str = "+15550000200";
@@ -278,23 +277,7 @@ impl Node {
     fn events(&mut self) -> Vec<pb::EventEnvelope> {
         drop(self.serve.take());
         let path = self.dir.path().join("data/events.sqlite");
-        self.rt.block_on(async {
-            let log = SqliteLog::open_async(path, SqliteLogOptions::default())
-                .await
-                .expect("log");
-            let mut out = Vec::new();
-            for p in 0..log.partition_count(EVENTS_TOPIC).await.expect("topic") {
-                for r in log
-                    .read(EVENTS_TOPIC, p, 0, usize::MAX)
-                    .await
-                    .expect("read")
-                {
-                    out.push(pb::EventEnvelope::decode(r.value.as_slice()).expect("decode"));
-                }
-            }
-            log.close().await;
-            out
-        })
+        self.rt.block_on(common::read_events(&path))
     }
 }
 

@@ -210,11 +210,6 @@ impl Directory {
         }
     }
 
-    /// The agent by tenant and id.
-    pub fn agent_of(&self, tenant: &str, agent: &str) -> Option<&AgentEntry> {
-        self.agents.get(&(Arc::from(tenant), Arc::from(agent)))
-    }
-
     /// Tenants known.
     pub fn tenants(&self) -> &[Arc<str>] {
         &self.tenants

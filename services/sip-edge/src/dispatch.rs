@@ -42,9 +42,7 @@ fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
     if let Ok(mf) = tx.original.max_forwards_header() {
         if mf.value().trim() == "0" && method != Method::Options {
             Metrics::inc(&shared.metrics.too_many_hops);
-            tokio::spawn(async move {
-                let _ = tx.reply(StatusCode::TooManyHops).await;
-            });
+            spawn_reply(tx, StatusCode::TooManyHops, vec![]);
             return;
         }
     }
@@ -65,9 +63,7 @@ fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
             }
             None => {
                 Metrics::inc(&shared.metrics.no_such_dialog);
-                tokio::spawn(async move {
-                    let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
-                });
+                spawn_reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]);
             }
         }
         return;
@@ -82,40 +78,37 @@ fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
         }
         Method::Options => {
             Metrics::inc(&shared.metrics.options_answered);
-            tokio::spawn(async move {
-                let _ = tx
-                    .reply_with(
-                        StatusCode::OK,
-                        vec![
-                            Header::Allow(ALLOW.into()),
-                            Header::Accept("application/sdp".into()),
-                        ],
-                        None,
-                    )
-                    .await;
-            });
+            spawn_reply(
+                tx,
+                StatusCode::OK,
+                vec![
+                    Header::Allow(ALLOW.into()),
+                    Header::Accept("application/sdp".into()),
+                ],
+            );
         }
         Method::Bye | Method::Info | Method::Refer | Method::Update | Method::PRack => {
             // these need a dialog, and this request names none
             Metrics::inc(&shared.metrics.no_such_dialog);
-            tokio::spawn(async move {
-                let _ = tx.reply(StatusCode::CallTransactionDoesNotExist).await;
-            });
+            spawn_reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]);
         }
         _ => {
             // MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH outside a dialog: known, not offered here
             Metrics::inc(&shared.metrics.methods_not_allowed);
-            tokio::spawn(async move {
-                let _ = tx
-                    .reply_with(
-                        StatusCode::MethodNotAllowed,
-                        vec![Header::Allow(ALLOW.into())],
-                        None,
-                    )
-                    .await;
-            });
+            spawn_reply(
+                tx,
+                StatusCode::MethodNotAllowed,
+                vec![Header::Allow(ALLOW.into())],
+            );
         }
     }
+}
+
+/// Answers a request from its own task, so the sorting loop never waits on a send.
+fn spawn_reply(mut tx: Transaction, code: StatusCode, headers: Vec<Header>) {
+    tokio::spawn(async move {
+        let _ = tx.reply_with(code, headers, None).await;
+    });
 }
 
 /// The address the request came from (the transport's view, not the Via's claim).

@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) options: EdgeOptions,
     pub(crate) local: SocketAddr,
     pub(crate) advertise_ip: IpAddr,
+    /// Our Contact URI (`sip:callgrid@ADVERTISE_IP:PORT`), built once.
+    pub(crate) contact: rsipstack::sip::Uri,
     pub(crate) dialogs: Arc<DialogLayer>,
     pub(crate) directory: Arc<SharedDirectory>,
     pub(crate) registrar: Registrar,
@@ -167,9 +169,18 @@ impl SipEdge {
         let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
         let advertise_ip = options.advertise_ip.unwrap_or(local.ip());
         let media = call::MediaContext::new(&options, advertise_ip)?;
+        let contact = rsipstack::sip::Uri::try_from(
+            format!(
+                "sip:callgrid@{}",
+                SocketAddr::new(advertise_ip, local.port())
+            )
+            .as_str(),
+        )
+        .map_err(|e| EdgeError::Sip(format!("contact uri: {e}")))?;
         let shared = Arc::new(Shared {
             local,
             advertise_ip,
+            contact,
             dialogs,
             directory: Arc::new(SharedDirectory::new(tenants)),
             registrar: Registrar::new(),

@@ -71,7 +71,7 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
     let _place = TrunkPlace(trunk.clone());
 
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
-    let contact = shared.contact_uri("callgrid");
+    let contact = shared.contact.clone();
     let caller_dialog =
         match shared
             .dialogs
@@ -154,9 +154,14 @@ fn dialled_number(req: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// The value of a `Reason` header (RFC 3326).
+fn reason_value(code: u16, text: &str) -> String {
+    format!("SIP;cause={code};text=\"{}\"", text.replace('"', "'"))
+}
+
 /// A `Reason` header (RFC 3326).
 fn reason(code: u16, text: &str) -> Header {
-    Header::Reason(format!("SIP;cause={code};text=\"{}\"", text.replace('"', "'")).into())
+    Header::Reason(reason_value(code, text).into())
 }
 
 /// Which trunk of `tenant` the INVITE comes from: by source address, or by digest
@@ -172,26 +177,14 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
         Header::ProxyAuthorization(a) => digest::parse_authorization(a.value()).ok(),
         _ => None,
     });
-    let Some(c) = credentials else {
-        let has_accounts = directory.tenants().iter().any(|t| &**t == tenant);
-        if has_accounts {
-            let value = shared.nonces.challenge(&shared.options.realm, false);
-            let _ = tx
-                .reply_with(
-                    StatusCode::ProxyAuthenticationRequired,
-                    vec![Header::ProxyAuthenticate(value.into())],
-                    None,
-                )
-                .await;
-        }
-        return None;
-    };
-    match shared.nonces.check(&c.nonce) {
-        NonceCheck::Fresh => {}
-        check => {
+    // no credentials, or a nonce that is not fresh: challenge (the number's tenant is known)
+    let check = credentials.as_ref().map(|c| shared.nonces.check(&c.nonce));
+    let c = match (credentials, check) {
+        (Some(c), Some(NonceCheck::Fresh)) => c,
+        (_, check) => {
             let value = shared
                 .nonces
-                .challenge(&shared.options.realm, check == NonceCheck::Stale);
+                .challenge(&shared.options.realm, check == Some(NonceCheck::Stale));
             let _ = tx
                 .reply_with(
                     StatusCode::ProxyAuthenticationRequired,
@@ -201,7 +194,7 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
                 .await;
             return None;
         }
-    }
+    };
     let found = directory
         .trunks_by_username(&c.username)
         .iter()
@@ -218,17 +211,6 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
         let _ = tx.reply(StatusCode::Forbidden).await;
     }
     found
-}
-
-impl Shared {
-    /// Our Contact URI.
-    pub(crate) fn contact_uri(&self, user: &str) -> rsipstack::sip::Uri {
-        let text = format!(
-            "sip:{user}@{}",
-            std::net::SocketAddr::new(self.advertise_ip, self.local.port())
-        );
-        rsipstack::sip::Uri::try_from(text.as_str()).unwrap_or_default()
-    }
 }
 
 /// One agent being rung (on every registered device).
@@ -414,13 +396,9 @@ impl Call {
 
     fn reject_caller(&mut self, code: StatusCode, text: &str) {
         let numeric = u16::from(code.clone());
-        let _ = self.caller_dialog.reject(
-            Some(code),
-            Some(format!(
-                "SIP;cause={numeric};text=\"{}\"",
-                text.replace('"', "'")
-            )),
-        );
+        let _ = self
+            .caller_dialog
+            .reject(Some(code), Some(reason_value(numeric, text)));
         self.caller_ended = true;
     }
 
@@ -571,24 +549,16 @@ impl Call {
         }
         if targets.is_empty() {
             tracing::debug!(call = %self.id, agent = %r.agent, "agent has no registered device");
-            self.report(Report::OfferFailed(api::OfferFailed {
-                agent: r.agent,
-                cause: api::FailureCause::Unreachable as i32,
-                sip_code: 480,
-            }))
-            .await;
+            self.offer_failed(r.agent, api::FailureCause::Unreachable, 480)
+                .await;
             return;
         }
         let media = match self.shared.media.leg(self.media_events.0.clone()).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(call = %self.id, error = %e, "no media port for the agent leg");
-                self.report(Report::OfferFailed(api::OfferFailed {
-                    agent: r.agent,
-                    cause: api::FailureCause::Unreachable as i32,
-                    sip_code: 503,
-                }))
-                .await;
+                self.offer_failed(r.agent, api::FailureCause::Unreachable, 503)
+                    .await;
                 return;
             }
         };
@@ -600,14 +570,14 @@ impl Call {
             .ok()
             .and_then(|f| f.typed().ok())
             .map(|f| f.uri)
-            .unwrap_or_else(|| self.shared.contact_uri("callgrid"));
+            .unwrap_or_else(|| self.shared.contact.clone());
         let mut legs = Vec::new();
         for (contact, dest) in targets {
             let Ok(callee) = rsipstack::sip::Uri::try_from(contact.as_str()) else {
                 continue;
             };
             let transport = dest.r#type.unwrap_or(Transport::Udp);
-            let mut our_contact = self.shared.contact_uri("callgrid");
+            let mut our_contact = self.shared.contact.clone();
             if transport == Transport::Tcp {
                 our_contact
                     .params
@@ -651,12 +621,8 @@ impl Call {
             }
         }
         if legs.is_empty() {
-            self.report(Report::OfferFailed(api::OfferFailed {
-                agent: r.agent,
-                cause: api::FailureCause::Unreachable as i32,
-                sip_code: 480,
-            }))
-            .await;
+            self.offer_failed(r.agent, api::FailureCause::Unreachable, 480)
+                .await;
             return;
         }
         let timeout = Duration::from_millis(if r.timeout_ms == 0 {
@@ -750,24 +716,19 @@ impl Call {
 
     /// Ends the call from our side: caller and every agent leg.
     async fn hang_up_all(&mut self, code: u16, cause: &str) {
-        let rings: Vec<AgentRing> = self.agents.drain().map(|(_, r)| r).collect();
-        for ring in rings {
-            end_agent_legs(&self.shared, ring).await;
-        }
-        self.bridged = None;
+        self.end_all_rings().await;
         if !self.caller_ended {
             self.caller_ended = true;
             if self.caller_answered {
                 let _ = self
                     .caller_dialog
-                    .bye_with_reason(format!("SIP;cause={code};text=\"{cause}\""))
+                    .bye_with_reason(reason_value(code, cause))
                     .await;
             } else {
                 let status = StatusCode::from(code);
-                let _ = self.caller_dialog.reject(
-                    Some(status),
-                    Some(format!("SIP;cause={code};text=\"{cause}\"")),
-                );
+                let _ = self
+                    .caller_dialog
+                    .reject(Some(status), Some(reason_value(code, cause)));
             }
         }
         if let Some(leg) = &self.caller_leg {
@@ -775,25 +736,30 @@ impl Call {
         }
     }
 
+    /// Ends every agent leg of the call; nothing is bridged any more.
+    async fn end_all_rings(&mut self) {
+        let rings: Vec<AgentRing> = self.agents.drain().map(|(_, r)| r).collect();
+        for ring in rings {
+            end_agent_legs(&self.shared, ring).await;
+        }
+        self.bridged = None;
+    }
+
+    /// Tells the router that offering the call to `agent` failed.
+    async fn offer_failed(&mut self, agent: String, cause: api::FailureCause, sip_code: u16) {
+        self.report(Report::OfferFailed(api::OfferFailed {
+            agent,
+            cause: cause as i32,
+            sip_code: u32::from(sip_code),
+        }))
+        .await;
+    }
+
     // ------------------------------------------------------------------ dialog events
 
     async fn dialog_state(&mut self, st: DialogState) {
         let caller_call_id = self.caller_dialog.id().call_id.clone();
-        let id_call = match &st {
-            DialogState::Calling(id)
-            | DialogState::Trying(id)
-            | DialogState::Early(id, _)
-            | DialogState::WaitAck(id, _)
-            | DialogState::Confirmed(id, _)
-            | DialogState::Updated(id, _, _)
-            | DialogState::Publish(id, _, _)
-            | DialogState::Notify(id, _, _)
-            | DialogState::Refer(id, _, _)
-            | DialogState::Message(id, _, _)
-            | DialogState::Info(id, _, _)
-            | DialogState::Options(id, _, _)
-            | DialogState::Terminated(id, _) => id.call_id.clone(),
-        };
+        let id_call = st.id().call_id.clone();
         if id_call == caller_call_id {
             self.caller_state(st).await;
         } else if let Some(agent) = self
@@ -805,7 +771,12 @@ impl Call {
             self.agent_state(&agent, &id_call, st).await;
         } else {
             // a leg we already let go of: answer whatever it asks so it does not hang
-            reply_ok_if_request(st).await;
+            match st {
+                DialogState::Info(_, _, h) | DialogState::Updated(_, _, h) => {
+                    let _ = h.reply(StatusCode::OK).await;
+                }
+                other => answer_unserved(other).await,
+            }
         }
     }
 
@@ -826,11 +797,7 @@ impl Call {
                     sip_code: code,
                 }))
                 .await;
-                let rings: Vec<AgentRing> = self.agents.drain().map(|(_, r)| r).collect();
-                for ring in rings {
-                    end_agent_legs(&self.shared, ring).await;
-                }
-                self.bridged = None;
+                self.end_all_rings().await;
                 if let Some(leg) = &self.caller_leg {
                     leg.stop_playing();
                 }
@@ -857,16 +824,7 @@ impl Call {
                 };
                 respond_sdp(handle, answer).await;
             }
-            DialogState::Options(_, _, handle) => {
-                let _ = handle.reply(StatusCode::OK).await;
-            }
-            DialogState::Refer(_, _, handle)
-            | DialogState::Notify(_, _, handle)
-            | DialogState::Message(_, _, handle)
-            | DialogState::Publish(_, _, handle) => {
-                let _ = handle.reply(StatusCode::MethodNotAllowed).await;
-            }
-            _ => {}
+            other => answer_unserved(other).await,
         }
     }
 
@@ -958,12 +916,8 @@ impl Call {
                         .await;
                         // the router decides what follows; by default it ends the call
                     } else {
-                        self.report(Report::OfferFailed(api::OfferFailed {
-                            agent: agent.to_owned(),
-                            cause: api::FailureCause::Rejected as i32,
-                            sip_code: 0,
-                        }))
-                        .await;
+                        self.offer_failed(agent.to_owned(), api::FailureCause::Rejected, 0)
+                            .await;
                     }
                     return;
                 }
@@ -975,12 +929,7 @@ impl Call {
                 if all_over {
                     let (cause, code) = failure_of(&ring.failures);
                     self.agents.remove(agent);
-                    self.report(Report::OfferFailed(api::OfferFailed {
-                        agent: agent.to_owned(),
-                        cause: cause as i32,
-                        sip_code: code as u32,
-                    }))
-                    .await;
+                    self.offer_failed(agent.to_owned(), cause, code).await;
                 }
             }
             DialogState::Info(_, req, handle) => self.info(&req, handle).await,
@@ -1007,16 +956,7 @@ impl Call {
                 }
                 respond_sdp(handle, answer).await;
             }
-            DialogState::Options(_, _, handle) => {
-                let _ = handle.reply(StatusCode::OK).await;
-            }
-            DialogState::Refer(_, _, handle)
-            | DialogState::Notify(_, _, handle)
-            | DialogState::Message(_, _, handle)
-            | DialogState::Publish(_, _, handle) => {
-                let _ = handle.reply(StatusCode::MethodNotAllowed).await;
-            }
-            _ => {}
+            other => answer_unserved(other).await,
         }
     }
 
@@ -1165,11 +1105,11 @@ async fn respond_sdp(handle: TransactionHandle, answer: Result<(Vec<u8>, bool), 
     }
 }
 
-async fn reply_ok_if_request(st: DialogState) {
+/// Answers the in-dialog requests a call does not act on: OPTIONS gets 200; REFER, NOTIFY,
+/// MESSAGE and PUBLISH get 405. Other states need no answer.
+async fn answer_unserved(st: DialogState) {
     match st {
-        DialogState::Info(_, _, h)
-        | DialogState::Options(_, _, h)
-        | DialogState::Updated(_, _, h) => {
+        DialogState::Options(_, _, h) => {
             let _ = h.reply(StatusCode::OK).await;
         }
         DialogState::Refer(_, _, h)
