@@ -1405,6 +1405,11 @@ struct StepResult {
     /// UDP packets dropped by the kernel (receive buffer full): callers, agents, SUT
     drops: [u64; 3],
     agent_failed: u64,
+    /// Calls the SIPp agents answered during the step.
+    agent_ok: u64,
+    /// Calls answered at the caller (callgrid answers a queued caller itself) that no agent
+    /// ever answered: the caller hung up first. They count as failed.
+    unreached: u64,
     /// SIPp callers' failed calls by reason
     why: HashMap<String, u64>,
     problems: Vec<String>,
@@ -1413,7 +1418,7 @@ struct StepResult {
 impl StepResult {
     fn failed_pct(&self) -> f64 {
         let total = self.created + self.probe.sent;
-        100.0 * (self.failed + self.probe.failed) as f64 / total.max(1) as f64
+        100.0 * (self.failed + self.probe.failed + self.unreached) as f64 / total.max(1) as f64
     }
     fn passes(&self, a: &Args) -> bool {
         self.problems.is_empty()
@@ -1457,7 +1462,7 @@ impl StepResult {
             self.duration,
             self.achieved,
             self.failed_pct(),
-            self.failed + self.probe.failed,
+            self.failed + self.probe.failed + self.unreached,
             self.created + self.probe.sent,
             self.retrans,
             self.cpu_callers,
@@ -1503,6 +1508,7 @@ async fn run_step(
     let cpu_agents0: f64 = s.agents.iter_mut().map(Proc::cpu_s).sum();
     let cpu_self0 = self_cpu_s();
     let agent_failed0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).1).sum();
+    let agent_ok0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).0).sum();
 
     let drops0 = udp_drops();
     let mut census = Census::new();
@@ -1615,6 +1621,12 @@ async fn run_step(
         .map(|d| agent_counts(d).1)
         .sum::<u64>()
         .saturating_sub(agent_failed0);
+    let agent_ok = s
+        .agent_dirs
+        .iter()
+        .map(|d| agent_counts(d).0)
+        .sum::<u64>()
+        .saturating_sub(agent_ok0);
 
     let mut r = StepResult {
         rate,
@@ -1634,6 +1646,8 @@ async fn run_step(
         cpu_other,
         drops: [drops_callers, drops_agents, drops_sut],
         agent_failed,
+        agent_ok,
+        unreached: 0,
         why: HashMap::new(),
         problems,
     };
@@ -1659,6 +1673,9 @@ async fn run_step(
                 .push(format!("{}: response times: {e:#}", c.name));
         }
     }
+    // a call counts only if an agent answered it (callgrid answers a queued caller itself,
+    // so a caller's 200 alone does not say the call reached an agent)
+    r.unreached = (r.ok + r.probe.ok).saturating_sub(r.agent_ok);
     let expected = count * a.callers as u64;
     if r.created < expected && r.problems.is_empty() {
         r.problems
@@ -1788,8 +1805,8 @@ fn describe_run(name: &str, label: &str, r: &StepResult, a: &Args) {
     println!("  {label}: offered {:.0} calls/s for {:.0} s ({} SIPp callers x {:.1}/s, talk {} ms, {} SIPp agents)",
         r.rate, r.duration, a.callers, r.rate / a.callers as f64, a.talk_ms, a.uas);
     println!(
-        "    calls: {} created by SIPp, {} successful, {} failed ({:.3} % with the probe's), {} retransmissions, {} failed at the agents",
-        r.created, r.ok, r.failed, r.failed_pct(), r.retrans, r.agent_failed
+        "    calls: {} created by SIPp, {} successful at the caller, {} answered by the agents, {} never reached an agent, {} failed ({:.3} % with the probe's and the unreached), {} retransmissions, {} failed at the agents",
+        r.created, r.ok, r.agent_ok, r.unreached, r.failed, r.failed_pct(), r.retrans, r.agent_failed
     );
     println!(
         "    achieved: {:.1} calls/s completed in the window {:.1}-{:.0} s ({})",

@@ -53,6 +53,11 @@ enum Cmd {
     },
 }
 
+/// mimalloc: glibc's malloc spent a tenth of the SIP edge's CPU under load, much of it
+/// growing and trimming per-thread arenas (mprotect); see docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -230,6 +235,20 @@ struct ServeArgs {
     sip: SipArgs,
 }
 
+/// The router's call-control service as the SIP edge's link to it, in one process.
+struct InProcess(grpc::CallControlSvc);
+
+#[async_trait::async_trait]
+impl callgrid_sip_edge::RouterLink for InProcess {
+    async fn call(
+        &self,
+        reports: tokio_stream::wrappers::ReceiverStream<callgrid_proto::api::v1::EdgeReport>,
+    ) -> Result<callgrid_sip_edge::Instructions, tonic::Status> {
+        use tokio_stream::StreamExt;
+        self.0.open(reports.map(Ok)).await
+    }
+}
+
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     // listen first: a taken address fails before anything is written
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -304,12 +323,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let edge = if a.sip.no_sip {
         None
     } else {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", a.listen))
-            .context("router address")?
-            .tcp_nodelay(true)
-            .connect_lazy();
+        // the edge and the router share this process: the edge opens call streams on the
+        // router's call-control service directly (docs/DECISIONS.md, "In-process call control")
+        let link = Arc::new(InProcess(grpc::CallControlSvc::new(router.clone())));
         let edge =
-            callgrid_sip_edge::SipEdge::start(a.sip.options(&a.data_dir), tenant_files, channel)
+            callgrid_sip_edge::SipEdge::start_with(a.sip.options(&a.data_dir), tenant_files, link)
                 .await
                 .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");

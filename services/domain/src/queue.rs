@@ -236,6 +236,15 @@ impl Queue {
         let mut next: Option<TimeMs> = None;
         let mut take = |t: TimeMs| next = Some(next.map_or(t, |n: TimeMs| n.min(t)));
         let mut unoffered = false;
+        // members with a penalty (usually none): a caller becomes eligible for them later
+        let mut penalties: Vec<TimeMs> = q
+            .members
+            .iter()
+            .map(|m| m.penalty_ms)
+            .filter(|&p| p > 0)
+            .collect();
+        penalties.sort_unstable();
+        penalties.dedup();
         for w in &self.waiting {
             if q.max_wait_ms > 0 && !w.callback {
                 take(w.joined_at + q.max_wait_ms);
@@ -245,10 +254,9 @@ impl Queue {
                 Some(_) => {}
                 None => {
                     unoffered = true;
-                    for m in &q.members {
-                        if m.penalty_ms > 0 && w.joined_at + m.penalty_ms > now {
-                            take(w.joined_at + m.penalty_ms);
-                        }
+                    // the earliest penalty still ahead of this caller
+                    if let Some(p) = penalties.iter().find(|&&p| w.joined_at + p > now) {
+                        take(w.joined_at + p);
                     }
                 }
             }
@@ -468,34 +476,48 @@ impl Queue {
             }
             return out;
         }
-        // agents already engaged by a decision of this queue
-        let mut busy: Vec<AgentId> = self
+        // members free for this queue now, in member order: available, not blocked, qualified
+        // and not already engaged by a decision of this queue. Computed once; each decision
+        // removes its chosen agents (O(members + waiting x free) instead of
+        // O(waiting x members x engaged), which collapsed under a backlog of callers)
+        let engaged: std::collections::HashSet<&AgentId> = self
             .waiting
             .iter()
             .filter_map(|w| w.offer.as_ref())
-            .flat_map(Offer::agents)
+            .flat_map(|o| o.pending.iter().chain(&o.offered))
+            .collect();
+        let mut free: Vec<usize> = (0..q.members.len())
+            .filter(|&i| {
+                let m = &q.members[i];
+                self.board
+                    .get(&m.agent)
+                    .is_some_and(|v| v.available && v.blocked_until <= now)
+                    && !engaged.contains(&m.agent)
+                    && qualifies(setup, q, &m.agent)
+            })
             .collect();
         let mut rr_last = self.rr_last.clone();
         let mut rand = rand;
         for w in self.waiting.iter().filter(|w| w.offer.is_none()) {
+            if free.is_empty() {
+                // nobody left for any later caller either
+                break;
+            }
             let waited = now.saturating_sub(w.joined_at);
-            let free = |m: &crate::setup::Member, honour_exclusions: bool| {
-                self.board.get(&m.agent).is_some_and(|v| {
-                    v.available
-                        && v.blocked_until <= now
-                        && waited >= m.penalty_ms
-                        && !busy.contains(&m.agent)
-                        && !(honour_exclusions && w.excluded.contains(&m.agent))
-                }) && qualifies(setup, q, &m.agent)
+            let pick = |honour_exclusions: bool| -> Vec<usize> {
+                free.iter()
+                    .copied()
+                    .filter(|&i| {
+                        let m = &q.members[i];
+                        waited >= m.penalty_ms
+                            && !(honour_exclusions && w.excluded.contains(&m.agent))
+                    })
+                    .collect()
             };
-            let mut eligible: Vec<usize> = (0..q.members.len())
-                .filter(|&i| free(&q.members[i], true))
-                .collect();
+            let mut eligible = pick(true);
             if eligible.is_empty() && !w.excluded.is_empty() {
                 // every free member already missed this call: try them again
-                eligible = (0..q.members.len())
-                    .filter(|&i| free(&q.members[i], false))
-                    .collect();
+                eligible = pick(false);
             }
             if w.callback {
                 if !eligible.is_empty() {
@@ -526,7 +548,7 @@ impl Queue {
             if q.strategy == Strategy::RoundRobin {
                 rr_last = chosen.last().cloned();
             }
-            busy.extend(chosen.iter().cloned());
+            free.retain(|&i| !chosen.contains(&q.members[i].agent));
             out.push(Event {
                 at: now,
                 body: EventBody::QueueRoutingDecision {

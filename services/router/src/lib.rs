@@ -78,6 +78,10 @@ pub struct RouterOptions {
     pub edge_grace_ms: u64,
     /// Snapshots (none: recovery always replays the whole log).
     pub snapshot: Option<snapshot::SnapshotPolicy>,
+    /// New calls whose arrival may be in progress at once; more are refused at once with
+    /// `UNAVAILABLE` (the edge answers 503 with Retry-After) instead of queueing behind an
+    /// overloaded router until every caller has given up (docs/DECISIONS.md, "Overload").
+    pub max_pending_arrivals: usize,
 }
 
 impl Default for RouterOptions {
@@ -88,6 +92,7 @@ impl Default for RouterOptions {
             clock: Clock::real(),
             edge_grace_ms: 30_000,
             snapshot: None,
+            max_pending_arrivals: 1_000,
         }
     }
 }
@@ -146,6 +151,7 @@ impl Router {
         let recovered = recovery::replay_from(log.as_ref(), snap).await?;
         let journal = Journal::start(log.clone());
         let shared = Shared::new(journal, opts.clock, opts.edge_grace_ms);
+        shared.arrivals.set_limit(opts.max_pending_arrivals);
         let router = Arc::new(Router {
             shared,
             recovery: (

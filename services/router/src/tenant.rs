@@ -31,6 +31,63 @@ pub struct Shared {
     rng: AtomicU64,
     /// Routing decision latency (µs): a call's arrival at its actor → its first offer.
     pub decisions: Mutex<hdrhistogram::Histogram<u64>>,
+    /// New calls whose arrival is in progress (overload protection).
+    pub arrivals: Arrivals,
+}
+
+/// Counts arrivals in progress against a limit.
+#[derive(Debug)]
+pub struct Arrivals {
+    pending: std::sync::atomic::AtomicUsize,
+    limit: std::sync::atomic::AtomicUsize,
+    refused: AtomicU64,
+}
+
+/// One arrival in progress; dropping it ends it.
+#[derive(Debug)]
+pub struct ArrivalSlot<'a>(&'a Arrivals);
+
+impl Drop for ArrivalSlot<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Arrivals {
+    fn new() -> Arrivals {
+        Arrivals {
+            pending: 0.into(),
+            limit: usize::MAX.into(),
+            refused: 0.into(),
+        }
+    }
+
+    /// Sets the limit (at least 1).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::Release);
+    }
+
+    /// A slot for one more arrival, or `None` when `limit` are already in progress.
+    pub fn try_begin(&self) -> Option<ArrivalSlot<'_>> {
+        let limit = self.limit.load(Ordering::Acquire);
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        if before >= limit {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ArrivalSlot(self))
+    }
+
+    /// Arrivals in progress now.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Arrivals refused since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 impl Shared {
@@ -45,6 +102,7 @@ impl Shared {
                 hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("static histogram bounds are valid"),
             ),
+            arrivals: Arrivals::new(),
         })
     }
 

@@ -475,3 +475,86 @@ async fn calls_over_a_concurrent_call_limit_are_refused_and_places_come_back() {
     }
     assert!(again.is_some(), "the ended call's place came back");
 }
+
+/// The arrival of `call` to `number`, as the first report of a stream.
+fn arrival(call: &str, number: &str) -> api::EdgeReport {
+    report(
+        call,
+        1,
+        R::Arrived(api::Arrived {
+            number: number.into(),
+            caller: "0961234566".into(),
+            tenant: String::new(),
+            traceparent: TRACEPARENT.into(),
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_edge_gives_up_during_its_arrival_ends_as_edge_lost() {
+    use futures::FutureExt;
+    let h = start().await;
+    let svc = callgrid_router::grpc::CallControlSvc::new(h.router.clone());
+    // the edge polls the arrival once and gives up (its timeout fired): the call must not
+    // stay queued forever with nobody to tell the router that the caller is gone
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(Ok(arrival("gave-up", SALES))).await.unwrap();
+    let opened = svc
+        .open(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .now_or_never();
+    drop(opened);
+    drop(tx);
+    let mut ended = None;
+    for _ in 0..200 {
+        ended =
+            all_events(&h)
+                .await
+                .into_iter()
+                .find_map(|e| match e.event.and_then(|ev| ev.kind) {
+                    Some(pb::event::Kind::CallEnded(c)) if c.call == "gave-up" => c.cause,
+                    _ => None,
+                });
+        if ended.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let cause = ended.expect("the abandoned call ended").kind;
+    assert_eq!(cause, Some(pb::end_cause::Kind::EdgeLost(true)));
+    assert_eq!(h.router.shared.arrivals.pending(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_calls_over_the_pending_arrival_limit_are_refused_at_once() {
+    let h = start_with(callgrid_router::RouterOptions {
+        max_pending_arrivals: 1,
+        ..Default::default()
+    })
+    .await;
+    // one arrival in progress holds the only slot
+    let slot = h.router.shared.arrivals.try_begin().expect("a free slot");
+    let Err(refused) = h.call("shed-1", SALES).await else {
+        panic!("the router is at its limit of arrivals in progress");
+    };
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("overloaded"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(h.router.shared.arrivals.refused(), 1);
+    // the refused call left nothing behind
+    let missing = h
+        .reads()
+        .await
+        .get_call(api::CallRef {
+            tenant: "demo".into(),
+            call: "shed-1".into(),
+        })
+        .await
+        .expect_err("never created");
+    assert_eq!(missing.code(), Code::NotFound);
+    // once the slot is free, calls are taken again
+    drop(slot);
+    h.call("shed-2", SALES).await.expect("accepted");
+}

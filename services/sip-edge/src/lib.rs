@@ -53,6 +53,42 @@ pub(crate) fn random_u64() -> u64 {
     KEYS.with(|k| k.hash_one(n))
 }
 
+/// The router's instructions for one call, as the edge reads them.
+pub type Instructions = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<api::RouterInstruction, tonic::Status>> + Send>,
+>;
+
+/// The edge's way to the router's `CallControl.Call`: one stream of reports per call in, the
+/// router's instructions out. Over gRPC in a cluster ([`CallControlClient`] over a
+/// [`Channel`]); `callgrid serve` plugs the router's service in directly (same messages, no
+/// HTTP/2 between two parts of one process).
+///
+/// [`CallControlClient`]: api::call_control_client::CallControlClient
+#[async_trait::async_trait]
+pub trait RouterLink: Send + Sync + 'static {
+    /// Opens one call's stream; the first report is the arrival.
+    async fn call(
+        &self,
+        reports: tokio_stream::wrappers::ReceiverStream<api::EdgeReport>,
+    ) -> Result<Instructions, tonic::Status>;
+}
+
+#[async_trait::async_trait]
+impl RouterLink for api::call_control_client::CallControlClient<Channel> {
+    async fn call(
+        &self,
+        reports: tokio_stream::wrappers::ReceiverStream<api::EdgeReport>,
+    ) -> Result<Instructions, tonic::Status> {
+        let mut client = self.clone();
+        let response =
+            api::call_control_client::CallControlClient::call(&mut client, reports).await?;
+        Ok(Box::pin(response.into_inner()))
+    }
+}
+
+/// Socket buffer asked for the SIP UDP socket, each way.
+const UDP_BUFFER: usize = 4 << 20;
+
 /// How the edge runs.
 #[derive(Debug, Clone)]
 pub struct EdgeOptions {
@@ -105,7 +141,7 @@ pub(crate) struct Shared {
     pub(crate) registrar: Registrar,
     pub(crate) nonces: digest::Nonces,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) router: api::call_control_client::CallControlClient<Channel>,
+    pub(crate) router: Arc<dyn RouterLink>,
     pub(crate) media: call::MediaContext,
 }
 
@@ -123,6 +159,16 @@ impl SipEdge {
         tenants: Vec<TenantFile>,
         router: Channel,
     ) -> Result<SipEdge, EdgeError> {
+        let client = api::call_control_client::CallControlClient::new(router);
+        SipEdge::start_with(options, tenants, Arc::new(client)).await
+    }
+
+    /// As [`SipEdge::start`], with any way to the router's call control.
+    pub async fn start_with(
+        options: EdgeOptions,
+        tenants: Vec<TenantFile>,
+        router: Arc<dyn RouterLink>,
+    ) -> Result<SipEdge, EdgeError> {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
         let transport = TransportLayer::new(cancel.child_token());
@@ -132,6 +178,13 @@ impl SipEdge {
         std_udp
             .set_nonblocking(true)
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        // bursts of signalling must wait in the kernel, not be dropped (the kernel caps the
+        // size at net.core.rmem_max; a smaller buffer only costs retransmissions)
+        let sock = socket2::SockRef::from(&std_udp);
+        if let Err(e) = sock.set_recv_buffer_size(UDP_BUFFER) {
+            tracing::warn!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+        }
+        let _ = sock.set_send_buffer_size(UDP_BUFFER);
         let local = std_udp
             .local_addr()
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
@@ -186,7 +239,7 @@ impl SipEdge {
             registrar: Registrar::new(),
             nonces: digest::Nonces::new(),
             metrics,
-            router: api::call_control_client::CallControlClient::new(router),
+            router,
             media,
             options,
         });

@@ -70,6 +70,8 @@ counters! {
     calls_over_tenant_limit,
     /// Calls refused because the router could not be reached or failed.
     calls_router_failed,
+    /// Calls refused with 503 because the router was overloaded (load shed).
+    calls_overloaded,
     /// Calls whose caller leg ended.
     calls_ended,
     /// Agent legs started (INVITEs to agent devices).

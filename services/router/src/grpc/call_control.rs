@@ -3,10 +3,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix::{Actor, AsyncContext};
+use actix::{Actor, Addr, AsyncContext};
 use callgrid_domain::{AgentId, Call, CallCommand, CallId, EndCause, OfferFailure};
 use callgrid_proto::api::v1 as api;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -29,7 +29,8 @@ impl CallControlSvc {
     }
 }
 
-type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
+/// The router's instructions for one call.
+pub type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
 
 /// An edge report as call commands, or why it is malformed.
 fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>, Status> {
@@ -91,6 +92,19 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
     })
 }
 
+/// Ends a call as edge-lost when dropped armed.
+struct Abandon(Option<Addr<CallActor>>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(addr) = self.0.take() {
+            addr.do_send(CallMsg(CallCommand::Hangup {
+                cause: EndCause::EdgeLost,
+            }));
+        }
+    }
+}
+
 fn result(call: &str, seq: u64, st: &Status) -> api::RouterInstruction {
     api::RouterInstruction {
         call_id: call.to_string(),
@@ -112,11 +126,27 @@ impl api::call_control_server::CallControl for CallControlSvc {
         &self,
         req: Request<Streaming<api::EdgeReport>>,
     ) -> Result<Response<Out>, Status> {
-        let mut inbound = req.into_inner();
+        self.open(req.into_inner()).await.map(Response::new)
+    }
+}
+
+impl CallControlSvc {
+    /// One call's stream: the edge's reports in, the router's instructions out. The gRPC
+    /// service runs it over HTTP/2; `callgrid serve` runs its SIP edge on it directly, in
+    /// process (the same messages, no transport; docs/DECISIONS.md).
+    pub async fn open<S>(&self, mut inbound: S) -> Result<Out, Status>
+    where
+        S: Stream<Item = Result<api::EdgeReport, Status>> + Send + Unpin + 'static,
+    {
         let first = inbound
-            .message()
-            .await?
+            .next()
+            .await
+            .transpose()?
             .ok_or_else(|| Status::invalid_argument("the stream ended before arrived"))?;
+        // shed load before doing any work for the call
+        let _slot = self.router.shared.arrivals.try_begin().ok_or_else(|| {
+            Status::unavailable("the router is overloaded: too many new calls in progress")
+        })?;
         let Some(api::edge_report::Report::Arrived(arrived)) = first.report else {
             return Err(Status::invalid_argument("the first report must be arrived"));
         };
@@ -158,6 +188,9 @@ impl api::call_control_server::CallControl for CallControlSvc {
             let duplicate = !t.register_call(id.clone(), ctx.address());
             CallActor::new(Call::new(id), t, Some(tx), duplicate, traceparent)
         });
+        // from here on the call exists: if this future is dropped (the edge gave up) or
+        // fails before the report reader runs, the call ends as edge-lost
+        let mut abandon = Abandon(Some(addr.clone()));
         let ticket = addr
             .send(CallMsg(CallCommand::Arrive {
                 number: arrived.number.as_str().into(),
@@ -178,12 +211,13 @@ impl api::call_control_server::CallControl for CallControlSvc {
             }
         }
 
-        // reports from the edge
+        // reports from the edge; the reader reports the edge's loss from now on
+        abandon.0 = None;
         let reader_addr = addr.clone();
         let call_name = call_id.to_string();
         tokio::spawn(async move {
             let mut hung_up = false;
-            while let Ok(Some(report)) = inbound.message().await {
+            while let Some(Ok(report)) = inbound.next().await {
                 match commands(report.report) {
                     Ok(cmds) => {
                         hung_up |= cmds.iter().any(|c| matches!(c, CallCommand::Hangup { .. }));
@@ -220,6 +254,6 @@ impl api::call_control_server::CallControl for CallControlSvc {
             }
             Some((Ok(ins), (rx, durable)))
         });
-        Ok(Response::new(Box::pin(out)))
+        Ok(Box::pin(out))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use callgrid_media::rtp::{LegId, MediaConfig, MediaEngine, MediaLeg};
 use callgrid_media::sdp::{self, LocalMedia, Sdp};
@@ -21,7 +21,7 @@ const DEFAULT_HOLD: &str = "hold";
 /// Media shared by every call of the edge.
 pub(crate) struct MediaContext {
     engine: MediaEngine,
-    prompts: Prompts,
+    prompts: Arc<Prompts>,
     ip: IpAddr,
     recordings: PathBuf,
 }
@@ -49,7 +49,7 @@ impl MediaContext {
         }
         Ok(MediaContext {
             engine,
-            prompts,
+            prompts: Arc::new(prompts),
             ip,
             recordings: options.recordings_dir.clone(),
         })
@@ -143,7 +143,7 @@ impl Recording {
 
 /// One RTP endpoint of a call and its SDP state.
 pub(crate) struct Leg {
-    prompts: Prompts,
+    prompts: Arc<Prompts>,
     inner: MediaLeg,
     local: Mutex<LocalMedia>,
     /// Our last SDP (offer or answer), for re-INVITEs without an offer.

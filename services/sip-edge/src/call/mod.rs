@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callgrid_proto::api::v1 as api;
+use futures::StreamExt;
 use rsipstack::dialog::dialog::{
     DialogState, DialogStateReceiver, DialogStateSender, TerminatedReason, TransactionHandle,
 };
@@ -282,14 +283,13 @@ impl Call {
                 })),
             })
             .await;
-        let mut client = self.shared.router.clone();
         let opened = tokio::time::timeout(
             self.shared.options.router_timeout,
-            client.call(ReceiverStream::new(rx)),
+            self.shared.router.call(ReceiverStream::new(rx)),
         )
         .await;
         let mut instructions = match opened {
-            Ok(Ok(response)) => response.into_inner(),
+            Ok(Ok(instructions)) => instructions,
             Ok(Err(status)) => {
                 self.refuse(&status).await;
                 return;
@@ -317,13 +317,13 @@ impl Call {
             }
             let deadline = self.next_deadline(linger_until);
             tokio::select! {
-                ins = instructions.message(), if stream_open => match ins {
-                    Ok(Some(i)) => {
+                ins = instructions.next(), if stream_open => match ins {
+                    Some(Ok(i)) => {
                         if let Some(i) = i.instruction {
                             self.instruction(i).await;
                         }
                     }
-                    Ok(None) | Err(_) => {
+                    None | Some(Err(_)) => {
                         stream_open = false;
                         if !self.caller_ended {
                             // the router is gone: never leave the caller hanging
@@ -384,6 +384,10 @@ impl Call {
                 &self.shared.metrics.calls_over_tenant_limit,
             ),
             Code::PermissionDenied => (StatusCode::Forbidden, &self.shared.metrics.calls_forbidden),
+            Code::Unavailable => (
+                StatusCode::ServiceUnavailable,
+                &self.shared.metrics.calls_overloaded,
+            ),
             _ => (
                 StatusCode::ServiceUnavailable,
                 &self.shared.metrics.calls_router_failed,
