@@ -1599,8 +1599,26 @@ async fn run_step(
                 ProbeResult::default()
             }
         };
-    // agents write their statistics once a second
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // agents write their statistics once a second, and count a call only after its 1 s
+    // timewait (agent_answer.xml): wait until their counts stop moving
+    let agent_total = |s: &Session| -> u64 {
+        s.agent_dirs
+            .iter()
+            .map(|d| {
+                let (ok, failed) = agent_counts(d);
+                ok + failed
+            })
+            .sum()
+    };
+    let mut seen = agent_total(s);
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let now = agent_total(s);
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
     let cpu_sut = s.sut.cpu_s() - cpu_sut0;
     let cpu_agents = s.agents.iter_mut().map(Proc::cpu_s).sum::<f64>() - cpu_agents0;
     let cpu_self = self_cpu_s() - cpu_self0;
