@@ -962,6 +962,13 @@ fn agent_counts(dir: &Path) -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
+/// Successful and failed calls of every SIPp agent so far.
+fn agents_counts(dirs: &[PathBuf]) -> (u64, u64) {
+    dirs.iter()
+        .map(|d| agent_counts(d))
+        .fold((0, 0), |(o, f), (a, b)| (o + a, f + b))
+}
+
 // ------------------------------------------------------------------ the probe client
 
 /// A SIP message, as far as the probe needs it.
@@ -1507,8 +1514,7 @@ async fn run_step(
     let cpu_sut0 = s.sut.cpu_s();
     let cpu_agents0: f64 = s.agents.iter_mut().map(Proc::cpu_s).sum();
     let cpu_self0 = self_cpu_s();
-    let agent_failed0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).1).sum();
-    let agent_ok0: u64 = s.agent_dirs.iter().map(|d| agent_counts(d).0).sum();
+    let (agent_ok0, agent_failed0) = agents_counts(&s.agent_dirs);
 
     let drops0 = udp_drops();
     let mut census = Census::new();
@@ -1601,19 +1607,11 @@ async fn run_step(
         };
     // agents write their statistics once a second, and count a call only after its 1 s
     // timewait (agent_answer.xml): wait until their counts stop moving
-    let agent_total = |s: &Session| -> u64 {
-        s.agent_dirs
-            .iter()
-            .map(|d| {
-                let (ok, failed) = agent_counts(d);
-                ok + failed
-            })
-            .sum()
-    };
-    let mut seen = agent_total(s);
+    let total = |(ok, failed): (u64, u64)| ok + failed;
+    let mut seen = total(agents_counts(&s.agent_dirs));
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let now = agent_total(s);
+        let now = total(agents_counts(&s.agent_dirs));
         if now == seen {
             break;
         }
@@ -1633,18 +1631,11 @@ async fn run_step(
     let drops_agents =
         drops_of(&drops1, &s.agent_ports).saturating_sub(drops_of(&drops0, &s.agent_ports));
     let drops_callers: u64 = caller_drops.values().sum();
-    let agent_failed = s
-        .agent_dirs
-        .iter()
-        .map(|d| agent_counts(d).1)
-        .sum::<u64>()
-        .saturating_sub(agent_failed0);
-    let agent_ok = s
-        .agent_dirs
-        .iter()
-        .map(|d| agent_counts(d).0)
-        .sum::<u64>()
-        .saturating_sub(agent_ok0);
+    let (agent_ok, agent_failed) = agents_counts(&s.agent_dirs);
+    let (agent_ok, agent_failed) = (
+        agent_ok.saturating_sub(agent_ok0),
+        agent_failed.saturating_sub(agent_failed0),
+    );
 
     let mut r = StepResult {
         rate,
@@ -2040,11 +2031,7 @@ async fn run_target(a: &Args, target: Target, work: &Path) -> anyhow::Result<Out
         s.work.display()
     );
     let out = drive(a, &mut s).await?;
-    let (ok, failed) = s
-        .agent_dirs
-        .iter()
-        .map(|d| agent_counts(d))
-        .fold((0, 0), |(o, f), (a, b)| (o + a, f + b));
+    let (ok, failed) = agents_counts(&s.agent_dirs);
     println!(
         "[{}] SIPp agents: {ok} calls successful, {failed} failed",
         s.name()

@@ -79,7 +79,7 @@ pub struct RouterOptions {
     /// Snapshots (none: recovery always replays the whole log).
     pub snapshot: Option<snapshot::SnapshotPolicy>,
     /// New calls whose arrival may be in progress at once; more are refused at once with
-    /// `UNAVAILABLE` (the edge answers 503 with Retry-After) instead of queueing behind an
+    /// `UNAVAILABLE` (the edge answers 503 with a Reason) instead of queueing behind an
     /// overloaded router until every caller has given up (docs/DECISIONS.md, "Overload").
     pub max_pending_arrivals: usize,
 }
@@ -150,8 +150,12 @@ impl Router {
         let in_snapshot = snap.as_ref().map_or(0, |s| s.events);
         let recovered = recovery::replay_from(log.as_ref(), snap).await?;
         let journal = Journal::start(log.clone());
-        let shared = Shared::new(journal, opts.clock, opts.edge_grace_ms);
-        shared.arrivals.set_limit(opts.max_pending_arrivals);
+        let shared = Shared::new(
+            journal,
+            opts.clock,
+            opts.edge_grace_ms,
+            opts.max_pending_arrivals,
+        );
         let router = Arc::new(Router {
             shared,
             recovery: (

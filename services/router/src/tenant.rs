@@ -39,7 +39,7 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct Arrivals {
     pending: std::sync::atomic::AtomicUsize,
-    limit: std::sync::atomic::AtomicUsize,
+    limit: usize,
     refused: AtomicU64,
 }
 
@@ -54,24 +54,18 @@ impl Drop for ArrivalSlot<'_> {
 }
 
 impl Arrivals {
-    fn new() -> Arrivals {
+    fn new(limit: usize) -> Arrivals {
         Arrivals {
             pending: 0.into(),
-            limit: usize::MAX.into(),
+            limit: limit.max(1),
             refused: 0.into(),
         }
     }
 
-    /// Sets the limit (at least 1).
-    pub fn set_limit(&self, limit: usize) {
-        self.limit.store(limit.max(1), Ordering::Release);
-    }
-
     /// A slot for one more arrival, or `None` when `limit` are already in progress.
     pub fn try_begin(&self) -> Option<ArrivalSlot<'_>> {
-        let limit = self.limit.load(Ordering::Acquire);
         let before = self.pending.fetch_add(1, Ordering::AcqRel);
-        if before >= limit {
+        if before >= self.limit {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -92,7 +86,12 @@ impl Arrivals {
 
 impl Shared {
     /// Shared state of a router.
-    pub fn new(journal: Arc<Journal>, clock: Clock, edge_grace_ms: u64) -> Arc<Shared> {
+    pub fn new(
+        journal: Arc<Journal>,
+        clock: Clock,
+        edge_grace_ms: u64,
+        max_pending_arrivals: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             journal,
             clock,
@@ -102,7 +101,7 @@ impl Shared {
                 hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                     .expect("static histogram bounds are valid"),
             ),
-            arrivals: Arrivals::new(),
+            arrivals: Arrivals::new(max_pending_arrivals),
         })
     }
 

@@ -476,20 +476,6 @@ async fn calls_over_a_concurrent_call_limit_are_refused_and_places_come_back() {
     assert!(again.is_some(), "the ended call's place came back");
 }
 
-/// The arrival of `call` to `number`, as the first report of a stream.
-fn arrival(call: &str, number: &str) -> api::EdgeReport {
-    report(
-        call,
-        1,
-        R::Arrived(api::Arrived {
-            number: number.into(),
-            caller: "0961234566".into(),
-            tenant: String::new(),
-            traceparent: TRACEPARENT.into(),
-        }),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_whose_edge_gives_up_during_its_arrival_ends_as_edge_lost() {
     use futures::FutureExt;

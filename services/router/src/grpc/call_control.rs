@@ -30,7 +30,7 @@ impl CallControlSvc {
 }
 
 /// The router's instructions for one call.
-pub type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
+type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
 
 /// An edge report as call commands, or why it is malformed.
 fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>, Status> {

@@ -18,7 +18,7 @@ use crate::Router;
 
 pub use admin::AdminSvc;
 pub use agent::AgentSvc;
-pub use call_control::{CallControlSvc, Out as Instructions};
+pub use call_control::CallControlSvc;
 pub use read::ReadSvc;
 
 /// Looks up a tenant named in a request.

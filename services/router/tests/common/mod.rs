@@ -88,18 +88,7 @@ impl Harness {
     /// Opens a call stream and reports `arrived`.
     pub async fn call(&self, call_id: &str, number: &str) -> Result<EdgeCall, tonic::Status> {
         let (tx, rx) = mpsc::channel(64);
-        tx.send(report(
-            call_id,
-            1,
-            api::edge_report::Report::Arrived(api::Arrived {
-                number: number.into(),
-                caller: "0961234566".into(),
-                tenant: String::new(),
-                traceparent: TRACEPARENT.into(),
-            }),
-        ))
-        .await
-        .expect("send");
+        tx.send(arrival(call_id, number)).await.expect("send");
         let mut client = api::call_control_client::CallControlClient::new(self.channel().await);
         let inbound = client.call(ReceiverStream::new(rx)).await?.into_inner();
         Ok(EdgeCall {
@@ -109,6 +98,20 @@ impl Harness {
             seq: 1,
         })
     }
+}
+
+/// The arrival of `call` to `number`, as the first report of a stream.
+pub fn arrival(call: &str, number: &str) -> api::EdgeReport {
+    report(
+        call,
+        1,
+        api::edge_report::Report::Arrived(api::Arrived {
+            number: number.into(),
+            caller: "0961234566".into(),
+            tenant: String::new(),
+            traceparent: TRACEPARENT.into(),
+        }),
+    )
 }
 
 /// A report that asks for its result (the tests check every one).
