@@ -135,6 +135,15 @@ pub enum CallCommand {
         /// Why.
         cause: OfferFailure,
     },
+    /// The agent talking to the caller hands the call on (blind transfer, C5): by a SIP REFER
+    /// from its phone or through the agent API. `to` is resolved by
+    /// [`TenantSetup::transfer_target`].
+    Transfer {
+        /// The agent on the call.
+        agent: AgentId,
+        /// Where to.
+        to: Arc<str>,
+    },
     /// The caller asks for a callback while queued.
     RequestCallback,
     /// The edge records the call into this file (C4).
@@ -164,6 +173,7 @@ impl CallCommand {
             CallCommand::Ringing { .. } => "ringing",
             CallCommand::Answered { .. } => "answer",
             CallCommand::OfferFailed { .. } => "offer failed",
+            CallCommand::Transfer { .. } => "transfer",
             CallCommand::RequestCallback => "callback request",
             CallCommand::RecordingStarted { .. } => "recording started",
             CallCommand::Hangup { .. } => "hangup",
@@ -633,6 +643,56 @@ impl Call {
                 self.after_failed_offers(setup, now, &mut out);
                 Ok(out)
             }
+            CallCommand::Transfer { agent, to } => {
+                match &self.phase {
+                    CallPhase::Talking { agent: a } if a == agent => {}
+                    CallPhase::Talking { agent: a } => {
+                        return Err(Rejection::IllegalTransition {
+                            what: "transfer",
+                            state: format!("call {} is talking to agent {a}, not {agent}", self.id),
+                        })
+                    }
+                    other => {
+                        return Err(Rejection::IllegalTransition {
+                            what: "transfer",
+                            state: format!("call {} is {}", self.id, other.name()),
+                        })
+                    }
+                }
+                let target = setup
+                    .transfer_target(to)
+                    .ok_or_else(|| Rejection::UnknownTarget(to.to_string()))?;
+                let to_self = match &target {
+                    Target::Agent(a) => a == agent,
+                    Target::Extension(e) => setup
+                        .extensions
+                        .get(e)
+                        .is_some_and(|v| v == std::slice::from_ref(agent)),
+                    _ => false,
+                };
+                if to_self {
+                    return Err(Rejection::IllegalTransition {
+                        what: "transfer",
+                        state: format!("the target {to} is agent {agent} itself"),
+                    });
+                }
+                let transferred = Event {
+                    at: now,
+                    body: EventBody::CallTransferred {
+                        call,
+                        agent: agent.clone(),
+                        target: target.clone(),
+                        wrapup_ms: self.wrapup_ms(setup),
+                    },
+                };
+                // the new step starts from the call as the transfer leaves it: nobody on it
+                // and a fresh step count (a transfer is a person's choice, not a plan loop)
+                let mut after = self.clone();
+                after.apply(&transferred);
+                out.push(transferred);
+                after.route(&target, RouteReason::Transfer, setup, now, 0, &mut out);
+                Ok(out)
+            }
             CallCommand::RequestCallback => match &self.phase {
                 CallPhase::Queued { queue } => {
                     if self.callback {
@@ -833,6 +893,11 @@ impl Call {
                 if let CallPhase::Direct { pending, .. } = &mut self.phase {
                     pending.retain(|a| a != agent);
                 }
+            }
+            EventBody::CallTransferred { .. } => {
+                self.offers.clear();
+                self.steps = 0;
+                self.phase = CallPhase::Arrived;
             }
             EventBody::CallCallbackRequested { .. } => self.callback = true,
             EventBody::CallEnded { .. } => {

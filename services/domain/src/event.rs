@@ -108,6 +108,8 @@ pub enum RouteReason {
     NoAnswer,
     /// The plan walked too many steps.
     Loop,
+    /// The agent on the call transferred it (C5).
+    Transfer,
 }
 
 /// Why a queue refused a call or a waiting call left it.
@@ -435,6 +437,18 @@ pub enum EventBody {
         /// The offer is repaired after this time.
         lease_until: TimeMs,
     },
+    /// The agent on the call handed it on (blind transfer, C5): the agent's part of the call
+    /// is over (wrap-up follows) and a `CallRouted` with reason `Transfer` follows at once.
+    CallTransferred {
+        /// Call.
+        call: CallId,
+        /// The agent who transferred it.
+        agent: AgentId,
+        /// Where it goes.
+        target: Target,
+        /// The wrap-up the agent gets for its part (as `CallEnded`'s).
+        wrapup_ms: DurationMs,
+    },
     /// The edge records the call into this file (C4).
     CallRecordingStarted {
         /// Call.
@@ -528,6 +542,7 @@ impl EventBody {
             | CallOffered { call, .. }
             | CallRinging { call, .. }
             | CallRecordingStarted { call, .. }
+            | CallTransferred { call, .. }
             | CallAnswered { call, .. }
             | CallOfferFailed { call, .. }
             | CallCallbackRequested { call, .. }
@@ -567,6 +582,7 @@ impl EventBody {
             CallOffered { .. } => "call_offered",
             CallRinging { .. } => "call_ringing",
             CallRecordingStarted { .. } => "call_recording_started",
+            CallTransferred { .. } => "call_transferred",
             CallAnswered { .. } => "call_answered",
             CallOfferFailed { .. } => "call_offer_failed",
             CallCallbackRequested { .. } => "call_callback_requested",

@@ -226,6 +226,18 @@ pub fn reactions(
                 ));
             }
         }
+        E::CallTransferred {
+            call,
+            agent,
+            wrapup_ms,
+            ..
+        } => out.push(Command::Agent(
+            agent.clone(),
+            AgentCommand::CallEnded {
+                call: call.clone(),
+                wrapup_ms: *wrapup_ms,
+            },
+        )),
         E::CallCallbackRequested { call, queue } => out.push(Command::Queue(
             queue.clone(),
             QueueCommand::RequestCallback { call: call.clone() },
@@ -430,6 +442,16 @@ pub fn instructions(setup: &TenantSetup, event: &Event) -> Vec<Instruction> {
             });
             v
         }
+        // the edge lets the agent's leg go and the caller hears hold music until the new
+        // step answers (a queue's own music replaces it)
+        E::CallTransferred { agent, .. } => vec![
+            Instruction::CancelRing {
+                agent: agent.clone(),
+            },
+            Instruction::PlayHoldMusic {
+                prompt: Arc::from("hold"),
+            },
+        ],
         E::CallOfferFailed {
             agent,
             cause: OfferFailure::Expired,

@@ -61,6 +61,9 @@ pub enum Rejection {
     /// The call already ended.
     #[error("call {0} has ended")]
     CallEnded(CallId),
+    /// A transfer to something the tenant does not have.
+    #[error("unknown transfer target {0:?}: not an extension, agent, queue, group, menu or number of the tenant")]
+    UnknownTarget(String),
     /// A digit that is not 0-9, * or #.
     #[error("invalid digit {0:?}")]
     InvalidDigit(char),

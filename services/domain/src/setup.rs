@@ -265,6 +265,57 @@ pub struct TenantSetup {
 }
 
 impl TenantSetup {
+    /// Where a transfer to `to` goes (C5). `kind:id` names the step exactly (`queue:200`,
+    /// `agent:ann`, `extension:20001`, `group:g`, `menu:100`); a bare name is looked up as an
+    /// extension, then a queue, an agent, a group, a menu, and last a number of the tenant
+    /// (whose first step is taken). `None` when the tenant has nothing by that name.
+    pub fn transfer_target(&self, to: &str) -> Option<Target> {
+        let to = to.trim();
+        if let Some((kind, id)) = to.split_once(':') {
+            let found = match kind {
+                "queue" => self
+                    .queues
+                    .contains_key(id)
+                    .then(|| Target::Queue(QueueId::new(id))),
+                "agent" => self
+                    .agents
+                    .contains_key(id)
+                    .then(|| Target::Agent(AgentId::new(id))),
+                "extension" => self
+                    .extensions
+                    .contains_key(id)
+                    .then(|| Target::Extension(Arc::from(id))),
+                "group" => self
+                    .groups
+                    .contains_key(id)
+                    .then(|| Target::Group(GroupId::new(id))),
+                "menu" => self
+                    .menus
+                    .contains_key(id)
+                    .then(|| Target::Menu(MenuId::new(id))),
+                "number" => self.numbers.get(id).map(|n| n.route.clone()),
+                _ => None,
+            };
+            return found;
+        }
+        if to.is_empty() {
+            return None;
+        }
+        if self.extensions.contains_key(to) {
+            Some(Target::Extension(Arc::from(to)))
+        } else if self.queues.contains_key(to) {
+            Some(Target::Queue(QueueId::new(to)))
+        } else if self.agents.contains_key(to) {
+            Some(Target::Agent(AgentId::new(to)))
+        } else if self.groups.contains_key(to) {
+            Some(Target::Group(GroupId::new(to)))
+        } else if self.menus.contains_key(to) {
+            Some(Target::Menu(MenuId::new(to)))
+        } else {
+            self.numbers.get(to).map(|n| n.route.clone())
+        }
+    }
+
     /// Builds a setup and its derived indexes.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

@@ -612,3 +612,157 @@ fn max_length_and_no_agent_rules_send_calls_to_overflow() {
     )));
     assert!(!core.calls.contains_key(&CallId::new("c2")));
 }
+
+#[test]
+fn an_agent_transfers_a_talking_call_to_an_extension_and_wraps_up() {
+    let mut core = TenantCore::new(tenant(), 1);
+    login(&mut core, "b", 1_000);
+    login(&mut core, "d", 1_500);
+    arrive(&mut core, "c1", "111", 10_000);
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Answered { agent: "b".into() },
+        11_000,
+    )
+    .unwrap();
+    assert!(matches!(state(&core, "b"), AgentState::OnCall { .. }));
+
+    // refused transfers change nothing: not the agent on the call, an unknown target,
+    // the agent itself
+    let before = core.clone();
+    for (agent, to) in [
+        ("a", "10004"),
+        ("b", "nowhere"),
+        ("b", "10002"),
+        ("b", "agent:b"),
+    ] {
+        let r = call_cmd(
+            &mut core,
+            "c1",
+            CallCommand::Transfer {
+                agent: agent.into(),
+                to: Arc::from(to),
+            },
+            12_000,
+        );
+        assert!(r.is_err(), "transfer by {agent} to {to} refused");
+        assert_eq!(core, before, "a refused transfer changes nothing");
+    }
+
+    // b hands the call to d's extension: b wraps up, d rings, the caller hears music
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Transfer {
+            agent: "b".into(),
+            to: Arc::from("10004"),
+        },
+        40_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::CallTransferred { agent, target: Target::Extension(x), .. }
+            if agent.as_str() == "b" && &**x == "10004"
+    )));
+    assert!(out.events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::CallRouted {
+            reason: RouteReason::Transfer,
+            ..
+        }
+    )));
+    let ins: Vec<&Instruction> = out.instructions.iter().map(|(_, i)| i).collect();
+    assert!(ins.contains(&&Instruction::CancelRing { agent: "b".into() }));
+    assert!(ins
+        .iter()
+        .any(|i| matches!(i, Instruction::PlayHoldMusic { .. })));
+    assert!(ins
+        .iter()
+        .any(|i| matches!(i, Instruction::Ring { agent, .. } if agent.as_str() == "d")));
+    // queue 200's wrap-up: 5 s
+    assert_eq!(state(&core, "b"), AgentState::WrapUp { until: 45_000 });
+    let b = &core.agents[&AgentId::new("b")];
+    assert_eq!((b.calls, b.talk_ms), (1, 29_000));
+
+    // d answers; when the caller hangs up, d wraps up and the call is gone
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Answered { agent: "d".into() },
+        42_000,
+    )
+    .unwrap();
+    assert!(matches!(state(&core, "d"), AgentState::OnCall { .. }));
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Hangup {
+            cause: EndCause::Caller,
+        },
+        60_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::CallEnded { agent: Some(a), .. } if a.as_str() == "d"
+    )));
+    assert!(matches!(state(&core, "d"), AgentState::WrapUp { .. }));
+    assert!(core.calls.is_empty());
+}
+
+#[test]
+fn a_transfer_to_a_queue_waits_there_and_names_resolve_as_documented() {
+    let setup = tenant();
+    assert_eq!(
+        setup.transfer_target("201"),
+        Some(Target::Queue(QueueId::new("201")))
+    );
+    assert_eq!(
+        setup.transfer_target("10001"),
+        Some(Target::Extension(Arc::from("10001")))
+    );
+    assert_eq!(
+        setup.transfer_target("d"),
+        Some(Target::Agent(AgentId::new("d")))
+    );
+    assert_eq!(
+        setup.transfer_target("333"),
+        Some(Target::Menu(MenuId::new("100"))),
+        "a number of the tenant takes its first step"
+    );
+    assert_eq!(setup.transfer_target("queue:999"), None);
+    assert_eq!(setup.transfer_target(""), None);
+
+    let mut core = TenantCore::new(tenant(), 1);
+    login(&mut core, "a", 1_000);
+    arrive(&mut core, "c1", "111", 10_000);
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Answered { agent: "a".into() },
+        11_000,
+    )
+    .unwrap();
+    // nobody of queue 201 is logged in, but it accepts callers: the call waits there
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Transfer {
+            agent: "a".into(),
+            to: Arc::from("queue:201"),
+        },
+        20_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(
+        &e.body,
+        EventBody::QueueCallJoined { queue, .. } if queue.as_str() == "201"
+    )));
+    assert!(core.queues[&QueueId::new("201")]
+        .waiting
+        .iter()
+        .any(|w| w.call.as_str() == "c1"));
+    assert!(matches!(state(&core, "a"), AgentState::WrapUp { .. }));
+}

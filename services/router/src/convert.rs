@@ -130,6 +130,7 @@ fn reason_pb(r: &RouteReason) -> pb::RouteReason {
             RouteReason::Overflow => R::Overflow(true),
             RouteReason::NoAnswer => R::NoAnswer(true),
             RouteReason::Loop => R::Loop(true),
+            RouteReason::Transfer => R::Transfer(true),
         }),
     }
 }
@@ -142,6 +143,7 @@ fn reason_dom(r: Option<&pb::RouteReason>) -> RouteReason {
         Some(R::Overflow(_)) => RouteReason::Overflow,
         Some(R::NoAnswer(_)) => RouteReason::NoAnswer,
         Some(R::Loop(_)) => RouteReason::Loop,
+        Some(R::Transfer(_)) => RouteReason::Transfer,
         Some(R::Number(_)) | None => RouteReason::Number,
     }
 }
@@ -427,6 +429,17 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             call: s(call),
             agent: s(agent),
         }),
+        E::CallTransferred {
+            call,
+            agent,
+            target,
+            wrapup_ms,
+        } => K::CallTransferred(pb::CallTransferred {
+            call: s(call),
+            agent: s(agent),
+            target: Some(target_pb(target)),
+            wrapup_ms: *wrapup_ms,
+        }),
         E::CallRecordingStarted { call, path } => {
             K::CallRecordingStarted(pb::CallRecordingStarted {
                 call: s(call),
@@ -647,6 +660,13 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             call: CallId::new(&e.call),
             agent: AgentId::new(&e.agent),
         },
+        K::CallTransferred(e) => E::CallTransferred {
+            call: CallId::new(&e.call),
+            agent: AgentId::new(&e.agent),
+            target: target_dom(e.target.as_ref())
+                .ok_or(DecodeError::Missing("call_transferred", "target"))?,
+            wrapup_ms: e.wrapup_ms,
+        },
         K::CallRecordingStarted(e) => E::CallRecordingStarted {
             call: CallId::new(&e.call),
             path: Arc::from(e.path.as_str()),
@@ -699,7 +719,8 @@ pub fn status(r: &Rejection) -> tonic::Status {
         Rejection::UnknownAgent(_)
         | Rejection::UnknownQueue(_)
         | Rejection::UnknownCall(_)
-        | Rejection::UnknownNumber(_) => Status::not_found(msg),
+        | Rejection::UnknownNumber(_)
+        | Rejection::UnknownTarget(_) => Status::not_found(msg),
         Rejection::UnknownReason(_) | Rejection::InvalidDigit(_) => Status::invalid_argument(msg),
         Rejection::CallExists(_) | Rejection::Duplicate(_) => Status::already_exists(msg),
         Rejection::IllegalTransition { .. }

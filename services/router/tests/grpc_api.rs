@@ -544,3 +544,149 @@ async fn new_calls_over_the_pending_arrival_limit_are_refused_at_once() {
     drop(slot);
     h.call("shed-2", SALES).await.expect("accepted");
 }
+
+/// Rings `agent` on the call and reports its answer; returns once bridged.
+async fn answered_by(call: &mut EdgeCall, agent: &str) {
+    call.until(|i| matches!(i, I::Ring(r) if r.agent == agent).then_some(()))
+        .await;
+    let s = call
+        .send(R::Answered(api::AgentAnswered {
+            agent: agent.into(),
+        }))
+        .await;
+    call.until(|i| matches!(i, I::Bridge(b) if b.agent == agent).then_some(()))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+}
+
+async fn state_of(h: &Harness, agent: &str) -> api::AgentStatus {
+    h.reads()
+        .await
+        .get_agent(api::AgentRef {
+            tenant: "demo".into(),
+            agent: agent.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_transfers_by_its_phone_and_by_the_api() {
+    let h = start().await;
+    h.login("bob").await;
+    let mut call = h.call("call-t", SALES).await.expect("call accepted");
+    answered_by(&mut call, "bob").await;
+
+    // the phone's REFER: to an extension nobody of the tenant has, refused, nothing changes
+    let s = call
+        .send(R::Transfer(api::TransferRequest {
+            tenant: String::new(),
+            agent: "bob".into(),
+            target: "99999".into(),
+        }))
+        .await;
+    let r = call.result_of(s).await;
+    assert_eq!(r.code, Code::NotFound as i32, "{}", r.message);
+    assert_eq!(state_of(&h, "bob").await.state, "on_call");
+
+    // to extension 10003 (chi): bob's leg goes, the caller hears music, chi rings
+    h.login("chi").await;
+    let s = call
+        .send(R::Transfer(api::TransferRequest {
+            tenant: String::new(),
+            agent: "bob".into(),
+            target: "10003".into(),
+        }))
+        .await;
+    call.until(|i| matches!(i, I::CancelRing(c) if c.agent == "bob").then_some(()))
+        .await;
+    call.until(|i| matches!(i, I::PlayHoldMusic(_)).then_some(()))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    answered_by(&mut call, "chi").await;
+    let bob = state_of(&h, "bob").await;
+    assert_eq!((bob.state.as_str(), bob.calls), ("wrap_up", 1));
+
+    // the agent API: bad requests are refused with a clear status
+    let mut agents = h.agents().await;
+    let transfer = |agent: &str, target: &str| api::TransferRequest {
+        tenant: "demo".into(),
+        agent: agent.into(),
+        target: target.into(),
+    };
+    let e = agents.transfer(transfer("bob", "201")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "bob is in wrap-up: {e}");
+    let e = agents
+        .transfer(transfer("chi", "queue:999"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e}");
+    let e = agents
+        .transfer(transfer("chi", "agent:chi"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "to itself: {e}");
+    let e = agents
+        .transfer(transfer("nobody", "201"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e}");
+    let e = agents.transfer(transfer("chi", " ")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+
+    // chi sends the call on to queue 201 from its desktop: the caller waits there
+    let done = agents
+        .transfer(transfer("chi", "queue:201"))
+        .await
+        .expect("transfer accepted")
+        .into_inner();
+    assert_eq!(done.call, "call-t");
+    call.until(|i| matches!(i, I::CancelRing(c) if c.agent == "chi").then_some(()))
+        .await;
+    let q = h
+        .reads()
+        .await
+        .get_queue(api::QueueRef {
+            tenant: "demo".into(),
+            queue: "201".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        q.waiting.iter().any(|w| w.call == "call-t"),
+        "the call waits in 201: {q:?}"
+    );
+    call.hang_up(api::Party::Caller).await;
+
+    let ev = all_events(&h).await;
+    let story: Vec<String> = ev
+        .iter()
+        .filter(|e| e.aggregate_id == "call-t")
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            pb::event::Kind::CallTransferred(t) => Some(format!("transferred by {}", t.agent)),
+            pb::event::Kind::CallAnswered(a) => Some(format!("answered {}", a.agent)),
+            pb::event::Kind::CallRouted(r) => Some(format!(
+                "routed {:?}",
+                r.reason.as_ref().and_then(|r| r.kind.as_ref())
+            )),
+            pb::event::Kind::CallEnded(_) => Some("ended".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        story,
+        vec![
+            "routed Some(Number(true))",
+            "answered bob",
+            "transferred by bob",
+            "routed Some(Transfer(true))",
+            "answered chi",
+            "transferred by chi",
+            "routed Some(Transfer(true))",
+            "ended",
+        ],
+        "the call's story"
+    );
+}

@@ -86,6 +86,10 @@ counters! {
     digits,
     /// Recordings finished.
     recordings,
+    /// Blind transfers by an agent's REFER that the router took.
+    transfers,
+    /// Blind transfers by REFER that the router refused (unknown target...).
+    transfers_refused,
 }
 
 impl Metrics {

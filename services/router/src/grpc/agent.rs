@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use callgrid_domain::{Agent, AgentCommand, AgentId, AgentState, DeviceId, ReasonCode};
+use callgrid_domain::{
+    Agent, AgentCommand, AgentId, AgentState, CallCommand, DeviceId, ReasonCode,
+};
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
 use super::{mailbox, tenant};
-use crate::actors::{AgentMsg, GetAgent};
+use crate::actors::{AgentMsg, CallMsg, GetAgent};
 use crate::convert;
 use crate::tenant::Tenant;
 use crate::Router;
@@ -130,6 +132,55 @@ impl api::agent_service_server::AgentService for AgentSvc {
             }
         };
         self.run(&r.tenant, &r.agent, cmd).await
+    }
+
+    async fn transfer(
+        &self,
+        req: Request<api::TransferRequest>,
+    ) -> Result<Response<api::TransferResponse>, Status> {
+        let r = req.into_inner();
+        let t = tenant(&self.router, &r.tenant)?;
+        if r.agent.is_empty() {
+            return Err(Status::invalid_argument("agent is required"));
+        }
+        if r.target.trim().is_empty() {
+            return Err(Status::invalid_argument("target is required"));
+        }
+        let agent = AgentId::new(&r.agent);
+        let addr = t.agent(&agent).ok_or_else(|| {
+            Status::not_found(format!("unknown agent {} of tenant {}", r.agent, r.tenant))
+        })?;
+        let a = addr.send(GetAgent).await.map_err(mailbox)?;
+        let call = match &a.state {
+            AgentState::OnCall { call, .. } => call.clone(),
+            other => {
+                return Err(Status::failed_precondition(format!(
+                    "agent {} is {}, not on a call",
+                    r.agent,
+                    other.name()
+                )))
+            }
+        };
+        let call_addr = t
+            .call(&call)
+            .ok_or_else(|| Status::failed_precondition(format!("call {call} has ended")))?;
+        let ticket = call_addr
+            .send(CallMsg(CallCommand::Transfer {
+                agent,
+                to: r.target.trim().into(),
+            }))
+            .await
+            .map_err(mailbox)?
+            .map_err(|r| convert::status(&r))?;
+        self.router
+            .shared
+            .journal
+            .wait(ticket)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(api::TransferResponse {
+            call: call.to_string(),
+        }))
     }
 
     async fn list_agents(

@@ -89,6 +89,15 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
         Some(R::Recording(r)) => vec![CallCommand::RecordingStarted {
             path: r.path.as_str().into(),
         }],
+        Some(R::Transfer(t)) => {
+            if t.target.is_empty() {
+                return Err(Status::invalid_argument("transfer target is required"));
+            }
+            vec![CallCommand::Transfer {
+                agent: agent(&t.agent)?,
+                to: t.target.as_str().into(),
+            }]
+        }
     })
 }
 

@@ -121,6 +121,7 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         reports: None,
         seq: 0,
         media_events: mpsc::channel(64),
+        transfer: None,
     };
     call.run(number.number.to_string(), caller, state_rx).await;
     shared
@@ -241,6 +242,13 @@ struct Collect {
     deadline: Option<Instant>,
 }
 
+/// A blind transfer asked for by an agent's REFER, waiting for the router's word.
+struct PendingTransfer {
+    agent: String,
+    /// The report that carried it (its result says whether the router took it).
+    seq: u64,
+}
+
 struct Call {
     id: String,
     tenant: Arc<str>,
@@ -260,6 +268,7 @@ struct Call {
     reports: Option<mpsc::Sender<api::EdgeReport>>,
     seq: u64,
     media_events: (mpsc::Sender<LegEvent>, mpsc::Receiver<LegEvent>),
+    transfer: Option<PendingTransfer>,
 }
 
 /// How long the edge waits for the router's end of the stream after the call ended.
@@ -358,17 +367,24 @@ impl Call {
     }
 
     async fn report(&mut self, r: Report) {
+        self.send_report(r, false).await;
+    }
+
+    /// Sends a report; with `ack` the router answers it with a result either way. Returns
+    /// its number.
+    async fn send_report(&mut self, r: Report, ack: bool) -> u64 {
         self.seq += 1;
         if let Some(tx) = &self.reports {
             let _ = tx
                 .send(api::EdgeReport {
                     call_id: self.id.clone(),
                     seq: self.seq,
-                    ack: false,
+                    ack,
                     report: Some(r),
                 })
                 .await;
         }
+        self.seq
     }
 
     /// The router refused the arrival: tell the caller why.
@@ -413,6 +429,9 @@ impl Call {
             Instruction::Result(r) => {
                 if r.code != 0 {
                     tracing::debug!(call = %self.id, seq = r.seq, code = r.code, message = %r.message, "router refused a report");
+                }
+                if self.transfer.as_ref().is_some_and(|t| t.seq == r.seq) {
+                    self.transfer_result(&r).await;
                 }
             }
             Instruction::Answer(_) => {
@@ -653,8 +672,111 @@ impl Call {
         if let Some(ring) = self.agents.remove(agent) {
             if self.bridged.as_deref() == Some(agent) {
                 self.bridged = None;
+                if let Some(caller) = &self.caller_leg {
+                    media::unbridge(caller, &ring.media);
+                }
+            }
+            if self.transfer.as_ref().is_some_and(|t| t.agent == agent) {
+                // the router took the agent's transfer: tell its phone (RFC 3515 NOTIFY with
+                // a sipfrag) before the BYE, without holding the call up meanwhile
+                self.transfer = None;
+                Metrics::inc(&self.shared.metrics.transfers);
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    if let Some(leg) = ring.answered.map(|i| &ring.legs[i]) {
+                        let _ = leg
+                            .dialog
+                            .notify_refer(StatusCode::OK, "terminated;reason=noresource")
+                            .await;
+                    }
+                    end_agent_legs(&shared, ring).await;
+                });
+                return;
             }
             end_agent_legs(&self.shared, ring).await;
+        }
+    }
+
+    /// An agent's phone asks to hand the call on (blind transfer, RFC 3515 REFER): accepted
+    /// at once (202), then the router decides; the NOTIFY tells the phone how it went.
+    async fn refer(&mut self, agent: &str, req: &Request, handle: TransactionHandle) {
+        let refused = |code: u16, text: &str| (StatusCode::from(code), vec![reason(code, text)]);
+        let refer_to = req.headers.iter().find_map(|h| match h {
+            Header::ReferTo(r) => Some(r.value().to_owned()),
+            _ => None,
+        });
+        let problem = if self.bridged.as_deref() != Some(agent) {
+            Some(refused(
+                403,
+                "only the agent talking to the caller can transfer",
+            ))
+        } else if self.transfer.is_some() {
+            Some(refused(491, "a transfer is already in progress"))
+        } else {
+            match refer_to.as_deref().map(refer_target) {
+                None | Some(Err(ReferProblem::Malformed)) => {
+                    Some(refused(400, "Refer-To is missing or not a SIP URI"))
+                }
+                Some(Err(ReferProblem::Attended)) => Some(refused(
+                    501,
+                    "attended transfer (Replaces) is not supported; transfer blind",
+                )),
+                Some(Ok(_)) => None,
+            }
+        };
+        if let Some((code, headers)) = problem {
+            let _ = handle.respond(code, Some(headers), None).await;
+            return;
+        }
+        let Some(Ok(target)) = refer_to.as_deref().map(refer_target) else {
+            return;
+        };
+        let _ = handle.reply(StatusCode::Accepted).await;
+        tracing::info!(call = %self.id, agent, target = %target, "agent transfers the call");
+        let seq = self
+            .send_report(
+                Report::Transfer(api::TransferRequest {
+                    tenant: String::new(),
+                    agent: agent.to_owned(),
+                    target,
+                }),
+                true,
+            )
+            .await;
+        self.transfer = Some(PendingTransfer {
+            agent: agent.to_owned(),
+            seq,
+        });
+    }
+
+    /// The router's word on a pending transfer. Taken: its instructions (CancelRing first)
+    /// came before this result, so there is nothing left to do. Refused: the phone hears why
+    /// and the call stays as it was.
+    async fn transfer_result(&mut self, r: &api::ReportResult) {
+        let Some(t) = self.transfer.take() else {
+            return;
+        };
+        if r.code == 0 {
+            return;
+        }
+        tracing::info!(call = %self.id, agent = %t.agent, reason = %r.message, "transfer refused by the router");
+        Metrics::inc(&self.shared.metrics.transfers_refused);
+        let code = match tonic::Code::from_i32(r.code) {
+            tonic::Code::NotFound => StatusCode::NotFound,
+            tonic::Code::InvalidArgument => StatusCode::BadRequest,
+            tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied => {
+                StatusCode::Forbidden
+            }
+            _ => StatusCode::ServiceUnavailable,
+        };
+        if let Some(leg) = self
+            .agents
+            .get(&t.agent)
+            .and_then(|ring| ring.answered.map(|i| ring.legs[i].dialog.clone()))
+        {
+            tokio::spawn(async move {
+                let _ = leg.notify_refer(code, "terminated;reason=noresource").await;
+            });
         }
     }
 
@@ -937,6 +1059,7 @@ impl Call {
                 }
             }
             DialogState::Info(_, req, handle) => self.info(&req, handle).await,
+            DialogState::Refer(_, req, handle) => self.refer(agent, &req, handle).await,
             DialogState::Updated(_, req, handle) => {
                 // the agent holds or resumes: the caller hears hold music meanwhile (C5)
                 let (answer, hold) = match self.agents.get(agent) {
@@ -1109,6 +1232,62 @@ async fn respond_sdp(handle: TransactionHandle, answer: Result<(Vec<u8>, bool), 
     }
 }
 
+/// Why a Refer-To cannot be followed.
+#[derive(Debug, PartialEq, Eq)]
+enum ReferProblem {
+    Malformed,
+    /// It names a dialog to replace (attended transfer, RFC 3891).
+    Attended,
+}
+
+/// The target of a blind transfer: the user part of the Refer-To URI (`<sip:201@host>` →
+/// `201`), percent-decoded; the router resolves it (extension, queue, agent, number...).
+fn refer_target(value: &str) -> Result<String, ReferProblem> {
+    let v = value.trim();
+    let uri = match (v.find('<'), v.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v.split(';').next().unwrap_or_default(),
+    };
+    if uri.to_ascii_lowercase().contains("replaces=") {
+        return Err(ReferProblem::Attended);
+    }
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .or_else(|| uri.strip_prefix("tel:"))
+        .ok_or(ReferProblem::Malformed)?;
+    let user = match rest.split_once('@') {
+        Some((user, _)) => user,
+        None if uri.starts_with("tel:") => rest,
+        None => return Err(ReferProblem::Malformed),
+    };
+    let user = user.split([';', '?', ':']).next().unwrap_or_default();
+    let decoded = percent_decode(user);
+    if decoded.is_empty() {
+        return Err(ReferProblem::Malformed);
+    }
+    Ok(decoded)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Answers the in-dialog requests a call does not act on: OPTIONS gets 200; REFER, NOTIFY,
 /// MESSAGE and PUBLISH get 405. Other states need no answer.
 async fn answer_unserved(st: DialogState) {
@@ -1178,5 +1357,26 @@ mod tests {
         assert_eq!(failure_of(&[480]), (api::FailureCause::NoAnswer, 480));
         assert_eq!(failure_of(&[408]), (api::FailureCause::NoAnswer, 408));
         assert_eq!(failure_of(&[503]), (api::FailureCause::Unreachable, 503));
+    }
+
+    #[test]
+    fn refer_to_names_the_transfer_target() {
+        assert_eq!(refer_target("<sip:201@10.0.0.1:5060>"), Ok("201".into()));
+        assert_eq!(
+            refer_target("\"Sales\" <sip:%2B15550000200@edge;user=phone>;x=1"),
+            Ok("+15550000200".into())
+        );
+        assert_eq!(refer_target("sip:10003@edge"), Ok("10003".into()));
+        assert_eq!(
+            refer_target("<tel:+15550000200>"),
+            Ok("+15550000200".into())
+        );
+        assert_eq!(
+            refer_target("<sip:ann@edge?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+            Err(ReferProblem::Attended)
+        );
+        assert_eq!(refer_target("<http://x>"), Err(ReferProblem::Malformed));
+        assert_eq!(refer_target("<sip:@edge>"), Err(ReferProblem::Malformed));
+        assert_eq!(refer_target(""), Err(ReferProblem::Malformed));
     }
 }
