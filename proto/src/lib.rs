@@ -27,4 +27,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/callgrid_descriptor.bin"));
 
 /// Version of the event schema written by this build (stored in every envelope).
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+/// 2: a routing decision's candidates are a member bitmap (`candidate_members`), no longer
+/// names; 1 was never released.
+pub const EVENT_SCHEMA_VERSION: u32 = 2;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::agent::AgentView;
-use crate::event::{Event, EventBody, LeaveReason, OfferFailure};
+use crate::event::{Event, EventBody, LeaveReason, MemberSet, OfferFailure};
 use crate::ids::{AgentId, CallId, DeviceId, DurationMs, QueueId, TimeMs};
 use crate::rejection::Rejection;
 use crate::setup::{QueueSetup, Strategy, TenantSetup};
@@ -541,10 +541,7 @@ impl Queue {
             eligible.retain(|&i| q.members[i].tier == min_tier);
             let chosen = select(q, &self.board, &eligible, rr_last.as_ref(), rand);
             rand = splitmix64(rand);
-            let candidates: Vec<AgentId> = eligible
-                .iter()
-                .map(|&i| q.members[i].agent.clone())
-                .collect();
+            let candidates = MemberSet::from_positions(eligible.iter().copied());
             if q.strategy == Strategy::RoundRobin {
                 rr_last = chosen.last().cloned();
             }

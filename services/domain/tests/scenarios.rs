@@ -35,7 +35,14 @@ fn queued_call_is_answered_by_the_longest_idle_agent_then_wraps_up() {
         })
         .expect("a routing decision event");
     assert_eq!(decision.0, Strategy::LongestIdle);
-    assert_eq!(decision.1, vec![AgentId::new("a"), AgentId::new("b")]);
+    // the candidates are members 0 and 1 of queue 200 (a, b); c is not logged in
+    assert_eq!(decision.1.positions().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        decision
+            .1
+            .agents(&tenant().queues[&QueueId::new("200")].members),
+        vec![AgentId::new("a"), AgentId::new("b")]
+    );
     assert_eq!(decision.2, vec![AgentId::new("b")]);
     assert!(matches!(state(&core, "b"), AgentState::Reserved { .. }));
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use callgrid_domain::event::{LeaseKind, LeaveReason, RouteReason};
 use callgrid_domain::{
-    AgentId, CallId, DeviceId, EndCause, Event, EventBody, GroupId, Instruction, MenuId,
+    AgentId, CallId, DeviceId, EndCause, Event, EventBody, GroupId, Instruction, MemberSet, MenuId,
     OfferFailure, QueueId, ReasonCode, Rejection, Strategy, Target,
 };
 use callgrid_proto::api::v1 as api;
@@ -299,7 +299,8 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             queue: s(queue),
             call: s(call),
             strategy: strategy_pb(*strategy) as i32,
-            candidates: strs(candidates),
+            candidate_members: candidates.as_bytes().to_vec(),
+            candidate_count: candidates.len() as u32,
             chosen: strs(chosen),
             lease_until_ms: *lease_until,
         }),
@@ -583,7 +584,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             queue: QueueId::new(&e.queue),
             call: CallId::new(&e.call),
             strategy: strategy_dom(e.strategy),
-            candidates: agents(&e.candidates),
+            candidates: MemberSet::from_bytes(&e.candidate_members),
             chosen: agents(&e.chosen),
             lease_until: e.lease_until_ms,
         },
@@ -808,7 +809,7 @@ mod tests {
                 queue: q.clone(),
                 call: c.clone(),
                 strategy: Strategy::WeightedRandom,
-                candidates: vec![a.clone()],
+                candidates: MemberSet::from_positions([0, 3, 9]),
                 chosen: vec![a.clone()],
                 lease_until: 5,
             },
