@@ -141,11 +141,14 @@ impl TenantCore {
                 .get(a)
                 .ok_or_else(|| Rejection::UnknownAgent(a.clone()))?
                 .handle(c, &setup, now),
-            Command::Queue(q, c) => self
-                .queues
-                .get(q)
-                .ok_or_else(|| Rejection::UnknownQueue(q.clone()))?
-                .handle(c, &setup, now),
+            Command::Queue(q, c) => {
+                let queue = self
+                    .queues
+                    .get_mut(q)
+                    .ok_or_else(|| Rejection::UnknownQueue(q.clone()))?;
+                queue.prepare(&setup);
+                queue.handle(c, &setup, now)
+            }
             Command::Call(id, CallCommand::Arrive { number, caller }) => {
                 if self.calls.contains_key(id) {
                     return Err(Rejection::CallExists(id.clone()));

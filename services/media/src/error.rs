@@ -8,6 +8,9 @@ use crate::rtp::LegId;
 /// Every error of `callgrid-media`.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
+    /// The engine's own thread or runtime could not start.
+    #[error("media runtime: {0}")]
+    Runtime(String),
     /// An SDP body could not be parsed; `line` is 1-based (0 when the problem is the whole body).
     #[error("sdp line {line}: {reason}")]
     Sdp {

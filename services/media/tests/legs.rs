@@ -667,3 +667,67 @@ async fn recording_both_legs_into_a_stereo_wav() {
     caller_leg.close().await;
     agent_leg.close().await;
 }
+
+/// An engine on its own thread (as the SIP edge runs it) relays like one on the caller's
+/// runtime, and stops cleanly when dropped inside an async context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
+    let engine = MediaEngine::new_on_own_thread(MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ports: 32800..=32999,
+        symmetric_rtp: false,
+    })
+    .unwrap();
+    let (events_tx, _events) = mpsc::channel(64);
+    let caller_leg = engine.open_leg(events_tx.clone()).await.unwrap();
+    let agent_leg = engine.open_leg(events_tx).await.unwrap();
+    let caller = endpoint().await;
+    let agent = endpoint().await;
+    caller_leg
+        .set_params(params(&caller, Codec::Pcmu, None))
+        .unwrap();
+    agent_leg
+        .set_params(params(&agent, Codec::Pcmu, None))
+        .unwrap();
+    bridge(&caller_leg, &agent_leg).await;
+    const N: usize = 100;
+    for i in 0..N {
+        let (seq, ts) = (i as u16, 160 * i as u32);
+        caller
+            .send_to(
+                &rtp(0, 0xCA11, seq, ts, false, &payload(i)),
+                caller_leg.local_addr(),
+            )
+            .await
+            .unwrap();
+        agent
+            .send_to(
+                &rtp(0, 0xA6E7, seq, ts, false, &payload(i)),
+                agent_leg.local_addr(),
+            )
+            .await
+            .unwrap();
+        let (_, p) = recv_rtp(&agent).await;
+        assert_eq!(p, payload(i), "packet {i} toward the agent");
+        let (_, p) = recv_rtp(&caller).await;
+        assert_eq!(p, payload(i), "packet {i} toward the caller");
+    }
+    eventually("relay counters", || {
+        engine.counters().relayed == 2 * N as u64
+    })
+    .await;
+    assert_eq!(engine.counters().dropped_total(), 0);
+    let port = caller_leg.port();
+    drop(caller_leg);
+    drop(agent_leg);
+    drop(engine);
+    // the leg's port is free again once its task ended with the engine's thread
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} never released"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

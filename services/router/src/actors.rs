@@ -248,6 +248,7 @@ impl QueueActor {
     fn process(&mut self, cmd: QueueCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
         let setup = self.tenant.setup();
         let now = self.tenant.now();
+        self.queue.prepare(&setup);
         let events = match self.queue.handle(&cmd, &setup, now) {
             Ok(e) => e,
             Err(r) => {

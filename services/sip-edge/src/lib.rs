@@ -271,6 +271,11 @@ impl SipEdge {
         self.shared.media.counters()
     }
 
+    /// Media legs open now (RTP ports leased: two per bridged call, one per caller waiting).
+    pub fn media_legs_active(&self) -> usize {
+        self.shared.media.legs_active()
+    }
+
     /// Replaces the configuration of one tenant (numbers, trunks, agents' passwords).
     pub fn upsert_tenant(&self, tenant: TenantFile) {
         self.shared.directory.upsert(tenant);

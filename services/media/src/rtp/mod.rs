@@ -148,11 +148,68 @@ struct EngineInner {
     ports: Arc<PortPool>,
     counters: Arc<Counters>,
     next_id: AtomicU64,
+    /// Where leg tasks run: the engine's own thread, or (None) the caller's runtime.
+    runtime: Option<OwnRuntime>,
+}
+
+/// A runtime on a thread of the engine's own ("callgrid-rtp"): RTP pacing and relaying then
+/// never queue behind signalling work, and take a core of their own when there is one. The
+/// runtime lives and is dropped on that thread (a runtime may not be dropped inside another
+/// one); dropping this stops it.
+#[derive(Debug)]
+struct OwnRuntime {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl OwnRuntime {
+    fn start() -> Result<OwnRuntime, MediaError> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::sync_channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_err = |e: std::io::Error| MediaError::Runtime(e.to_string());
+        std::thread::Builder::new()
+            .name("callgrid-rtp".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(rt.handle().clone()));
+                // run the legs until the engine is dropped (the stop sender goes away)
+                let _ = rt.block_on(stop_rx);
+            })
+            .map_err(thread_err)?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|e| MediaError::Runtime(e.to_string()))?
+            .map_err(thread_err)?;
+        Ok(OwnRuntime {
+            handle,
+            _stop: stop_tx,
+        })
+    }
 }
 
 impl MediaEngine {
     /// An engine over `config` (fails if the port range has no even port).
+    /// Leg tasks run on the runtime that opens them.
     pub fn new(config: MediaConfig) -> Result<MediaEngine, MediaError> {
+        Self::build(config, None)
+    }
+
+    /// An engine whose legs run on a thread of its own ("callgrid-rtp"), stopped when the
+    /// last clone of the engine and its legs are gone.
+    pub fn new_on_own_thread(config: MediaConfig) -> Result<MediaEngine, MediaError> {
+        Self::build(config, Some(OwnRuntime::start()?))
+    }
+
+    fn build(config: MediaConfig, runtime: Option<OwnRuntime>) -> Result<MediaEngine, MediaError> {
         let ports = PortPool::new(config.ports.clone())?;
         Ok(MediaEngine {
             inner: Arc::new(EngineInner {
@@ -160,6 +217,7 @@ impl MediaEngine {
                 ports,
                 counters: Arc::new(Counters::default()),
                 next_id: AtomicU64::new(1),
+                runtime,
             }),
         })
     }
@@ -217,6 +275,8 @@ impl MediaEngine {
         };
         socket.set_nonblocking(true).map_err(bind_err)?;
         let send_socket = socket.try_clone().map_err(bind_err)?;
+        // the receiving socket belongs to the reactor of the runtime the leg runs on
+        let _entered = self.inner.runtime.as_ref().map(|r| r.handle.enter());
         let recv_socket = tokio::net::UdpSocket::from_std(socket).map_err(bind_err)?;
         let id = LegId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -236,7 +296,10 @@ impl MediaEngine {
             events,
             self.inner.config.symmetric_rtp,
         );
-        let join = tokio::spawn(task.run(cmd_rx));
+        let join = match &self.inner.runtime {
+            Some(r) => r.handle.spawn(task.run(cmd_rx)),
+            None => tokio::spawn(task.run(cmd_rx)),
+        };
         tracing::debug!(leg = %id, local = %local, "media leg opened");
         Ok(MediaLeg {
             shared,

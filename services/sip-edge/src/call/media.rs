@@ -29,7 +29,7 @@ pub(crate) struct MediaContext {
 impl MediaContext {
     pub(crate) fn new(options: &EdgeOptions, ip: IpAddr) -> Result<MediaContext, EdgeError> {
         let media = |e: callgrid_media::MediaError| EdgeError::Media(e.to_string());
-        let engine = MediaEngine::new(MediaConfig {
+        let engine = MediaEngine::new_on_own_thread(MediaConfig {
             bind_ip: options.listen.ip(),
             ports: options.rtp_ports.0..=options.rtp_ports.1,
             symmetric_rtp: true,
@@ -102,6 +102,11 @@ impl MediaContext {
     /// Packet counters of every leg so far.
     pub(crate) fn counters(&self) -> callgrid_media::CounterSnapshot {
         self.engine.counters()
+    }
+
+    /// Legs open now (ports leased).
+    pub(crate) fn legs_active(&self) -> usize {
+        self.engine.ports().in_use()
     }
 }
 
