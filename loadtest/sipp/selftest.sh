@@ -79,6 +79,8 @@ sipp -v 2>&1 | grep -m1 'SIPp v'
 kamailio -v | head -1
 
 printf 'SEQUENTIAL\na0001;secret1;15081\n' >agents.csv
+# caller_rtp.xml streams this file (raw A-law) from the working directory: 1 s of silence
+head -c 8000 /dev/zero | tr '\0' '\325' >caller_audio.alaw
 for sf in "$HERE"/*.xml; do
   # loads the scenario and exits at once (-m 0: no calls); -key is for caller_dtmf_digit.xml
   if sipp 127.0.0.1:1 -sf "$sf" -key dtmf_pcap /usr/share/sip-tester/dtmf_2833_5.pcap \
@@ -106,6 +108,8 @@ for via in direct kamailio; do
   pair cancel_ring caller_cancel.xml agent_ringing agent_ring.xml $via \
     "-s +15550000001 -p 15090" "-d 3000" 0 0
   pair ring caller.xml agent_ringing agent_ring.xml $via "-s +15550000001 -p 15090 -d 200" "-d 500" 0 0
+  pair caller_rtp caller_rtp.xml agent_echo agent_answer.xml $via \
+    "-s +15550000001 -p 15090 -d 1000" "-mp 16000 -rtp_echo" 0 0
   pair remote_bye caller.xml hangup agent_hangup.xml $via "-s +15550000001 -p 15090 -d 5000" "-d 300" 0 0
   pair dtmf caller_dtmf.xml agent_echo agent_answer.xml $via \
     "-s +15550000001 -p 15090 -d 300" "-mp 16000 -rtp_echo" 0 0

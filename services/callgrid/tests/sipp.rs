@@ -1,5 +1,7 @@
 //! SIPp scenarios (loadtest/sipp/) against a real `callgrid serve`: SIPp plays the carrier
-//! trunk and the agents' phones; each test then reads the router's events from the log.
+//! trunk (over UDP, or TCP with `-t t1`) and the agents' phones; each test then reads the
+//! router's events from the log, and where it matters the edge's recordings, its metrics
+//! (`--metrics-listen`) or its answers to bad input sent from a plain UDP socket.
 //! Needs `sipp` (Debian `sip-tester`), which `scripts/test.sh` installs.
 
 mod common;
@@ -86,6 +88,11 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_with(&[])
+    }
+
+    /// As [`Node::start`], with more `callgrid serve` options.
+    fn start_with(extra: &[&str]) -> Node {
         assert!(
             Command::new("sipp").arg("-v").output().is_ok(),
             "sipp is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
@@ -114,6 +121,7 @@ impl Node {
                 "--durability",
                 "process",
             ])
+            .args(extra)
             .env("RUST_LOG", "info,rsipstack=warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -567,4 +575,793 @@ fn unknown_numbers_get_404_and_calls_over_the_tenant_limit_get_503() {
         })
         .count();
     assert_eq!(arrived, 3, "the refused calls left no events");
+}
+
+// ------------------------------------------------------------------ recording (C4)
+
+/// A number of the test tenant with `record: true` (routes to queue 200, like SALES).
+const RECORDED: &str = "+15550000202";
+
+impl Node {
+    /// Waits until callgrid's log holds `needle`.
+    fn wait_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "callgrid never logged {needle:?} in {limit:?}:\n{}",
+                tail(&self.log())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `seconds` of a sine tone at `hz`, amplitude 8000, as raw A-law (what caller_rtp.xml
+/// streams).
+fn tone_alaw(hz: f64, seconds: f64) -> Vec<u8> {
+    (0..(8000.0 * seconds) as usize)
+        .map(|i| {
+            let x = 8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin();
+            callgrid_media::g711::linear_to_alaw(x as i16)
+        })
+        .collect()
+}
+
+/// The parts of a WAV file the recording test checks.
+#[derive(Debug)]
+struct Wav {
+    format: u16,
+    channels: u16,
+    rate: u32,
+    byte_rate: u32,
+    block_align: u16,
+    bits: u16,
+    /// Interleaved 16-bit samples of the `data` chunk.
+    samples: Vec<i16>,
+}
+
+impl Wav {
+    /// Reads a RIFF/WAVE file: the RIFF size, a `fmt ` chunk and a `data` chunk that fit the
+    /// file.
+    fn parse(b: &[u8]) -> Result<Wav, String> {
+        let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        if b.len() < 12 || &b[..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+            return Err(format!("no RIFF/WAVE header in {} bytes", b.len()));
+        }
+        if u32_at(4) as usize + 8 != b.len() {
+            return Err(format!(
+                "the RIFF size says {} bytes, the file has {}",
+                u32_at(4) as usize + 8,
+                b.len()
+            ));
+        }
+        let (mut fmt, mut data) = (None, None);
+        let mut at = 12;
+        while at + 8 <= b.len() {
+            let (id, size) = (&b[at..at + 4], u32_at(at + 4) as usize);
+            let body = at + 8;
+            if body + size > b.len() {
+                return Err(format!(
+                    "chunk {:?} of {size} bytes runs past the end",
+                    String::from_utf8_lossy(id)
+                ));
+            }
+            match id {
+                b"fmt " if size >= 16 => fmt = Some(body),
+                b"data" => data = Some(&b[body..body + size]),
+                _ => {}
+            }
+            at = body + size + size % 2;
+        }
+        let fmt = fmt.ok_or("no fmt chunk")?;
+        let data = data.ok_or("no data chunk")?;
+        Ok(Wav {
+            format: u16_at(fmt),
+            channels: u16_at(fmt + 2),
+            rate: u32_at(fmt + 4),
+            byte_rate: u32_at(fmt + 8),
+            block_align: u16_at(fmt + 12),
+            bits: u16_at(fmt + 14),
+            samples: data
+                .chunks_exact(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]))
+                .collect(),
+        })
+    }
+
+    fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.channels.max(1)) / f64::from(self.rate.max(1))
+    }
+
+    fn channel(&self, index: usize) -> Vec<i16> {
+        self.samples
+            .iter()
+            .skip(index)
+            .step_by(usize::from(self.channels.max(1)))
+            .copied()
+            .collect()
+    }
+}
+
+/// How much of a channel (8 kHz) holds sound, in seconds, and the frequency of that sound
+/// in Hz, from its zero crossings: only the 20 ms blocks whose peak is over 2000 count.
+fn sound_of(samples: &[i16]) -> (f64, f64) {
+    let (mut blocks, mut crossings) = (0usize, 0usize);
+    for block in samples.chunks_exact(160) {
+        if block.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0) > 2000 {
+            blocks += 1;
+            crossings += block
+                .windows(2)
+                .filter(|w| (w[0] < 0) != (w[1] < 0))
+                .count();
+        }
+    }
+    let seconds = blocks as f64 * 0.02;
+    let hz = if blocks == 0 {
+        0.0
+    } else {
+        crossings as f64 / 2.0 / seconds
+    };
+    (seconds, hz)
+}
+
+#[test]
+fn a_call_to_a_recorded_number_leaves_a_stereo_wav_with_the_caller_and_the_agent() {
+    let mut node = Node::start();
+    // the caller streams a 440 Hz tone (caller_rtp.xml reads caller_audio.alaw from SIPp's
+    // working directory, the test's); ann's phone echoes what it hears back to the edge
+    std::fs::write(
+        node.dir.path().join("caller_audio.alaw"),
+        tone_alaw(440.0, 2.0),
+    )
+    .expect("audio file");
+    let phone = node.phone("ann", "agent_answer.xml", &["-rtp_echo"]);
+    node.login("ann");
+    node.sipp_ok("caller_rtp.xml", &["-s", RECORDED, "-m", "1", "-d", "3000"]);
+    let (ok, out) = phone.wait(Duration::from_secs(30));
+    assert!(ok, "ann's phone answered:\n{}", tail(&out));
+    // the file is complete once the call's task has ended, a moment after the BYE
+    node.wait_log("recording written", Duration::from_secs(20));
+
+    let events = node.events();
+    let story = call_story(&events);
+    assert_story(
+        &story,
+        &[
+            "arrived +15550000202",
+            "routed queue 200",
+            "answered ann",
+            "recording",
+            "ended caller",
+        ],
+    );
+    let paths: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            K::CallRecordingStarted(r) => Some(r.path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paths.len(), 1, "one recording: {story:#?}");
+    let path = Path::new(paths[0]);
+    assert!(
+        path.starts_with(node.dir.path().join("data/recordings/siptest"))
+            && path.extension().is_some_and(|e| e == "wav"),
+        "the recording is a WAV file under DATA_DIR/recordings/<tenant>: {}",
+        path.display()
+    );
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("the recording {} exists: {e}", path.display()));
+    let wav = Wav::parse(&bytes)
+        .unwrap_or_else(|e| panic!("{} is not a valid WAV file: {e}", path.display()));
+    assert_eq!(
+        (
+            wav.format,
+            wav.channels,
+            wav.rate,
+            wav.bits,
+            wav.block_align,
+            wav.byte_rate
+        ),
+        (1, 2, 8000, 16, 4, 32_000),
+        "16-bit PCM, stereo, 8 kHz: {wav:?}",
+    );
+    // recording starts when ann's leg is bridged and ends with the call: about 3 s
+    assert!(
+        (2.0..10.0).contains(&wav.seconds()),
+        "the recording lasts the conversation (about 3 s), not {} s",
+        wav.seconds()
+    );
+    for (index, who) in [(0, "left: the caller"), (1, "right: the agent's echo")] {
+        let (seconds, hz) = sound_of(&wav.channel(index));
+        assert!(
+            seconds >= 1.5 && (400.0..480.0).contains(&hz),
+            "{who}: expected at least 1.5 s of the 440 Hz tone, found {seconds} s at {hz:.0} Hz \
+             (of {} s recorded)",
+            wav.seconds()
+        );
+    }
+}
+
+// ------------------------------------------------------------------ hold by re-INVITE (C5)
+
+#[test]
+fn an_agent_holds_and_resumes_by_re_invite_and_the_edge_answers_both_with_sdp() {
+    let mut node = Node::start();
+    // ann holds 700 ms after answering and resumes 700 ms later; her phone's scenario fails
+    // unless both re-INVITEs get a 200 with an SDP answer (recvonly, then sendrecv)
+    let phone = node.phone("ann", "agent_hold.xml", &["-d", "700"]);
+    node.login("ann");
+    node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "4000"]);
+    let (ok, out) = phone.wait(Duration::from_secs(30));
+    assert!(
+        ok,
+        "ann's phone held and resumed the call:\n{}\n--- callgrid:\n{}",
+        tail(&out),
+        tail(&node.log())
+    );
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &["routed queue 200", "answered ann", "ended caller"],
+    );
+    assert!(
+        !story
+            .iter()
+            .any(|s| s.starts_with("failed") || s == "ended agent"),
+        "holding is not hanging up: {story:#?}"
+    );
+}
+
+#[test]
+fn a_caller_holds_and_resumes_by_re_invite_while_talking_to_an_agent() {
+    let mut node = Node::start();
+    let phone = node.phone("ann", "agent_answer.xml", &[]);
+    node.login("ann");
+    // talk 1 s, hold 1 s, talk 1 s, hang up; the scenario fails unless both re-INVITEs get a
+    // 200 with an SDP answer (recvonly, then sendrecv)
+    node.sipp_ok("caller_hold.xml", &["-s", SALES, "-m", "1", "-d", "1000"]);
+    let (ok, out) = phone.wait(Duration::from_secs(30));
+    assert!(ok, "ann's phone saw the call end:\n{}", tail(&out));
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &["routed queue 200", "answered ann", "ended caller"],
+    );
+}
+
+// ------------------------------------------------------------------ TCP
+
+#[test]
+fn a_trunk_call_over_tcp_reaches_an_agent_and_the_caller_hangs_up() {
+    let mut node = Node::start();
+    let phone = node.phone("ann", "agent_answer.xml", &[]);
+    node.login("ann");
+    // -t t1: one TCP connection to the edge's SIP port, for every message of the call
+    node.sipp_ok(
+        "caller.xml",
+        &["-t", "t1", "-s", SALES, "-m", "1", "-d", "1500"],
+    );
+    let (ok, out) = phone.wait(Duration::from_secs(30));
+    assert!(ok, "ann's phone answered over UDP:\n{}", tail(&out));
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &[
+            "arrived +15550000200",
+            "routed queue 200",
+            "offered ann",
+            "ringing ann",
+            "answered ann",
+            "ended caller",
+        ],
+    );
+}
+
+#[test]
+fn an_agent_who_hangs_up_ends_a_trunk_call_over_tcp() {
+    let mut node = Node::start();
+    let phone = node.phone("ann", "agent_hangup.xml", &["-d", "800"]);
+    node.login("ann");
+    // ann hangs up 0.8 s after answering; the caller would hang up itself after 10 s
+    let started = Instant::now();
+    node.sipp_ok(
+        "caller.xml",
+        &["-t", "t1", "-s", SALES, "-m", "1", "-d", "10000"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the edge's BYE reached the caller over its TCP connection (the call lasted {:?})\n\
+         --- callgrid:\n{}",
+        started.elapsed(),
+        tail(&node.log())
+    );
+    assert!(phone.wait(Duration::from_secs(30)).0, "ann hung up");
+    let story = call_story(&node.events());
+    assert_story(&story, &["answered ann", "ended agent"]);
+}
+
+// ------------------------------------------------------------------ bad input on the wire
+
+/// Sends one datagram to the edge and collects what comes back until a final response (not
+/// 1xx), or for `wait`.
+fn exchange(sock: &UdpSocket, to: SocketAddr, datagram: &[u8], wait: Duration) -> Vec<String> {
+    sock.send_to(datagram, to).expect("send");
+    let deadline = Instant::now() + wait;
+    let mut answers = Vec::new();
+    let mut buf = [0u8; 65_535];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("timeout");
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let provisional = answer.starts_with("SIP/2.0 1");
+                answers.push(answer);
+                if !provisional {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    answers
+}
+
+/// An out-of-dialog request from `local` to the edge; `n` makes the branch, tag and
+/// Call-ID unique.
+fn request(
+    method: &str,
+    user: &str,
+    local: SocketAddr,
+    edge: SocketAddr,
+    n: u32,
+    body: &str,
+) -> String {
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:{user}@{edge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKbad{n}\r\n\
+         From: <sip:prober@{local}>;tag=bad{n}\r\n\
+         To: <sip:{user}@{edge}>\r\n\
+         Call-ID: bad-input-{n}\r\n\
+         CSeq: 1 {method}\r\n\
+         Contact: <sip:prober@{local}>\r\n\
+         Max-Forwards: 70\r\n\
+         {content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The first response line of each answer.
+fn status_lines(answers: &[String]) -> Vec<&str> {
+    answers
+        .iter()
+        .map(|a| a.lines().next().unwrap_or_default())
+        .collect()
+}
+
+/// The value of one sample of `GET /metrics` (`NAME` or `NAME_total`).
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: callgrid\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name || key == format!("{name}_total")).then(|| value.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in GET /metrics:\n{response}"))
+}
+
+const SDP: &str = "v=0\r\no=prober 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
+
+#[test]
+fn malformed_datagrams_get_no_answer_are_counted_and_the_edge_keeps_answering() {
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+    let node = Node::start_with(&["--metrics-listen", &metrics.to_string()]);
+    let malformed_before = metric(metrics, "callgrid_sip_malformed_messages");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let options = |n| request("OPTIONS", "ping", local, node.sip, n, "");
+    // an INVITE to a number that routes, whose SDP was cut off in transit: answering it
+    // would start a call with half an offer (RFC 3261 §18.3)
+    let invite = request("INVITE", SALES, local, node.sip, 8, SDP);
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("text that is not SIP", b"hello world\r\n\r\n".to_vec()),
+        (
+            "binary noise",
+            vec![0xff, 0x00, 0x13, 0x37, 0x80, 0x0d, 0x0a],
+        ),
+        (
+            "a CSeq that is not a number",
+            options(3).replace("CSeq: 1 ", "CSeq: one ").into_bytes(),
+        ),
+        (
+            "a CSeq naming another method",
+            options(4)
+                .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")
+                .into_bytes(),
+        ),
+        (
+            "no Call-ID",
+            options(5)
+                .replace("Call-ID: bad-input-5\r\n", "")
+                .into_bytes(),
+        ),
+        (
+            "a Via that is not SIP/2.0/<transport>",
+            options(6)
+                .replace("SIP/2.0/UDP", "SIP/9.9/XYZ")
+                .into_bytes(),
+        ),
+        (
+            "an OPTIONS whose Request-URI does not parse",
+            options(9)
+                .replacen(&format!("sip:ping@{} ", node.sip), "sip:ping@ ", 1)
+                .into_bytes(),
+        ),
+        (
+            "headers cut off in the middle",
+            options(7).as_bytes()[..90].to_vec(),
+        ),
+        (
+            "an INVITE shorter than its Content-Length",
+            invite.as_bytes()[..invite.len() - 40].to_vec(),
+        ),
+    ];
+    for (n, (what, datagram)) in bad.iter().enumerate() {
+        let answers = exchange(&sock, node.sip, datagram, Duration::from_millis(500));
+        assert!(
+            answers.is_empty(),
+            "{what}: a malformed datagram got an answer: {:?}\n--- callgrid:\n{}",
+            status_lines(&answers),
+            tail(&node.log())
+        );
+        let answers = exchange(
+            &sock,
+            node.sip,
+            options(100 + n as u32).as_bytes(),
+            Duration::from_secs(2),
+        );
+        assert!(
+            answers
+                .first()
+                .is_some_and(|a| a.starts_with("SIP/2.0 200 ")),
+            "after {what}, an OPTIONS still gets 200, not {:?}\n--- callgrid:\n{}",
+            status_lines(&answers),
+            tail(&node.log())
+        );
+    }
+    assert_eq!(
+        node.calls_in_progress(),
+        0,
+        "the truncated INVITE started no call"
+    );
+    let malformed = metric(metrics, "callgrid_sip_malformed_messages") - malformed_before;
+    assert_eq!(
+        malformed,
+        bad.len() as f64,
+        "every malformed datagram was counted in callgrid_sip_malformed_messages"
+    );
+}
+
+#[test]
+fn unknown_methods_get_501_and_methods_the_edge_does_not_offer_get_405_with_allow() {
+    let node = Node::start();
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("addr");
+
+    let foo = request("FOO", "ping", local, node.sip, 1, "");
+    let answers = exchange(&sock, node.sip, foo.as_bytes(), Duration::from_secs(1));
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 501 Not Implemented"],
+        "an unknown method: {answers:#?}"
+    );
+    for echoed in [
+        "Via: SIP/2.0/UDP",
+        ";branch=z9hG4bKbad1",
+        "Call-ID: bad-input-1\r\n",
+        "CSeq: 1 FOO\r\n",
+    ] {
+        assert!(
+            answers[0].contains(echoed),
+            "the 501 answers the request ({echoed:?}):\n{}",
+            answers[0]
+        );
+    }
+
+    // known methods that the edge does not offer outside a dialog
+    for (n, method) in [(2, "SUBSCRIBE"), (3, "PUBLISH"), (4, "MESSAGE")] {
+        let req = request(method, "ping", local, node.sip, n, "")
+            .replace("Max-Forwards", "Event: presence\r\nMax-Forwards");
+        let answers = exchange(&sock, node.sip, req.as_bytes(), Duration::from_secs(1));
+        assert_eq!(
+            status_lines(&answers),
+            ["SIP/2.0 405 Method Not Allowed"],
+            "{method} out of dialog: {answers:#?}"
+        );
+        let allow = answers[0]
+            .lines()
+            .find_map(|l| l.strip_prefix("Allow:"))
+            .unwrap_or_else(|| panic!("the 405 to {method} has an Allow header:\n{}", answers[0]));
+        assert!(
+            allow.contains("INVITE") && allow.contains("OPTIONS") && !allow.contains(method),
+            "the 405 to {method} lists what is allowed, not {method}: {allow}"
+        );
+        assert!(
+            answers[0].contains(&format!("CSeq: 1 {method}\r\n")),
+            "the 405 answers the {method}:\n{}",
+            answers[0]
+        );
+    }
+}
+
+#[test]
+fn an_agent_transfers_by_refer_and_the_next_agent_takes_the_call() {
+    let mut node = Node::start();
+    // ann answers, talks 1.5 s, then REFERs the call to ben's extension 20002
+    let ann = node.phone(
+        "ann",
+        "agent_refer.xml",
+        &["-d", "1500", "-set", "target", "20002"],
+    );
+    let ben = node.phone("ben", "agent_answer.xml", &[]);
+    node.login("ann");
+    node.login("ben");
+    node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "6000"]);
+    let (ok, out) = ann.wait(Duration::from_secs(30));
+    assert!(
+        ok,
+        "ann's phone got 202, a NOTIFY saying 200, then the BYE:\n{}\n--- callgrid:\n{}",
+        tail(&out),
+        tail(&node.log())
+    );
+    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &[
+            "routed queue 200",
+            "answered ann",
+            "CallTransferred",
+            "routed extension 20002",
+            "offered ben",
+            "answered ben",
+            "ended caller",
+        ],
+    );
+}
+
+/// baresip (a real softphone) as ann's phone: it registers with digest auth, auto-answers the
+/// queued call, and its own transfer command (over its ctrl_tcp module) hands the call to
+/// ben, whose SIPp phone takes it.
+#[test]
+fn a_baresip_phone_answers_and_transfers_the_call() {
+    assert!(
+        Command::new("baresip").arg("-h").output().is_ok(),
+        "baresip is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
+    );
+    let mut node = Node::start();
+    let dir = node.dir.path().join("baresip");
+    std::fs::create_dir_all(&dir).expect("baresip dir");
+    let (sip, ctrl) = (free_port(false), free_port(false));
+    // no sound card needed: aubridge loops what it hears back as its microphone
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_source aubridge,loop\n\
+             audio_player aubridge,loop\nmodule_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n\
+             module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n"
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:siptest.ann@{};transport=udp>;auth_pass=ann-test-secret;regint=300;\
+             answermode=auto\n",
+            node.sip
+        ),
+    )
+    .expect("accounts");
+    let log = dir.join("baresip.log");
+    let child = Command::new("baresip")
+        .args(["-f", &dir.display().to_string(), "-t", "60"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip runs");
+    let _baresip = Proc {
+        child,
+        log: log.clone(),
+    };
+    let wait_log = |what: &str, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "baresip never said {needle:?} ({what}):\n{text}\n--- callgrid:\n{}",
+                tail(&node.log())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_log("registered with digest auth", "[1 binding]");
+    let ben = node.phone("ben", "agent_answer.xml", &[]);
+    node.login("ann");
+    node.login("ben");
+    let caller = node.sipp("caller.xml", &["-s", SALES, "-m", "1", "-d", "8000"]);
+    wait_log("auto-answered", "Call established");
+    // baresip's own transfer command, as its menu's `t` would send it
+    let mut ctl = std::net::TcpStream::connect(("127.0.0.1", ctrl)).expect("ctrl_tcp");
+    let cmd = r#"{"command":"transfer","params":"20002","token":"t1"}"#;
+    std::io::Write::write_all(&mut ctl, format!("{}:{cmd},", cmd.len()).as_bytes())
+        .expect("ctrl command");
+    wait_log("transferred", "transferring call to");
+    let (ok, out) = caller.wait(Duration::from_secs(40));
+    assert!(ok, "the caller's call ended well:\n{}", tail(&out));
+    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !text.contains("transfer failed"),
+        "baresip reports no transfer failure:\n{text}"
+    );
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &[
+            "answered ann",
+            "CallTransferred",
+            "routed extension 20002",
+            "answered ben",
+            "ended caller",
+        ],
+    );
+}
+
+/// A call from the trunk over TCP is answered with a Contact that says `transport=tcp`, so
+/// the trunk's ACK and BYE come back over TCP (RFC 3261 §8.1.1.8).
+#[test]
+fn a_call_over_tcp_is_answered_with_a_tcp_contact() {
+    use std::io::{Read, Write};
+    let node = Node::start();
+    let mut tcp = std::net::TcpStream::connect(node.sip).expect("tcp to the edge");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let local = tcp.local_addr().expect("addr");
+    let sdp = format!(
+        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        free_port(true)
+    );
+    let request = |method: &str, cseq: u32, to_tag: &str, body: &str| {
+        format!(
+            "{method} sip:{SALES}@{sip};transport=tcp SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {local};branch=z9hG4bK-tcp-{method}-{cseq}\r\n\
+             From: <sip:trunk@{local}>;tag=trunk1\r\nTo: <sip:{SALES}@{sip}>{to_tag}\r\n\
+             Call-ID: tcp-contact-1\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:trunk@{local};transport=tcp>\r\n{ctype}Content-Length: {len}\r\n\r\n{body}",
+            sip = node.sip,
+            ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" },
+            len = body.len(),
+        )
+    };
+    tcp.write_all(request("INVITE", 1, "", &sdp).as_bytes())
+        .expect("invite");
+    let mut got = String::new();
+    let mut buf = [0u8; 8192];
+    let ok = loop {
+        let n = tcp.read(&mut buf).expect("an answer over tcp");
+        assert!(n > 0, "the edge closed the connection:\n{got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(at) = got.find("SIP/2.0 200") {
+            break got[at..].to_owned();
+        }
+    };
+    let header = |name: &str| {
+        ok.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header("contact")
+            .to_ascii_lowercase()
+            .contains("transport=tcp"),
+        "the 200's Contact names TCP: {:?}\n{ok}",
+        header("contact")
+    );
+    let to = header("to");
+    let tag = &to[to.find(";tag=").expect("a To tag")..];
+    tcp.write_all(request("ACK", 1, tag, "").as_bytes())
+        .expect("ack");
+    tcp.write_all(request("BYE", 2, tag, "").as_bytes())
+        .expect("bye");
+    let mut answers = String::new();
+    while !answers.contains("CSeq: 2 BYE") {
+        let n = tcp.read(&mut buf).expect("the BYE's answer");
+        assert!(n > 0, "the edge closed the connection:\n{answers}");
+        answers.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        answers.contains("SIP/2.0 200"),
+        "BYE answered 200:\n{answers}"
+    );
+}
+
+#[test]
+fn a_transfer_to_an_unknown_target_is_refused_and_the_call_stays() {
+    let mut node = Node::start();
+    let ann = node.phone(
+        "ann",
+        "agent_refer_refused.xml",
+        &["-d", "1000", "-set", "target", "99999"],
+    );
+    node.login("ann");
+    node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "5000"]);
+    let (ok, out) = ann.wait(Duration::from_secs(30));
+    assert!(
+        ok,
+        "ann's phone got a NOTIFY saying 404 and kept the call until the caller's BYE:\n{}",
+        tail(&out)
+    );
+    let story = call_story(&node.events());
+    assert_story(&story, &["answered ann", "ended caller"]);
+    assert!(
+        !story.iter().any(|s| s == "CallTransferred"),
+        "nothing was transferred: {story:#?}"
+    );
+}
+
+#[test]
+fn a_phone_that_hangs_up_right_after_its_refer_still_transfers_the_caller() {
+    let mut node = Node::start();
+    let ann = node.phone(
+        "ann",
+        "agent_refer_bye.xml",
+        &["-d", "1000", "-set", "target", "20002"],
+    );
+    let ben = node.phone("ben", "agent_answer.xml", &[]);
+    node.login("ann");
+    node.login("ben");
+    node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "6000"]);
+    assert!(ann.wait(Duration::from_secs(30)).0, "ann's REFER and BYE");
+    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &[
+            "answered ann",
+            "CallTransferred",
+            "answered ben",
+            "ended caller",
+        ],
+    );
+    assert!(
+        !story.iter().any(|s| s == "ended agent"),
+        "ann's BYE after her REFER did not end the call: {story:#?}"
+    );
 }

@@ -72,7 +72,13 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
     let _place = TrunkPlace(trunk.clone());
 
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
-    let contact = shared.contact.clone();
+    let mut contact = shared.contact.clone();
+    if source_of(&tx).is_some_and(|(_, t)| t == Transport::Tcp) {
+        // the trunk's in-dialog requests (ACK, BYE) come back over TCP too
+        contact
+            .params
+            .push(rsipstack::sip::Param::Transport(Transport::Tcp));
+    }
     let caller_dialog =
         match shared
             .dialogs
@@ -769,14 +775,25 @@ impl Call {
             }
             _ => StatusCode::ServiceUnavailable,
         };
-        if let Some(leg) = self
+        match self
             .agents
             .get(&t.agent)
             .and_then(|ring| ring.answered.map(|i| ring.legs[i].dialog.clone()))
         {
-            tokio::spawn(async move {
-                let _ = leg.notify_refer(code, "terminated;reason=noresource").await;
-            });
+            Some(leg) => {
+                tokio::spawn(async move {
+                    let _ = leg.notify_refer(code, "terminated;reason=noresource").await;
+                });
+            }
+            None => {
+                // the phone hung up after its REFER and the transfer did not happen: the
+                // agent has left the call, as a plain hang-up would have said
+                self.report(Report::Hangup(api::Hangup {
+                    party: api::Party::Agent as i32,
+                    sip_code: 0,
+                }))
+                .await;
+            }
         }
     }
 
@@ -1026,6 +1043,19 @@ impl Call {
                 self.shared.dialogs.remove_dialog(&leg.dialog.id());
                 if ring.answered == Some(index) {
                     if by_us {
+                        return;
+                    }
+                    if self.transfer.as_ref().is_some_and(|t| t.agent == agent) {
+                        // a phone that hangs up right after its REFER: the transfer goes on,
+                        // the router's word decides what the caller gets
+                        if let Some(ring) = self.agents.remove(agent) {
+                            if let Some(caller) = &self.caller_leg {
+                                media::unbridge(caller, &ring.media);
+                            }
+                        }
+                        if self.bridged.as_deref() == Some(agent) {
+                            self.bridged = None;
+                        }
                         return;
                     }
                     // the agent hung up an answered call
