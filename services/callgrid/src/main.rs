@@ -5,8 +5,11 @@
 //! - `callgrid sip-edge`: the SIP edge alone, talking to a router over gRPC (a cluster);
 //! - `callgrid agent`: log agents in and out, change their state;
 //! - `callgrid check-config FILE|DIR`: validate tenant files and print every error.
+//!
+//! `serve` and `sip-edge` expose `GET /metrics` (Prometheus) with `--metrics-listen ADDR`.
 
 mod agent_cli;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::CheckConfig { path } => check_config(&path),
         Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .worker_threads(args.io_threads.unwrap_or_else(default_io_threads).max(1))
             .thread_name("callgrid-io")
             .build()?
             .block_on(serve(args)),
@@ -110,6 +114,37 @@ struct SipArgs {
     /// Directory of call recordings (default: DATA_DIR/recordings).
     #[arg(long, env = "CALLGRID_RECORDINGS")]
     recordings: Option<PathBuf>,
+}
+
+/// The metrics endpoint, shared by `serve` and `sip-edge`.
+#[derive(Args)]
+struct MetricsArgs {
+    /// Serve `GET /metrics` (Prometheus text format: SIP and RTP counters) on this address;
+    /// none by default.
+    #[arg(long, env = "CALLGRID_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Binds the address, if one is given (before anything else starts).
+    async fn bind(&self) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+        match self.metrics_listen {
+            Some(addr) => Ok(Some(metrics::bind(addr).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Serves the edge's counters on `listener`, if there is one.
+fn serve_metrics(
+    listener: Option<tokio::net::TcpListener>,
+    edge: Option<Arc<callgrid_sip_edge::SipEdge>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = listener?;
+    Some(metrics::serve(
+        listener,
+        Arc::new(move || metrics::render(edge.as_deref())),
+    ))
 }
 
 fn parse_range(s: &str) -> Result<(u16, u16), String> {
@@ -157,9 +192,12 @@ struct SipEdgeArgs {
     data_dir: PathBuf,
     #[command(flatten)]
     sip: SipArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
+    let metrics_listener = a.metrics.bind().await?;
     let tenants = callgrid_config::load_dir(&a.tenants).map_err(|e| anyhow::anyhow!("{e}"))?;
     let channel = tonic::transport::Endpoint::from_shared(a.router.clone())
         .with_context(|| format!("bad router address {}", a.router))?
@@ -168,9 +206,14 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
     let edge = callgrid_sip_edge::SipEdge::start(a.sip.options(&a.data_dir), tenants, channel)
         .await
         .context("cannot start the sip edge")?;
+    let edge = Arc::new(edge);
+    let metrics = serve_metrics(metrics_listener, Some(edge.clone()));
     tracing::info!(sip = %edge.local_addr(), router = %a.router, "sip edge serving");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
+    if let Some(m) = metrics {
+        m.abort();
+    }
     edge.shutdown();
     Ok(())
 }
@@ -224,6 +267,10 @@ struct ServeArgs {
     /// Actor threads; tenants are spread over them (default: one per core).
     #[arg(long)]
     arbiters: Option<usize>,
+    /// Threads of the async runtime (SIP, RTP, gRPC); default: one per core less one, at
+    /// least one (the actor and journal threads need the rest; docs/DECISIONS.md).
+    #[arg(long, env = "CALLGRID_IO_THREADS")]
+    io_threads: Option<usize>,
     /// Seconds a call recovered after a restart waits for its edge before it is ended.
     #[arg(long, default_value_t = 30)]
     edge_grace_seconds: u64,
@@ -233,6 +280,15 @@ struct ServeArgs {
     snapshot_every: u64,
     #[command(flatten)]
     sip: SipArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// The async runtime's threads for `serve` when not given: every core but one, which the
+/// router's actor thread(s) and the journal writer use. On 2 cores one I/O thread did 15 %
+/// more calls per CPU-second than two (fewer cross-thread wake-ups; docs/BENCHMARKS.md).
+fn default_io_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// The router's call-control service as the SIP edge's link to it, in one process.
@@ -254,6 +310,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let metrics_listener = a.metrics.bind().await?;
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let db = a.data_dir.join("events.sqlite");
@@ -331,13 +388,20 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");
-        Some(edge)
+        Some(Arc::new(edge))
     };
+    let metrics = serve_metrics(metrics_listener, edge.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
     grpc::serve_on(router, listener, shutdown).await?;
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    if let Some(edge) = &edge {
+        edge.shutdown();
+    }
     drop(edge);
     Ok(())
 }
