@@ -388,7 +388,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");
-        Some(Arc::new(edge))
+        let edge = Arc::new(edge);
+        // a tenant loaded later (Admin LoadTenant) reaches the edge too: its numbers, trunks
+        // and agents' SIP passwords apply to the next call or REGISTER, no restart
+        let for_loads = edge.clone();
+        router.on_tenant_loaded(move |file| for_loads.upsert_tenant(file.clone()));
+        Some(edge)
     };
     let metrics = serve_metrics(metrics_listener, edge.clone());
     let shutdown = async {

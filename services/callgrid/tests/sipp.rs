@@ -1365,3 +1365,38 @@ fn a_phone_that_hangs_up_right_after_its_refer_still_transfers_the_caller() {
         "ann's BYE after her REFER did not end the call: {story:#?}"
     );
 }
+
+#[test]
+fn a_number_added_by_loading_a_new_tenant_version_takes_calls_at_once() {
+    let mut node = Node::start();
+    const NEW: &str = "+15550000299";
+    node.sipp_ok("caller_expect_404.xml", &["-s", NEW, "-m", "1"]);
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/siptest.yaml"),
+    )
+    .expect("siptest.yaml")
+    .replace(
+        "numbers:\n",
+        &format!(
+            "numbers:\n  - {{ number: \"{NEW}\", name: New line, route: {{ queue: \"200\" }} }}\n"
+        ),
+    );
+    let loaded = node.rt.block_on(async {
+        api::admin_client::AdminClient::new(node.connect().await)
+            .load_tenant(api::LoadTenantRequest {
+                yaml,
+                source_name: "siptest-v2.yaml".into(),
+            })
+            .await
+            .expect("the new version loads")
+            .into_inner()
+    });
+    assert_eq!(loaded.version, 2);
+    // no restart: the edge knows the number now (it answered 404 before)
+    node.sipp_ok("caller_abandon.xml", &["-s", NEW, "-m", "1", "-d", "1000"]);
+    let story = call_story(&node.events());
+    assert_story(
+        &story,
+        &["arrived +15550000299", "routed queue 200", "ended caller"],
+    );
+}

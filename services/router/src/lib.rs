@@ -108,7 +108,12 @@ pub struct Router {
     tenants: RwLock<HashMap<TenantId, Arc<Tenant>>>,
     numbers: RwLock<HashMap<String, TenantId>>,
     load_lock: tokio::sync::Mutex<()>,
+    tenant_listeners: RwLock<Vec<TenantListener>>,
 }
+
+/// Told of every tenant file `load_tenant` installed (once its `TenantConfigured` is durable):
+/// the SIP edge of `callgrid serve` takes the new numbers, trunks and agents' passwords.
+pub type TenantListener = Box<dyn Fn(&callgrid_config::TenantFile) + Send + Sync>;
 
 fn rlock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -167,6 +172,7 @@ impl Router {
             tenants: RwLock::new(HashMap::new()),
             numbers: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
+            tenant_listeners: RwLock::new(Vec::new()),
         });
         let events = recovered.events;
         let calls: usize = recovered.tenants.values().map(|t| t.core.calls.len()).sum();
@@ -364,6 +370,18 @@ impl Router {
         self.shared.journal.wait(ticket).await?;
         self.install(setup, yaml.to_string(), None)?;
         tracing::info!(tenant = %id, version, source = source_name, "tenant configuration loaded");
+        for listener in rlock(&self.tenant_listeners).iter() {
+            listener(&file);
+        }
         Ok((id, version))
+    }
+
+    /// Calls `f` with every tenant file loaded from now on (`load_tenant`, e.g. Admin
+    /// `LoadTenant`).
+    pub fn on_tenant_loaded(
+        &self,
+        f: impl Fn(&callgrid_config::TenantFile) + Send + Sync + 'static,
+    ) {
+        wlock(&self.tenant_listeners).push(Box::new(f));
     }
 }
