@@ -58,6 +58,23 @@ impl AgentSvc {
         agent: &str,
         cmd: AgentCommand,
     ) -> Result<Response<api::AgentStatus>, Status> {
+        let (t, addr) = self.agent(tenant_id, agent)?;
+        let ticket = addr
+            .send(AgentMsg(cmd))
+            .await
+            .map_err(mailbox)?
+            .map_err(|r| convert::status(&r))?;
+        self.durable(ticket).await?;
+        let a = addr.send(GetAgent).await.map_err(mailbox)?;
+        Ok(Response::new(agent_status(&t, &a)))
+    }
+
+    /// The tenant and the actor of one of its agents.
+    fn agent(
+        &self,
+        tenant_id: &str,
+        agent: &str,
+    ) -> Result<(Arc<Tenant>, actix::Addr<crate::actors::AgentActor>), Status> {
         let t = tenant(&self.router, tenant_id)?;
         if agent.is_empty() {
             return Err(Status::invalid_argument("agent is required"));
@@ -65,19 +82,17 @@ impl AgentSvc {
         let addr = t.agent(&AgentId::new(agent)).ok_or_else(|| {
             Status::not_found(format!("unknown agent {agent} of tenant {tenant_id}"))
         })?;
-        let ticket = addr
-            .send(AgentMsg(cmd))
-            .await
-            .map_err(mailbox)?
-            .map_err(|r| convert::status(&r))?;
+        Ok((t, addr))
+    }
+
+    /// Waits until the events of `ticket` are durable.
+    async fn durable(&self, ticket: crate::journal::Ticket) -> Result<(), Status> {
         self.router
             .shared
             .journal
             .wait(ticket)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let a = addr.send(GetAgent).await.map_err(mailbox)?;
-        Ok(Response::new(agent_status(&t, &a)))
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
@@ -139,17 +154,11 @@ impl api::agent_service_server::AgentService for AgentSvc {
         req: Request<api::TransferRequest>,
     ) -> Result<Response<api::TransferResponse>, Status> {
         let r = req.into_inner();
-        let t = tenant(&self.router, &r.tenant)?;
-        if r.agent.is_empty() {
-            return Err(Status::invalid_argument("agent is required"));
-        }
+        let (t, addr) = self.agent(&r.tenant, &r.agent)?;
         if r.target.trim().is_empty() {
             return Err(Status::invalid_argument("target is required"));
         }
         let agent = AgentId::new(&r.agent);
-        let addr = t.agent(&agent).ok_or_else(|| {
-            Status::not_found(format!("unknown agent {} of tenant {}", r.agent, r.tenant))
-        })?;
         let a = addr.send(GetAgent).await.map_err(mailbox)?;
         let call = match &a.state {
             AgentState::OnCall { call, .. } => call.clone(),
@@ -172,12 +181,7 @@ impl api::agent_service_server::AgentService for AgentSvc {
             .await
             .map_err(mailbox)?
             .map_err(|r| convert::status(&r))?;
-        self.router
-            .shared
-            .journal
-            .wait(ticket)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.durable(ticket).await?;
         Ok(Response::new(api::TransferResponse {
             call: call.to_string(),
         }))
