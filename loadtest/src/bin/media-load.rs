@@ -7,22 +7,30 @@
 //! to its source), every agent registered and made available; per step, `--callers` SIPp
 //! callers placing N calls in all at `--setup-rate` calls/s. Each call (a scenario this
 //! program writes into its work directory) offers PCMU on its own port
-//! (`[auto_media_port+4]`), waits `--settle-ms` after the ACK (the agent has answered and
-//! the edge has bridged by then), plays a PCMU pcap of `--hold-seconds` (20 ms packets, 160
-//! bytes of payload: "CGML", the packet's index, µ-law silence; written by this program) with
-//! SIPp's `play_pcap_audio`, waits 2 s more for the echo, and hangs up. So every packet
-//! travels caller → edge (caller leg) → relayed → agent → echoed → edge (agent leg) →
-//! relayed → caller: two relays through the edge per packet.
+//! (`[auto_media_port+4]`, which this program binds), logs the edge's RTP port from the 200's
+//! SDP (`<log>`, `-trace_logs`), stays `--settle-ms` + `--hold-seconds` + 2 s and hangs up.
+//! This program reads those log lines as SIPp writes them and, `--settle-ms` after each (the
+//! agent has answered and the edge has bridged by then), sends the call's G.711 stream from
+//! the call's socket: `--hold-seconds` of 20 ms PCMU packets, 160 bytes of payload ("CGML",
+//! the packet's index, µ-law silence). So every packet travels caller → edge (caller leg) →
+//! relayed → agent → echoed → edge (agent leg) → relayed → caller: two relays through the
+//! edge per packet.
+//!
+//! Why not SIPp's `play_pcap_audio`: it sends through one raw `IPPROTO_UDP` socket per
+//! playing call, and a raw socket gets a copy of every UDP datagram the host receives. With
+//! N calls every RTP packet on the machine is offered to N raw sockets nobody reads: at 800
+//! calls the kernel spent both cores in softirq (310 million raw-socket drops within seconds)
+//! and starved everything else, the edge included. Sending from the call's own UDP socket
+//! costs one `sendto`, and gives each packet's send time.
 //!
 //! What it counts:
 //! - at the edge, from `GET /metrics` before and after the step: RTP packets received,
 //!   relayed, sent, played (prompts, hold music), discarded (not bridged) and dropped by
 //!   reason; the peak of media legs open;
-//! - at the callers: this program binds every call's RTP port and checks each echoed packet
-//!   of ours by its index (lost, duplicated, reordered), that the edge's renumbering is
-//!   continuous (one SSRC, sequence − index and timestamp − 160 × index constant per call)
-//!   and the delay variation (arrival against the 20 ms schedule of the first packet, which
-//!   includes SIPp's send timing and this program's scheduling);
+//! - at the callers: every packet of ours that comes back, by its index (lost, duplicated,
+//!   reordered), that the edge's renumbering is continuous (one SSRC, sequence − index and
+//!   timestamp − 160 × index constant per call), and its round trip (sent → back: two passes
+//!   through the edge, the SIPp echo and this program's own scheduling);
 //! - the kernel: drops on the edge's RTP sockets, the SIPp agents' echo sockets and ours
 //!   (/proc/net/udp), and the machine's UDP RcvbufErrors/SndbufErrors/InErrors
 //!   (/proc/net/snmp);
@@ -34,12 +42,11 @@
 //! is lost at the edge when the kernel drops it on an edge socket, when the edge fails to send
 //! it, or when the counters do not account for it; end to end, when it does not come back to
 //! its caller (wherever it was lost: the SIPp agents' single echo thread, with the kernel's
-//! default receive buffer, is the weakest link of the set-up on a busy machine). SIPp plays pcaps
-//! through a raw socket: run as root (or with CAP_NET_RAW).
+//! default receive buffer, is the weakest link of the set-up on a busy machine).
 //!
 //! ```text
 //! cargo build --release -p callgrid -p callgrid-loadtest
-//! target/release/media-load --concurrent 200 --hold-seconds 30
+//! target/release/media-load --concurrent 200,400,800 --hold-seconds 30
 //! ```
 
 use std::collections::HashMap;
@@ -66,7 +73,7 @@ const MAGIC: &[u8; 4] = b"CGML";
 /// G.711 at 20 ms: 160 samples and bytes per packet.
 const FRAME_SAMPLES: u32 = 160;
 const FRAME: Duration = Duration::from_millis(20);
-/// After the pcap: time for the last packets' echo before the BYE.
+/// After the stream: time for the last packets' echo before the BYE.
 const TAIL: Duration = Duration::from_secs(2);
 /// A call is "streaming" while a packet of ours arrived this recently.
 const STREAMING: Duration = Duration::from_millis(200);
@@ -83,7 +90,7 @@ struct Args {
     /// Calls set up per second (all callers together) while a step ramps up.
     #[arg(long, default_value_t = 50.0)]
     setup_rate: f64,
-    /// Milliseconds between the ACK and a call's first RTP packet (the bridge is up by then).
+    /// Milliseconds between the 200 and a call's first RTP packet (the bridge is up by then).
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
     /// Stop after the first step that loses a packet at the edge.
@@ -171,72 +178,12 @@ fn ensure_free(port: u16) -> anyhow::Result<()> {
         .with_context(|| format!("UDP port {port} is taken (try another --port-base)"))
 }
 
-// ------------------------------------------------------------------ media files
+// ------------------------------------------------------------------ the callers' scenario
 
-/// A pcap (Ethernet, IPv4, UDP) of `packets` PCMU packets, 20 ms apart: payload "CGML", the
-/// index (u32, big-endian), µ-law silence. SIPp rewrites the ports and the UDP checksum.
-fn write_pcap(path: &Path, packets: u32) -> anyhow::Result<()> {
-    let mut out = Vec::with_capacity(64 + packets as usize * 230);
-    // global header: magic, version 2.4, zone, sigfigs, snaplen, link type 1 (Ethernet)
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    let payload_len = FRAME_SAMPLES as usize;
-    let rtp_len = 12 + payload_len;
-    let udp_len = 8 + rtp_len;
-    let ip_len = 20 + udp_len;
-    let frame_len = 14 + ip_len;
-    for i in 0..packets {
-        let t = FRAME * i;
-        out.extend_from_slice(&(t.as_secs() as u32).to_le_bytes());
-        out.extend_from_slice(&t.subsec_micros().to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
-        out.extend_from_slice(&(frame_len as u32).to_le_bytes());
-        // Ethernet
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00]);
-        // IPv4, 127.0.0.1 -> 127.0.0.1
-        let mut ip = [0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-        ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
-        ip[8] = 64;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&[127, 0, 0, 1]);
-        ip[16..20].copy_from_slice(&[127, 0, 0, 1]);
-        let sum = ip
-            .chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum::<u32>();
-        let sum = (sum & 0xffff) + (sum >> 16);
-        let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
-        out.extend_from_slice(&ip);
-        // UDP (ports and checksum are SIPp's)
-        out.extend_from_slice(&6000u16.to_be_bytes());
-        out.extend_from_slice(&6000u16.to_be_bytes());
-        out.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
-        // RTP: V=2, marker on the first, PT 0 (PCMU)
-        out.push(0x80);
-        out.push(if i == 0 { 0x80 } else { 0 });
-        out.extend_from_slice(&(1000u16.wrapping_add(i as u16)).to_be_bytes());
-        out.extend_from_slice(&(FRAME_SAMPLES * i).to_be_bytes());
-        out.extend_from_slice(&0x4347_4d4cu32.to_be_bytes());
-        let mut payload = vec![0xffu8; payload_len];
-        payload[..4].copy_from_slice(MAGIC);
-        payload[4..8].copy_from_slice(&i.to_be_bytes());
-        out.extend_from_slice(&payload);
-    }
-    fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The callers' scenario: INVITE offering PCMU on `[auto_media_port+4]`, ACK, settle, play
-/// the pcap, wait for its end and the echo, BYE (a BYE from the far end is answered).
-fn caller_scenario(pcap: &Path, settle_ms: u64, talk_ms: u64) -> String {
+/// The callers' scenario: INVITE offering PCMU on `[auto_media_port+4]`; on the 200, log
+/// `rtp CALL_NUMBER m=audio EDGE_PORT`; ACK; stay `talk_ms` (this program sends the RTP);
+/// BYE (a BYE from the far end is answered).
+fn caller_scenario(talk_ms: u64) -> String {
     let head = |method: &str, cseq: u32| {
         [
             format!("{method} [next_url] SIP/2.0"),
@@ -257,7 +204,7 @@ fn caller_scenario(pcap: &Path, settle_ms: u64, talk_ms: u64) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<!-- written by loadtest/src/bin/media-load.rs: a call that sends RTP for the hold time -->
+<!-- written by loadtest/src/bin/media-load.rs: a call whose RTP media-load sends -->
 <scenario name="callgrid media caller">
   <send retrans="500" start_txn="invite">
     <![CDATA[
@@ -291,19 +238,18 @@ fn caller_scenario(pcap: &Path, settle_ms: u64, talk_ms: u64) -> String {
   <recv response="180" response_txn="invite" optional="true" />
   <recv response="183" response_txn="invite" optional="true" />
   <recv request="BYE" optional="global" next="remote_bye" />
-  <recv response="200" response_txn="invite" rrs="true" />
+  <recv response="200" response_txn="invite" rrs="true">
+    <action>
+      <ereg regexp="m=audio [0-9]+" search_in="msg" check_it="true" assign_to="edge_media" />
+      <log message="rtp [call_number] [$edge_media]" />
+    </action>
+  </recv>
   <send ack_txn="invite">
     <![CDATA[
 
 {ack}
     ]]>
   </send>
-  <pause milliseconds="{settle_ms}" />
-  <nop>
-    <action>
-      <exec play_pcap_audio="{pcap}" />
-    </action>
-  </nop>
   <pause milliseconds="{talk_ms}" />
   <send retrans="500">
     <![CDATA[
@@ -332,17 +278,21 @@ fn caller_scenario(pcap: &Path, settle_ms: u64, talk_ms: u64) -> String {
 "#,
         ack = head("ACK", 1),
         bye = head("BYE", 2),
-        pcap = pcap.display(),
     )
 }
 
-// ------------------------------------------------------------------ receiving the echo
+// ------------------------------------------------------------------ one call's RTP
 
-/// What came back to one call's RTP port.
+/// One call's RTP at the caller: what was sent, what came back.
 struct CallRx {
     expected: u32,
+    /// when each packet of ours was sent
+    sent_at: Vec<Option<Instant>>,
+    /// packets of ours sent (sendto succeeded) and send errors
+    sent: u64,
+    send_errors: u64,
     seen: Vec<u64>,
-    /// packets of ours (with duplicates)
+    /// packets of ours back (with duplicates)
     ours: u64,
     unique: u64,
     duplicates: u64,
@@ -350,7 +300,7 @@ struct CallRx {
     reordered: u64,
     /// packets without our marker (prompts, hold music the edge played)
     other: u64,
-    /// index beyond the pcap, or a packet too short for RTP
+    /// index beyond the stream, or a packet too short for RTP
     garbage: u64,
     /// (SSRC, sequence − index, timestamp − 160 × index) of the stream so far
     stream: Option<(u32, u16, u32)>,
@@ -358,10 +308,8 @@ struct CallRx {
     seq_breaks: u64,
     ts_breaks: u64,
     max_index: Option<u32>,
-    /// (index, arrival) of the first packet of ours: the schedule of the others
-    first: Option<(u32, Instant)>,
-    /// arrival − schedule of each packet of ours, µs
-    delays_us: Vec<i64>,
+    /// sent → back of each packet of ours, µs
+    rtts_us: Vec<u32>,
     last_ours: Option<Instant>,
 }
 
@@ -369,6 +317,9 @@ impl CallRx {
     fn new(expected: u32) -> CallRx {
         CallRx {
             expected,
+            sent_at: vec![None; expected as usize],
+            sent: 0,
+            send_errors: 0,
             seen: vec![0; (expected as usize).div_ceil(64)],
             ours: 0,
             unique: 0,
@@ -381,8 +332,7 @@ impl CallRx {
             seq_breaks: 0,
             ts_breaks: 0,
             max_index: None,
-            first: None,
-            delays_us: Vec::with_capacity(expected as usize),
+            rtts_us: Vec::with_capacity(expected as usize),
             last_ours: None,
         }
     }
@@ -412,6 +362,10 @@ impl CallRx {
         }
         self.seen[word] |= 1 << bit;
         self.unique += 1;
+        if let Some(at) = self.sent_at[index as usize] {
+            let rtt = now.saturating_duration_since(at).as_micros();
+            self.rtts_us.push(u32::try_from(rtt).unwrap_or(u32::MAX));
+        }
         if self.max_index.is_some_and(|m| index < m) {
             self.reordered += 1;
         }
@@ -437,36 +391,108 @@ impl CallRx {
             }
         }
         self.stream = Some(now_stream);
-        let (i0, t0) = *self.first.get_or_insert((index, now));
-        let due = FRAME.as_micros() as i64 * (i64::from(index) - i64::from(i0));
-        let at = now.saturating_duration_since(t0).as_micros() as i64;
-        self.delays_us.push(at - due);
     }
 }
 
-/// Binds a call's RTP port and counts what arrives until aborted.
-fn receiver(port: u16, expected: u32) -> anyhow::Result<(Arc<Mutex<CallRx>>, UdpSocket)> {
+/// One call's RTP socket (the port its SDP offers) and its counts.
+#[derive(Clone)]
+struct CallMedia {
+    sock: Arc<tokio::net::UdpSocket>,
+    rx: Arc<Mutex<CallRx>>,
+}
+
+fn bind_call(port: u16, expected: u32) -> anyhow::Result<CallMedia> {
     let sock = UdpSocket::bind(("127.0.0.1", port))
         .with_context(|| format!("cannot bind the caller RTP port {port}"))?;
     sock.set_nonblocking(true)?;
-    Ok((Arc::new(Mutex::new(CallRx::new(expected))), sock))
+    Ok(CallMedia {
+        sock: Arc::new(tokio::net::UdpSocket::from_std(sock)?),
+        rx: Arc::new(Mutex::new(CallRx::new(expected))),
+    })
 }
 
-async fn receive(sock: UdpSocket, rx: Arc<Mutex<CallRx>>) {
-    let Ok(sock) = tokio::net::UdpSocket::from_std(sock) else {
-        return;
-    };
+fn lock(rx: &Mutex<CallRx>) -> std::sync::MutexGuard<'_, CallRx> {
+    rx.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts what arrives on a call's socket until aborted.
+async fn receive(call: CallMedia) {
     let mut buf = [0u8; 2048];
     loop {
-        match sock.recv_from(&mut buf).await {
+        match call.sock.recv_from(&mut buf).await {
             Ok((n, _)) => {
                 let now = Instant::now();
-                if let Ok(mut r) = rx.lock() {
-                    r.on_packet(&buf[..n], now);
-                }
+                lock(&call.rx).on_packet(&buf[..n], now);
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
+    }
+}
+
+/// Sends a call's stream to `to` after `settle`: `expected` PCMU packets 20 ms apart (a late
+/// tick sends at once, keeping the schedule), marker on the first, SSRC `ssrc`.
+async fn send_stream(call: CallMedia, to: SocketAddr, settle: Duration, ssrc: u32) {
+    tokio::time::sleep(settle).await;
+    let expected = lock(&call.rx).expected;
+    let mut packet = [0xffu8; 12 + FRAME_SAMPLES as usize];
+    packet[0] = 0x80;
+    packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    packet[12..16].copy_from_slice(MAGIC);
+    let mut ticks = tokio::time::interval(FRAME);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in 0..expected {
+        ticks.tick().await;
+        packet[1] = if i == 0 { 0x80 } else { 0 };
+        packet[2..4].copy_from_slice(&(1000u16.wrapping_add(i as u16)).to_be_bytes());
+        packet[4..8].copy_from_slice(&(FRAME_SAMPLES.wrapping_mul(i)).to_be_bytes());
+        packet[16..20].copy_from_slice(&i.to_be_bytes());
+        let at = Instant::now();
+        let ok = call.sock.send_to(&packet, to).await.is_ok();
+        let mut rx = lock(&call.rx);
+        if ok {
+            rx.sent += 1;
+            rx.sent_at[i as usize] = Some(at);
+        } else {
+            rx.send_errors += 1;
+        }
+    }
+}
+
+/// Follows the callers' `<log>` files (`rtp CALL_NUMBER m=audio PORT`) and starts each
+/// call's stream toward the edge's port; `calls[i][k - 1]` is call k of caller i.
+async fn start_streams(logs: Vec<PathBuf>, calls: Vec<Vec<CallMedia>>, settle: Duration) {
+    let mut offsets = vec![0usize; logs.len()];
+    let mut partial = vec![String::new(); logs.len()];
+    let mut started = 0;
+    let total: usize = calls.iter().map(Vec::len).sum();
+    while started < total {
+        for (i, log) in logs.iter().enumerate() {
+            let Ok(text) = fs::read(log) else { continue };
+            let Some(new) = text.get(offsets[i]..) else {
+                continue;
+            };
+            offsets[i] = text.len();
+            partial[i].push_str(&String::from_utf8_lossy(new));
+            while let Some(end) = partial[i].find('\n') {
+                let line: String = partial[i].drain(..=end).collect();
+                let mut f = line.split_whitespace();
+                let (Some("rtp"), Some(n), Some("m=audio"), Some(port)) =
+                    (f.next(), f.next(), f.next(), f.next())
+                else {
+                    continue;
+                };
+                let (Ok(n), Ok(port)) = (n.parse::<usize>(), port.parse::<u16>()) else {
+                    continue;
+                };
+                if let Some(call) = n.checked_sub(1).and_then(|k| calls[i].get(k)) {
+                    let to = SocketAddr::from(([127, 0, 0, 1], port));
+                    let ssrc = 0x4347_0000 | ((i as u32) << 12) | n as u32;
+                    tokio::spawn(send_stream(call.clone(), to, settle, ssrc));
+                    started += 1;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -647,6 +673,9 @@ struct StepResult {
     plateau_relayed_per_s: f64,
     edge: EdgeDelta,
     /// totals over every call's receiver
+    /// packets of ours sent by the callers, and send errors
+    tx_sent: u64,
+    tx_errors: u64,
     rx_ours: u64,
     rx_unique: u64,
     rx_duplicates: u64,
@@ -659,7 +688,8 @@ struct StepResult {
     calls_short: usize,
     calls_silent: usize,
     /// arrival − schedule relative to each call's earliest, µs
-    delay_var: Histogram<u64>,
+    /// sent → back of every packet of ours, µs
+    rtt: Histogram<u64>,
     /// kernel drops (receive buffer full): edge RTP sockets, SIPp echo sockets, ours
     drops: [u64; 3],
     snmp: HashMap<String, i64>,
@@ -676,6 +706,7 @@ impl StepResult {
     fn expected(&self) -> u64 {
         self.calls as u64 * u64::from(self.packets_per_call)
     }
+    /// Packets sent that did not come back (packets never sent count as well).
     fn lost_e2e(&self) -> u64 {
         self.expected().saturating_sub(self.rx_unique)
     }
@@ -707,31 +738,32 @@ async fn run_step(
     let dir = s.work.join(format!("step{idx:02}-{calls}"));
     fs::create_dir_all(&dir)?;
     let packets = u32::try_from(hold_s * 50)?;
-    let pcap = dir.join(format!("pcmu-{hold_s}s.pcap"));
-    write_pcap(&pcap, packets)?;
-    let talk_ms = hold_s * 1000 + TAIL.as_millis() as u64;
+    let talk_ms = a.settle_ms + hold_s * 1000 + TAIL.as_millis() as u64;
     let scenario = dir.join("media_caller.xml");
-    fs::write(&scenario, caller_scenario(&pcap, a.settle_ms, talk_ms))?;
+    fs::write(&scenario, caller_scenario(talk_ms))?;
 
-    // the calls of each caller and their receivers
+    // the calls of each caller: call k of caller i offers port callers[i] + 4 k
     let n_callers = a.callers.min(calls);
-    let mut receivers: Vec<(u16, Arc<Mutex<CallRx>>)> = Vec::new();
+    let mut by_caller: Vec<Vec<CallMedia>> = Vec::new();
+    let mut receiver_ports = Vec::new();
     let mut tasks = Vec::new();
-    let mut per_caller = Vec::new();
     for i in 0..n_callers {
         let n = calls / n_callers + usize::from(i < calls % n_callers);
         let mp = s.ports.callers[i];
         ensure_free(mp)?;
         ensure_free(mp + 2)?;
+        let mut these = Vec::new();
         for k in 1..=n {
             let port = mp + 4 * k as u16;
-            let (rx, sock) = receiver(port, packets)?;
-            tasks.push(tokio::spawn(receive(sock, rx.clone())));
-            receivers.push((port, rx));
+            let call = bind_call(port, packets)?;
+            tasks.push(tokio::spawn(receive(call.clone())));
+            receiver_ports.push(port);
+            these.push(call);
         }
-        per_caller.push(n);
+        by_caller.push(these);
     }
-    let receiver_ports: Vec<u16> = receivers.iter().map(|(p, _)| *p).collect();
+    let receivers: Vec<CallMedia> = by_caller.iter().flatten().cloned().collect();
+    let per_caller: Vec<usize> = by_caller.iter().map(Vec::len).collect();
 
     let m0 = scrape_metrics(s.metrics).await?;
     let snmp0 = udp_snmp();
@@ -744,7 +776,7 @@ async fn run_step(
 
     let rate = a.setup_rate / n_callers as f64;
     let ramp_s = calls as f64 / a.setup_rate;
-    let timeout_s = (ramp_s + a.settle_ms as f64 / 1000.0 + talk_ms as f64 / 1000.0 + 60.0).ceil();
+    let timeout_s = (ramp_s + talk_ms as f64 / 1000.0 + 60.0).ceil();
     let mut callers = Vec::new();
     let mut caller_dirs = Vec::new();
     for (i, &n) in per_caller.iter().enumerate() {
@@ -760,10 +792,17 @@ async fn run_step(
             .args(["-m", &n.to_string(), "-l", &n.to_string()])
             .args(["-buff_size", &(4 << 20).to_string()])
             .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"])
+            .args(["-trace_logs", "-log_file", "rtp.log"])
             .args(["-timeout", &format!("{timeout_s}s"), "-timeout_error"]);
         callers.push(Proc::spawn(&format!("caller-{i}"), &mut cmd, &cdir, false)?);
         caller_dirs.push(cdir);
     }
+    let logs = caller_dirs.iter().map(|d| d.join("rtp.log")).collect();
+    let streams = tokio::spawn(start_streams(
+        logs,
+        by_caller,
+        Duration::from_millis(a.settle_ms),
+    ));
 
     // sample while the calls run
     let edge_ports = s.ports.edge.0..=s.ports.edge.1;
@@ -782,11 +821,10 @@ async fn run_step(
         let now = Instant::now();
         let streaming = receivers
             .iter()
-            .filter(|(_, r)| {
-                r.lock().is_ok_and(|r| {
-                    r.last_ours
-                        .is_some_and(|t| now.saturating_duration_since(t) < STREAMING)
-                })
+            .filter(|c| {
+                lock(&c.rx)
+                    .last_ours
+                    .is_some_and(|t| now.saturating_duration_since(t) < STREAMING)
             })
             .count();
         peak_streaming = peak_streaming.max(streaming);
@@ -848,6 +886,7 @@ async fn run_step(
     let m1 = scrape_metrics(s.metrics).await?;
     let snmp1 = udp_snmp();
     let drops1 = udp_drops();
+    streams.abort();
     for t in &tasks {
         t.abort();
     }
@@ -908,6 +947,8 @@ async fn run_step(
         plateau_cpu_cores,
         plateau_relayed_per_s,
         edge: EdgeDelta::between(&m0, &m1),
+        tx_sent: 0,
+        tx_errors: 0,
         rx_ours: 0,
         rx_unique: 0,
         rx_duplicates: 0,
@@ -919,7 +960,7 @@ async fn run_step(
         ts_breaks: 0,
         calls_short: 0,
         calls_silent: 0,
-        delay_var: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+        rtt: Histogram::new_with_bounds(1, 600_000_000, 3)?,
         drops: [
             edge_drops.values().sum(),
             agent_drops,
@@ -934,8 +975,10 @@ async fn run_step(
         wall_s,
         problems,
     };
-    for (_, rx) in &receivers {
-        let Ok(c) = rx.lock() else { continue };
+    for call in &receivers {
+        let c = lock(&call.rx);
+        r.tx_sent += c.sent;
+        r.tx_errors += c.send_errors;
         r.rx_ours += c.ours;
         r.rx_unique += c.unique;
         r.rx_duplicates += c.duplicates;
@@ -950,10 +993,8 @@ async fn run_step(
         } else if c.unique < u64::from(c.expected) {
             r.calls_short += 1;
         }
-        if let Some(min) = c.delays_us.iter().min() {
-            for d in &c.delays_us {
-                r.delay_var.saturating_record((d - min).max(1) as u64);
-            }
+        for &us in &c.rtts_us {
+            r.rtt.saturating_record(u64::from(us).max(1));
         }
     }
     for (c, cdir) in callers.iter().zip(&caller_dirs) {
@@ -1008,7 +1049,7 @@ fn ms(h: &Histogram<u64>, q: f64) -> String {
 fn describe(r: &StepResult) {
     let e = &r.edge;
     println!(
-        "== {} concurrent calls, {} s of 20 ms PCMU each ({} packets per call, each relayed twice by the edge)",
+        "== {} concurrent calls, {} s of 20 ms PCMU each way ({} packets per call, each relayed twice by the edge)",
         r.calls, r.hold_s, r.packets_per_call
     );
     println!(
@@ -1052,9 +1093,11 @@ fn describe(r: &StepResult) {
         e.play_errors
     );
     println!(
-        "  end to end (caller -> edge -> agent echo -> edge -> caller): {} of {} packets back ({} lost), \
+        "  end to end (caller -> edge -> agent echo -> edge -> caller): {} packets sent ({} send errors), {} of {} back ({} lost), \
          {} duplicated, {} reordered; {} calls short, {} silent; edge renumbering: {} SSRC changes, \
          {} sequence breaks, {} timestamp breaks; {} other packets (edge prompts), {} not RTP",
+        r.tx_sent,
+        r.tx_errors,
         r.rx_unique,
         r.expected(),
         r.lost_e2e(),
@@ -1069,12 +1112,12 @@ fn describe(r: &StepResult) {
         r.rx_garbage
     );
     println!(
-        "  delay variation at the callers (vs each call's earliest packet; SIPp's send timing and this program's scheduling included): \
+        "  round trip of each packet (sent -> edge -> agent echo -> edge -> back, this program's scheduling included): \
          p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
-        ms(&r.delay_var, 0.5),
-        ms(&r.delay_var, 0.99),
-        ms(&r.delay_var, 0.999),
-        ms(&r.delay_var, 1.0)
+        ms(&r.rtt, 0.5),
+        ms(&r.rtt, 0.99),
+        ms(&r.rtt, 0.999),
+        ms(&r.rtt, 1.0)
     );
     let snmp = |k: &str| r.snmp.get(k).copied().unwrap_or(0);
     println!(
