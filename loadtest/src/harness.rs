@@ -742,3 +742,56 @@ pub async fn scrape_metrics(addr: SocketAddr) -> anyhow::Result<HashMap<String, 
         })
         .collect())
 }
+
+/// The main of a load program: runs `run` in a work directory (`work_dir`, else a new one
+/// under the system temp dir named after `program`) until it ends, Ctrl-C or SIGTERM
+/// (dropping the run future drops its sessions, which kills the children). The directory is
+/// removed after a success unless `keep`, and kept (with the logs' tails printed) after a
+/// failure.
+pub async fn main_in_work_dir<F>(
+    program: &str,
+    work_dir: Option<PathBuf>,
+    keep: bool,
+    run: impl FnOnce(PathBuf) -> F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use std::process::ExitCode;
+    let work = work_dir.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        std::env::temp_dir().join(format!("{program}-{}-{nanos}", std::process::id()))
+    });
+    if let Err(e) = fs::create_dir_all(&work) {
+        eprintln!("{program}: cannot create {}: {e}", work.display());
+        return ExitCode::FAILURE;
+    }
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        eprintln!("{program}: cannot handle SIGTERM");
+        return ExitCode::FAILURE;
+    };
+    let result = tokio::select! {
+        r = run(work.clone()) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+    };
+    match &result {
+        Ok(()) if !keep => {
+            let _ = fs::remove_dir_all(&work);
+            ExitCode::SUCCESS
+        }
+        Ok(()) => {
+            println!("work dir kept: {}", work.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program} failed: {e:#}");
+            print_log_tails();
+            eprintln!("work dir kept: {}", work.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -47,12 +47,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use callgrid_loadtest::harness::{
     absolute, agents_counts, drops_of, find_bin, first_line, free_tcp_port, free_udp_port,
-    free_udp_range, free_udp_tcp_port, load_tenant_yaml, make_available, print_log_tails,
+    free_udp_range, free_udp_tcp_port, load_tenant_yaml, main_in_work_dir, make_available,
     read_stat, register_agents, self_cpu_s, udp_drops, until_serving, wait_udp_bound, Census, Proc,
     StatRow,
 };
@@ -1502,45 +1502,6 @@ async fn main() -> ExitCode {
         eprintln!("sip-rate: {e:#}");
         return ExitCode::from(2);
     }
-    let work = match &a.work_dir {
-        Some(d) => d.clone(),
-        None => {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            std::env::temp_dir().join(format!("sip-rate-{}-{nanos}", std::process::id()))
-        }
-    };
-    if let Err(e) = fs::create_dir_all(&work) {
-        eprintln!("sip-rate: cannot create {}: {e}", work.display());
-        return ExitCode::FAILURE;
-    }
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        eprintln!("sip-rate: cannot handle SIGTERM");
-        return ExitCode::FAILURE;
-    };
-    let keep = a.keep;
-    // dropping the run future on a signal drops its sessions, which kills the children
-    let result = tokio::select! {
-        r = run(a, work.clone()) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-        _ = term.recv() => Err(anyhow::anyhow!("terminated")),
-    };
-    match &result {
-        Ok(()) if !keep => {
-            let _ = fs::remove_dir_all(&work);
-            ExitCode::SUCCESS
-        }
-        Ok(()) => {
-            println!("work dir kept: {}", work.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sip-rate failed: {e:#}");
-            print_log_tails();
-            eprintln!("work dir kept: {}", work.display());
-            ExitCode::FAILURE
-        }
-    }
+    let (work_dir, keep) = (a.work_dir.clone(), a.keep);
+    main_in_work_dir("sip-rate", work_dir, keep, |work| run(a, work)).await
 }

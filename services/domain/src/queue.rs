@@ -224,16 +224,6 @@ impl Board {
         self.views.clear();
         self.index = None;
     }
-
-    /// How many agents reported.
-    pub fn len(&self) -> usize {
-        self.views.len()
-    }
-
-    /// No agent reported.
-    pub fn is_empty(&self) -> bool {
-        self.views.is_empty()
-    }
 }
 
 impl PartialEq for Queue {

@@ -272,47 +272,41 @@ impl TenantSetup {
     pub fn transfer_target(&self, to: &str) -> Option<Target> {
         let to = to.trim();
         if let Some((kind, id)) = to.split_once(':') {
-            let found = match kind {
-                "queue" => self
-                    .queues
-                    .contains_key(id)
-                    .then(|| Target::Queue(QueueId::new(id))),
-                "agent" => self
-                    .agents
-                    .contains_key(id)
-                    .then(|| Target::Agent(AgentId::new(id))),
-                "extension" => self
-                    .extensions
-                    .contains_key(id)
-                    .then(|| Target::Extension(Arc::from(id))),
-                "group" => self
-                    .groups
-                    .contains_key(id)
-                    .then(|| Target::Group(GroupId::new(id))),
-                "menu" => self
-                    .menus
-                    .contains_key(id)
-                    .then(|| Target::Menu(MenuId::new(id))),
-                "number" => self.numbers.get(id).map(|n| n.route.clone()),
-                _ => None,
-            };
-            return found;
+            return self.named_step(kind, id);
         }
         if to.is_empty() {
             return None;
         }
-        if self.extensions.contains_key(to) {
-            Some(Target::Extension(Arc::from(to)))
-        } else if self.queues.contains_key(to) {
-            Some(Target::Queue(QueueId::new(to)))
-        } else if self.agents.contains_key(to) {
-            Some(Target::Agent(AgentId::new(to)))
-        } else if self.groups.contains_key(to) {
-            Some(Target::Group(GroupId::new(to)))
-        } else if self.menus.contains_key(to) {
-            Some(Target::Menu(MenuId::new(to)))
-        } else {
-            self.numbers.get(to).map(|n| n.route.clone())
+        ["extension", "queue", "agent", "group", "menu", "number"]
+            .into_iter()
+            .find_map(|kind| self.named_step(kind, to))
+    }
+
+    /// The step `kind` `id` names, if the tenant has it.
+    fn named_step(&self, kind: &str, id: &str) -> Option<Target> {
+        match kind {
+            "queue" => self
+                .queues
+                .contains_key(id)
+                .then(|| Target::Queue(QueueId::new(id))),
+            "agent" => self
+                .agents
+                .contains_key(id)
+                .then(|| Target::Agent(AgentId::new(id))),
+            "extension" => self
+                .extensions
+                .contains_key(id)
+                .then(|| Target::Extension(Arc::from(id))),
+            "group" => self
+                .groups
+                .contains_key(id)
+                .then(|| Target::Group(GroupId::new(id))),
+            "menu" => self
+                .menus
+                .contains_key(id)
+                .then(|| Target::Menu(MenuId::new(id))),
+            "number" => self.numbers.get(id).map(|n| n.route.clone()),
+            _ => None,
         }
     }
 
