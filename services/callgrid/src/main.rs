@@ -114,6 +114,11 @@ struct SipArgs {
     /// Directory of call recordings (default: DATA_DIR/recordings).
     #[arg(long, env = "CALLGRID_RECORDINGS")]
     recordings: Option<PathBuf>,
+    /// SIP transaction timer, seconds (RFC 3261's 64×T1, 32 s there): how long a finished
+    /// transaction absorbs retransmissions, how long an unanswered request is retried, how
+    /// long a 200 waits for its ACK. At least 4 (T1 = 500 ms must retransmit a few times).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(4..=64))]
+    sip_transaction_timeout: u64,
 }
 
 /// The metrics endpoint, shared by `serve` and `sip-edge`.
@@ -170,6 +175,7 @@ impl SipArgs {
                 .recordings
                 .clone()
                 .unwrap_or_else(|| data_dir.join("recordings")),
+            transaction_timeout: std::time::Duration::from_secs(self.sip_transaction_timeout),
             ..Default::default()
         };
         if let Some(p) = &self.prompts {

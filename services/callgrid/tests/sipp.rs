@@ -1113,6 +1113,42 @@ fn unknown_methods_get_501_and_methods_the_edge_does_not_offer_get_405_with_allo
     }
 }
 
+/// The To tag of a response.
+fn to_tag(answer: &str) -> String {
+    answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+        .unwrap_or_else(|| panic!("no To tag in {answer}"))
+}
+
+#[test]
+fn a_retransmitted_request_gets_the_same_answer_until_the_transaction_timer_ends() {
+    // 4 s instead of the default 5 s: the test waits past it
+    let node = Node::start_with(&["--sip-transaction-timeout", "4"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let options = request("OPTIONS", "ping", local, node.sip, 7, "");
+    let first = exchange(&sock, node.sip, options.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status_lines(&first), ["SIP/2.0 200 OK"], "{first:?}");
+    let tag = to_tag(&first[0]);
+    // a retransmission (same branch) within the timer is absorbed: the same response again
+    std::thread::sleep(Duration::from_millis(500));
+    let again = exchange(&sock, node.sip, options.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status_lines(&again), ["SIP/2.0 200 OK"], "{again:?}");
+    assert_eq!(to_tag(&again[0]), tag, "the stored response was sent again");
+    // once the timer has run out the transaction is gone: the same request is a new one
+    std::thread::sleep(Duration::from_secs(6));
+    let later = exchange(&sock, node.sip, options.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status_lines(&later), ["SIP/2.0 200 OK"], "{later:?}");
+    assert_ne!(
+        to_tag(&later[0]),
+        tag,
+        "answered afresh after --sip-transaction-timeout"
+    );
+}
+
 #[test]
 fn an_agent_transfers_by_refer_and_the_next_agent_takes_the_call() {
     let mut node = Node::start();

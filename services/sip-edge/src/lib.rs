@@ -111,6 +111,12 @@ pub struct EdgeOptions {
     pub max_expires: Duration,
     /// How long to wait for the router's answer to a new call before refusing it with 503.
     pub router_timeout: Duration,
+    /// RFC 3261's 64×T1 for this edge: how long a transaction stays after its final response
+    /// to absorb retransmissions (timers D, J, L, M), how long a request without any response
+    /// is retransmitted before it fails (timers B, F), and how long the edge waits for the ACK
+    /// of a 200 (timer H's role for 2xx). 32 s in the RFC; 5 s by default here, as Kamailio's
+    /// and OpenSIPS' wait timer (docs/DECISIONS.md, "SIP transaction timer").
+    pub transaction_timeout: Duration,
 }
 
 impl Default for EdgeOptions {
@@ -125,6 +131,7 @@ impl Default for EdgeOptions {
             min_expires: Duration::from_secs(60),
             max_expires: Duration::from_secs(3600),
             router_timeout: Duration::from_secs(5),
+            transaction_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -205,6 +212,10 @@ impl SipEdge {
             .with_user_agent("callgrid")
             .with_transport_layer(transport)
             .with_cancel_token(cancel.child_token())
+            .with_option(rsipstack::transaction::endpoint::EndpointOption {
+                t1x64: options.transaction_timeout,
+                ..Default::default()
+            })
             .with_allows(vec![
                 rsipstack::sip::Method::Invite,
                 rsipstack::sip::Method::Ack,
