@@ -731,3 +731,45 @@ async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Commands to a leg on the engine's own thread go over in batches, still in the order they
+/// were given: of two plays given back to back, only the second one (which replaced the
+/// first) reports `PlayDone`, and a leg dropped after them frees its port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_to_an_engine_on_its_own_thread_apply_in_order() {
+    let engine = MediaEngine::new_on_own_thread(MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ports: 33000..=33199,
+        symmetric_rtp: false,
+    })
+    .unwrap();
+    let (events_tx, mut events) = mpsc::channel(64);
+    let leg = engine.open_leg(events_tx).await.unwrap();
+    let phone = endpoint().await;
+    leg.set_params(params(&phone, Codec::Pcmu, None)).unwrap();
+    let first = leg
+        .play(vec![Arc::new(Prompt::from_samples("first", &[100; 160]))])
+        .unwrap();
+    let prompt = Arc::new(Prompt::from_samples("second", &[200; 320]));
+    let second = leg.play(vec![Arc::clone(&prompt)]).unwrap();
+    let event = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .expect("a PlayDone in time")
+        .expect("event");
+    assert_eq!(event.kind, LegEventKind::PlayDone(second), "not {first:?}");
+    // the two 20 ms frames of the second prompt reached the phone, none of the first
+    for i in 0..2 {
+        let (_, payload) = recv_rtp(&phone).await;
+        assert_eq!(payload, prompt.frame(Codec::Pcmu, i).unwrap(), "frame {i}");
+    }
+    let port = leg.port();
+    drop(leg);
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} never released"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
