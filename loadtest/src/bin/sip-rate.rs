@@ -1158,8 +1158,8 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
         a.step_duration
     );
     // hold it for the final duration; a short step can pass where a minute does not
-    // (memory grows for the first ~35 s of a run: finished SIP transactions are kept 32 s),
-    // so step down 5 % at a time until a rate holds, and report only a rate that held
+    // (memory, queues and timers have a minute to fill), so step down 5 % at a time until
+    // a rate holds, and report only a rate that held
     out.max = None;
     for attempt in 0..FINAL_ATTEMPTS {
         tokio::time::sleep(pause).await;
