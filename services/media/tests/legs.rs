@@ -19,13 +19,29 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn engine(first_port: u16) -> MediaEngine {
-    MediaEngine::new(MediaConfig {
+fn config(first_port: u16) -> MediaConfig {
+    MediaConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
         ports: first_port..=first_port + 199,
         symmetric_rtp: false,
+    }
+}
+
+fn engine(first_port: u16) -> MediaEngine {
+    MediaEngine::new(config(first_port)).unwrap()
+}
+
+/// As [`engine`], with the legs on the engine's own thread (as the SIP edge runs them).
+fn engine_on_own_thread(first_port: u16) -> MediaEngine {
+    MediaEngine::new_on_own_thread(config(first_port)).unwrap()
+}
+
+/// Waits until `port` can be bound again (its leg's task has ended).
+async fn port_released(port: u16) {
+    eventually(&format!("port {port} released"), || {
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
     })
-    .unwrap()
+    .await;
 }
 
 async fn endpoint() -> UdpSocket {
@@ -672,12 +688,7 @@ async fn recording_both_legs_into_a_stereo_wav() {
 /// runtime, and stops cleanly when dropped inside an async context.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
-    let engine = MediaEngine::new_on_own_thread(MediaConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        ports: 32800..=32999,
-        symmetric_rtp: false,
-    })
-    .unwrap();
+    let engine = engine_on_own_thread(32800);
     let (events_tx, _events) = mpsc::channel(64);
     let caller_leg = engine.open_leg(events_tx.clone()).await.unwrap();
     let agent_leg = engine.open_leg(events_tx).await.unwrap();
@@ -722,14 +733,7 @@ async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
     drop(agent_leg);
     drop(engine);
     // the leg's port is free again once its task ended with the engine's thread
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port {port} never released"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    port_released(port).await;
 }
 
 /// Commands to a leg on the engine's own thread go over in batches, still in the order they
@@ -737,12 +741,7 @@ async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
 /// first) reports `PlayDone`, and a leg dropped after them frees its port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_to_an_engine_on_its_own_thread_apply_in_order() {
-    let engine = MediaEngine::new_on_own_thread(MediaConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        ports: 33000..=33199,
-        symmetric_rtp: false,
-    })
-    .unwrap();
+    let engine = engine_on_own_thread(33000);
     let (events_tx, mut events) = mpsc::channel(64);
     let leg = engine.open_leg(events_tx).await.unwrap();
     let phone = endpoint().await;
@@ -764,12 +763,5 @@ async fn commands_to_an_engine_on_its_own_thread_apply_in_order() {
     }
     let port = leg.port();
     drop(leg);
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port {port} never released"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    port_released(port).await;
 }
