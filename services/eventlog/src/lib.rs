@@ -53,6 +53,7 @@
 //! written, as with a Kafka producer.
 
 mod error;
+mod kafka;
 mod partitioner;
 mod sqlite;
 
@@ -64,6 +65,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use error::LogError;
+pub use kafka::{KafkaLog, KafkaLogOptions};
 pub use partitioner::{murmur2, partition_for};
 pub use sqlite::{Durability, SqliteLog, SqliteLogOptions};
 
