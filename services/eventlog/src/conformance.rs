@@ -38,7 +38,7 @@
 //! # Rules for the cases
 //!
 //! Cases only name topics through [`TestLog::topic`], so that they can share
-//! one broker; they use timestamps `>= 0`, Kafka topic names and record sizes
+//! one broker; they use timestamps `>= 1`, Kafka topic names and record sizes
 //! far below Kafka's default limits; every wait is bounded.
 
 use std::any::Any;
@@ -673,7 +673,8 @@ pub async fn record_contents_roundtrip(t: TestLog) {
     let all_bytes: Vec<u8> = (0..=255u8).collect();
     let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let records = vec![
-        record(Vec::new(), Vec::new(), 0),
+        // the smallest portable timestamp: librdkafka reads 0 as "now"
+        record(Vec::new(), Vec::new(), 1),
         record(all_bytes.clone(), all_bytes.clone(), T0),
         record("large", large, 4_102_444_800_000),
         record("utf8 ключ", "значение ✓", T0 + 1),

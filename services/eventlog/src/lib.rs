@@ -109,7 +109,8 @@ pub struct Record {
     /// The payload.
     pub value: Vec<u8>,
     /// Milliseconds since the Unix epoch, set by the producer (Kafka's
-    /// `CreateTime`). Use values `>= 0` to stay portable to Kafka.
+    /// `CreateTime`). Use values `>= 1` to stay portable to Kafka (librdkafka sends 0 as
+    /// "now").
     pub timestamp_ms: i64,
 }
 

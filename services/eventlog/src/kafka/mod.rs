@@ -114,6 +114,8 @@ impl KafkaLog {
             let mut c = base(&[
                 ("enable.auto.commit", "false"),
                 ("enable.partition.eof", "true"),
+                // reads stop at the partition's end: the broker should not hold an empty fetch
+                ("fetch.wait.max.ms", "5"),
             ]);
             c.set("group.id", group.unwrap_or("callgrid-eventlog-reader"));
             c.create().map_err(|e| kafka("create a consumer", e))
@@ -205,6 +207,51 @@ impl KafkaLog {
             }
         }
         Ok(out)
+    }
+
+    /// Up to `max` records of `partition` from `from` on, until the partition's end.
+    async fn poll_from(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        let reader = Arc::clone(&self.reader);
+        let (topic, timeout) = (topic.to_owned(), self.timeout());
+        blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(from))
+                .map_err(|e| kafka("assign", e))?;
+            reader.assign(&tpl).map_err(|e| kafka("assign", e))?;
+            let deadline = Instant::now() + timeout;
+            let mut out = Vec::new();
+            while out.len() < max {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(LogError::Storage(format!(
+                        "read {topic}/{partition} from {from}: timed out after {timeout:?}"
+                    )));
+                }
+                match reader.poll(left.min(Duration::from_millis(200))) {
+                    None => {}
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(kafka("read", e)),
+                    Some(Ok(m)) if m.offset() < from => {}
+                    Some(Ok(m)) => out.push(StoredRecord {
+                        partition,
+                        offset: m.offset() as u64,
+                        key: m.key().unwrap_or_default().to_vec(),
+                        value: m.payload().unwrap_or_default().to_vec(),
+                        timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                    }),
+                }
+            }
+            reader.unassign().map_err(|e| kafka("unassign", e))?;
+            Ok(out)
+        })
+        .await
     }
 
     fn group(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
@@ -354,51 +401,12 @@ impl EventLog for KafkaLog {
                 partitions,
             });
         }
-        let from_i = offset_i64(from)?;
-        let end = self.end_offset(topic, partition).await?;
-        if max == 0 || from >= end {
+        // a consumer assigned past the end waits for records (or resets): answer from the end
+        if max == 0 || from >= self.end_offset(topic, partition).await? {
             return Ok(Vec::new());
         }
-        let want = (end - from).min(max as u64) as usize;
-        let reader = Arc::clone(&self.reader);
-        let (topic, timeout) = (topic.to_owned(), self.timeout());
-        blocking(move || {
-            let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(from_i))
-                .map_err(|e| kafka("assign", e))?;
-            reader.assign(&tpl).map_err(|e| kafka("assign", e))?;
-            let deadline = Instant::now() + timeout;
-            let mut out = Vec::with_capacity(want);
-            while out.len() < want {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(LogError::Storage(format!(
-                        "read {topic}/{partition} from {from}: timed out after {timeout:?}"
-                    )));
-                }
-                match reader.poll(left.min(Duration::from_millis(200))) {
-                    None => {}
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => return Err(kafka("read", e)),
-                    Some(Ok(m)) => {
-                        if m.offset() < from_i {
-                            continue;
-                        }
-                        out.push(StoredRecord {
-                            partition,
-                            offset: m.offset() as u64,
-                            key: m.key().unwrap_or_default().to_vec(),
-                            value: m.payload().unwrap_or_default().to_vec(),
-                            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
-                        });
-                    }
-                }
-            }
-            reader.unassign().map_err(|e| kafka("unassign", e))?;
-            Ok(out)
-        })
-        .await
+        let from = offset_i64(from)?;
+        self.poll_from(topic, partition, from, max).await
     }
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
@@ -411,14 +419,27 @@ impl EventLog for KafkaLog {
             });
         }
         let meta = Arc::clone(&self.meta);
-        let (topic, timeout) = (topic.to_owned(), self.timeout());
-        blocking(move || {
+        let (name, timeout) = (topic.to_owned(), self.timeout());
+        let high = blocking(move || {
             let (_, high) = meta
-                .fetch_watermarks(&topic, partition as i32, timeout)
+                .fetch_watermarks(&name, partition as i32, timeout)
                 .map_err(|e| kafka("fetch watermarks", e))?;
-            Ok(high.max(0) as u64)
+            Ok(high.max(0))
         })
-        .await
+        .await?;
+        if high == 0 {
+            return Ok(0);
+        }
+        // Tansu 0.6 answers "latest" with the last batch's base offset + 1, not the last
+        // offset + 1: read on from the record before it to the partition's end (on Kafka
+        // that is the one record at high - 1)
+        let tail = self
+            .poll_from(topic, partition, high - 1, usize::MAX)
+            .await?;
+        Ok(tail
+            .last()
+            .map_or(high as u64, |r| r.offset + 1)
+            .max(high as u64))
     }
 
     async fn commit(
@@ -489,7 +510,9 @@ impl EventLog for KafkaLog {
         offset: u64,
         timeout: Duration,
     ) -> Result<u64, LogError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
         let mut pause = Duration::from_millis(2);
         loop {
             let end = self.end_offset(topic, partition).await?;
