@@ -101,6 +101,31 @@ pub fn validate_topic_name(topic: &str) -> Result<(), LogError> {
     Ok(())
 }
 
+/// An offset as Kafka stores it (a signed 64-bit integer), [`LogError::InvalidOffset`] above.
+pub(crate) fn offset_to_i64(offset: u64) -> Result<i64, LogError> {
+    i64::try_from(offset).map_err(|_| LogError::InvalidOffset { offset })
+}
+
+/// [`LogError::RecordTooLarge`] for the first record whose key plus value exceeds `max`.
+pub(crate) fn check_record_sizes(
+    topic: &str,
+    records: &[Record],
+    max: usize,
+) -> Result<(), LogError> {
+    match records
+        .iter()
+        .map(|r| r.key.len().saturating_add(r.value.len()))
+        .find(|&size| size > max)
+    {
+        Some(size) => Err(LogError::RecordTooLarge {
+            topic: topic.to_owned(),
+            size,
+            max,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A record to append: the key chooses the partition in [`EventLog::append`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Record {

@@ -164,19 +164,20 @@ impl KafkaLog {
     }
 
     fn check_size(&self, topic: &str, records: &[Record]) -> Result<(), LogError> {
-        let max = self.options.max_record_bytes;
-        match records
-            .iter()
-            .map(|r| r.key.len() + r.value.len())
-            .find(|&s| s > max)
-        {
-            Some(size) => Err(LogError::RecordTooLarge {
+        crate::check_record_sizes(topic, records, self.options.max_record_bytes)
+    }
+
+    /// Checks that `partition` is one of `topic`'s; returns the partition count.
+    async fn require_partition(&self, topic: &str, partition: u32) -> Result<u32, LogError> {
+        let partitions = self.require_partitions(topic).await?;
+        if partition >= partitions {
+            return Err(LogError::PartitionOutOfRange {
                 topic: topic.to_owned(),
-                size,
-                max,
-            }),
-            None => Ok(()),
+                partition,
+                partitions,
+            });
         }
+        Ok(partitions)
     }
 
     /// Sends every record to its partition and waits for all delivery reports.
@@ -284,10 +285,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| LogError::storage("blocking kafka call", e))?
 }
 
-fn offset_i64(offset: u64) -> Result<i64, LogError> {
-    i64::try_from(offset).map_err(|_| LogError::InvalidOffset { offset })
-}
-
 #[async_trait]
 impl EventLog for KafkaLog {
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
@@ -368,14 +365,7 @@ impl EventLog for KafkaLog {
         partition: u32,
         records: Vec<Record>,
     ) -> Result<Vec<u64>, LogError> {
-        let partitions = self.require_partitions(topic).await?;
-        if partition >= partitions {
-            return Err(LogError::PartitionOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
-        }
+        self.require_partition(topic, partition).await?;
         self.check_size(topic, &records)?;
         let routed = records.into_iter().map(|r| (partition, r)).collect();
         Ok(self
@@ -393,31 +383,17 @@ impl EventLog for KafkaLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        let partitions = self.require_partitions(topic).await?;
-        if partition >= partitions {
-            return Err(LogError::PartitionOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
-        }
+        self.require_partition(topic, partition).await?;
         // a consumer assigned past the end waits for records (or resets): answer from the end
         if max == 0 || from >= self.end_offset(topic, partition).await? {
             return Ok(Vec::new());
         }
-        let from = offset_i64(from)?;
+        let from = crate::offset_to_i64(from)?;
         self.poll_from(topic, partition, from, max).await
     }
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
-        let partitions = self.require_partitions(topic).await?;
-        if partition >= partitions {
-            return Err(LogError::PartitionOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
-        }
+        self.require_partition(topic, partition).await?;
         let meta = Arc::clone(&self.meta);
         let (name, timeout) = (topic.to_owned(), self.timeout());
         let high = blocking(move || {
@@ -450,15 +426,8 @@ impl EventLog for KafkaLog {
         next_offset: u64,
     ) -> Result<(), LogError> {
         let consumer = self.group(group)?;
-        let partitions = self.require_partitions(topic).await?;
-        if partition >= partitions {
-            return Err(LogError::PartitionOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
-        }
-        let offset = offset_i64(next_offset)?;
+        self.require_partition(topic, partition).await?;
+        let offset = crate::offset_to_i64(next_offset)?;
         let topic = topic.to_owned();
         blocking(move || {
             let mut tpl = TopicPartitionList::new();
@@ -478,14 +447,7 @@ impl EventLog for KafkaLog {
         partition: u32,
     ) -> Result<Option<u64>, LogError> {
         let consumer = self.group(group)?;
-        let partitions = self.require_partitions(topic).await?;
-        if partition >= partitions {
-            return Err(LogError::PartitionOutOfRange {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
-        }
+        self.require_partition(topic, partition).await?;
         let (topic, timeout) = (topic.to_owned(), self.timeout());
         blocking(move || {
             let mut tpl = TopicPartitionList::new();

@@ -274,19 +274,7 @@ impl SqliteLog {
     }
 
     fn check_sizes(&self, topic: &str, records: &[Record]) -> Result<(), LogError> {
-        let max = self.options.max_record_bytes;
-        match records
-            .iter()
-            .map(|r| r.key.len().saturating_add(r.value.len()))
-            .find(|&size| size > max)
-        {
-            Some(size) => Err(LogError::RecordTooLarge {
-                topic: topic.to_owned(),
-                size,
-                max,
-            }),
-            None => Ok(()),
-        }
+        crate::check_record_sizes(topic, records, self.options.max_record_bytes)
     }
 
     /// Sends a request to the writer and waits for its answer.
@@ -316,7 +304,7 @@ impl SqliteLog {
 }
 
 fn to_sql_offset(offset: u64) -> Result<i64, LogError> {
-    i64::try_from(offset).map_err(|_| LogError::InvalidOffset { offset })
+    crate::offset_to_i64(offset)
 }
 
 #[async_trait]
