@@ -65,6 +65,9 @@ pub struct KafkaLog {
     reader: Arc<Mutex<BaseConsumer>>,
     /// One unsubscribed consumer per group, for offset commits and lookups.
     groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// Partition counts of the topics seen: a topic's count never changes here (the
+    /// `EventLog` contract), so appends and reads need not fetch metadata every time.
+    partitions: Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -124,6 +127,7 @@ impl KafkaLog {
             meta: Arc::new(consumer(None)?),
             reader: Arc::new(Mutex::new(consumer(None)?)),
             groups: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashMap::new()),
             producer,
             admin,
             options,
@@ -156,11 +160,26 @@ impl KafkaLog {
 
     async fn require_partitions(&self, topic: &str) -> Result<u32, LogError> {
         validate_topic_name(topic)?;
-        self.partitions_of(topic)
+        let known = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .copied();
+        if let Some(n) = known {
+            return Ok(n);
+        }
+        let n = self
+            .partitions_of(topic)
             .await?
             .ok_or_else(|| LogError::UnknownTopic {
                 topic: topic.to_owned(),
-            })
+            })?;
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned(), n);
+        Ok(n)
     }
 
     fn check_size(&self, topic: &str, records: &[Record]) -> Result<(), LogError> {
@@ -253,6 +272,32 @@ impl KafkaLog {
             Ok(out)
         })
         .await
+    }
+
+    /// The end offset of a partition already checked to exist.
+    async fn end_of(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
+        let meta = Arc::clone(&self.meta);
+        let (name, timeout) = (topic.to_owned(), self.timeout());
+        let high = blocking(move || {
+            let (_, high) = meta
+                .fetch_watermarks(&name, partition as i32, timeout)
+                .map_err(|e| kafka("fetch watermarks", e))?;
+            Ok(high.max(0))
+        })
+        .await?;
+        if high == 0 {
+            return Ok(0);
+        }
+        // Tansu 0.6 answers "latest" with the last batch's base offset + 1, not the last
+        // offset + 1: read on from the record before it to the partition's end (on Kafka
+        // that is the one record at high - 1)
+        let tail = self
+            .poll_from(topic, partition, high - 1, usize::MAX)
+            .await?;
+        Ok(tail
+            .last()
+            .map_or(high as u64, |r| r.offset + 1)
+            .max(high as u64))
     }
 
     fn group(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
@@ -385,7 +430,7 @@ impl EventLog for KafkaLog {
     ) -> Result<Vec<StoredRecord>, LogError> {
         self.require_partition(topic, partition).await?;
         // a consumer assigned past the end waits for records (or resets): answer from the end
-        if max == 0 || from >= self.end_offset(topic, partition).await? {
+        if max == 0 || from >= self.end_of(topic, partition).await? {
             return Ok(Vec::new());
         }
         let from = crate::offset_to_i64(from)?;
@@ -394,28 +439,7 @@ impl EventLog for KafkaLog {
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
         self.require_partition(topic, partition).await?;
-        let meta = Arc::clone(&self.meta);
-        let (name, timeout) = (topic.to_owned(), self.timeout());
-        let high = blocking(move || {
-            let (_, high) = meta
-                .fetch_watermarks(&name, partition as i32, timeout)
-                .map_err(|e| kafka("fetch watermarks", e))?;
-            Ok(high.max(0))
-        })
-        .await?;
-        if high == 0 {
-            return Ok(0);
-        }
-        // Tansu 0.6 answers "latest" with the last batch's base offset + 1, not the last
-        // offset + 1: read on from the record before it to the partition's end (on Kafka
-        // that is the one record at high - 1)
-        let tail = self
-            .poll_from(topic, partition, high - 1, usize::MAX)
-            .await?;
-        Ok(tail
-            .last()
-            .map_or(high as u64, |r| r.offset + 1)
-            .max(high as u64))
+        self.end_of(topic, partition).await
     }
 
     async fn commit(
@@ -475,9 +499,10 @@ impl EventLog for KafkaLog {
         let deadline = Instant::now()
             .checked_add(timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        self.require_partition(topic, partition).await?;
         let mut pause = Duration::from_millis(2);
         loop {
-            let end = self.end_offset(topic, partition).await?;
+            let end = self.end_of(topic, partition).await?;
             let now = Instant::now();
             if end > offset || now >= deadline {
                 return Ok(end);

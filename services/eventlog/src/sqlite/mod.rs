@@ -303,10 +303,6 @@ impl SqliteLog {
     }
 }
 
-fn to_sql_offset(offset: u64) -> Result<i64, LogError> {
-    crate::offset_to_i64(offset)
-}
-
 #[async_trait]
 impl EventLog for SqliteLog {
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
@@ -423,7 +419,7 @@ impl EventLog for SqliteLog {
         }
         let state = self.topic(topic)?;
         self.partition(&state, partition)?;
-        to_sql_offset(next_offset)?;
+        crate::offset_to_i64(next_offset)?;
         let group = group.to_owned();
         self.request(|reply| Command::Commit {
             group,
