@@ -2,6 +2,7 @@
 //!
 //! - `callgrid serve`: everything on one node, embedded storage in `--data-dir`, the SIP edge
 //!   included;
+//! - `callgrid router`: the router alone, on Kafka (`--kafka BROKERS`) or the embedded log;
 //! - `callgrid sip-edge`: the SIP edge alone, talking to a router over gRPC (a cluster);
 //! - `callgrid agent`: log agents in and out, change their state;
 //! - `callgrid check-config FILE|DIR`: validate tenant files and print every error.
@@ -16,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use callgrid_eventlog::{Durability, SqliteLog, SqliteLogOptions};
+use callgrid_eventlog::{
+    Durability, EventLog, KafkaLog, KafkaLogOptions, SqliteLog, SqliteLogOptions,
+};
 use callgrid_router::clock::Clock;
 use callgrid_router::snapshot::SnapshotPolicy;
 use callgrid_router::{grpc, Router, RouterOptions};
@@ -45,6 +48,9 @@ enum DurabilityArg {
 enum Cmd {
     /// Run every service on this node with embedded storage.
     Serve(ServeArgs),
+    /// Run the router alone (gRPC: call control, agents, admin, reads) on Kafka (--kafka) or
+    /// the embedded log, for SIP edges elsewhere (a cluster).
+    Router(RouterCmdArgs),
     /// Run the SIP edge alone, for a router elsewhere (a cluster).
     SipEdge(SipEdgeArgs),
     /// Log agents in or out, or change their state, over the router's gRPC API.
@@ -78,6 +84,11 @@ fn main() -> anyhow::Result<()> {
             .thread_name("callgrid-io")
             .build()?
             .block_on(serve(args)),
+        Cmd::Router(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("callgrid-io")
+            .build()?
+            .block_on(router_cmd(args)),
         Cmd::Agent(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -250,9 +261,10 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Options of the routing core, shared by `serve` and `router`.
 #[derive(Args)]
-struct ServeArgs {
-    /// Directory of the embedded event log and state.
+struct RouterArgs {
+    /// Directory of local state: the embedded event log (without --kafka) and snapshots.
     #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
     /// gRPC listen address.
@@ -264,7 +276,8 @@ struct ServeArgs {
     /// Do not load the demo tenant when no --tenants directory is given.
     #[arg(long)]
     no_demo: bool,
-    /// What an acknowledged event survives.
+    /// What an acknowledged event survives (the embedded log; Kafka acknowledges with
+    /// acks=all).
     #[arg(long, value_enum, default_value = "fsync")]
     durability: DurabilityArg,
     /// Run the clock this many times faster than real time (simulations).
@@ -273,10 +286,6 @@ struct ServeArgs {
     /// Actor threads; tenants are spread over them (default: one per core).
     #[arg(long)]
     arbiters: Option<usize>,
-    /// Threads of the async runtime (SIP, RTP, gRPC); default: one per core less one, at
-    /// least one (the actor and journal threads need the rest; docs/DECISIONS.md).
-    #[arg(long, env = "CALLGRID_IO_THREADS")]
-    io_threads: Option<usize>,
     /// Seconds a call recovered after a restart waits for its edge before it is ended.
     #[arg(long, default_value_t = 30)]
     edge_grace_seconds: u64,
@@ -284,10 +293,38 @@ struct ServeArgs {
     /// restart replays only the events after it; 0 = never.
     #[arg(long, default_value_t = 500_000)]
     snapshot_every: u64,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    router: RouterArgs,
+    /// Threads of the async runtime (SIP, RTP, gRPC); default: one per core less one, at
+    /// least one (the actor and journal threads need the rest; docs/DECISIONS.md).
+    #[arg(long, env = "CALLGRID_IO_THREADS")]
+    io_threads: Option<usize>,
     #[command(flatten)]
     sip: SipArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+}
+
+#[derive(Args)]
+struct RouterCmdArgs {
+    #[command(flatten)]
+    router: RouterArgs,
+    /// Kafka brokers (`host:port[,host:port...]`): the event log is the topic
+    /// `callgrid.events.v1` there (created if missing). Without it, the embedded log in
+    /// DATA_DIR.
+    #[arg(long, env = "CALLGRID_KAFKA")]
+    kafka: Option<String>,
+    /// Replication factor of the events topic when this router creates it on Kafka.
+    #[arg(long, default_value_t = 1)]
+    kafka_replication: i32,
+    /// Partitions of the events topic when this router creates it (tenants are spread over
+    /// them by key).
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
 }
 
 /// The async runtime's threads for `serve` when not given: every core but one, which the
@@ -311,12 +348,8 @@ impl callgrid_sip_edge::RouterLink for InProcess {
     }
 }
 
-async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    // listen first: a taken address fails before anything is written
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", a.listen))?;
-    let metrics_listener = a.metrics.bind().await?;
+/// The embedded event log in `data_dir`.
+async fn open_embedded_log(a: &RouterArgs) -> anyhow::Result<Arc<dyn EventLog>> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let db = a.data_dir.join("events.sqlite");
@@ -330,7 +363,20 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let log = SqliteLog::open_async(db.clone(), options)
         .await
         .with_context(|| format!("cannot open event log {}", db.display()))?;
+    Ok(Arc::new(log))
+}
+
+/// Opens the router on `log` (recovery included) and loads the tenant files (or the demo
+/// tenant); returns the router and the files loaded.
+async fn open_router(
+    a: &RouterArgs,
+    log: Arc<dyn EventLog>,
+    partitions: u32,
+) -> anyhow::Result<(Arc<Router>, Vec<callgrid_config::TenantFile>)> {
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let mut opts = RouterOptions {
+        partitions,
         clock: Clock::scaled(a.time_scale),
         edge_grace_ms: a.edge_grace_seconds * 1000,
         snapshot: (a.snapshot_every > 0).then(|| SnapshotPolicy {
@@ -343,8 +389,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = a.arbiters {
         opts.arbiters = n;
     }
-    let started = std::time::Instant::now();
-    let router = Router::open(Arc::new(log), opts).await?;
+    let router = Router::open(log, opts).await?;
     // tenant files: load (a changed file becomes a new configuration version)
     let files: Vec<(String, String)> = match &a.tenants {
         Some(dir) => {
@@ -377,20 +422,71 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         tracing::info!(%tenant, version, file = %name, "tenant ready");
     }
+    Ok((router, tenant_files))
+}
+
+/// Waits for ctrl-c (or SIGINT).
+async fn interrupted() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
+    let a = &c.router;
+    // listen first: a taken address fails before anything is written
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let started = std::time::Instant::now();
+    let log: Arc<dyn EventLog> = match &c.kafka {
+        Some(brokers) => {
+            let options = KafkaLogOptions {
+                replication: c.kafka_replication,
+                ..KafkaLogOptions::new(brokers.clone())
+            };
+            Arc::new(
+                KafkaLog::new(options)
+                    .with_context(|| format!("cannot reach kafka brokers {brokers}"))?,
+            )
+        }
+        None => open_embedded_log(a).await?,
+    };
+    let (router, _) = open_router(a, log, c.partitions).await?;
+    tracing::info!(
+        listen = %a.listen,
+        log = c.kafka.as_deref().unwrap_or("embedded"),
+        data_dir = %a.data_dir.display(),
+        ready_ms = started.elapsed().as_millis() as u64,
+        "callgrid router serving"
+    );
+    grpc::serve_on(router, listener, interrupted()).await?;
+    Ok(())
+}
+
+async fn serve(s: ServeArgs) -> anyhow::Result<()> {
+    let a = &s.router;
+    // listen first: a taken address fails before anything is written
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let metrics_listener = s.metrics.bind().await?;
+    let started = std::time::Instant::now();
+    let log = open_embedded_log(a).await?;
+    let (router, tenant_files) = open_router(a, log, RouterOptions::default().partitions).await?;
     tracing::info!(
         listen = %a.listen,
         data_dir = %a.data_dir.display(),
         ready_ms = started.elapsed().as_millis() as u64,
         "callgrid serving"
     );
-    let edge = if a.sip.no_sip {
+    let edge = if s.sip.no_sip {
         None
     } else {
         // the edge and the router share this process: the edge opens call streams on the
         // router's call-control service directly (docs/DECISIONS.md, "In-process call control")
         let link = Arc::new(InProcess(grpc::CallControlSvc::new(router.clone())));
         let edge =
-            callgrid_sip_edge::SipEdge::start_with(a.sip.options(&a.data_dir), tenant_files, link)
+            callgrid_sip_edge::SipEdge::start_with(s.sip.options(&a.data_dir), tenant_files, link)
                 .await
                 .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");
@@ -402,11 +498,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some(edge)
     };
     let metrics = serve_metrics(metrics_listener, edge.clone());
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-    };
-    grpc::serve_on(router, listener, shutdown).await?;
+    grpc::serve_on(router, listener, interrupted()).await?;
     if let Some(m) = metrics {
         m.abort();
     }

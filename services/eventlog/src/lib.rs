@@ -59,6 +59,8 @@ mod sqlite;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod tansu;
 
 use std::time::Duration;
 

@@ -142,6 +142,37 @@ fn start_arbiters(n: usize) -> Result<Vec<ArbiterHandle>, RouterError> {
     rx.recv().map_err(|e| RouterError::Actors(e.to_string()))
 }
 
+/// `snap` if the log holds everything it includes; `None` (replay the whole log) if the log
+/// has another partition count or ends before the snapshot's offsets, as when the snapshot
+/// belongs to another log (a Kafka topic recreated, another broker, another data directory).
+async fn snapshot_fits(
+    log: &dyn EventLog,
+    snap: snapshot::Snapshot,
+) -> Result<Option<snapshot::Snapshot>, RouterError> {
+    let partitions = log.partition_count(EVENTS_TOPIC).await?;
+    if snap.offsets.len() > partitions as usize {
+        tracing::warn!(
+            snapshot_partitions = snap.offsets.len(),
+            partitions,
+            "snapshot of another log (partition count), replaying the whole log"
+        );
+        return Ok(None);
+    }
+    for (p, &next) in snap.offsets.iter().enumerate() {
+        let end = log.end_offset(EVENTS_TOPIC, p as u32).await?;
+        if next > end {
+            tracing::warn!(
+                partition = p,
+                snapshot_offset = next,
+                end,
+                "snapshot beyond the end of the log, replaying the whole log"
+            );
+            return Ok(None);
+        }
+    }
+    Ok(Some(snap))
+}
+
 impl Router {
     /// Opens a router on an event log: creates the events topic if missing, replays the log
     /// to rebuild every tenant, and starts their actors. Must run inside a tokio runtime.
@@ -151,7 +182,10 @@ impl Router {
     ) -> Result<Arc<Router>, RouterError> {
         log.create_topic(EVENTS_TOPIC, opts.partitions).await?;
         let started = std::time::Instant::now();
-        let snap = opts.snapshot.as_ref().and_then(|p| snapshot::read(&p.path));
+        let snap = match opts.snapshot.as_ref().and_then(|p| snapshot::read(&p.path)) {
+            Some(s) => snapshot_fits(log.as_ref(), s).await?,
+            None => None,
+        };
         let in_snapshot = snap.as_ref().map_or(0, |s| s.events);
         let recovered = recovery::replay_from(log.as_ref(), snap).await?;
         let journal = Journal::start(log.clone());

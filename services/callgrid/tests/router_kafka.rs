@@ -1,0 +1,186 @@
+//! `callgrid router --kafka` against a real Kafka-protocol broker (Tansu): the router creates
+//! the events topic, its events land there keyed by tenant, and after `kill -9` a router with
+//! an empty data directory rebuilds the same state from Kafka alone.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callgrid_eventlog::{tansu, EventLog, KafkaLog, KafkaLogOptions};
+use callgrid_proto::api::v1 as api;
+use callgrid_proto::events::v1 as pb;
+use callgrid_router::journal::EVENTS_TOPIC;
+use prost::Message;
+use tonic::transport::Channel;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `callgrid router`, killed (SIGKILL) when dropped.
+struct RouterProcess(Child);
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_router(brokers: &str, dir: &Path, port: u16) -> RouterProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args([
+            "router",
+            "--kafka",
+            brokers,
+            "--partitions",
+            "4",
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callgrid router starts");
+    RouterProcess(child)
+}
+
+/// The router's channel once it serves the demo tenant.
+async fn connect(port: u16) -> Channel {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let mut admin = api::admin_client::AdminClient::new(ch.clone());
+            if let Ok(r) = admin.list_tenants(api::ListTenantsRequest {}).await {
+                if !r.into_inner().tenants.is_empty() {
+                    return ch;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "callgrid router did not start serving"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (agent, state, reason) of every demo agent.
+async fn agent_states(ch: Channel) -> Vec<(String, String, String)> {
+    let mut agents = api::agent_service_client::AgentServiceClient::new(ch);
+    let mut v: Vec<_> = agents
+        .list_agents(api::ListAgentsRequest {
+            tenant: "demo".into(),
+        })
+        .await
+        .expect("list agents")
+        .into_inner()
+        .agents
+        .into_iter()
+        .map(|a| (a.agent, a.state, a.reason))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
+    let broker = tansu::start();
+    let first_dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let router = start_router(&broker.brokers, first_dir.path(), port);
+    let ch = connect(port).await;
+
+    let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
+    for (agent, reason) in [("alice", ""), ("bob", "lunch")] {
+        agents
+            .login(api::LoginRequest {
+                tenant: "demo".into(),
+                agent: agent.into(),
+                devices: vec![format!("sip:{agent}@127.0.0.1:5999")],
+                not_ready_reason: reason.into(),
+            })
+            .await
+            .expect("login");
+    }
+    // an illegal change is refused and changes nothing
+    let refused = agents
+        .login(api::LoginRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            devices: vec![],
+            not_ready_reason: String::new(),
+        })
+        .await
+        .expect_err("a second login is refused");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let before = agent_states(ch.clone()).await;
+    assert!(before.contains(&("alice".into(), "available".into(), String::new())));
+    assert!(before.contains(&("bob".into(), "not_ready".into(), "lunch".into())));
+    drop(router); // kill -9: every acknowledged event is in Kafka
+
+    // the topic of DESIGN.md, with the partitions asked for; every record keyed by its tenant
+    let log = KafkaLog::new(KafkaLogOptions::new(broker.brokers.clone())).expect("kafka log");
+    assert_eq!(log.partition_count(EVENTS_TOPIC).await.expect("topic"), 4);
+    let mut kinds = Vec::new();
+    for p in 0..4 {
+        for r in log
+            .read(EVENTS_TOPIC, p, 0, usize::MAX)
+            .await
+            .expect("read")
+        {
+            assert_eq!(r.key, b"demo", "records are keyed by tenant id");
+            let env = pb::EventEnvelope::decode(r.value.as_slice()).expect("an envelope");
+            assert_eq!(env.tenant, "demo");
+            kinds.push(env.event.and_then(|e| e.kind).map(|k| format!("{k:?}")));
+        }
+    }
+    let named = |what: &str| {
+        kinds
+            .iter()
+            .filter(|k| k.as_deref().is_some_and(|k| k.starts_with(what)))
+            .count()
+    };
+    assert_eq!(named("TenantConfigured"), 1, "{kinds:?}");
+    assert_eq!(named("AgentLoggedIn"), 2, "{kinds:?}");
+
+    // a new router with an empty data directory: everything comes from Kafka
+    let second_dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _router = start_router(&broker.brokers, second_dir.path(), port);
+    let ch = connect(port).await;
+    assert_eq!(agent_states(ch).await, before);
+    // the demo tenant file was not a new version: loading it again wrote no second
+    // configuration event
+    let configured = {
+        let mut n = 0;
+        for p in 0..4 {
+            for r in log
+                .read(EVENTS_TOPIC, p, 0, usize::MAX)
+                .await
+                .expect("read")
+            {
+                let env = pb::EventEnvelope::decode(r.value.as_slice()).expect("an envelope");
+                if matches!(
+                    env.event.and_then(|e| e.kind),
+                    Some(pb::event::Kind::TenantConfigured(_))
+                ) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    assert_eq!(configured, 1);
+}
