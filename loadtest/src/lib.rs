@@ -8,6 +8,7 @@
 //!   processes and their CPU time, kernel UDP counters, free ports, the load tenant with its
 //!   SIPp agents, SIPp statistics files, `/metrics` scrapes.
 
+pub mod day;
 pub mod erlang;
 pub mod harness;
 pub mod machine;

@@ -712,6 +712,58 @@ pub fn envelope_event(env: &pb::EventEnvelope) -> Result<Option<Event>, DecodeEr
     }))
 }
 
+/// The envelope of an event of the aggregate `(kind, id)` (`agent`, `queue`, `call`): the
+/// value of its record in the log, keyed by `tenant`.
+pub fn event_envelope(
+    tenant: &str,
+    (kind, id): (&str, &str),
+    sequence: u64,
+    plan_version: u64,
+    traceparent: &str,
+    event: &Event,
+) -> pb::EventEnvelope {
+    pb::EventEnvelope {
+        tenant: tenant.to_owned(),
+        aggregate_kind: kind.to_owned(),
+        aggregate_id: id.to_owned(),
+        sequence,
+        time_ms: event.at as i64,
+        plan_version,
+        traceparent: traceparent.to_owned(),
+        tracestate: String::new(),
+        schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
+        event: Some(event_pb(&event.body)),
+    }
+}
+
+/// The envelope of a tenant configuration (`TenantConfigured`, version `version`).
+pub fn configured_envelope(
+    tenant: &str,
+    version: u64,
+    source_name: &str,
+    yaml: &str,
+    time_ms: u64,
+) -> pb::EventEnvelope {
+    pb::EventEnvelope {
+        tenant: tenant.to_owned(),
+        aggregate_kind: "tenant".into(),
+        aggregate_id: tenant.to_owned(),
+        sequence: version,
+        time_ms: time_ms as i64,
+        plan_version: version,
+        traceparent: String::new(),
+        tracestate: String::new(),
+        schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
+        event: Some(pb::Event {
+            kind: Some(pb::event::Kind::TenantConfigured(pb::TenantConfigured {
+                version,
+                source_name: source_name.to_owned(),
+                yaml: yaml.to_owned(),
+            })),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

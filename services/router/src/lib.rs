@@ -21,7 +21,6 @@ use std::sync::{Arc, RwLock};
 use actix_rt::ArbiterHandle;
 use callgrid_domain::{Agent, Queue, TenantId, TenantSetup};
 use callgrid_eventlog::{EventLog, LogError};
-use callgrid_proto::events::v1 as pb;
 use prost::Message;
 
 use crate::clock::Clock;
@@ -375,24 +374,13 @@ impl Router {
                 }
             }
         }
-        let env = pb::EventEnvelope {
-            tenant: id.to_string(),
-            aggregate_kind: "tenant".into(),
-            aggregate_id: id.to_string(),
-            sequence: version,
-            time_ms: self.shared.clock.now() as i64,
-            plan_version: version,
-            traceparent: String::new(),
-            tracestate: String::new(),
-            schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
-            event: Some(pb::Event {
-                kind: Some(pb::event::Kind::TenantConfigured(pb::TenantConfigured {
-                    version,
-                    source_name: source_name.to_string(),
-                    yaml: yaml.to_string(),
-                })),
-            }),
-        };
+        let env = callgrid_codec::configured_envelope(
+            id.as_str(),
+            version,
+            source_name,
+            yaml,
+            self.shared.clock.now(),
+        );
         let ticket = self
             .shared
             .journal

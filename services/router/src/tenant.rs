@@ -12,12 +12,10 @@ use callgrid_domain::{
     AgentId, CallId, Command, Event, QueueId, Rejection, TenantId, TenantSetup, TimeMs,
 };
 use callgrid_eventlog::Record;
-use callgrid_proto::events::v1 as pb;
 use prost::Message;
 
 use crate::actors::{AgentActor, AgentMsg, CallActor, CallMsg, Observe, QueueActor, QueueMsg};
 use crate::clock::Clock;
-use crate::convert;
 use crate::journal::{Journal, Ticket};
 
 /// What every actor of every tenant shares.
@@ -386,18 +384,14 @@ impl Tenant {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let env = pb::EventEnvelope {
-                    tenant: self.id.to_string(),
-                    aggregate_kind: kind.to_string(),
-                    aggregate_id: id.to_string(),
-                    sequence: first_seq + i as u64,
-                    time_ms: e.at as i64,
+                let env = callgrid_codec::event_envelope(
+                    self.id.as_str(),
+                    (kind, id),
+                    first_seq + i as u64,
                     plan_version,
-                    traceparent: traceparent.to_string(),
-                    tracestate: String::new(),
-                    schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
-                    event: Some(convert::event_pb(&e.body)),
-                };
+                    traceparent,
+                    e,
+                );
                 Record::new(key.to_vec(), env.encode_to_vec(), e.at as i64)
             })
             .collect();

@@ -1,0 +1,320 @@
+//! The projector: consumes the event log and keeps the projections of `callgrid-store` —
+//! live views of queues, agents and calls, and history (call detail records, offers, agent
+//! state spans, 15-minute interval figures) — with an exactly-once effect: every row
+//! records the log position it reflects and an event changes a row only if it comes after
+//! it (see `callgrid_store`), and each batch commits its rows with the partition's
+//! checkpoint.
+//!
+//! One loop per partition of the events topic (a tenant's events are all in one partition,
+//! so loops never share a row): read up to [`ProjectorOptions::batch`] records from the
+//! checkpoint, project them ([`project::Projection`], on a blocking thread: it may load
+//! rows from the store), write the changed rows and the new checkpoint, publish the changed
+//! live views to [`Projector::subscribe`]rs (the supervisor's push channel), repeat; at the
+//! end of the partition, wait for new records.
+
+pub mod project;
+pub mod time;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callgrid_eventlog::{EventLog, LogError};
+use callgrid_proto::events::v1 as pb;
+use callgrid_store::{Batch, Position, ProjectionStore, Row, RowKey, StoreError};
+use prost::Message;
+use tokio::sync::{broadcast, watch};
+
+use crate::project::{Outcome, Projection, RowSource};
+
+/// The events topic (DESIGN.md).
+pub const EVENTS_TOPIC: &str = "callgrid.events.v1";
+
+/// Errors of the projector.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// The event log failed.
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    /// The store failed.
+    #[error("projection store: {0}")]
+    Store(#[from] StoreError),
+    /// A projection task failed.
+    #[error("projection task: {0}")]
+    Task(String),
+}
+
+impl From<project::ProjectError> for ProjectorError {
+    fn from(e: project::ProjectError) -> Self {
+        match e {
+            project::ProjectError::Store(s) => ProjectorError::Store(s),
+        }
+    }
+}
+
+/// How the projector works.
+#[derive(Clone, Debug)]
+pub struct ProjectorOptions {
+    /// Most records projected and written in one batch.
+    pub batch: usize,
+    /// How long one wait for new records lasts before the loop looks again.
+    pub idle_wait: Duration,
+    /// Rows kept in memory per partition before the cache is dropped (they reload from the
+    /// store when touched).
+    pub cache_rows: usize,
+}
+
+impl Default for ProjectorOptions {
+    fn default() -> Self {
+        ProjectorOptions {
+            batch: 5_000,
+            idle_wait: Duration::from_millis(500),
+            cache_rows: 200_000,
+        }
+    }
+}
+
+/// Live views changed by one batch, for the push channel.
+#[derive(Clone, Debug)]
+pub struct Changes {
+    /// The rows (live views only: queues, agents, calls), each with its tenant.
+    pub rows: Arc<Vec<Row>>,
+}
+
+/// How far the projector is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Records projected since start.
+    pub projected: u64,
+    /// Records that could not be projected (logged with their position).
+    pub skipped: u64,
+    /// Per partition: the next offset to project.
+    pub next: Vec<u64>,
+}
+
+/// The projector over a log and a store.
+pub struct Projector {
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn ProjectionStore>,
+    options: ProjectorOptions,
+    changes: broadcast::Sender<Changes>,
+    progress: Mutex<Progress>,
+    progress_tx: watch::Sender<Progress>,
+}
+
+/// Rows from the store, read from a blocking thread.
+struct StoreSource {
+    store: Arc<dyn ProjectionStore>,
+    rt: tokio::runtime::Handle,
+}
+
+impl RowSource for StoreSource {
+    fn load(&mut self, key: &RowKey) -> Result<Option<Row>, StoreError> {
+        self.rt.block_on(self.store.get(key))
+    }
+}
+
+impl Projector {
+    /// A projector of `log` into `store`.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+        options: ProjectorOptions,
+    ) -> Arc<Projector> {
+        let (changes, _) = broadcast::channel(1024);
+        let (progress_tx, _) = watch::channel(Progress::default());
+        Arc::new(Projector {
+            log,
+            store,
+            options,
+            changes,
+            progress: Mutex::new(Progress::default()),
+            progress_tx,
+        })
+    }
+
+    /// The store it writes.
+    pub fn store(&self) -> &Arc<dyn ProjectionStore> {
+        &self.store
+    }
+
+    /// Live views as they change, batch by batch (a lagging receiver misses batches and
+    /// should take a new snapshot).
+    pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
+        self.changes.subscribe()
+    }
+
+    /// Progress as it moves.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress_tx.subscribe()
+    }
+
+    /// Drops every projection (a rebuild follows with [`Projector::catch_up`]).
+    pub async fn clear(&self) -> Result<(), ProjectorError> {
+        self.store.clear().await?;
+        Ok(())
+    }
+
+    /// Projects every partition up to the end the log has now, then returns the records
+    /// projected.
+    pub async fn catch_up(self: &Arc<Self>) -> Result<u64, ProjectorError> {
+        let partitions = self.partitions().await?;
+        let mut tasks = Vec::new();
+        for p in 0..partitions {
+            let me = Arc::clone(self);
+            tasks.push(tokio::spawn(async move {
+                let end = me.log.end_offset(EVENTS_TOPIC, p).await?;
+                me.partition_loop(p, Some(end)).await
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.map_err(|e| ProjectorError::Task(e.to_string()))??;
+        }
+        Ok(total)
+    }
+
+    /// Projects for ever (until an error or the task is dropped).
+    pub async fn run(self: &Arc<Self>) -> Result<(), ProjectorError> {
+        let partitions = self.partitions().await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in 0..partitions {
+            let me = Arc::clone(self);
+            tasks.spawn(async move { me.partition_loop(p, None).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| ProjectorError::Task(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    async fn partitions(&self) -> Result<u32, ProjectorError> {
+        let n = self.log.partition_count(EVENTS_TOPIC).await?;
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.next.resize(n as usize, 0);
+        Ok(n)
+    }
+
+    /// Projects partition `p` until `until` (or for ever); returns the records projected.
+    async fn partition_loop(&self, p: u32, until: Option<u64>) -> Result<u64, ProjectorError> {
+        let mut next = self.store.checkpoint(p).await?.unwrap_or(0);
+        let mut projection = Some(Projection::new(StoreSource {
+            store: Arc::clone(&self.store),
+            rt: tokio::runtime::Handle::current(),
+        }));
+        let mut done = 0u64;
+        loop {
+            if until.is_some_and(|end| next >= end) {
+                self.note(p, next, 0, 0);
+                return Ok(done);
+            }
+            let records = self
+                .log
+                .read(EVENTS_TOPIC, p, next, self.options.batch)
+                .await?;
+            if records.is_empty() {
+                if until.is_some() {
+                    // the end moved back (a recreated topic): nothing more to read
+                    self.note(p, next, 0, 0);
+                    return Ok(done);
+                }
+                self.log
+                    .wait_beyond(EVENTS_TOPIC, p, next, self.options.idle_wait)
+                    .await?;
+                continue;
+            }
+            let last = records.last().map_or(next, |r| r.offset + 1);
+            let mut proj = projection
+                .take()
+                .ok_or_else(|| ProjectorError::Task("lost projection".into()))?;
+            let cache_rows = self.options.cache_rows;
+            let (proj, rows, skipped) = tokio::task::spawn_blocking(move || {
+                let mut skipped = 0u64;
+                for r in &records {
+                    let pos = Position {
+                        partition: p,
+                        offset: r.offset,
+                    };
+                    let outcome = match pb::EventEnvelope::decode(r.value.as_slice()) {
+                        Ok(env) => proj.apply(pos, &env)?,
+                        Err(e) => Outcome::Skipped(format!("malformed envelope: {e}")),
+                    };
+                    if let Outcome::Skipped(why) = outcome {
+                        skipped += 1;
+                        tracing::warn!(partition = p, offset = r.offset, reason = %why, "event not projected");
+                    }
+                }
+                let rows = proj.take();
+                proj.trim(cache_rows);
+                Ok::<_, ProjectorError>((proj, rows, skipped))
+            })
+            .await
+            .map_err(|e| ProjectorError::Task(e.to_string()))??;
+            projection = Some(proj);
+            let live: Vec<Row> = rows.iter().filter(|r| r.is_live()).cloned().collect();
+            self.store
+                .write(Batch {
+                    rows,
+                    checkpoints: vec![(p, last)],
+                })
+                .await?;
+            if !live.is_empty() {
+                // nobody listening is fine
+                let _ = self.changes.send(Changes {
+                    rows: Arc::new(live),
+                });
+            }
+            done += last - next;
+            self.note(p, last, last - next, skipped);
+            next = last;
+        }
+    }
+
+    fn note(&self, p: u32, next: u64, projected: u64, skipped: u64) {
+        let mut g = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = g.next.get_mut(p as usize) {
+            *n = next;
+        }
+        g.projected += projected;
+        g.skipped += skipped;
+        let snapshot = g.clone();
+        drop(g);
+        self.progress_tx.send_replace(snapshot);
+    }
+}
+
+/// Waits until `progress` has reached `ends` (per partition), printing a progress bar to
+/// stderr every `every` (for `callgrid projector --rebuild`).
+pub async fn print_progress(
+    mut progress: watch::Receiver<Progress>,
+    ends: Vec<u64>,
+    every: Duration,
+) {
+    let total: u64 = ends.iter().sum();
+    let started = Instant::now();
+    loop {
+        let p = progress.borrow_and_update().clone();
+        let done: u64 = p.next.iter().zip(&ends).map(|(n, e)| (*n).min(*e)).sum();
+        let pct = if total == 0 {
+            100.0
+        } else {
+            100.0 * done as f64 / total as f64
+        };
+        let width = 40usize;
+        let filled = ((pct / 100.0) * width as f64).round() as usize;
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        eprint!(
+            "\r[{}{}] {done}/{total} events ({pct:.1} %), {rate:.0} events/s, {} skipped ",
+            "#".repeat(filled.min(width)),
+            "-".repeat(width - filled.min(width)),
+            p.skipped
+        );
+        if done >= total {
+            eprintln!();
+            return;
+        }
+        tokio::select! {
+            r = progress.changed() => if r.is_err() { eprintln!(); return; },
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

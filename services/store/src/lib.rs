@@ -1,0 +1,168 @@
+//! The projection store of callgrid: the rows the projector writes (live views and history,
+//! [`rows`]) and the reads supervisors and reports make, behind one trait with two
+//! implementations: [`SqliteStore`] (the embedded default) and `ScyllaStore` (a cluster).
+//!
+//! # Exactly-once effect
+//!
+//! Every row carries the log [`Position`] it reflects, and the projector applies an event to
+//! a row only when the event comes after that position; writes are upserts of whole rows.
+//! So replaying any range of the log twice changes nothing. [`ProjectionStore::write`] takes
+//! a batch: its history rows first, then its live views, then the checkpoints (the next
+//! offset of each partition). SQLite writes the batch in one transaction; a store without
+//! transactions keeps that order, so a crash in between leaves history at or ahead of the
+//! live views, and the live views at or ahead of the checkpoint — which the position check
+//! makes harmless (docs/DECISIONS.md, "Projections").
+
+pub mod rows;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use rows::{
+    AgentCounts, AgentStateRecord, AgentView, CallRecord, CallView, IntervalRow, OfferRecord,
+    Offering, Position, QueueView, Row, RowKey, Stats, Subject, TenantRow, Waiting,
+};
+pub use sqlite::SqliteStore;
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("{context}: {message}")]
+    Backend {
+        /// What was being done.
+        context: &'static str,
+        /// The database's message.
+        message: String,
+    },
+    /// A stored row cannot be decoded (written by an incompatible version).
+    #[error("undecodable {table} row {key}: {message}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Its key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// Bad input (an empty tenant id, an inverted time range...).
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn backend(context: &'static str, e: impl std::fmt::Display) -> Self {
+        StoreError::Backend {
+            context,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Rows to write together: history first, then live views, then checkpoints.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// Rows (any order; the store writes history before live views).
+    pub rows: Vec<Row>,
+    /// Per partition of the events topic: the next offset to project.
+    pub checkpoints: Vec<(u32, u64)>,
+}
+
+/// The live views of one tenant (S1).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveViews {
+    /// Queues, by id.
+    pub queues: Vec<QueueView>,
+    /// Agents, by id.
+    pub agents: Vec<AgentView>,
+    /// Calls in progress, by id.
+    pub calls: Vec<CallView>,
+}
+
+/// A time range, ms since the epoch, `from` included, `to` excluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Start, included.
+    pub from_ms: u64,
+    /// End, excluded.
+    pub to_ms: u64,
+}
+
+impl Span {
+    /// Checked: `from <= to`.
+    pub fn new(from_ms: u64, to_ms: u64) -> Result<Span, StoreError> {
+        if from_ms > to_ms {
+            return Err(StoreError::Invalid {
+                field: "span",
+                message: format!("from {from_ms} is after to {to_ms}"),
+            });
+        }
+        Ok(Span { from_ms, to_ms })
+    }
+
+    /// All time.
+    pub fn all() -> Span {
+        Span {
+            from_ms: 0,
+            to_ms: u64::MAX,
+        }
+    }
+}
+
+/// Where projections live. Object safe: use it as `Arc<dyn ProjectionStore>`.
+#[async_trait]
+pub trait ProjectionStore: Send + Sync {
+    /// A row by key, `None` if there is none.
+    async fn get(&self, key: &RowKey) -> Result<Option<Row>, StoreError>;
+
+    /// Writes a batch (upserts whole rows; see the crate doc for the order).
+    async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// The next offset to project of a partition, `None` if never written.
+    async fn checkpoint(&self, partition: u32) -> Result<Option<u64>, StoreError>;
+
+    /// Drops every row and checkpoint (before a rebuild from the log).
+    async fn clear(&self) -> Result<(), StoreError>;
+
+    /// Tenants with a configuration row, sorted.
+    async fn tenants(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The live views of a tenant: every queue and agent, and the calls not ended.
+    async fn live(&self, tenant: &str) -> Result<LiveViews, StoreError>;
+
+    /// Call detail records of a tenant whose call arrived within `span`, by arrival.
+    async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// The offers of one call, in order.
+    async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError>;
+
+    /// State spans of an agent starting within `span`, in order.
+    async fn agent_states(
+        &self,
+        tenant: &str,
+        agent: &str,
+        span: Span,
+    ) -> Result<Vec<AgentStateRecord>, StoreError>;
+
+    /// Interval rows of a tenant starting within `span`, by start, subject, id.
+    async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError>;
+
+    /// Every row, in key order (tests compare stores with it).
+    async fn dump(&self) -> Result<Vec<Row>, StoreError>;
+}
+
+/// An empty tenant id is [`StoreError::Invalid`].
+pub(crate) fn check_tenant(tenant: &str) -> Result<(), StoreError> {
+    if tenant.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "tenant",
+            message: "empty tenant id".into(),
+        });
+    }
+    Ok(())
+}

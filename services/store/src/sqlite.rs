@@ -1,0 +1,484 @@
+//! The embedded projection store on SQLite (`schemas/sqlite/projections.sql`): one
+//! connection in WAL mode behind a mutex, used inside `spawn_blocking`; a batch is one
+//! transaction (rows and checkpoints commit together).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::rows::*;
+use crate::{check_tenant, Batch, LiveViews, ProjectionStore, Span, StoreError};
+
+const SCHEMA: &str = include_str!("../../../schemas/sqlite/projections.sql");
+
+/// Every table, in the order `clear` and `dump` visit them.
+const TABLES: [&str; 9] = [
+    "tenants",
+    "live_queues",
+    "live_agents",
+    "live_calls",
+    "call_records",
+    "call_offers",
+    "agent_states",
+    "intervals",
+    "checkpoints",
+];
+
+/// The embedded projection store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(context, e)
+}
+
+fn sql_u64(v: u64) -> i64 {
+    // positions and times fit: offsets are Kafka's i64, times are ms since the epoch
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    // rows are plain data: serialising them cannot fail
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    data: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in the file `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path).map_err(db("open the projection store"))?;
+        Self::init(conn)
+    }
+
+    /// A store in memory (tests, benchmarks).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory().map_err(db("open the projection store"))?;
+        Self::init(conn)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+        // projections can be rebuilt from the log, and rows commit with their checkpoint:
+        // a crash loses at most a suffix, replayed on restart; no fsync per batch
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(db("configure the projection store"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db("create the projection tables"))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::backend("store task", e))?
+    }
+}
+
+/// Upserts one row.
+fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
+    let pos = row.pos();
+    let (p, o) = (i64::from(pos.partition), sql_u64(pos.offset));
+    let r = match row {
+        Row::Tenant(r) => tx
+            .prepare_cached("INSERT OR REPLACE INTO tenants VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![r.tenant, json(r), p, o])),
+        Row::Queue(r) => tx
+            .prepare_cached("INSERT OR REPLACE INTO live_queues VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| s.execute(params![r.tenant, r.queue, json(r), p, o])),
+        Row::Agent(r) => tx
+            .prepare_cached("INSERT OR REPLACE INTO live_agents VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .and_then(|mut s| s.execute(params![r.tenant, r.agent, r.state, json(r), p, o])),
+        Row::Call(r) => tx
+            .prepare_cached("INSERT OR REPLACE INTO live_calls VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .and_then(|mut s| s.execute(params![r.tenant, r.call, r.state, json(r), p, o])),
+        Row::Record(r) => tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO call_records \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.tenant,
+                    r.call,
+                    sql_u64(r.start_ms),
+                    r.day,
+                    r.number,
+                    r.caller,
+                    r.queue,
+                    r.agent,
+                    r.result,
+                    json(r),
+                    p,
+                    o
+                ])
+            }),
+        Row::Offer(r) => tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO call_offers VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.tenant,
+                    r.call,
+                    r.seq,
+                    r.agent,
+                    r.queue,
+                    r.result,
+                    sql_u64(r.offered_ms),
+                    json(r),
+                    p,
+                    o
+                ])
+            }),
+        Row::AgentState(r) => tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO agent_states VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.tenant,
+                    r.agent,
+                    sql_u64(r.start_ms),
+                    sql_u64(r.start_offset),
+                    sql_u64(r.end_ms),
+                    r.state,
+                    json(r),
+                    p,
+                    o
+                ])
+            }),
+        Row::Interval(r) => tx
+            .prepare_cached("INSERT OR REPLACE INTO intervals VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    r.tenant,
+                    sql_u64(r.start_ms),
+                    r.subject.name(),
+                    r.id,
+                    json(r),
+                    p,
+                    o
+                ])
+            }),
+    };
+    r.map(|_| ()).map_err(db("write a projection row"))
+}
+
+/// The rows `sql` selects (its one column is `data`), decoded.
+fn select<T: DeserializeOwned>(
+    c: &Connection,
+    table: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(sql).map_err(db("query projections"))?;
+    let data: Vec<String> = stmt
+        .query_map(params, |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(db("query projections"))?;
+    data.iter().map(|d| decode(table, "", d)).collect()
+}
+
+fn get_row(c: &Connection, key: &RowKey) -> Result<Option<Row>, StoreError> {
+    let one = |table: &'static str, sql: &str, p: &[&dyn rusqlite::ToSql]| {
+        c.prepare_cached(sql)
+            .and_then(|mut s| s.query_row(p, |r| r.get::<_, String>(0)).optional())
+            .map_err(db("read a projection row"))
+            .map(|d| d.map(|d| (table, d)))
+    };
+    let found = match key {
+        RowKey::Tenant(t) => one(
+            "tenants",
+            "SELECT data FROM tenants WHERE tenant = ?1",
+            &[t],
+        )?,
+        RowKey::Queue(t, q) => one(
+            "live_queues",
+            "SELECT data FROM live_queues WHERE tenant = ?1 AND queue = ?2",
+            &[t, q],
+        )?,
+        RowKey::Agent(t, a) => one(
+            "live_agents",
+            "SELECT data FROM live_agents WHERE tenant = ?1 AND agent = ?2",
+            &[t, a],
+        )?,
+        RowKey::Call(t, k) => one(
+            "live_calls",
+            "SELECT data FROM live_calls WHERE tenant = ?1 AND call = ?2",
+            &[t, k],
+        )?,
+        RowKey::Record(t, k) => one(
+            "call_records",
+            "SELECT data FROM call_records WHERE tenant = ?1 AND call = ?2",
+            &[t, k],
+        )?,
+        RowKey::Offer(t, k, seq) => one(
+            "call_offers",
+            "SELECT data FROM call_offers WHERE tenant = ?1 AND call = ?2 AND seq = ?3",
+            &[t, k, seq],
+        )?,
+        RowKey::AgentState(t, a, start, off) => one(
+            "agent_states",
+            "SELECT data FROM agent_states \
+             WHERE tenant = ?1 AND agent = ?2 AND start_ms = ?3 AND start_offset = ?4",
+            &[t, a, &sql_u64(*start), &sql_u64(*off)],
+        )?,
+        RowKey::Interval(t, start, subject, id) => one(
+            "intervals",
+            "SELECT data FROM intervals \
+             WHERE tenant = ?1 AND start_ms = ?2 AND subject = ?3 AND id = ?4",
+            &[t, &sql_u64(*start), &subject.name(), id],
+        )?,
+    };
+    let Some((table, data)) = found else {
+        return Ok(None);
+    };
+    let key_text = format!("{key:?}");
+    Ok(Some(match key {
+        RowKey::Tenant(..) => Row::Tenant(decode(table, &key_text, &data)?),
+        RowKey::Queue(..) => Row::Queue(decode(table, &key_text, &data)?),
+        RowKey::Agent(..) => Row::Agent(decode(table, &key_text, &data)?),
+        RowKey::Call(..) => Row::Call(decode(table, &key_text, &data)?),
+        RowKey::Record(..) => Row::Record(decode(table, &key_text, &data)?),
+        RowKey::Offer(..) => Row::Offer(decode(table, &key_text, &data)?),
+        RowKey::AgentState(..) => Row::AgentState(decode(table, &key_text, &data)?),
+        RowKey::Interval(..) => Row::Interval(decode(table, &key_text, &data)?),
+    }))
+}
+
+#[async_trait]
+impl ProjectionStore for SqliteStore {
+    async fn get(&self, key: &RowKey) -> Result<Option<Row>, StoreError> {
+        check_tenant(key.tenant())?;
+        let key = key.clone();
+        self.with(move |c| get_row(c, &key)).await
+    }
+
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        for r in &batch.rows {
+            check_tenant(r.key().tenant())?;
+        }
+        self.with(move |c| {
+            let tx = c.transaction().map_err(db("begin a projection batch"))?;
+            // history before live views before checkpoints (the order every store keeps)
+            for row in batch.rows.iter().filter(|r| !r.is_live()) {
+                put(&tx, row)?;
+            }
+            for row in batch.rows.iter().filter(|r| r.is_live()) {
+                put(&tx, row)?;
+            }
+            for (partition, next) in &batch.checkpoints {
+                tx.prepare_cached("INSERT OR REPLACE INTO checkpoints VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![partition, sql_u64(*next)]))
+                    .map_err(db("write a checkpoint"))?;
+            }
+            tx.commit().map_err(db("commit a projection batch"))
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, partition: u32) -> Result<Option<u64>, StoreError> {
+        self.with(move |c| {
+            c.prepare_cached("SELECT next_offset FROM checkpoints WHERE partition = ?1")
+                .and_then(|mut s| s.query_row([partition], |r| r.get::<_, i64>(0)).optional())
+                .map(|o| o.map(|o| o.max(0) as u64))
+                .map_err(db("read a checkpoint"))
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(db("begin clearing"))?;
+            for t in TABLES {
+                tx.execute(&format!("DELETE FROM {t}"), [])
+                    .map_err(db("clear the projections"))?;
+            }
+            tx.commit().map_err(db("commit clearing"))
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut s = c
+                .prepare_cached("SELECT tenant FROM tenants ORDER BY tenant")
+                .map_err(db("list tenants"))?;
+            let v = s
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+                .map_err(db("list tenants"))?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn live(&self, tenant: &str) -> Result<LiveViews, StoreError> {
+        check_tenant(tenant)?;
+        let t = tenant.to_owned();
+        self.with(move |c| {
+            Ok(LiveViews {
+                queues: select(
+                    c,
+                    "live_queues",
+                    "SELECT data FROM live_queues WHERE tenant = ?1 ORDER BY queue",
+                    [&t],
+                )?,
+                agents: select(
+                    c,
+                    "live_agents",
+                    "SELECT data FROM live_agents WHERE tenant = ?1 ORDER BY agent",
+                    [&t],
+                )?,
+                calls: select(
+                    c,
+                    "live_calls",
+                    "SELECT data FROM live_calls WHERE tenant = ?1 AND state != 'ended' \
+                     ORDER BY call",
+                    [&t],
+                )?,
+            })
+        })
+        .await
+    }
+
+    async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError> {
+        check_tenant(tenant)?;
+        let t = tenant.to_owned();
+        self.with(move |c| {
+            select(
+                c,
+                "call_records",
+                "SELECT data FROM call_records WHERE tenant = ?1 AND start_ms >= ?2 \
+                 AND start_ms < ?3 ORDER BY start_ms, call",
+                params![t, sql_u64(span.from_ms), sql_u64(span.to_ms)],
+            )
+        })
+        .await
+    }
+
+    async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError> {
+        check_tenant(tenant)?;
+        let (t, k) = (tenant.to_owned(), call.to_owned());
+        self.with(move |c| {
+            select(
+                c,
+                "call_offers",
+                "SELECT data FROM call_offers WHERE tenant = ?1 AND call = ?2 ORDER BY seq",
+                params![t, k],
+            )
+        })
+        .await
+    }
+
+    async fn agent_states(
+        &self,
+        tenant: &str,
+        agent: &str,
+        span: Span,
+    ) -> Result<Vec<AgentStateRecord>, StoreError> {
+        check_tenant(tenant)?;
+        let (t, a) = (tenant.to_owned(), agent.to_owned());
+        self.with(move |c| {
+            select(
+                c,
+                "agent_states",
+                "SELECT data FROM agent_states WHERE tenant = ?1 AND agent = ?2 \
+                 AND start_ms >= ?3 AND start_ms < ?4 ORDER BY start_ms, start_offset",
+                params![t, a, sql_u64(span.from_ms), sql_u64(span.to_ms)],
+            )
+        })
+        .await
+    }
+
+    async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError> {
+        check_tenant(tenant)?;
+        let t = tenant.to_owned();
+        self.with(move |c| {
+            select(
+                c,
+                "intervals",
+                "SELECT data FROM intervals WHERE tenant = ?1 AND start_ms >= ?2 \
+                 AND start_ms < ?3 ORDER BY start_ms, subject, id",
+                params![t, sql_u64(span.from_ms), sql_u64(span.to_ms)],
+            )
+        })
+        .await
+    }
+
+    async fn dump(&self) -> Result<Vec<Row>, StoreError> {
+        self.with(|c| {
+            let mut out: Vec<Row> = Vec::new();
+            let all = |table: &'static str| -> Result<Vec<String>, StoreError> {
+                let mut s = c
+                    .prepare(&format!("SELECT data FROM {table}"))
+                    .map_err(db("dump"))?;
+                let v = s
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(db("dump"))?;
+                Ok(v)
+            };
+            for d in all("tenants")? {
+                out.push(Row::Tenant(decode("tenants", "", &d)?));
+            }
+            for d in all("live_queues")? {
+                out.push(Row::Queue(decode("live_queues", "", &d)?));
+            }
+            for d in all("live_agents")? {
+                out.push(Row::Agent(decode("live_agents", "", &d)?));
+            }
+            for d in all("live_calls")? {
+                out.push(Row::Call(decode("live_calls", "", &d)?));
+            }
+            for d in all("call_records")? {
+                out.push(Row::Record(decode("call_records", "", &d)?));
+            }
+            for d in all("call_offers")? {
+                out.push(Row::Offer(decode("call_offers", "", &d)?));
+            }
+            for d in all("agent_states")? {
+                out.push(Row::AgentState(decode("agent_states", "", &d)?));
+            }
+            for d in all("intervals")? {
+                out.push(Row::Interval(decode("intervals", "", &d)?));
+            }
+            out.sort_by_key(Row::key);
+            Ok(out)
+        })
+        .await
+    }
+}
