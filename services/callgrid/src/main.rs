@@ -4,6 +4,9 @@
 //!   included;
 //! - `callgrid router`: the router alone, on Kafka (`--kafka BROKERS`) or the embedded log;
 //! - `callgrid sip-edge`: the SIP edge alone, talking to a router over gRPC (a cluster);
+//! - `callgrid projector`: the projections and the supervisor service alone (on Kafka), or
+//!   `--rebuild` them from the log;
+//! - `callgrid watch --tenant T`: a live queue monitor in the terminal;
 //! - `callgrid agent`: log agents in and out, change their state;
 //! - `callgrid check-config FILE|DIR`: validate tenant files and print every error.
 //!
@@ -11,6 +14,7 @@
 
 mod agent_cli;
 mod metrics;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,9 +24,11 @@ use anyhow::Context;
 use callgrid_eventlog::{
     Durability, EventLog, KafkaLog, KafkaLogOptions, SqliteLog, SqliteLogOptions,
 };
+use callgrid_projector::{Projector, ProjectorOptions, EVENTS_TOPIC};
 use callgrid_router::clock::Clock;
 use callgrid_router::snapshot::SnapshotPolicy;
 use callgrid_router::{grpc, Router, RouterOptions};
+use callgrid_store::{ProjectionStore, SqliteStore};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -53,6 +59,11 @@ enum Cmd {
     Router(RouterCmdArgs),
     /// Run the SIP edge alone, for a router elsewhere (a cluster).
     SipEdge(SipEdgeArgs),
+    /// Run the projector alone (the projections of the event log, and the supervisor service
+    /// that serves them), or rebuild the projections with --rebuild.
+    Projector(ProjectorArgs),
+    /// A live queue monitor in the terminal, from the supervisor service's push stream.
+    Watch(watch::WatchArgs),
     /// Log agents in or out, or change their state, over the router's gRPC API.
     Agent(agent_cli::AgentArgs),
     /// Validate tenant configuration files (a file or a directory) and print every error.
@@ -89,6 +100,15 @@ fn main() -> anyhow::Result<()> {
             .thread_name("callgrid-io")
             .build()?
             .block_on(router_cmd(args)),
+        Cmd::Projector(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("callgrid-io")
+            .build()?
+            .block_on(projector_cmd(args)),
+        Cmd::Watch(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(watch::run(args)),
         Cmd::Agent(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -304,9 +324,92 @@ struct ServeArgs {
     #[arg(long, env = "CALLGRID_IO_THREADS")]
     io_threads: Option<usize>,
     #[command(flatten)]
+    projections: ProjectionArgs,
+    #[command(flatten)]
     sip: SipArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+}
+
+/// The projector and the supervisor service, shared by `serve` and `projector`.
+#[derive(Args)]
+struct ProjectionArgs {
+    /// The supervisor service (live views: snapshot and push stream; history reads) listens
+    /// here.
+    #[arg(
+        long,
+        env = "CALLGRID_SUPERVISOR_LISTEN",
+        default_value = "127.0.0.1:7310"
+    )]
+    supervisor_listen: SocketAddr,
+    /// Do not run the projector and the supervisor service (serve only).
+    #[arg(long)]
+    no_projector: bool,
+    /// Most events the projector projects and writes in one batch.
+    #[arg(long, default_value_t = 5_000)]
+    projector_batch: usize,
+}
+
+impl ProjectionArgs {
+    /// The embedded projection store in `data_dir`.
+    fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn ProjectionStore>> {
+        let path = data_dir.join("projections.sqlite");
+        let store = SqliteStore::open(&path)
+            .with_context(|| format!("cannot open the projection store {}", path.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    /// Starts the projector on `log` and the supervisor service; `None` with --no-projector.
+    async fn start(
+        &self,
+        log: Arc<dyn EventLog>,
+        store: Arc<dyn ProjectionStore>,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        if self.no_projector {
+            return Ok(None);
+        }
+        let listener = tokio::net::TcpListener::bind(self.supervisor_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.supervisor_listen))?;
+        let projector = Projector::new(
+            log,
+            store,
+            ProjectorOptions {
+                batch: self.projector_batch.max(1),
+                ..ProjectorOptions::default()
+            },
+        );
+        let supervisor = callgrid_supervisor::Supervisor::new(projector.clone());
+        tracing::info!(supervisor = %listener.local_addr()?, "supervisor service listening");
+        Ok(Some(tokio::spawn(async move {
+            let handler = supervisor.handler();
+            tokio::select! {
+                r = projector.run() => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "projector stopped");
+                    }
+                }
+                () = callgrid_supervisor::serve(listener, handler, std::future::pending()) => {}
+            }
+        })))
+    }
+}
+
+#[derive(Args)]
+struct ProjectorArgs {
+    /// Kafka brokers of the event log; without it, the embedded log in DATA_DIR (then
+    /// `callgrid serve` must not be running on it: it projects in process).
+    #[arg(long, env = "CALLGRID_KAFKA")]
+    kafka: Option<String>,
+    /// Directory of the embedded projection store (projections.sqlite) and, without --kafka,
+    /// of the embedded event log.
+    #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Drop every projection and rebuild it from the log, with a progress bar; then exit.
+    #[arg(long)]
+    rebuild: bool,
+    #[command(flatten)]
+    projections: ProjectionArgs,
 }
 
 #[derive(Args)]
@@ -439,16 +542,7 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let started = std::time::Instant::now();
     let log: Arc<dyn EventLog> = match &c.kafka {
-        Some(brokers) => {
-            let options = KafkaLogOptions {
-                replication: c.kafka_replication,
-                ..KafkaLogOptions::new(brokers.clone())
-            };
-            Arc::new(
-                KafkaLog::new(options)
-                    .with_context(|| format!("cannot reach kafka brokers {brokers}"))?,
-            )
-        }
+        Some(brokers) => kafka_log(brokers, c.kafka_replication)?,
         None => open_embedded_log(a).await?,
     };
     let (router, _) = open_router(a, log, c.partitions).await?;
@@ -463,6 +557,84 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A Kafka event log.
+fn kafka_log(brokers: &str, replication: i32) -> anyhow::Result<Arc<dyn EventLog>> {
+    let options = KafkaLogOptions {
+        replication,
+        ..KafkaLogOptions::new(brokers.to_owned())
+    };
+    Ok(Arc::new(KafkaLog::new(options).with_context(|| {
+        format!("cannot reach kafka brokers {brokers}")
+    })?))
+}
+
+async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&c.data_dir)
+        .with_context(|| format!("cannot create data directory {}", c.data_dir.display()))?;
+    let log: Arc<dyn EventLog> = match &c.kafka {
+        Some(brokers) => kafka_log(brokers, 1)?,
+        None => {
+            let db = c.data_dir.join("events.sqlite");
+            if !db.exists() {
+                anyhow::bail!("no event log at {} (and no --kafka)", db.display());
+            }
+            Arc::new(
+                SqliteLog::open_async(db.clone(), SqliteLogOptions::default())
+                    .await
+                    .with_context(|| format!("cannot open event log {}", db.display()))?,
+            )
+        }
+    };
+    let store = ProjectionArgs::open_store(&c.data_dir)?;
+    if c.rebuild {
+        let projector = Projector::new(
+            log.clone(),
+            store,
+            ProjectorOptions {
+                batch: c.projections.projector_batch.max(1),
+                ..ProjectorOptions::default()
+            },
+        );
+        let partitions = log
+            .partition_count(EVENTS_TOPIC)
+            .await
+            .context("the log has no events topic")?;
+        let mut ends = Vec::new();
+        for p in 0..partitions {
+            ends.push(log.end_offset(EVENTS_TOPIC, p).await?);
+        }
+        let total: u64 = ends.iter().sum();
+        eprintln!("rebuilding every projection from {total} events in {partitions} partitions");
+        projector.clear().await?;
+        let started = std::time::Instant::now();
+        let bar = tokio::spawn(callgrid_projector::print_progress(
+            projector.progress(),
+            ends,
+            std::time::Duration::from_millis(200),
+        ));
+        let projected = projector.catch_up().await?;
+        let _ = bar.await;
+        let secs = started.elapsed().as_secs_f64();
+        let skipped = projector.progress().borrow().skipped;
+        eprintln!(
+            "rebuilt: {projected} events in {secs:.1} s ({:.0} events/s), {skipped} not projectable",
+            projected as f64 / secs.max(1e-3)
+        );
+        return Ok(());
+    }
+    let Some(task) = c.projections.start(log, store).await? else {
+        anyhow::bail!("--no-projector leaves the projector nothing to do");
+    };
+    tracing::info!(
+        log = c.kafka.as_deref().unwrap_or("embedded"),
+        "callgrid projector running"
+    );
+    tokio::select! {
+        _ = task => anyhow::bail!("the projector stopped"),
+        () = interrupted() => Ok(()),
+    }
+}
+
 async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let a = &s.router;
     // listen first: a taken address fails before anything is written
@@ -472,7 +644,15 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let metrics_listener = s.metrics.bind().await?;
     let started = std::time::Instant::now();
     let log = open_embedded_log(a).await?;
-    let (router, tenant_files) = open_router(a, log, RouterOptions::default().partitions).await?;
+    let (router, tenant_files) =
+        open_router(a, log.clone(), RouterOptions::default().partitions).await?;
+    let projections = match s.projections.no_projector {
+        true => None,
+        false => {
+            let store = ProjectionArgs::open_store(&a.data_dir)?;
+            s.projections.start(log, store).await?
+        }
+    };
     tracing::info!(
         listen = %a.listen,
         data_dir = %a.data_dir.display(),
@@ -501,6 +681,9 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     grpc::serve_on(router, listener, interrupted()).await?;
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(p) = projections {
+        p.abort();
     }
     if let Some(edge) = &edge {
         edge.shutdown();

@@ -51,6 +51,8 @@ fn start(dir: &Path, port: u16, grace_s: u64) -> Serve {
     let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args([
             "serve",
+            "--supervisor-listen",
+            "127.0.0.1:0",
             "--data-dir",
             dir.to_str().expect("utf-8 path"),
             "--listen",

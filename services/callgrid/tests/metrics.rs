@@ -117,7 +117,7 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
     let rtp = 40_000 + (sip_port % 100) * 100;
     let log = dir.path().join("serve.log");
     let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--supervisor-listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--listen", &format!("127.0.0.1:{grpc}")])
         .arg("--tenants")

@@ -105,6 +105,8 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
             .args([
                 "serve",
+                "--supervisor-listen",
+                "127.0.0.1:0",
                 "--data-dir",
                 &dir.path().join("data").display().to_string(),
                 "--listen",

@@ -15,6 +15,7 @@
 pub mod project;
 pub mod time;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ impl Default for ProjectorOptions {
 pub struct Changes {
     /// The rows (live views only: queues, agents, calls), each with its tenant.
     pub rows: Arc<Vec<Row>>,
+    /// Per tenant, the time of the oldest event of the batch (event-to-push latency).
+    pub oldest_event_ms: Arc<HashMap<String, u64>>,
 }
 
 /// How far the projector is.
@@ -223,6 +226,17 @@ impl Projector {
                 continue;
             }
             let last = records.last().map_or(next, |r| r.offset + 1);
+            let mut oldest_event_ms: HashMap<String, u64> = HashMap::new();
+            for r in &records {
+                let t = String::from_utf8_lossy(&r.key);
+                let ms = r.timestamp_ms.max(0) as u64;
+                match oldest_event_ms.get_mut(t.as_ref()) {
+                    Some(m) => *m = (*m).min(ms),
+                    None => {
+                        oldest_event_ms.insert(t.into_owned(), ms);
+                    }
+                }
+            }
             let mut proj = projection
                 .take()
                 .ok_or_else(|| ProjectorError::Task("lost projection".into()))?;
@@ -261,6 +275,7 @@ impl Projector {
                 // nobody listening is fine
                 let _ = self.changes.send(Changes {
                     rows: Arc::new(live),
+                    oldest_event_ms: Arc::new(oldest_event_ms),
                 });
             }
             done += last - next;

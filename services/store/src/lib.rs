@@ -74,7 +74,7 @@ pub struct Batch {
 }
 
 /// The live views of one tenant (S1).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LiveViews {
     /// Queues, by id.
     pub queues: Vec<QueueView>,

@@ -1,0 +1,287 @@
+//! The supervisor service of `callgrid serve`: the live snapshot, the push stream of
+//! changes (an agent's login reaches a connected client), `callgrid watch --once`, errors
+//! for unknown tenants and bad parameters, and one tenant's stream never carrying another
+//! tenant's rows.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callgrid_proto::api::v1 as api;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tonic::transport::Channel;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, grpc: u16, http: u16) -> Serve {
+    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["serve", "--no-sip", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--supervisor-listen", &format!("127.0.0.1:{http}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callgrid starts");
+    Serve(child)
+}
+
+/// `GET path`: status code and body.
+async fn get(http: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", http))
+        .await
+        .expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("read");
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+/// Waits until the supervisor lists `tenant` (the projector has its configuration).
+async fn wait_for_tenant(http: u16, tenant: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect(("127.0.0.1", http)).await.is_ok() {
+            let (code, body) = get(http, "/api/v1/tenants").await;
+            if code == 200 && body.contains(&format!("\"{tenant}\"")) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the supervisor never listed {tenant}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A push stream: (event name, data) as they come.
+struct Stream(tokio::io::Lines<BufReader<TcpStream>>);
+
+impl Stream {
+    async fn open(http: u16, tenant: &str) -> Stream {
+        let mut s = TcpStream::connect(("127.0.0.1", http))
+            .await
+            .expect("connect");
+        s.write_all(
+            format!("GET /api/v1/tenants/{tenant}/live/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("send");
+        let mut lines = BufReader::new(s).lines();
+        let status = lines.next_line().await.expect("read").expect("status");
+        assert!(status.contains(" 200 "), "{status}");
+        while let Some(l) = lines.next_line().await.expect("read") {
+            if l.is_empty() {
+                break;
+            }
+        }
+        Stream(lines)
+    }
+
+    async fn next(&mut self) -> (String, Value) {
+        let mut name = String::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(60), self.0.next_line())
+                .await
+                .expect("an event within a minute")
+                .expect("read")
+                .expect("the stream stays open");
+            if let Some(n) = line.strip_prefix("event: ") {
+                name = n.to_owned();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                return (name, serde_json::from_str(d).expect("json data"));
+            }
+        }
+    }
+}
+
+fn agent_state(v: &Value, agent: &str) -> Option<String> {
+    v["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["agent"] == agent)
+        .and_then(|a| a["state"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (grpc, http) = (free_port(), free_port());
+    let _serve = start(dir.path(), grpc, http);
+    wait_for_tenant(http, "demo").await;
+
+    let mut stream = Stream::open(http, "demo").await;
+    let (name, snapshot) = stream.next().await;
+    assert_eq!(name, "snapshot");
+    assert_eq!(
+        agent_state(&snapshot, "alice").as_deref(),
+        Some("logged_out")
+    );
+    let q200 = snapshot["queues"]
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["queue"] == "200"))
+        .expect("queue 200");
+    assert_eq!(
+        q200["agents"]["logged_out"], 5,
+        "queue 200 has five members"
+    );
+
+    let ch = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("grpc");
+    let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
+    agents
+        .login(api::LoginRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            devices: vec!["sip:alice@127.0.0.1:5999".into()],
+            not_ready_reason: String::new(),
+        })
+        .await
+        .expect("login");
+    // the change reaches the open stream: alice available, her queues count her
+    loop {
+        let (name, change) = stream.next().await;
+        assert_eq!(name, "change");
+        assert!(change["oldest_event_ms"].as_u64().is_some());
+        if agent_state(&change, "alice").as_deref() == Some("available") {
+            break;
+        }
+    }
+
+    // a second tenant's activity never reaches demo's stream
+    let other = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/siptest.yaml"),
+    )
+    .expect("siptest.yaml");
+    let mut admin = api::admin_client::AdminClient::new(ch.clone());
+    admin
+        .load_tenant(api::LoadTenantRequest {
+            source_name: "siptest.yaml".into(),
+            yaml: other,
+        })
+        .await
+        .expect("load a second tenant");
+    wait_for_tenant(http, "siptest").await;
+    let mut other_stream = Stream::open(http, "siptest").await;
+    let (_, other_snapshot) = other_stream.next().await;
+    let other_agent = other_snapshot["agents"][0]["agent"]
+        .as_str()
+        .expect("an agent of siptest")
+        .to_owned();
+    agents
+        .login(api::LoginRequest {
+            tenant: "siptest".into(),
+            agent: other_agent.clone(),
+            devices: vec![],
+            not_ready_reason: String::new(),
+        })
+        .await
+        .expect("login of the other tenant's agent");
+    loop {
+        let (_, change) = other_stream.next().await;
+        if agent_state(&change, &other_agent).as_deref() == Some("available") {
+            break;
+        }
+    }
+    // then a demo change; everything demo's stream carried until then is demo's
+    agents
+        .set_state(api::SetStateRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            state: Some(api::set_state_request::State::NotReadyReason(
+                "break".into(),
+            )),
+        })
+        .await
+        .expect("break");
+    loop {
+        let (_, change) = stream.next().await;
+        assert_eq!(change["tenant"], "demo");
+        for kind in ["queues", "agents", "calls"] {
+            for row in change[kind].as_array().into_iter().flatten() {
+                assert_eq!(row["tenant"], "demo", "{kind} row of another tenant: {row}");
+            }
+        }
+        if agent_state(&change, "alice").as_deref() == Some("not_ready") {
+            break;
+        }
+    }
+
+    // the terminal monitor
+    let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["watch", "--tenant", "demo", "--once", "--supervisor"])
+        .arg(format!("http://127.0.0.1:{http}"))
+        .output()
+        .expect("watch runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("tenant demo"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("200 "))
+        .unwrap_or_else(|| panic!("queue 200 in {text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // queue, waiting, longest, avail, ring, talk, wrap, not ready, logged out...
+    assert_eq!(
+        &cols[..9],
+        ["200", "0", "-", "0", "0", "0", "0", "1", "4"],
+        "{text}"
+    );
+    assert!(text.contains("not_ready  alice"), "{text}");
+
+    // errors: unknown tenant, bad parameter; watch says why
+    let (code, body) = get(http, "/api/v1/tenants/nobody/live").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("unknown tenant nobody"), "{body}");
+    let (code, body) = get(http, "/api/v1/tenants/demo/calls?from=yesterday").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("from must be milliseconds"), "{body}");
+    let (code, _) = get(http, "/api/v1/tenants/demo/calls?from=0&to=1").await;
+    assert_eq!(code, 200);
+    let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["watch", "--tenant", "nobody", "--once", "--supervisor"])
+        .arg(format!("http://127.0.0.1:{http}"))
+        .output()
+        .expect("watch runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown tenant nobody"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
