@@ -62,6 +62,10 @@ pub struct ProjectorOptions {
     /// Rows kept in memory per partition before the cache is dropped (they reload from the
     /// store when touched).
     pub cache_rows: usize,
+    /// After a batch shorter than half of [`ProjectorOptions::batch`], wait this long before
+    /// reading again, so that a steady trickle of events is written in fewer, larger
+    /// transactions (it adds at most this much to the event-to-push latency).
+    pub linger: Duration,
 }
 
 impl Default for ProjectorOptions {
@@ -70,6 +74,7 @@ impl Default for ProjectorOptions {
             batch: 5_000,
             idle_wait: Duration::from_millis(500),
             cache_rows: 200_000,
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -112,7 +117,10 @@ struct StoreSource {
 
 impl RowSource for StoreSource {
     fn load(&mut self, key: &RowKey) -> Result<Option<Row>, StoreError> {
-        self.rt.block_on(self.store.get(key))
+        match self.store.get_blocking(key) {
+            Some(r) => r,
+            None => self.rt.block_on(self.store.get(key)),
+        }
     }
 }
 
@@ -205,7 +213,11 @@ impl Projector {
             rt: tokio::runtime::Handle::current(),
         }));
         let mut done = 0u64;
+        let mut short = false;
         loop {
+            if short && until.is_none() {
+                tokio::time::sleep(self.options.linger).await;
+            }
             if until.is_some_and(|end| next >= end) {
                 self.note(p, next, 0, 0);
                 return Ok(done);
@@ -225,6 +237,7 @@ impl Projector {
                     .await?;
                 continue;
             }
+            short = records.len() < self.options.batch / 2;
             let last = records.last().map_or(next, |r| r.offset + 1);
             let mut oldest_event_ms: HashMap<String, u64> = HashMap::new();
             for r in &records {

@@ -255,17 +255,23 @@ impl<S: RowSource> Projection<S> {
         init: impl FnOnce() -> T,
         f: impl FnOnce(&mut T) -> R,
     ) -> Result<Option<R>, ProjectError> {
+        // a row made here reflects no event yet: any event applies (its default position
+        // equals the very first record's, partition 0 offset 0)
+        let mut fresh = false;
         if !self.rows.contains_key(&key) {
             let row = match self.source.load(&key)? {
                 Some(r) => r,
-                None => init().into_row(),
+                None => {
+                    fresh = true;
+                    init().into_row()
+                }
             };
             self.rows.insert(key.clone(), row);
         }
         let Some(row) = self.rows.get_mut(&key).and_then(T::get) else {
             return Ok(None);
         };
-        if !(self.touched.contains(&key) || *row.pos() < pos) {
+        if !(fresh || self.touched.contains(&key) || *row.pos() < pos) {
             return Ok(None);
         }
         let out = f(row);
@@ -1209,5 +1215,69 @@ fn unknown_record(cx: &Cx, call: &str) -> CallRecord {
         plan_version: 0,
         recording: String::new(),
         pos: Position::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(tenant: &str) -> pb::EventEnvelope {
+        let yaml =
+            callgrid_config::DEMO_TENANT_YAML.replace("tenant: demo", &format!("tenant: {tenant}"));
+        callgrid_codec::configured_envelope(tenant, 1, "demo.yaml", &yaml, 1_000)
+    }
+
+    #[test]
+    fn the_very_first_record_of_the_log_is_projected() {
+        // partition 0, offset 0 is also a new row's default position
+        let mut p = Projection::new(Empty);
+        let first = Position {
+            partition: 0,
+            offset: 0,
+        };
+        assert_eq!(
+            p.apply(first, &configured("demo")).expect("applies"),
+            Outcome::Projected
+        );
+        let rows = p.take();
+        assert!(rows
+            .iter()
+            .any(|r| matches!(r, Row::Tenant(t) if t.tenant == "demo" && t.pos == first)));
+        let queues = rows.iter().filter(|r| matches!(r, Row::Queue(_))).count();
+        assert_eq!(queues, 3, "every queue of the demo tenant has a view");
+        // applying it again changes nothing
+        assert_eq!(
+            p.apply(first, &configured("demo")).expect("applies"),
+            Outcome::Projected
+        );
+        assert!(p.take().is_empty());
+    }
+
+    #[test]
+    fn events_without_a_configuration_or_tenant_are_skipped_with_a_reason() {
+        let mut p = Projection::new(Empty);
+        let mut env = configured("demo");
+        env.tenant.clear();
+        let pos = Position {
+            partition: 1,
+            offset: 7,
+        };
+        assert!(matches!(p.apply(pos, &env), Ok(Outcome::Skipped(_))));
+        let login = Event {
+            at: 5_000,
+            body: EventBody::AgentAvailable {
+                agent: callgrid_domain::AgentId::new("alice"),
+            },
+        };
+        let env = callgrid_codec::event_envelope("demo", ("agent", "alice"), 1, 1, "", &login);
+        match p.apply(pos, &env).expect("no store error") {
+            Outcome::Skipped(why) => assert!(why.contains("before its configuration"), "{why}"),
+            Outcome::Projected => panic!("projected without a configuration"),
+        }
+        let mut garbage = env.clone();
+        garbage.event = None;
+        assert!(matches!(p.apply(pos, &garbage), Ok(Outcome::Skipped(_))));
+        assert!(p.take().is_empty(), "nothing written");
     }
 }

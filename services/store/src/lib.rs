@@ -120,6 +120,14 @@ pub trait ProjectionStore: Send + Sync {
     /// A row by key, `None` if there is none.
     async fn get(&self, key: &RowKey) -> Result<Option<Row>, StoreError>;
 
+    /// [`ProjectionStore::get`] for a caller already on a blocking thread (the projector
+    /// loads rows while it projects), without a hop through the async runtime; `None` if
+    /// this store has no such path (then the caller uses `get`).
+    fn get_blocking(&self, key: &RowKey) -> Option<Result<Option<Row>, StoreError>> {
+        let _ = key;
+        None
+    }
+
     /// Writes a batch (upserts whole rows; see the crate doc for the order).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
 

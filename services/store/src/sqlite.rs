@@ -287,6 +287,14 @@ impl ProjectionStore for SqliteStore {
         self.with(move |c| get_row(c, &key)).await
     }
 
+    fn get_blocking(&self, key: &RowKey) -> Option<Result<Option<Row>, StoreError>> {
+        if let Err(e) = check_tenant(key.tenant()) {
+            return Some(Err(e));
+        }
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        Some(get_row(&c, key))
+    }
+
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         for r in &batch.rows {
             check_tenant(r.key().tenant())?;
