@@ -87,7 +87,7 @@ async fn client(
             if let Some(oldest) = v["oldest_event_ms"].as_u64() {
                 let _ = hist
                     .lock()
-                    .map(|mut h| h.record(now.saturating_sub(oldest).max(0)));
+                    .map(|mut h| h.record(now.saturating_sub(oldest)));
                 *changes.lock().expect("lock") += 1;
             }
         }
