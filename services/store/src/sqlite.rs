@@ -32,6 +32,63 @@ const TABLES: [&str; 9] = [
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Ends the checkpointer thread when the last clone is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Background WAL checkpoints: SQLite would otherwise checkpoint inside the commit that
+/// grows the WAL past 1,000 pages, with an fsync of the database, stalling the projector
+/// (and the push to supervisors behind it) for that long. A thread with its own connection
+/// runs `PRAGMA wal_checkpoint(PASSIVE)` twice a second instead (PASSIVE never blocks the
+/// writer), and a RESTART checkpoint when the WAL passes [`MAX_WAL_FRAMES`].
+/// WAL size (4 KiB frames) past which the checkpointer restarts the WAL: 64 MiB.
+const MAX_WAL_FRAMES: i64 = 16_384;
+
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(path).map_err(db("open the checkpointer's connection"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("configure the checkpointer's connection"))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(std::time::Duration::from_millis(500))
+                {
+                    // (busy, frames in the WAL, frames checkpointed)
+                    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    match passive {
+                        // under steady writes a PASSIVE checkpoint never catches the writer,
+                        // and the WAL only restarts after one that did: past this size, a
+                        // RESTART checkpoint waits for it (one stall of the writer, rarely)
+                        Ok((frames, _)) if frames > MAX_WAL_FRAMES => {
+                            if let Err(e) =
+                                conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                            {
+                                tracing::warn!(error = %e, "projection store checkpoint failed");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "projection store checkpoint failed"),
+                    }
+                }
+            })
+            .map_err(|e| StoreError::backend("start the checkpointer", e))?;
+        Ok(Checkpointer { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -70,16 +127,25 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in the file `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(db("open the projection store"))?;
-        Self::init(conn)
+        let conn = Self::init(conn)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(db("configure the projection store"))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            _checkpointer: Some(Arc::new(Checkpointer::start(path)?)),
+        })
     }
 
     /// A store in memory (tests, benchmarks).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
         let conn = Connection::open_in_memory().map_err(db("open the projection store"))?;
-        Self::init(conn)
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(Self::init(conn)?)),
+            _checkpointer: None,
+        })
     }
 
-    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn init(conn: Connection) -> Result<Connection, StoreError> {
         // projections can be rebuilt from the log, and rows commit with their checkpoint:
         // a crash loses at most a suffix, replayed on restart; no fsync per batch
         conn.execute_batch(
@@ -88,9 +154,7 @@ impl SqliteStore {
         .map_err(db("configure the projection store"))?;
         conn.execute_batch(SCHEMA)
             .map_err(db("create the projection tables"))?;
-        Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(conn)
     }
 
     async fn with<T: Send + 'static>(
