@@ -4,6 +4,9 @@
 //! end offsets while the generator runs; then `loadtest/kafka/plain_producer.py`
 //! (confluent-kafka, the same producer settings) sends as many messages of the router's mean
 //! record size to another topic of the same broker. Prints both rates and their ratio.
+//! `callgrid projector --kafka` follows the topic meanwhile (router → Kafka → projector →
+//! SQLite store: its rate and how soon after the generator it has caught up), and a
+//! `--rebuild` from the topic measures the projector alone.
 //!
 //! ```text
 //! python3 -m pip install confluent-kafka
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use callgrid_eventlog::{tansu, EventLog, KafkaLog, KafkaLogOptions};
-use callgrid_loadtest::harness::{find_bin, free_tcp_port, tail, Proc};
+use callgrid_loadtest::harness::{find_bin, free_tcp_port, http_get, tail, Proc};
 use callgrid_loadtest::machine;
 use clap::Parser;
 
@@ -104,6 +107,24 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // the projector on the same topic, with its supervisor service (progress at
+    // /api/v1/projector)
+    let http = free_tcp_port()?;
+    let mut projector = Proc::spawn(
+        "projector",
+        Command::new(&callgrid)
+            .args(["projector", "--kafka", &broker.brokers, "--data-dir"])
+            .arg(dir.join("projector"))
+            .args(["--supervisor-listen", &format!("127.0.0.1:{http}")])
+            .env("RUST_LOG", "warn"),
+        &dir,
+        false,
+    )?;
+    let projected = || async move {
+        let text = http_get(http, "/api/v1/projector").await.ok()?;
+        let body = text.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str::<serde_json::Value>(body).ok()?["projected"].as_u64()
+    };
     let mut traffic = Proc::spawn(
         "traffic",
         Command::new(&traffic_bin)
@@ -118,16 +139,58 @@ async fn main() -> anyhow::Result<()> {
     // measure from when the tenants are configured (their first events are in the topic)
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (start_events, started) = (total_end(&log, TOPIC).await?, Instant::now());
-    let cpu0 = router.cpu_s();
+    let projected0 = projected().await.unwrap_or(0);
+    let (cpu0, pcpu0) = (router.cpu_s(), projector.cpu_s());
     while traffic.poll().is_none() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu = router.cpu_s() - cpu0;
-    let produced = total_end(&log, TOPIC).await? - start_events;
+    let (cpu, pcpu) = (router.cpu_s() - cpu0, projector.cpu_s() - pcpu0);
+    let projected1 = projected().await.unwrap_or(0);
+    let end = total_end(&log, TOPIC).await?;
+    let produced = end - start_events;
     let router_rate = produced as f64 / secs;
     println!("traffic generator:\n{}", tail(&traffic.log, 6));
     router.stop();
+    // how long after the generator stopped the projector had projected everything
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(120);
+    while projected().await.unwrap_or(0) < end {
+        if Instant::now() > deadline || projector.poll().is_some() {
+            bail!(
+                "the projector did not catch up: {}",
+                tail(&projector.log, 10)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lag = stopped.elapsed().as_secs_f64();
+    println!(
+        "projector on Kafka (live, beside the router): {:.0} events/s while the generator ran; all {end} events projected {lag:.2} s after it stopped; projector CPU {:.2} cores",
+        (projected1 - projected0) as f64 / secs,
+        pcpu / secs
+    );
+    projector.stop();
+    // the projector alone at full speed: a rebuild from the topic
+    let out = Command::new(&callgrid)
+        .args([
+            "projector",
+            "--rebuild",
+            "--kafka",
+            &broker.brokers,
+            "--data-dir",
+        ])
+        .arg(dir.join("rebuild"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("callgrid projector --rebuild")?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    match text.lines().find(|l| l.starts_with("rebuilt:")) {
+        Some(l) if out.status.success() => {
+            println!("projector rebuild from Kafka into SQLite: {l}")
+        }
+        _ => bail!("the rebuild failed: {text}"),
+    }
 
     // the router's records: mean key and value size
     let (mut n, mut key, mut value) = (0u64, 0u64, 0u64);

@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use callgrid_loadtest::harness::{find_bin, free_tcp_port, tail, Proc};
+use callgrid_loadtest::harness::{find_bin, free_tcp_port, http_get, tail, Proc};
 use callgrid_loadtest::machine;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 #[derive(Parser)]
@@ -50,15 +50,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-async fn get(port: u16, path: &str) -> anyhow::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).await?;
-    Ok(text)
 }
 
 /// One push client: records every change's latency until the stream ends or `stop`.
@@ -117,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         false,
     )?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(http, "/healthz").await.is_err() {
+    while http_get(http, "/healthz").await.is_err() {
         if Instant::now() > deadline || serve.poll().is_some() {
             bail!("callgrid did not start: {}", tail(&serve.log, 10));
         }
@@ -138,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = (0..a.tenants).map(|i| format!("lt{i}")).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let listed = get(http, "/api/v1/tenants").await.unwrap_or_default();
+        let listed = http_get(http, "/api/v1/tenants").await.unwrap_or_default();
         if names.iter().all(|n| listed.contains(&format!("\"{n}\""))) {
             break;
         }

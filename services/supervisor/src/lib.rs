@@ -5,6 +5,8 @@
 //! Routes (all `GET`; an unknown tenant is 404, a bad parameter 400, both with
 //! `{"error": ...}`):
 //! - `/api/v1/tenants` — tenants with projections;
+//! - `/api/v1/projector` — the projector's progress: events projected and not projectable
+//!   since it started, and per partition the next offset it will project;
 //! - `/api/v1/tenants/{t}/live` — snapshot: queues (with today's figures), agents, calls in
 //!   progress, and the server's time;
 //! - `/api/v1/tenants/{t}/live/stream` — SSE: a `snapshot` event, then a `change` event per
@@ -206,6 +208,14 @@ impl Supervisor {
         let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
         let result = match parts.as_slice() {
             ["api", "v1", "tenants"] => self.store.tenants().await.map(|t| json(&t)),
+            ["api", "v1", "projector"] => {
+                let p = self.projector.progress().borrow().clone();
+                Ok(json(&serde_json::json!({
+                    "projected": p.projected,
+                    "skipped": p.skipped,
+                    "next_offsets": p.next,
+                })))
+            }
             ["api", "v1", "tenants", t, rest @ ..] => self.tenant_route(t, rest, &req).await,
             ["healthz"] => Ok(Response::Full {
                 status: "200 OK",
