@@ -13,6 +13,8 @@
 //! live views, and the live views at or ahead of the checkpoint — which the position check
 //! makes harmless (docs/DECISIONS.md, "Projections").
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod rows;
 mod sqlite;
 

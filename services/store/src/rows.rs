@@ -365,10 +365,11 @@ pub struct AgentStateRecord {
 /// Whose figures an interval row holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Subject {
+    /// An agent (declared first: subjects order by name, `agent` < `queue`, as stores sort
+    /// them).
+    Agent,
     /// A queue.
     Queue,
-    /// An agent.
-    Agent,
 }
 
 impl Subject {
