@@ -28,7 +28,7 @@ use callgrid_projector::{Projector, ProjectorOptions, EVENTS_TOPIC};
 use callgrid_router::clock::Clock;
 use callgrid_router::snapshot::SnapshotPolicy;
 use callgrid_router::{grpc, Router, RouterOptions};
-use callgrid_store::{ProjectionStore, SqliteStore};
+use callgrid_store::{ProjectionStore, ScyllaOptions, ScyllaStore, SqliteStore};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -408,6 +408,20 @@ struct ProjectorArgs {
     /// Drop every projection and rebuild it from the log, with a progress bar; then exit.
     #[arg(long)]
     rebuild: bool,
+    /// ScyllaDB contact points (`host:port[,host:port...]`): the projections go there instead
+    /// of DATA_DIR/projections.sqlite. Keep --projector-batch near 500 (one logged batch of
+    /// live views per projector batch).
+    #[arg(long, env = "CALLGRID_SCYLLA", value_delimiter = ',')]
+    scylla: Vec<String>,
+    /// Keyspace of the projections on ScyllaDB (created if missing).
+    #[arg(long, default_value = "callgrid")]
+    scylla_keyspace: String,
+    /// Replication map of that keyspace when it is created.
+    #[arg(
+        long,
+        default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}"
+    )]
+    scylla_replication: String,
     #[command(flatten)]
     projections: ProjectionArgs,
 }
@@ -585,7 +599,20 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let store = ProjectionArgs::open_store(&c.data_dir)?;
+    let store: Arc<dyn ProjectionStore> = if c.scylla.is_empty() {
+        ProjectionArgs::open_store(&c.data_dir)?
+    } else {
+        let options = ScyllaOptions {
+            nodes: c.scylla.clone(),
+            keyspace: c.scylla_keyspace.clone(),
+            replication: c.scylla_replication.clone(),
+        };
+        Arc::new(
+            ScyllaStore::connect(&options)
+                .await
+                .with_context(|| format!("cannot use ScyllaDB at {}", c.scylla.join(",")))?,
+        )
+    };
     if c.rebuild {
         let projector = Projector::new(
             log.clone(),

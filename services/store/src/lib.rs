@@ -1,6 +1,6 @@
 //! The projection store of callgrid: the rows the projector writes (live views and history,
 //! [`rows`]) and the reads supervisors and reports make, behind one trait with two
-//! implementations: [`SqliteStore`] (the embedded default) and `ScyllaStore` (a cluster).
+//! implementations: [`SqliteStore`] (the embedded default) and [`ScyllaStore`] (a cluster).
 //!
 //! # Exactly-once effect
 //!
@@ -16,6 +16,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod rows;
+mod scylla;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ pub use rows::{
     AgentCounts, AgentStateRecord, AgentView, CallRecord, CallView, IntervalRow, OfferRecord,
     Offering, Position, QueueView, Row, RowKey, Stats, Subject, TenantRow, Waiting,
 };
+pub use scylla::{ScyllaOptions, ScyllaStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of a store.
