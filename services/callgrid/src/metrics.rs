@@ -20,14 +20,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use callgrid_sip_edge::SipEdge;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use callgrid_supervisor::http::read_head;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// The exposition's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// Longest request head read.
-const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen backlog.
@@ -107,25 +106,6 @@ async fn respond(
     }
     stream.write_all(out.as_bytes()).await?;
     stream.shutdown().await
-}
-
-/// Reads until the end of the request head; false if the client stopped first or sent more
-/// than [`MAX_HEAD`] bytes without ending it.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut buf = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(false);
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            return Ok(true);
-        }
-        if head.len() > MAX_HEAD {
-            return Ok(false);
-        }
-    }
 }
 
 /// Status line, body, and whether to send the body (not for HEAD).

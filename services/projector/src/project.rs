@@ -940,21 +940,10 @@ impl<S: RowSource> Projection<S> {
         else {
             return Ok(());
         };
-        let q = queue.unwrap_or("").to_owned();
         self.with(
             RowKey::Offer(cx.tenant.clone(), call.to_owned(), seq),
             cx.pos,
-            || OfferRecord {
-                tenant: cx.tenant.clone(),
-                call: call.to_owned(),
-                seq,
-                agent: agent.to_owned(),
-                queue: q.clone(),
-                offered_ms: at,
-                ended_ms: 0,
-                result: "ringing".into(),
-                pos: Position::default(),
-            },
+            || new_offer(cx, call, seq, agent, queue.unwrap_or("")),
             |_| (),
         )?;
         self.agent_stats(cx, agent, at, |s| s.offered += 1)
@@ -979,17 +968,7 @@ impl<S: RowSource> Projection<S> {
         self.with(
             RowKey::Offer(cx.tenant.clone(), call.to_owned(), seq),
             cx.pos,
-            || OfferRecord {
-                tenant: cx.tenant.clone(),
-                call: call.to_owned(),
-                seq,
-                agent: agent.to_owned(),
-                queue: String::new(),
-                offered_ms: at,
-                ended_ms: 0,
-                result: String::new(),
-                pos: Position::default(),
-            },
+            || new_offer(cx, call, seq, agent, ""),
             |r| {
                 r.ended_ms = at;
                 r.result = result.to_owned();
@@ -1174,6 +1153,21 @@ fn new_call(tenant: &str, call: &str) -> CallView {
         end_cause: String::new(),
         offers: 0,
         recording: String::new(),
+        pos: Position::default(),
+    }
+}
+
+/// A ringing offer made at the event's time.
+fn new_offer(cx: &Cx, call: &str, seq: u32, agent: &str, queue: &str) -> OfferRecord {
+    OfferRecord {
+        tenant: cx.tenant.clone(),
+        call: call.to_owned(),
+        seq,
+        agent: agent.to_owned(),
+        queue: queue.to_owned(),
+        offered_ms: cx.at,
+        ended_ms: 0,
+        result: "ringing".into(),
         pos: Position::default(),
     }
 }

@@ -28,6 +28,18 @@ pub use rows::{
 pub use scylla::{ScyllaOptions, ScyllaStore};
 pub use sqlite::SqliteStore;
 
+/// The tables that hold rows, by the names both stores give them ([`Row::from_json`]).
+pub const ROW_TABLES: [&str; 8] = [
+    "tenants",
+    "live_queues",
+    "live_agents",
+    "live_calls",
+    "call_records",
+    "call_offers",
+    "agent_states",
+    "intervals",
+];
+
 /// Errors of a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

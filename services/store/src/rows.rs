@@ -503,6 +503,36 @@ impl Row {
         }
     }
 
+    /// A row read back from `table` (the name both stores give it) as the JSON they keep.
+    pub fn from_json(table: &'static str, data: &str) -> Result<Row, crate::StoreError> {
+        fn de<T: serde::de::DeserializeOwned>(
+            table: &'static str,
+            data: &str,
+        ) -> Result<T, crate::StoreError> {
+            serde_json::from_str(data).map_err(|e| crate::StoreError::Corrupt {
+                table,
+                key: String::new(),
+                message: e.to_string(),
+            })
+        }
+        Ok(match table {
+            "tenants" => Row::Tenant(de(table, data)?),
+            "live_queues" => Row::Queue(de(table, data)?),
+            "live_agents" => Row::Agent(de(table, data)?),
+            "live_calls" => Row::Call(de(table, data)?),
+            "call_records" => Row::Record(de(table, data)?),
+            "call_offers" => Row::Offer(de(table, data)?),
+            "agent_states" => Row::AgentState(de(table, data)?),
+            "intervals" => Row::Interval(de(table, data)?),
+            _ => {
+                return Err(crate::StoreError::Invalid {
+                    field: "table",
+                    message: format!("no rows in table {table}"),
+                })
+            }
+        })
+    }
+
     /// Whether it is a live view (written after the history rows of a batch).
     pub fn is_live(&self) -> bool {
         matches!(

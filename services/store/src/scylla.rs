@@ -765,29 +765,10 @@ impl ProjectionStore for ScyllaStore {
             Ok::<_, StoreError>(rows.into_iter().map(|(d,)| d).collect::<Vec<_>>())
         };
         let mut out = Vec::new();
-        for d in all("tenants").await? {
-            out.push(Row::Tenant(decode("tenants", &d)?));
-        }
-        for d in all("live_queues").await? {
-            out.push(Row::Queue(decode("live_queues", &d)?));
-        }
-        for d in all("live_agents").await? {
-            out.push(Row::Agent(decode("live_agents", &d)?));
-        }
-        for d in all("live_calls").await? {
-            out.push(Row::Call(decode("live_calls", &d)?));
-        }
-        for d in all("call_records").await? {
-            out.push(Row::Record(decode("call_records", &d)?));
-        }
-        for d in all("call_offers").await? {
-            out.push(Row::Offer(decode("call_offers", &d)?));
-        }
-        for d in all("agent_states").await? {
-            out.push(Row::AgentState(decode("agent_states", &d)?));
-        }
-        for d in all("intervals").await? {
-            out.push(Row::Interval(decode("intervals", &d)?));
+        for table in crate::ROW_TABLES {
+            for d in all(table).await? {
+                out.push(Row::from_json(table, &d)?);
+            }
         }
         out.sort_by_key(Row::key);
         Ok(out)

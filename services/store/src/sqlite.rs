@@ -524,29 +524,10 @@ impl ProjectionStore for SqliteStore {
                     .map_err(db("dump"))?;
                 Ok(v)
             };
-            for d in all("tenants")? {
-                out.push(Row::Tenant(decode("tenants", "", &d)?));
-            }
-            for d in all("live_queues")? {
-                out.push(Row::Queue(decode("live_queues", "", &d)?));
-            }
-            for d in all("live_agents")? {
-                out.push(Row::Agent(decode("live_agents", "", &d)?));
-            }
-            for d in all("live_calls")? {
-                out.push(Row::Call(decode("live_calls", "", &d)?));
-            }
-            for d in all("call_records")? {
-                out.push(Row::Record(decode("call_records", "", &d)?));
-            }
-            for d in all("call_offers")? {
-                out.push(Row::Offer(decode("call_offers", "", &d)?));
-            }
-            for d in all("agent_states")? {
-                out.push(Row::AgentState(decode("agent_states", "", &d)?));
-            }
-            for d in all("intervals")? {
-                out.push(Row::Interval(decode("intervals", "", &d)?));
+            for table in crate::ROW_TABLES {
+                for d in all(table)? {
+                    out.push(Row::from_json(table, &d)?);
+                }
             }
             out.sort_by_key(Row::key);
             Ok(out)

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Longest request head read.
-const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once (push streams included); more wait in the listen backlog.
@@ -263,8 +263,8 @@ async fn write_full(
 }
 
 /// Reads until the end of the request head; false if the client stopped first or sent more
-/// than [`MAX_HEAD`] bytes without ending it.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
+/// than [`MAX_HEAD`] bytes without ending it (also `GET /metrics`'s reader).
+pub async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut buf = [0u8; 1024];
     loop {
         let n = stream.read(&mut buf).await?;
