@@ -80,7 +80,8 @@ impl StoreError {
     }
 }
 
-/// Rows to write together: history first, then live views, then checkpoints.
+/// Rows to write together: history first, then live views, then checkpoints. When a batch
+/// holds several versions of one key, the last one is what the store keeps.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     /// Rows (any order; the store writes history before live views).

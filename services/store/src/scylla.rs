@@ -1,20 +1,28 @@
 //! The projection store on ScyllaDB (`schemas/cql/projections.cql`), with the `scylla`
 //! driver: every statement prepared once at connect and marked idempotent (each write is an
-//! upsert of a whole row, so a retried write changes nothing), requests routed token-aware
-//! (the driver's default load-balancing policy sends a prepared statement to a replica of
-//! its partition key).
+//! upsert of a whole row, so a retried write changes nothing), requests routed token-aware.
+//! Token awareness is the driver's default, nothing to configure: the session's default
+//! execution profile uses `DefaultPolicy::default()`, whose `is_token_aware` is `true`
+//! (checked in scylla 1.9, `src/client/execution_profile.rs` and
+//! `src/policies/load_balancing/default.rs`), so a prepared statement, whose partition key
+//! the driver knows from the prepare, goes to a replica (and shard) of that partition.
 //!
-//! A batch is written in the order of the crate doc: history rows (concurrently), then the
-//! live views in **one logged batch** (all or nothing: a live view's next change may depend
-//! on another's, so they must not be seen half-written), then the checkpoints. Keep the
-//! projector's batches small enough for the cluster's `batch_size_fail_threshold_in_kb`
-//! (1 MiB by default): `--projector-batch 500` keeps a batch's live views well under it.
+//! A batch is written in the order of the crate doc: history rows (concurrently, at most
+//! [`HISTORY_CONCURRENCY`] at a time), then the live views in **one logged batch** (all or
+//! nothing: a live view's next change may depend on another's, so they must not be seen
+//! half-written), then the checkpoints. Keep the projector's batches small enough for the
+//! cluster's `batch_size_fail_threshold_in_kb` (1 MiB by default): `--projector-batch 500`
+//! keeps a batch's live views well under it.
+//!
+//! Where a read's partition key has a day (`start_ms / 86_400_000`), a span read visits the
+//! days the tenant has rows of that kind (`tenant_days`), never every day of the span
+//! (`Span::all()` covers 213 billion of them).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use futures::{future::try_join_all, TryStreamExt};
+use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::batch::{Batch as CqlBatch, BatchType};
@@ -25,6 +33,11 @@ use crate::{check_tenant, Batch, LiveViews, ProjectionStore, Span, StoreError};
 
 const SCHEMA: &str = include_str!("../../../schemas/cql/projections.cql");
 const DAY_MS: u64 = 86_400_000;
+/// History rows written at once (each is one to four requests).
+const HISTORY_CONCURRENCY: usize = 64;
+/// `tenant_days` rows remembered as written; past this many the memory starts afresh (each
+/// forgotten row costs one more idempotent write).
+const MAX_DAYS_REMEMBERED: usize = 100_000;
 
 /// How to reach ScyllaDB and where the projections live.
 #[derive(Clone, Debug)]
@@ -47,6 +60,53 @@ impl ScyllaOptions {
             replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
         }
     }
+}
+
+/// The statements of the schema, `{keyspace}` and `{replication}` filled in: comment lines
+/// dropped first (a comment may hold a `;`), then split at `;`.
+fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
+    let text = SCHEMA
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.replace("{keyspace}", keyspace)
+        .replace("{replication}", replication)
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A replication map is one CQL map literal: `{...}`, without `;`, quotes balanced.
+fn check_replication(replication: &str) -> Result<(), StoreError> {
+    let r = replication.trim();
+    if !r.starts_with('{')
+        || !r.ends_with('}')
+        || r.contains(';')
+        || r.contains("--")
+        || r.matches('\'').count() % 2 == 1
+    {
+        return Err(StoreError::Invalid {
+            field: "replication",
+            message: format!(
+                "{replication:?} is not a replication map such as \
+                 {{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The rows of a batch, the last version of each key only, in their order (the driver runs
+/// history writes concurrently and gives a batch's statements one timestamp, so two versions
+/// of a key would land in no defined order; SQLite keeps the last, and so does this).
+fn last_of_each_key(rows: &[Row]) -> Vec<&Row> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<&Row> = rows.iter().rev().filter(|r| seen.insert(r.key())).collect();
+    out.reverse();
+    out
 }
 
 /// Maps a driver error to [`StoreError::Backend`] with what was being done.
@@ -158,6 +218,7 @@ impl ScyllaStore {
                 message: format!("{ks:?} is not [a-z][a-z0-9_]{{0,47}}"),
             });
         }
+        check_replication(&options.replication)?;
         if options.nodes.is_empty() {
             return Err(StoreError::Invalid {
                 field: "nodes",
@@ -169,19 +230,7 @@ impl ScyllaStore {
             .build()
             .await
             .map_err(fail("connect to ScyllaDB"))?;
-        let schema = SCHEMA
-            .replace("{keyspace}", ks)
-            .replace("{replication}", &options.replication);
-        for stmt in schema
-            .split(';')
-            .map(|s| {
-                s.lines()
-                    .filter(|l| !l.trim_start().starts_with("--"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .filter(|s| !s.trim().is_empty())
-        {
+        for stmt in schema_statements(ks, &options.replication) {
             session
                 .query_unpaged(stmt, ())
                 .await
@@ -343,11 +392,11 @@ impl ScyllaStore {
 
     /// The days of `kind` a tenant has within `span`.
     async fn days(&self, tenant: &str, kind: &str, span: Span) -> Result<Vec<i64>, StoreError> {
-        let to = if span.to_ms == 0 {
-            0
-        } else {
-            day_of(span.to_ms - 1)
-        };
+        if span.from_ms >= span.to_ms {
+            return Ok(Vec::new());
+        }
+        // the day of the last ms within the span (`to` is excluded)
+        let to = day_of(span.to_ms - 1);
         let pager = self
             .session
             .execute_iter(
@@ -379,10 +428,11 @@ impl ScyllaStore {
             .execute_unpaged(&self.st.put_day, (&key.0, &key.1, key.2))
             .await
             .map_err(fail("write a day"))?;
-        self.days_written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        let mut written = self.days_written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() >= MAX_DAYS_REMEMBERED {
+            written.clear();
+        }
+        written.insert(key);
         Ok(())
     }
 
@@ -390,6 +440,10 @@ impl ScyllaStore {
     async fn put_history(&self, row: &Row) -> Result<(), StoreError> {
         let (p, o) = pos_values(row.pos());
         match row {
+            // RowKey::Record is (tenant, call) but the table is partitioned by (tenant, day):
+            // `call_record_start` maps a call to its arrival, so `get` finds the record in
+            // two point reads. The alternative, a second copy of every record keyed by
+            // (tenant, call), would double the largest table for the rarest read.
             Row::Record(r) => {
                 let start = ms(r.start_ms);
                 // a record whose arrival time changed leaves its old place
@@ -571,20 +625,16 @@ impl ProjectionStore for ScyllaStore {
         for r in &batch.rows {
             check_tenant(r.key().tenant())?;
         }
+        let rows = last_of_each_key(&batch.rows);
         // 1. history, concurrently
-        try_join_all(
-            batch
-                .rows
-                .iter()
-                .filter(|r| !r.is_live())
-                .map(|r| self.put_history(r)),
-        )
-        .await?;
+        futures::stream::iter(rows.iter().filter(|r| !r.is_live()).map(Ok))
+            .try_for_each_concurrent(HISTORY_CONCURRENCY, |r| self.put_history(r))
+            .await?;
         // 2. live views, all or nothing
         let mut cql_batch = CqlBatch::new(BatchType::Logged);
         cql_batch.set_is_idempotent(true);
         let mut values: Vec<(String, String, String, i32, i64)> = Vec::new();
-        for row in batch.rows.iter().filter(|r| r.is_live()) {
+        for row in rows.iter().filter(|r| r.is_live()) {
             if let Some((i, tenant, id, data)) = live_parts(row) {
                 let (p, o) = pos_values(row.pos());
                 cql_batch.append_statement(self.st.put_live[i].clone());
@@ -649,22 +699,22 @@ impl ProjectionStore for ScyllaStore {
     async fn live(&self, tenant: &str) -> Result<LiveViews, StoreError> {
         check_tenant(tenant)?;
         let st = &self.st;
+        let (queues, agents, calls) = futures::try_join!(
+            self.datas(&st.list_live[0], (tenant,)),
+            self.datas(&st.list_live[1], (tenant,)),
+            self.datas(&st.list_live[2], (tenant,)),
+        )?;
         let mut views = LiveViews {
-            queues: self
-                .datas(&st.list_live[0], (tenant,))
-                .await?
+            queues: queues
                 .iter()
                 .map(|d| decode(LIVE[1], d))
                 .collect::<Result<_, _>>()?,
-            agents: self
-                .datas(&st.list_live[1], (tenant,))
-                .await?
+            agents: agents
                 .iter()
                 .map(|d| decode(LIVE[2], d))
                 .collect::<Result<_, _>>()?,
-            calls: self
-                .datas(&st.list_live[2], (tenant,))
-                .await?
+            // CQL cannot filter on `state` (not a key column) without ALLOW FILTERING
+            calls: calls
                 .iter()
                 .map(|d| decode::<CallView>(LIVE[3], d))
                 .filter(|c| c.as_ref().map_or(true, |c| c.state != "ended"))
@@ -772,5 +822,110 @@ impl ProjectionStore for ScyllaStore {
         }
         out.sort_by_key(Row::key);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_splits_into_its_statements() {
+        let replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
+        let stmts = schema_statements("ks", replication);
+        // the keyspace and every table (rows, lookups, checkpoints)
+        assert_eq!(stmts.len(), 1 + TABLES.len(), "{stmts:#?}");
+        assert_eq!(
+            stmts[0],
+            format!("CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {replication}")
+        );
+        for stmt in &stmts[1..] {
+            assert!(stmt.starts_with("CREATE TABLE IF NOT EXISTS ks."), "{stmt}");
+            assert!(!stmt.contains('{') && !stmt.contains("--"), "{stmt}");
+        }
+        for table in TABLES {
+            let create = format!("CREATE TABLE IF NOT EXISTS ks.{table} (");
+            assert!(
+                stmts.iter().any(|s| s.starts_with(&create)),
+                "no table {table}"
+            );
+        }
+        for table in crate::ROW_TABLES {
+            assert!(
+                TABLES.contains(&table),
+                "{table} is neither cleared nor dumped"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replication_map_is_checked() {
+        assert!(check_replication("{'class': 'SimpleStrategy', 'replication_factor': 1}").is_ok());
+        assert!(
+            check_replication("{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}")
+                .is_ok()
+        );
+        for bad in [
+            "",
+            "SimpleStrategy",
+            "{'class': 'SimpleStrategy'}; DROP KEYSPACE x",
+            "{'class: 'SimpleStrategy'}",
+        ] {
+            assert!(
+                matches!(
+                    check_replication(bad),
+                    Err(StoreError::Invalid {
+                        field: "replication",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_last_version_of_a_key() {
+        let view = |tenant: &str, state: &str| {
+            Row::Call(CallView {
+                tenant: tenant.into(),
+                call: "c1".into(),
+                state: state.into(),
+                since_ms: 0,
+                number: String::new(),
+                caller: String::new(),
+                plan_version: 0,
+                arrived_ms: 0,
+                queue: String::new(),
+                queued_ms: 0,
+                agent: String::new(),
+                ringing: vec![],
+                first_ring_ms: 0,
+                answered_ms: 0,
+                wait_ms: 0,
+                ended_ms: 0,
+                result: String::new(),
+                end_cause: String::new(),
+                offers: 0,
+                recording: String::new(),
+                pos: Position::default(),
+            })
+        };
+        let rows = [
+            view("a", "queued"),
+            view("b", "queued"),
+            view("a", "ringing"),
+            view("a", "talking"),
+        ];
+        let kept: Vec<&Row> = last_of_each_key(&rows);
+        assert_eq!(kept, [&rows[1], &rows[3]]);
+    }
+
+    #[test]
+    fn days_of_times() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(DAY_MS), 1);
+        assert_eq!(day_of(u64::MAX), ms(u64::MAX / DAY_MS));
     }
 }
