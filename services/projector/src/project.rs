@@ -421,24 +421,14 @@ impl<S: RowSource> Projection<S> {
                 agent, call, queue, ..
             } => {
                 let q = queue.as_ref().map(|q| q.to_string()).unwrap_or_default();
-                self.with(
-                    agent_key(cx, agent.as_str()),
-                    cx.pos,
-                    || new_agent(&cx.tenant, agent.as_str()),
-                    |a| a.queue = q,
-                )?;
+                self.agent(cx, agent.as_str(), |a| a.queue = q)?;
                 self.agent_to(cx, agent.as_str(), "reserved", "", call.as_str())?;
             }
             AgentRinging { agent, call, .. } => {
                 self.agent_to(cx, agent.as_str(), "ringing", "", call.as_str())?;
             }
             AgentAnswered { agent, call, .. } => {
-                self.with(
-                    agent_key(cx, agent.as_str()),
-                    cx.pos,
-                    || new_agent(&cx.tenant, agent.as_str()),
-                    |a| a.answered_ms = at,
-                )?;
+                self.agent(cx, agent.as_str(), |a| a.answered_ms = at)?;
                 self.agent_to(cx, agent.as_str(), "on_call", "", call.as_str())?;
             }
             AgentOfferMissed {
@@ -677,6 +667,20 @@ impl<S: RowSource> Projection<S> {
         )
     }
 
+    fn agent<R>(
+        &mut self,
+        cx: &Cx,
+        agent: &str,
+        f: impl FnOnce(&mut AgentView) -> R,
+    ) -> Result<Option<R>, ProjectError> {
+        self.with(
+            agent_key(cx, agent),
+            cx.pos,
+            || new_agent(&cx.tenant, agent),
+            f,
+        )
+    }
+
     fn unqueue(&mut self, cx: &Cx, queue: &str, call: &str) -> Result<(), ProjectError> {
         self.with(
             queue_key(cx, queue),
@@ -762,23 +766,18 @@ impl<S: RowSource> Projection<S> {
         call: &str,
     ) -> Result<(), ProjectError> {
         let at = cx.at;
-        let Some(old) = self.with(
-            agent_key(cx, agent),
-            cx.pos,
-            || new_agent(&cx.tenant, agent),
-            |a| {
-                let old = a.clone();
-                a.state = state.to_owned();
-                a.reason = reason.to_owned();
-                a.call = call.to_owned();
-                a.since_ms = at;
-                a.state_offset = cx.pos.offset;
-                if old.state == "wrap_up" {
-                    a.wrapup_call.clear();
-                }
-                old
-            },
-        )?
+        let Some(old) = self.agent(cx, agent, |a| {
+            let old = a.clone();
+            a.state = state.to_owned();
+            a.reason = reason.to_owned();
+            a.call = call.to_owned();
+            a.since_ms = at;
+            a.state_offset = cx.pos.offset;
+            if old.state == "wrap_up" {
+                a.wrapup_call.clear();
+            }
+            old
+        })?
         else {
             return Ok(());
         };
@@ -873,21 +872,16 @@ impl<S: RowSource> Projection<S> {
             .as_ref()
             .map(|v| (v.queue.clone(), v.queued_ms))
             .unwrap_or_default();
-        let Some(answered_ms) = self.with(
-            agent_key(cx, agent),
-            cx.pos,
-            || new_agent(&cx.tenant, agent),
-            |a| {
-                a.queue = queue.clone();
-                a.queued_ms = queued_ms;
-                a.wrapup_call = if wrapup_until.is_some() {
-                    call.to_owned()
-                } else {
-                    String::new()
-                };
-                a.answered_ms
-            },
-        )?
+        let Some(answered_ms) = self.agent(cx, agent, |a| {
+            a.queue = queue.clone();
+            a.queued_ms = queued_ms;
+            a.wrapup_call = if wrapup_until.is_some() {
+                call.to_owned()
+            } else {
+                String::new()
+            };
+            a.answered_ms
+        })?
         else {
             return Ok(());
         };

@@ -414,6 +414,26 @@ impl ScyllaStore {
         Ok(rows.into_iter().map(|(d,)| d).collect())
     }
 
+    /// The rows a span read finds, day partition by day partition: `stmt` with the values
+    /// `values(day)` for every day of `kind` the tenant has within `span`, decoded.
+    async fn over_days<T: serde::de::DeserializeOwned, V: scylla::serialize::row::SerializeRow>(
+        &self,
+        tenant: &str,
+        kind: &str,
+        span: Span,
+        table: &'static str,
+        stmt: &PreparedStatement,
+        values: impl Fn(i64) -> V,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for day in self.days(tenant, kind, span).await? {
+            for d in self.datas(stmt, values(day)).await? {
+                out.push(decode::<T>(table, &d)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn note_day(&self, tenant: &str, kind: String, day: i64) -> Result<(), StoreError> {
         let key = (tenant.to_owned(), kind, day);
         if self
@@ -732,18 +752,16 @@ impl ProjectionStore for ScyllaStore {
 
     async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError> {
         check_tenant(tenant)?;
-        let mut out = Vec::new();
-        for day in self.days(tenant, "records", span).await? {
-            for d in self
-                .datas(
-                    &self.st.records_of_day,
-                    (tenant, day, ms(span.from_ms), ms(span.to_ms)),
-                )
-                .await?
-            {
-                out.push(decode::<CallRecord>("call_records", &d)?);
-            }
-        }
+        let mut out: Vec<CallRecord> = self
+            .over_days(
+                tenant,
+                "records",
+                span,
+                "call_records",
+                &self.st.records_of_day,
+                |day| (tenant, day, ms(span.from_ms), ms(span.to_ms)),
+            )
+            .await?;
         out.sort_by(|a, b| (a.start_ms, &a.call).cmp(&(b.start_ms, &b.call)));
         Ok(out)
     }
@@ -764,36 +782,33 @@ impl ProjectionStore for ScyllaStore {
         span: Span,
     ) -> Result<Vec<AgentStateRecord>, StoreError> {
         check_tenant(tenant)?;
-        let mut out = Vec::new();
-        for day in self.days(tenant, &format!("states/{agent}"), span).await? {
-            for d in self
-                .datas(
-                    &self.st.states_of_day,
-                    (tenant, agent, day, ms(span.from_ms), ms(span.to_ms)),
-                )
-                .await?
-            {
-                out.push(decode::<AgentStateRecord>("agent_states", &d)?);
-            }
-        }
+        let kind = format!("states/{agent}");
+        let mut out: Vec<AgentStateRecord> = self
+            .over_days(
+                tenant,
+                &kind,
+                span,
+                "agent_states",
+                &self.st.states_of_day,
+                |day| (tenant, agent, day, ms(span.from_ms), ms(span.to_ms)),
+            )
+            .await?;
         out.sort_by_key(|r| (r.start_ms, r.start_offset));
         Ok(out)
     }
 
     async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError> {
         check_tenant(tenant)?;
-        let mut out = Vec::new();
-        for day in self.days(tenant, "intervals", span).await? {
-            for d in self
-                .datas(
-                    &self.st.intervals_of_day,
-                    (tenant, day, ms(span.from_ms), ms(span.to_ms)),
-                )
-                .await?
-            {
-                out.push(decode::<IntervalRow>("intervals", &d)?);
-            }
-        }
+        let mut out: Vec<IntervalRow> = self
+            .over_days(
+                tenant,
+                "intervals",
+                span,
+                "intervals",
+                &self.st.intervals_of_day,
+                |day| (tenant, day, ms(span.from_ms), ms(span.to_ms)),
+            )
+            .await?;
         out.sort_by(|a, b| (a.start_ms, a.subject, &a.id).cmp(&(b.start_ms, b.subject, &b.id)));
         Ok(out)
     }
