@@ -7,7 +7,7 @@ use std::sync::Arc;
 use callgrid_domain::event::{LeaseKind, LeaveReason, RouteReason};
 use callgrid_domain::{
     AgentId, CallId, DeviceId, EndCause, Event, EventBody, GroupId, MemberSet, MenuId,
-    OfferFailure, QueueId, ReasonCode, Strategy, Target,
+    OfferFailure, Party, QueueId, ReasonCode, Strategy, Target,
 };
 use callgrid_proto::events::v1 as pb;
 use pb::event::Kind as K;
@@ -157,6 +157,19 @@ fn cause_pb(c: &EndCause) -> pb::EndCause {
             EndCause::Router(c) => C::Router(c.to_string()),
             EndCause::EdgeLost => C::EdgeLost(true),
         }),
+    }
+}
+fn party_pb(p: Party) -> i32 {
+    match p {
+        Party::Caller => pb::Party::Caller as i32,
+        Party::Agent => pb::Party::Agent as i32,
+    }
+}
+fn party_dom(event: &'static str, p: i32) -> Result<Party, DecodeError> {
+    match pb::Party::try_from(p) {
+        Ok(pb::Party::Caller) => Ok(Party::Caller),
+        Ok(pb::Party::Agent) => Ok(Party::Agent),
+        _ => Err(DecodeError::Missing(event, "by")),
     }
 }
 fn cause_dom(c: Option<&pb::EndCause>) -> EndCause {
@@ -448,6 +461,16 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
                 path: path.to_string(),
             })
         }
+        E::CallHeld { call, agent, by } => K::CallHeld(pb::CallHeld {
+            call: s(call),
+            agent: s(agent),
+            by: party_pb(*by),
+        }),
+        E::CallResumed { call, agent, by } => K::CallResumed(pb::CallResumed {
+            call: s(call),
+            agent: s(agent),
+            by: party_pb(*by),
+        }),
         E::CallAnswered {
             call,
             agent,
@@ -673,6 +696,16 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             call: CallId::new(&e.call),
             path: Arc::from(e.path.as_str()),
         },
+        K::CallHeld(e) => E::CallHeld {
+            call: CallId::new(&e.call),
+            agent: AgentId::new(&e.agent),
+            by: party_dom("call_held", e.by)?,
+        },
+        K::CallResumed(e) => E::CallResumed {
+            call: CallId::new(&e.call),
+            agent: AgentId::new(&e.agent),
+            by: party_dom("call_resumed", e.by)?,
+        },
         K::CallAnswered(e) => E::CallAnswered {
             call: CallId::new(&e.call),
             agent: AgentId::new(&e.agent),
@@ -818,6 +851,16 @@ mod tests {
                 queue: Some(q.clone()),
                 cancelled: vec![a.clone()],
             },
+            EventBody::CallHeld {
+                call: c.clone(),
+                agent: a.clone(),
+                by: Party::Agent,
+            },
+            EventBody::CallResumed {
+                call: c.clone(),
+                agent: a.clone(),
+                by: Party::Caller,
+            },
             EventBody::AgentLeaseExpired {
                 agent: a,
                 call: c,
@@ -828,5 +871,20 @@ mod tests {
             let back = event_dom(&event_pb(&b)).unwrap().unwrap();
             assert_eq!(back, b);
         }
+    }
+
+    #[test]
+    fn a_hold_without_its_party_is_refused() {
+        let held = pb::Event {
+            kind: Some(pb::event::Kind::CallHeld(pb::CallHeld {
+                call: "c".into(),
+                agent: "a".into(),
+                by: pb::Party::Unspecified as i32,
+            })),
+        };
+        assert_eq!(
+            event_dom(&held).unwrap_err().to_string(),
+            "event call_held lacks field by"
+        );
     }
 }

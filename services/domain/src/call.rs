@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{EndCause, Event, EventBody, OfferFailure, RouteReason};
+use crate::event::{EndCause, Event, EventBody, OfferFailure, Party, RouteReason};
 use crate::ids::{AgentId, CallId, DeviceId, DurationMs, MenuId, QueueId, TimeMs};
 use crate::rejection::Rejection;
 use crate::setup::{Target, TenantSetup};
@@ -144,6 +144,16 @@ pub enum CallCommand {
         /// Where to.
         to: Arc<str>,
     },
+    /// The edge reports that `by` put the call on hold (C5).
+    Hold {
+        /// Who.
+        by: Party,
+    },
+    /// The edge reports that `by` took the call off hold.
+    Resume {
+        /// Who.
+        by: Party,
+    },
     /// The caller asks for a callback while queued.
     RequestCallback,
     /// The edge records the call into this file (C4).
@@ -174,6 +184,8 @@ impl CallCommand {
             CallCommand::Answered { .. } => "answer",
             CallCommand::OfferFailed { .. } => "offer failed",
             CallCommand::Transfer { .. } => "transfer",
+            CallCommand::Hold { .. } => "hold",
+            CallCommand::Resume { .. } => "resume",
             CallCommand::RequestCallback => "callback request",
             CallCommand::RecordingStarted { .. } => "recording started",
             CallCommand::Hangup { .. } => "hangup",
@@ -209,6 +221,8 @@ pub struct Call {
     pub last_queue: Option<QueueId>,
     /// A callback was requested.
     pub callback: bool,
+    /// Who holds the call now (C5): empty, or the agent, the caller or both.
+    pub held_by: Vec<Party>,
     /// Number of events applied.
     pub seq: u64,
 }
@@ -233,6 +247,7 @@ impl Call {
             answered_at: None,
             last_queue: None,
             callback: false,
+            held_by: Vec::new(),
             seq: 0,
         }
     }
@@ -714,6 +729,29 @@ impl Call {
                     state: format!("call {} is {}", self.id, self.phase.name()),
                 }),
             },
+            CallCommand::Hold { by } | CallCommand::Resume { by } => {
+                let hold = matches!(cmd, CallCommand::Hold { .. });
+                let what = if hold { "hold" } else { "resume" };
+                let Some(agent) = self.agent() else {
+                    return Err(Rejection::IllegalTransition {
+                        what,
+                        state: format!("call {} is {}", self.id, self.phase.name()),
+                    });
+                };
+                if self.held_by.contains(by) == hold {
+                    return Err(Rejection::Duplicate(if hold {
+                        "the call is already on hold by that party"
+                    } else {
+                        "the call is not on hold by that party"
+                    }));
+                }
+                let (agent, by) = (agent.clone(), *by);
+                one(if hold {
+                    EventBody::CallHeld { call, agent, by }
+                } else {
+                    EventBody::CallResumed { call, agent, by }
+                })
+            }
             CallCommand::RecordingStarted { path } => {
                 if path.is_empty() {
                     return Err(Rejection::IllegalTransition {
@@ -881,8 +919,11 @@ impl Call {
                     o.ringing = true;
                 }
             }
+            EventBody::CallHeld { by, .. } if !self.held_by.contains(by) => self.held_by.push(*by),
+            EventBody::CallResumed { by, .. } => self.held_by.retain(|p| p != by),
             EventBody::CallAnswered { agent, .. } => {
                 self.offers.clear();
+                self.held_by.clear();
                 self.answered_at = Some(at);
                 self.phase = CallPhase::Talking {
                     agent: agent.clone(),
@@ -896,12 +937,14 @@ impl Call {
             }
             EventBody::CallTransferred { .. } => {
                 self.offers.clear();
+                self.held_by.clear();
                 self.steps = 0;
                 self.phase = CallPhase::Arrived;
             }
             EventBody::CallCallbackRequested { .. } => self.callback = true,
             EventBody::CallEnded { .. } => {
                 self.offers.clear();
+                self.held_by.clear();
                 self.phase = CallPhase::Ended;
             }
             _ => {}

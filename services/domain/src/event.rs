@@ -91,6 +91,25 @@ impl EndCause {
     }
 }
 
+/// A side of a call: who put it on hold (C5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Party {
+    /// The caller.
+    Caller,
+    /// The agent talking to the caller.
+    Agent,
+}
+
+impl Party {
+    /// A stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Party::Caller => "caller",
+            Party::Agent => "agent",
+        }
+    }
+}
+
 /// Why a call went to a step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteReason {
@@ -524,6 +543,25 @@ pub enum EventBody {
         /// Path of the recording on the edge.
         path: Arc<str>,
     },
+    /// The call, talking to `agent`, was put on hold by `by` (a re-INVITE from that side).
+    CallHeld {
+        /// Call.
+        call: CallId,
+        /// The agent on the call.
+        agent: AgentId,
+        /// Who holds.
+        by: Party,
+    },
+    /// `by` took the call off hold. A call ended or transferred while held has no
+    /// `CallResumed`: its hold ends with it.
+    CallResumed {
+        /// Call.
+        call: CallId,
+        /// The agent on the call.
+        agent: AgentId,
+        /// Who held.
+        by: Party,
+    },
     /// The agent's phone rings.
     CallRinging {
         /// Call.
@@ -610,6 +648,8 @@ impl EventBody {
             | CallOffered { call, .. }
             | CallRinging { call, .. }
             | CallRecordingStarted { call, .. }
+            | CallHeld { call, .. }
+            | CallResumed { call, .. }
             | CallTransferred { call, .. }
             | CallAnswered { call, .. }
             | CallOfferFailed { call, .. }
@@ -650,6 +690,8 @@ impl EventBody {
             CallOffered { .. } => "call_offered",
             CallRinging { .. } => "call_ringing",
             CallRecordingStarted { .. } => "call_recording_started",
+            CallHeld { .. } => "call_held",
+            CallResumed { .. } => "call_resumed",
             CallTransferred { .. } => "call_transferred",
             CallAnswered { .. } => "call_answered",
             CallOfferFailed { .. } => "call_offer_failed",

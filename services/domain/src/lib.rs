@@ -19,7 +19,7 @@ pub mod setup;
 pub use agent::{Agent, AgentCommand, AgentState, AgentView};
 pub use call::{Call, CallCommand, CallPhase};
 pub use core::{Output, TenantCore};
-pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure};
+pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
 pub use ids::*;
 pub use queue::{Queue, QueueCommand};
 pub use react::{Command, Instruction};

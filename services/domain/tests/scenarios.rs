@@ -773,3 +773,89 @@ fn a_transfer_to_a_queue_waits_there_and_names_resolve_as_documented() {
         .any(|w| w.call.as_str() == "c1"));
     assert!(matches!(state(&core, "a"), AgentState::WrapUp { .. }));
 }
+
+#[test]
+fn holds_are_logged_per_party_while_talking_and_end_with_the_call() {
+    let mut core = TenantCore::new(tenant(), 1);
+    login(&mut core, "b", 1_000);
+    arrive(&mut core, "c1", "111", 10_000);
+    // nobody talks yet: no hold
+    let before = core.clone();
+    assert!(matches!(
+        call_cmd(
+            &mut core,
+            "c1",
+            CallCommand::Hold { by: Party::Agent },
+            10_500
+        ),
+        Err(Rejection::IllegalTransition { what: "hold", .. })
+    ));
+    assert_eq!(core, before, "a refused hold changes nothing");
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Answered { agent: "b".into() },
+        11_000,
+    )
+    .unwrap();
+
+    // the agent holds (a repeat is a duplicate), the caller holds too, each resumes
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Hold { by: Party::Agent },
+        20_000,
+    )
+    .unwrap();
+    assert_eq!(
+        out.events.iter().map(|e| &e.body).collect::<Vec<_>>(),
+        vec![&EventBody::CallHeld {
+            call: "c1".into(),
+            agent: "b".into(),
+            by: Party::Agent
+        }]
+    );
+    assert!(out.instructions.is_empty(), "the edge already holds");
+    let before = core.clone();
+    assert!(matches!(
+        call_cmd(
+            &mut core,
+            "c1",
+            CallCommand::Hold { by: Party::Agent },
+            20_001
+        ),
+        Err(Rejection::Duplicate(_))
+    ));
+    assert!(matches!(
+        call_cmd(
+            &mut core,
+            "c1",
+            CallCommand::Resume { by: Party::Caller },
+            20_001
+        ),
+        Err(Rejection::Duplicate(_))
+    ));
+    assert_eq!(core, before, "refused holds change nothing");
+    accepted_then_duplicate_refused(&mut core, CallCommand::Hold { by: Party::Caller }, 21_000);
+    let c1 = CallId::new("c1");
+    assert_eq!(core.calls[&c1].held_by, vec![Party::Agent, Party::Caller]);
+    accepted_then_duplicate_refused(&mut core, CallCommand::Resume { by: Party::Agent }, 30_000);
+    assert_eq!(core.calls[&c1].held_by, vec![Party::Caller]);
+    assert!(matches!(state(&core, "b"), AgentState::OnCall { .. }));
+
+    // the caller hangs up while holding: the call ends, no resume is needed
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Hangup {
+            cause: EndCause::Caller,
+        },
+        40_000,
+    )
+    .unwrap();
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::CallEnded { .. })));
+    assert!(core.calls.is_empty());
+}

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::recovery::Recovered;
 
 /// Bumped whenever the snapshot layout or a snapshotted domain type changes.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// The state of every tenant after `offsets`.
 #[derive(Serialize, Deserialize)]

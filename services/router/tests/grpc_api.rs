@@ -559,6 +559,19 @@ async fn answered_by(call: &mut EdgeCall, agent: &str) {
     assert_eq!(call.result_of(s).await.code, 0);
 }
 
+async fn held_by(h: &Harness, call: &str) -> Vec<String> {
+    h.reads()
+        .await
+        .get_call(api::CallRef {
+            tenant: "demo".into(),
+            call: call.into(),
+        })
+        .await
+        .expect("call status")
+        .into_inner()
+        .held_by
+}
+
 async fn state_of(h: &Harness, agent: &str) -> api::AgentStatus {
     h.reads()
         .await
@@ -688,5 +701,74 @@ async fn an_agent_transfers_by_its_phone_and_by_the_api() {
             "ended",
         ],
         "the call's story"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_reports_are_logged_per_party_and_bad_ones_refused() {
+    let h = start().await;
+    h.login("bob").await;
+    let mut call = h.call("call-h", SALES).await.expect("call accepted");
+    let held = |party: api::Party| {
+        R::Held(api::Held {
+            party: party as i32,
+        })
+    };
+    let resumed = |party: api::Party| {
+        R::Resumed(api::Resumed {
+            party: party as i32,
+        })
+    };
+    // ringing, not talking yet: refused
+    call.until(|i| matches!(i, I::Ring(_)).then_some(())).await;
+    let s = call.send(held(api::Party::Agent)).await;
+    assert_eq!(
+        call.result_of(s).await.code,
+        Code::FailedPrecondition as i32
+    );
+    let s = call
+        .send(R::Answered(api::AgentAnswered {
+            agent: "bob".into(),
+        }))
+        .await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    // a report that names no party
+    let s = call.send(held(api::Party::Unspecified)).await;
+    let r = call.result_of(s).await;
+    assert_eq!(r.code, Code::InvalidArgument as i32, "{}", r.message);
+    // bob holds, a repeat is a duplicate, resuming the caller's (absent) hold too
+    for (report, code) in [
+        (held(api::Party::Agent), Code::Ok),
+        (held(api::Party::Agent), Code::AlreadyExists),
+        (resumed(api::Party::Caller), Code::AlreadyExists),
+    ] {
+        let s = call.send(report).await;
+        let r = call.result_of(s).await;
+        assert_eq!(r.code, code as i32, "{}", r.message);
+    }
+    assert_eq!(
+        held_by(&h, "call-h").await,
+        vec!["agent".to_owned()],
+        "the read API shows it"
+    );
+    let s = call.send(resumed(api::Party::Agent)).await;
+    assert_eq!(call.result_of(s).await.code, 0);
+    assert!(held_by(&h, "call-h").await.is_empty());
+    assert_eq!(state_of(&h, "bob").await.state, "on_call");
+    call.hang_up(api::Party::Caller).await;
+    let story: Vec<String> = all_events(&h)
+        .await
+        .iter()
+        .filter(|e| e.aggregate_id == "call-h")
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            pb::event::Kind::CallHeld(x) => Some(format!("held {} {}", x.agent, x.by)),
+            pb::event::Kind::CallResumed(x) => Some(format!("resumed {} {}", x.agent, x.by)),
+            _ => None,
+        })
+        .collect();
+    let agent = pb::Party::Agent as i32;
+    assert_eq!(
+        story,
+        vec![format!("held bob {agent}"), format!("resumed bob {agent}")]
     );
 }

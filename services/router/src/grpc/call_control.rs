@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext};
-use callgrid_domain::{AgentId, Call, CallCommand, CallId, EndCause, OfferFailure};
+use callgrid_domain::{AgentId, Call, CallCommand, CallId, EndCause, OfferFailure, Party};
 use callgrid_proto::api::v1 as api;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -86,6 +86,12 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
             },
         }],
         Some(R::Callback(_)) => vec![CallCommand::RequestCallback],
+        Some(R::Held(h)) => vec![CallCommand::Hold {
+            by: party(h.party)?,
+        }],
+        Some(R::Resumed(h)) => vec![CallCommand::Resume {
+            by: party(h.party)?,
+        }],
         Some(R::Recording(r)) => vec![CallCommand::RecordingStarted {
             path: r.path.as_str().into(),
         }],
@@ -99,6 +105,17 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
             }]
         }
     })
+}
+
+/// The side of a hold report; it must be named.
+fn party(p: i32) -> Result<Party, Status> {
+    match api::Party::try_from(p) {
+        Ok(api::Party::Caller) => Ok(Party::Caller),
+        Ok(api::Party::Agent) => Ok(Party::Agent),
+        _ => Err(Status::invalid_argument(
+            "hold and resume reports name the party (caller or agent)",
+        )),
+    }
 }
 
 /// Ends a call as edge-lost when dropped armed.

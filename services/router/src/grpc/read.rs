@@ -140,6 +140,7 @@ impl api::read_service_server::ReadService for ReadSvc {
             answered_ms: c.answered_at.unwrap_or(0),
             plan_version: c.plan_version,
             offered_to: c.offers.iter().map(|o| o.agent.to_string()).collect(),
+            held_by: c.held_by.iter().map(|p| p.name().to_owned()).collect(),
         }))
     }
 }
