@@ -1,7 +1,8 @@
 //! A simulated day of a call centre, for the projections: a tenant whose numbers lead
 //! straight to queues, agents who log in at 08:00 local time, take a break and log out at
 //! 17:00, callers who arrive from 08:00 to 17:00 (busier mid-day), wait, abandon after an
-//! exponential patience, talk and hang up. It drives the domain's state machines
+//! exponential patience, talk (some agents put the caller on hold, some callers hold too,
+//! and some calls end on hold) and hang up. It drives the domain's state machines
 //! (`TenantCore`) exactly as the router does, and returns the events as the log's records
 //! (envelopes keyed by tenant, the `TenantConfigured` first) beside its **own record** of
 //! every call and agent shift — what a test compares the projections with.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use callgrid_config::Target as ConfigTarget;
 use callgrid_domain::{
-    AgentCommand, AgentId, CallCommand, CallId, Command, EndCause, Instruction, ReasonCode,
+    AgentCommand, AgentId, CallCommand, CallId, Command, EndCause, Instruction, Party, ReasonCode,
     TenantCore,
 };
 use callgrid_eventlog::Record;
@@ -45,6 +46,10 @@ pub struct DayParams {
     pub ring_delay_ms: u64,
     /// Wrap-up after each call, s.
     pub wrapup_s: u32,
+    /// Share of answered calls the agent puts on hold once (the caller holds as often).
+    pub hold_share: f64,
+    /// Mean hold, s.
+    pub mean_hold_s: f64,
     /// Service-level threshold, s.
     pub sl_s: u32,
     /// RNG seed.
@@ -68,6 +73,8 @@ impl DayParams {
             mean_patience_s: 90.0,
             ring_delay_ms: 3_000,
             wrapup_s: 10,
+            hold_share: 0.3,
+            mean_hold_s: 40.0,
             sl_s: 20,
             seed,
         }
@@ -89,6 +96,21 @@ pub struct DayCall {
     pub agent: Option<String>,
     /// When the caller hung up (talk over, or gave up waiting).
     pub ended_ms: u64,
+    /// The agent's holds (accepted `Hold` by the agent): start, and end if resumed (one
+    /// without an end lasted until the call ended).
+    pub agent_holds: Vec<(u64, Option<u64>)>,
+    /// The caller's holds, likewise (shown, not counted as hold time).
+    pub caller_holds: Vec<(u64, Option<u64>)>,
+}
+
+impl DayCall {
+    /// Time on hold by the agent.
+    pub fn hold_ms(&self) -> u64 {
+        self.agent_holds
+            .iter()
+            .map(|&(start, end)| end.unwrap_or(self.ended_ms) - start)
+            .sum()
+    }
 }
 
 /// An agent's working day as the generator drove it.
@@ -127,6 +149,8 @@ enum Ev {
     Answer(CallId, AgentId),
     TalkEnd(CallId),
     Patience(CallId),
+    /// Hold (`true`) or resume, by the agent (`true`) or the caller.
+    Hold(CallId, bool, bool),
 }
 
 fn exp(rng: &mut SmallRng, mean: f64) -> f64 {
@@ -280,6 +304,8 @@ pub fn simulate(p: &DayParams) -> Day {
                                     answered_ms: None,
                                     agent: None,
                                     ended_ms: 0,
+                                    agent_holds: Vec::new(),
+                                    caller_holds: Vec::new(),
                                 });
                                 let patience = exp(&mut rng, p.mean_patience_s * 1000.0) as u64;
                                 push(&mut heap, t + patience.max(1), Ev::Patience(id.clone()));
@@ -302,6 +328,24 @@ pub fn simulate(p: &DayParams) -> Day {
                             cause: EndCause::Caller,
                         },
                     )),
+                    Ev::Hold(call, by_agent, hold) => {
+                        let by = if by_agent {
+                            Party::Agent
+                        } else {
+                            Party::Caller
+                        };
+                        let talking = calls
+                            .get(&call)
+                            .is_some_and(|&i| day.calls[i].ended_ms == 0);
+                        talking.then_some(Command::Call(
+                            call,
+                            if hold {
+                                CallCommand::Hold { by }
+                            } else {
+                                CallCommand::Resume { by }
+                            },
+                        ))
+                    }
                     Ev::Patience(call) => {
                         let waiting = calls.get(&call).is_some_and(|&i| {
                             day.calls[i].answered_ms.is_none() && day.calls[i].ended_ms == 0
@@ -329,6 +373,23 @@ pub fn simulate(p: &DayParams) -> Day {
                             Command::Call(id, CallCommand::Hangup { .. }) => {
                                 if let Some(&i) = calls.get(&id) {
                                     day.calls[i].ended_ms = t;
+                                }
+                            }
+                            Command::Call(
+                                id,
+                                cmd @ (CallCommand::Hold { by } | CallCommand::Resume { by }),
+                            ) => {
+                                if let Some(&i) = calls.get(&id) {
+                                    let c = &mut day.calls[i];
+                                    let holds = match by {
+                                        Party::Agent => &mut c.agent_holds,
+                                        Party::Caller => &mut c.caller_holds,
+                                    };
+                                    if matches!(cmd, CallCommand::Hold { .. }) {
+                                        holds.push((t, None));
+                                    } else if let Some((_, end)) = holds.last_mut() {
+                                        *end = Some(t);
+                                    }
                                 }
                             }
                             Command::Agent(a, AgentCommand::Login { .. }) => {
@@ -394,8 +455,17 @@ pub fn simulate(p: &DayParams) -> Day {
                     push(&mut heap, now + p.ring_delay_ms, Ev::Answer(call, agent))
                 }
                 Instruction::Bridge { .. } => {
-                    let talk = exp(&mut rng, p.mean_talk_s * 1000.0) as u64;
-                    push(&mut heap, now + talk.max(1), Ev::TalkEnd(call))
+                    let talk = exp(&mut rng, p.mean_talk_s * 1000.0).max(1.0) as u64;
+                    // a hold somewhere in the talk; one that would outlast it ends with it
+                    for by_agent in [true, false] {
+                        if rng.random::<f64>() < p.hold_share {
+                            let at = now + (talk as f64 * rng.random_range(0.1..0.9)) as u64;
+                            let len = exp(&mut rng, p.mean_hold_s * 1000.0).max(1.0) as u64;
+                            push(&mut heap, at, Ev::Hold(call.clone(), by_agent, true));
+                            push(&mut heap, at + len, Ev::Hold(call.clone(), by_agent, false));
+                        }
+                    }
+                    push(&mut heap, now + talk, Ev::TalkEnd(call))
                 }
                 _ => {}
             }

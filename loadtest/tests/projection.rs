@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
-use callgrid_loadtest::day::{simulate, Day, DayParams};
+use callgrid_loadtest::day::{simulate, Day, DayCall, DayParams};
 use callgrid_projector::{Projector, ProjectorOptions, EVENTS_TOPIC};
 use callgrid_store::{Batch, ProjectionStore, Span, SqliteStore, Stats, Subject};
 
@@ -61,7 +61,8 @@ fn expected_by_queue(day: &Day) -> BTreeMap<String, Stats> {
                 s.answered_within += u64::from(wait <= SL_MS);
                 s.wait_answered_ms += wait;
                 s.handled += 1;
-                s.talk_ms += c.ended_ms - answered;
+                s.talk_ms += c.ended_ms - answered - c.hold_ms();
+                s.hold_ms += c.hold_ms();
                 s.max_wait_ms = s.max_wait_ms.max(wait);
             }
             None => {
@@ -87,6 +88,11 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
         answered > 100 && answered < day.calls.len(),
         "a day with answers and abandons"
     );
+    // holds by agents, resumed and running when the call ended, and holds by callers
+    let count = |f: &dyn Fn(&DayCall) -> bool| day.calls.iter().filter(|c| f(c)).count();
+    assert!(count(&|c| c.agent_holds.iter().any(|h| h.1.is_some())) > 20);
+    assert!(count(&|c| c.agent_holds.iter().any(|h| h.1.is_none())) > 5);
+    assert!(count(&|c| !c.caller_holds.is_empty()) > 20);
     let (_dir, log) = log_with(&[&day]).await;
     let store = store();
     let projector = Projector::new(log, store.clone(), options(1_000));
@@ -147,9 +153,9 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
             "queue {q}: ASA numerator"
         );
         assert_eq!(
-            (got.handled, got.talk_ms),
-            (want.handled, want.talk_ms),
-            "queue {q}: talk"
+            (got.handled, got.talk_ms, got.hold_ms),
+            (want.handled, want.talk_ms, want.hold_ms),
+            "queue {q}: talk and hold"
         );
         assert_eq!(got.max_wait_ms, want.max_wait_ms, "queue {q}: longest wait");
     }
@@ -212,7 +218,9 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
                 assert_eq!(r.result, "answered");
                 assert_eq!(Some(r.agent.clone()), c.agent);
                 assert_eq!(r.wait_ms, a - c.arrived_ms);
-                assert_eq!(r.talk_ms, c.ended_ms - a);
+                // the agent's holds are hold time; the caller's stay talk time
+                assert_eq!(r.hold_ms, c.hold_ms(), "{}: hold", c.call);
+                assert_eq!(r.talk_ms, c.ended_ms - a - c.hold_ms(), "{}: talk", c.call);
                 // the configured wrap-up, unless the agent went on a break or logged out
                 let agent = c.agent.as_deref().expect("answering agent");
                 let shift = day.shifts.iter().find(|s| s.agent == agent).expect("shift");
@@ -245,7 +253,7 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
             None => {
                 assert_eq!(r.result, "abandoned", "{}", c.call);
                 assert_eq!(r.wait_ms, c.ended_ms - c.arrived_ms);
-                assert_eq!(r.talk_ms, 0);
+                assert_eq!((r.talk_ms, r.hold_ms), (0, 0));
             }
         }
     }
@@ -271,10 +279,12 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
     assert_eq!(agent_calls.handled as usize, answered);
     assert_eq!(agent_calls.wrapup_ms, want_wrapup);
     let want_talk: u64 = expected_by_queue(&day).values().map(|s| s.talk_ms).sum();
+    let want_hold: u64 = expected_by_queue(&day).values().map(|s| s.hold_ms).sum();
     assert_eq!(agent_calls.talk_ms, want_talk);
+    assert_eq!(agent_calls.hold_ms, want_hold);
     assert_eq!(
         agent_calls.aht_ms(),
-        Some((want_talk + want_wrapup) / answered as u64)
+        Some((want_talk + want_hold + want_wrapup) / answered as u64)
     );
     // the agent state history of one agent covers its shift without gaps
     let shift = &day.shifts[0];

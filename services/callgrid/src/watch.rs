@@ -127,6 +127,10 @@ impl Board {
             if !reason.is_empty() {
                 s.push_str(&format!(" ({reason})"));
             }
+            let held = n(&a["hold_since_ms"]);
+            if state == "on_call" && held > 0 {
+                s.push_str(&format!(" (hold {})", secs(now_ms.saturating_sub(held))));
+            }
             by_state.entry(state).or_default().push(s);
         }
         out.push('\n');
@@ -255,7 +259,9 @@ mod tests {
                 "figures": {"waiting": 1, "oldest_waiting_since_ms": 40000,
                 "today": {"offered": 5, "answered": 3}, "abandoned": 1,
                 "service_level_pct": 75.0, "asa_ms": 4200}}],
-                "agents": [{"agent": "ann", "state": "available", "since_ms": 1000, "reason": ""}],
+                "agents": [{"agent": "ann", "state": "available", "since_ms": 1000, "reason": ""},
+                    {"agent": "ben", "state": "on_call", "since_ms": 10000, "reason": "",
+                     "hold_since_ms": 88000}],
                 "calls": [{"call": "c1", "state": "queued"}]}"#,
         )
         .expect("json");
@@ -272,6 +278,7 @@ mod tests {
             ["200", "1", "1:00", "2", "0", "0", "0", "0", "0", "5", "3", "1", "75.0", "4.2"]
         );
         assert!(text.contains("available  ann 1:39"), "{text}");
+        assert!(text.contains("on_call    ben 1:30 (hold 0:12)"), "{text}");
         let change: Value =
             serde_json::from_str(r#"{"calls": [{"call": "c1", "state": "ended"}]}"#).expect("json");
         b.apply("change", &change);

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use callgrid_domain::event::LeaveReason;
-use callgrid_domain::{EndCause, Event, EventBody, OfferFailure, Target};
+use callgrid_domain::{EndCause, Event, EventBody, OfferFailure, Party, Target};
 use callgrid_proto::events::v1 as pb;
 use callgrid_store::rows::*;
 use callgrid_store::StoreError;
@@ -428,7 +428,11 @@ impl<S: RowSource> Projection<S> {
                 self.agent_to(cx, agent.as_str(), "ringing", "", call.as_str())?;
             }
             AgentAnswered { agent, call, .. } => {
-                self.agent(cx, agent.as_str(), |a| a.answered_ms = at)?;
+                self.agent(cx, agent.as_str(), |a| {
+                    a.answered_ms = at;
+                    a.hold_since_ms = 0;
+                    a.hold_ms = 0;
+                })?;
                 self.agent_to(cx, agent.as_str(), "on_call", "", call.as_str())?;
             }
             AgentOfferMissed {
@@ -606,6 +610,12 @@ impl<S: RowSource> Projection<S> {
                     }
                 })?;
             }
+            CallHeld { call, agent, by } => {
+                self.hold(cx, call.as_str(), agent.as_str(), *by, true)?
+            }
+            CallResumed { call, agent, by } => {
+                self.hold(cx, call.as_str(), agent.as_str(), *by, false)?
+            }
             CallRecordingStarted { call, path } => {
                 self.call(cx, call.as_str(), |v| v.recording = path.to_string())?;
             }
@@ -640,6 +650,7 @@ impl<S: RowSource> Projection<S> {
                 self.call(cx, call.as_str(), |v| {
                     v.state = "routing".into();
                     v.since_ms = at;
+                    end_part(v, at);
                 })?;
             }
             CallEnded {
@@ -872,7 +883,9 @@ impl<S: RowSource> Projection<S> {
             .as_ref()
             .map(|v| (v.queue.clone(), v.queued_ms))
             .unwrap_or_default();
-        let Some(answered_ms) = self.agent(cx, agent, |a| {
+        let at = cx.at;
+        let Some((answered_ms, hold_ms)) = self.agent(cx, agent, |a| {
+            a.hold_ms += end_hold(&mut a.hold_since_ms, at);
             a.queue = queue.clone();
             a.queued_ms = queued_ms;
             a.wrapup_call = if wrapup_until.is_some() {
@@ -880,20 +893,21 @@ impl<S: RowSource> Projection<S> {
             } else {
                 String::new()
             };
-            a.answered_ms
+            (a.answered_ms, a.hold_ms)
         })?
         else {
             return Ok(());
         };
-        self.agent_stats(cx, agent, answered_ms.max(1), |s| {
+        // the agent's part of the call: talk is the time connected, its holds excepted
+        let talk_ms = talk_ms.saturating_sub(hold_ms);
+        let handled = |s: &mut Stats| {
             s.handled += 1;
             s.talk_ms += talk_ms;
-        })?;
+            s.hold_ms += hold_ms;
+        };
+        self.agent_stats(cx, agent, answered_ms.max(1), handled)?;
         if !queue.is_empty() && queued_ms > 0 {
-            self.queue_stats(cx, &queue, queued_ms, |s| {
-                s.handled += 1;
-                s.talk_ms += talk_ms;
-            })?;
+            self.queue_stats(cx, &queue, queued_ms, handled)?;
         }
         let state = if wrapup_until.is_some() {
             "wrap_up"
@@ -907,6 +921,58 @@ impl<S: RowSource> Projection<S> {
             "",
             if wrapup_until.is_some() { call } else { "" },
         )
+    }
+
+    /// `by` put the call on hold (`on`) or took it off. The agent's holds count as hold time
+    /// (call record, the agent's and the queue's figures); a caller's hold is only shown.
+    fn hold(
+        &mut self,
+        cx: &Cx,
+        call: &str,
+        agent: &str,
+        by: Party,
+        on: bool,
+    ) -> Result<(), ProjectError> {
+        let at = cx.at;
+        if by == Party::Caller {
+            self.call(cx, call, |v| {
+                v.caller_hold_since_ms = if on { at } else { 0 }
+            })?;
+            return Ok(());
+        }
+        self.call(cx, call, |v| {
+            let talking = v.state == "talking" || v.state == "held";
+            if on {
+                if v.hold_since_ms == 0 {
+                    v.hold_since_ms = at;
+                }
+                if talking {
+                    v.state = "held".into();
+                    v.since_ms = at;
+                }
+            } else {
+                v.hold_ms += end_hold(&mut v.hold_since_ms, at);
+                if talking {
+                    v.state = "talking".into();
+                    // talking since the answer, as before the hold
+                    v.since_ms = if v.talking_since_ms > 0 {
+                        v.talking_since_ms
+                    } else {
+                        at
+                    };
+                }
+            }
+        })?;
+        self.agent(cx, agent, |a| {
+            if on {
+                if a.hold_since_ms == 0 {
+                    a.hold_since_ms = at;
+                }
+            } else {
+                a.hold_ms += end_hold(&mut a.hold_since_ms, at);
+            }
+        })?;
+        Ok(())
     }
 
     fn offered(
@@ -988,6 +1054,9 @@ impl<S: RowSource> Projection<S> {
             v.since_ms = at;
             v.agent = agent.to_owned();
             v.answered_ms = at;
+            v.talking_since_ms = at;
+            v.hold_since_ms = 0;
+            v.caller_hold_since_ms = 0;
         })?;
         self.agent_stats(cx, agent, at, |s| s.answered += 1)
     }
@@ -1017,6 +1086,7 @@ impl<S: RowSource> Projection<S> {
             v.since_ms = at;
             v.ended_ms = at;
             v.end_cause = cause.clone();
+            end_part(v, at);
             v.result = if v.answered_ms > 0 {
                 "answered".into()
             } else if v.result.is_empty() {
@@ -1041,11 +1111,7 @@ impl<S: RowSource> Projection<S> {
         } else {
             0
         };
-        let talk_ms = if view.answered_ms > 0 {
-            at.saturating_sub(view.answered_ms)
-        } else {
-            0
-        };
+        let talk_ms = view.connected_ms.saturating_sub(view.hold_ms);
         self.with(
             RowKey::Record(cx.tenant.clone(), call.to_owned()),
             cx.pos,
@@ -1065,7 +1131,7 @@ impl<S: RowSource> Projection<S> {
                     wait_ms,
                     ring_ms,
                     talk_ms,
-                    hold_ms: 0,
+                    hold_ms: view.hold_ms,
                     wrapup_ms: r.wrapup_ms,
                     result: view.result.clone(),
                     end_cause: view.end_cause.clone(),
@@ -1077,6 +1143,28 @@ impl<S: RowSource> Projection<S> {
             },
         )?;
         Ok(())
+    }
+}
+
+/// Ends a hold that began at `since` (0: none) at `at`: its length, and `since` cleared.
+fn end_hold(since: &mut u64, at: u64) -> u64 {
+    let ms = if *since > 0 {
+        at.saturating_sub(*since)
+    } else {
+        0
+    };
+    *since = 0;
+    ms
+}
+
+/// The call's current agent part ends (transfer or end): its time connected and any hold
+/// still running are added up.
+fn end_part(v: &mut CallView, at: u64) {
+    v.hold_ms += end_hold(&mut v.hold_since_ms, at);
+    v.caller_hold_since_ms = 0;
+    if v.talking_since_ms > 0 {
+        v.connected_ms += at.saturating_sub(v.talking_since_ms);
+        v.talking_since_ms = 0;
     }
 }
 
@@ -1108,6 +1196,8 @@ fn new_agent(tenant: &str, agent: &str) -> AgentView {
         answered_ms: 0,
         queued_ms: 0,
         wrapup_call: String::new(),
+        hold_since_ms: 0,
+        hold_ms: 0,
         state_offset: 0,
         pos: Position::default(),
     }
@@ -1141,6 +1231,11 @@ fn new_call(tenant: &str, call: &str) -> CallView {
         ringing: Vec::new(),
         first_ring_ms: 0,
         answered_ms: 0,
+        talking_since_ms: 0,
+        connected_ms: 0,
+        hold_since_ms: 0,
+        hold_ms: 0,
+        caller_hold_since_ms: 0,
         wait_ms: 0,
         ended_ms: 0,
         result: String::new(),
@@ -1240,6 +1335,95 @@ mod tests {
             Outcome::Projected
         );
         assert!(p.take().is_empty());
+    }
+
+    #[test]
+    fn the_agents_holds_are_hold_time_and_the_callers_are_only_shown() {
+        use callgrid_domain::{AgentId, CallId};
+        let mut p = Projection::new(Empty);
+        let mut offset = 0;
+        let mut apply = |p: &mut Projection<Empty>, env: pb::EventEnvelope| {
+            let pos = Position {
+                partition: 0,
+                offset,
+            };
+            offset += 1;
+            assert_eq!(p.apply(pos, &env).expect("applies"), Outcome::Projected);
+        };
+        apply(&mut p, configured("demo"));
+        let (c, alice) = (CallId::new("c1"), AgentId::new("alice"));
+        let call = |at: u64, body: EventBody| {
+            callgrid_codec::event_envelope("demo", ("call", "c1"), 1, 1, "", &Event { at, body })
+        };
+        let held = |by| EventBody::CallHeld {
+            call: c.clone(),
+            agent: alice.clone(),
+            by,
+        };
+        let resumed = |by| EventBody::CallResumed {
+            call: c.clone(),
+            agent: alice.clone(),
+            by,
+        };
+        let key = RowKey::Call("demo".into(), "c1".into());
+        let steps = [
+            (
+                10_000,
+                EventBody::CallArrived {
+                    call: c.clone(),
+                    number: "+100".into(),
+                    caller: "+200".into(),
+                    plan_version: 1,
+                    record: false,
+                },
+            ),
+            (
+                20_000,
+                EventBody::CallAnswered {
+                    call: c.clone(),
+                    agent: alice.clone(),
+                    queue: None,
+                    cancelled: vec![],
+                },
+            ),
+            (30_000, held(Party::Agent)),
+            (31_000, held(Party::Caller)),
+        ];
+        for (at, body) in steps {
+            apply(&mut p, call(at, body));
+        }
+        let v = p.load::<CallView>(&key).unwrap().expect("call view");
+        assert_eq!((v.state.as_str(), v.since_ms), ("held", 30_000));
+        assert_eq!((v.hold_since_ms, v.caller_hold_since_ms), (30_000, 31_000));
+        apply(&mut p, call(40_000, resumed(Party::Agent)));
+        apply(&mut p, call(45_000, resumed(Party::Caller)));
+        let v = p.load::<CallView>(&key).unwrap().expect("call view");
+        assert_eq!((v.state.as_str(), v.since_ms), ("talking", 20_000));
+        assert_eq!(
+            (v.hold_ms, v.hold_since_ms, v.caller_hold_since_ms),
+            (10_000, 0, 0)
+        );
+        // held again until the caller hangs up: that hold ends with the call
+        apply(&mut p, call(50_000, held(Party::Agent)));
+        apply(
+            &mut p,
+            call(
+                60_000,
+                EventBody::CallEnded {
+                    call: c.clone(),
+                    cause: EndCause::Caller,
+                    agent: Some(alice.clone()),
+                    wrapup_ms: 0,
+                    queue: None,
+                    cancelled: vec![],
+                },
+            ),
+        );
+        let r = p
+            .load::<CallRecord>(&RowKey::Record("demo".into(), "c1".into()))
+            .unwrap()
+            .expect("call record");
+        assert_eq!((r.talk_ms, r.hold_ms), (20_000, 20_000));
     }
 
     #[test]

@@ -49,9 +49,9 @@ pub struct Stats {
     pub max_wait_ms: u64,
     /// Calls whose talk ended (AHT's denominator).
     pub handled: u64,
-    /// Talk time of handled calls.
+    /// Talk time of handled calls (connected, holds excepted).
     pub talk_ms: u64,
-    /// Hold time of handled calls.
+    /// Time handled calls spent on hold by the agent.
     pub hold_ms: u64,
     /// Wrap-up time after handled calls.
     pub wrapup_ms: u64,
@@ -204,6 +204,12 @@ pub struct AgentView {
     pub queued_ms: u64,
     /// The call whose wrap-up is running, if any.
     pub wrapup_call: String,
+    /// When the agent put its current call on hold (0: not on hold).
+    #[serde(default)]
+    pub hold_since_ms: u64,
+    /// Hold time of the current or last call so far (holds that ended).
+    #[serde(default)]
+    pub hold_ms: u64,
     /// Log offset of the event that started the current state (key of its history row).
     pub state_offset: u64,
     /// Position reflected.
@@ -226,7 +232,8 @@ pub struct CallView {
     pub tenant: String,
     /// Call id.
     pub call: String,
-    /// `routing`, `menu`, `queued`, `ringing`, `talking`, `callback`, `ended`.
+    /// `routing`, `menu`, `queued`, `ringing`, `talking`, `held` (by the agent), `callback`,
+    /// `ended`.
     pub state: String,
     /// Since when (ms since the epoch).
     pub since_ms: u64,
@@ -248,8 +255,24 @@ pub struct CallView {
     pub ringing: Vec<Offering>,
     /// When the first agent started ringing for the current queue or step (0: none).
     pub first_ring_ms: u64,
-    /// When an agent answered (0: not yet).
+    /// When an agent answered (the last answer, if it was transferred; 0: not yet).
     pub answered_ms: u64,
+    /// When the current agent answered (0: no agent on the call now).
+    #[serde(default)]
+    pub talking_since_ms: u64,
+    /// Time connected to agents in parts that ended (transferred away), holds included.
+    #[serde(default)]
+    pub connected_ms: u64,
+    /// When the agent put the call on hold (0: not on hold by the agent).
+    #[serde(default)]
+    pub hold_since_ms: u64,
+    /// Time on hold by agents, holds that ended.
+    #[serde(default)]
+    pub hold_ms: u64,
+    /// When the caller put the call on hold (0: not on hold by the caller). A caller's hold
+    /// is shown, not counted: it stays talk time.
+    #[serde(default)]
+    pub caller_hold_since_ms: u64,
     /// How long it waited in its queue (set when it left the queue).
     pub wait_ms: u64,
     /// When it ended (0: not yet).
@@ -295,9 +318,10 @@ pub struct CallRecord {
     pub wait_ms: u64,
     /// Time agents rang before the answer (or before it ended unanswered).
     pub ring_ms: u64,
-    /// Talk time.
+    /// Talk time: connected to agents, holds excepted (every agent's part of a transferred
+    /// call).
     pub talk_ms: u64,
-    /// Hold time.
+    /// Time on hold by agents (C5).
     pub hold_ms: u64,
     /// The answering agent's wrap-up time (0 until it ends).
     pub wrapup_ms: u64,
