@@ -283,6 +283,35 @@ impl Node {
         self.sipp_ok(scenario, &["-inf", &csv.display().to_string(), "-m", "1"]);
     }
 
+    /// The record of the only call of the test, from a `callgrid projector --rebuild` over
+    /// the log (after [`Node::events`] stopped callgrid).
+    fn call_record(&mut self) -> callgrid_store::CallRecord {
+        assert!(self.serve.is_none(), "callgrid is stopped first");
+        let data = self.dir.path().join("data");
+        let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+            .args(["projector", "--rebuild", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("callgrid projector runs");
+        assert!(
+            out.status.success(),
+            "rebuild: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = callgrid_store::SqliteStore::open(&data.join("projections.sqlite"))
+            .expect("projections");
+        let records = self
+            .rt
+            .block_on(callgrid_store::ProjectionStore::call_records(
+                &store,
+                "siptest",
+                callgrid_store::Span::all(),
+            ))
+            .expect("records");
+        assert_eq!(records.len(), 1, "{records:#?}");
+        records.into_iter().next().expect("one record")
+    }
+
     /// Stops callgrid and reads every event it wrote.
     fn events(&mut self) -> Vec<pb::EventEnvelope> {
         drop(self.serve.take());
@@ -329,6 +358,8 @@ fn call_story(events: &[pb::EventEnvelope]) -> Vec<String> {
                 pb::OfferFailure::try_from(e.cause).unwrap_or(pb::OfferFailure::Unspecified)
             ),
             K::CallRecordingStarted(_) => "recording".into(),
+            K::CallHeld(e) => format!("held {} by {}", e.agent, party(e.by)),
+            K::CallResumed(e) => format!("resumed {} by {}", e.agent, party(e.by)),
             K::CallEnded(e) => format!(
                 "ended {}",
                 match e.cause.as_ref().and_then(|c| c.kind.as_ref()) {
@@ -346,6 +377,14 @@ fn call_story(events: &[pb::EventEnvelope]) -> Vec<String> {
                 .to_owned(),
         })
         .collect()
+}
+
+fn party(p: i32) -> &'static str {
+    match pb::Party::try_from(p) {
+        Ok(pb::Party::Agent) => "agent",
+        Ok(pb::Party::Caller) => "caller",
+        _ => "?",
+    }
 }
 
 fn assert_story(story: &[String], expected: &[&str]) {
@@ -804,16 +843,56 @@ fn an_agent_holds_and_resumes_by_re_invite_and_the_edge_answers_both_with_sdp() 
         tail(&out),
         tail(&node.log())
     );
-    let story = call_story(&node.events());
+    // the router was told of both: one hold of about 700 ms by the agent
+    let events = node.events();
+    let story = call_story(&events);
     assert_story(
         &story,
-        &["routed queue 200", "answered ann", "ended caller"],
+        &[
+            "routed queue 200",
+            "answered ann",
+            "held ann by agent",
+            "resumed ann by agent",
+            "ended caller",
+        ],
     );
     assert!(
         !story
             .iter()
             .any(|s| s.starts_with("failed") || s == "ended agent"),
         "holding is not hanging up: {story:#?}"
+    );
+    assert_eq!(
+        story.iter().filter(|s| s.starts_with("held")).count(),
+        1,
+        "one hold reported: {story:#?}"
+    );
+    let at = |kind: fn(&K) -> bool| {
+        events
+            .iter()
+            .find(|e| {
+                e.event
+                    .as_ref()
+                    .and_then(|e| e.kind.as_ref())
+                    .is_some_and(kind)
+            })
+            .map(|e| e.time_ms)
+            .expect("event logged")
+    };
+    let held_ms = at(|k| matches!(k, K::CallResumed(_))) - at(|k| matches!(k, K::CallHeld(_)));
+    assert!(
+        held_ms >= 600,
+        "the hold lasted {held_ms} ms (700 ms pause)"
+    );
+    // and the call record (C3) counts it as hold time, the rest of the answered time as talk
+    let record = node.call_record();
+    assert_eq!(record.hold_ms, held_ms as u64, "{record:#?}");
+    let answered = at(|k| matches!(k, K::CallAnswered(_)));
+    let ended = at(|k| matches!(k, K::CallEnded(_)));
+    assert_eq!(
+        record.talk_ms + record.hold_ms,
+        (ended - answered) as u64,
+        "{record:#?}"
     );
 }
 
@@ -830,7 +909,13 @@ fn a_caller_holds_and_resumes_by_re_invite_while_talking_to_an_agent() {
     let story = call_story(&node.events());
     assert_story(
         &story,
-        &["routed queue 200", "answered ann", "ended caller"],
+        &[
+            "routed queue 200",
+            "answered ann",
+            "held ann by caller",
+            "resumed ann by caller",
+            "ended caller",
+        ],
     );
 }
 

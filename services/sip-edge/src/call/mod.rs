@@ -120,6 +120,7 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         state_tx,
         agents: HashMap::new(),
         bridged: None,
+        caller_held: false,
         record: false,
         recording: None,
         collect: None,
@@ -232,6 +233,8 @@ struct AgentRing {
     media: Leg,
     /// Failures seen so far (SIP codes), to report the most telling one.
     failures: Vec<u16>,
+    /// The agent's phone holds the bridged call (its last re-INVITE was sendonly/inactive).
+    held: bool,
 }
 
 struct AgentLeg {
@@ -267,6 +270,8 @@ struct Call {
     state_tx: DialogStateSender,
     agents: HashMap<String, AgentRing>,
     bridged: Option<String>,
+    /// The caller's phone holds the bridged call (as the router was told).
+    caller_held: bool,
     record: bool,
     recording: Option<Recording>,
     collect: Option<Collect>,
@@ -667,6 +672,7 @@ impl Call {
                 deadline: Instant::now() + timeout,
                 ringing_reported: false,
                 answered: None,
+                held: false,
                 media,
                 failures: Vec::new(),
             },
@@ -812,6 +818,8 @@ impl Call {
         caller.stop_playing();
         media::bridge(caller, &ring.media);
         self.bridged = Some(agent.to_owned());
+        // a new bridge starts off hold (the router forgets holds on answer and transfer)
+        self.caller_held = false;
         if self.record {
             self.start_recording().await;
         }
@@ -965,7 +973,16 @@ impl Call {
                     Some(leg) => Ok((leg.current_answer(), false)),
                     None => Err("no session".into()),
                 };
+                // an offer without a body (a session refresh) changes no hold
+                let hold = answer.as_ref().ok().filter(|_| !req.body.is_empty());
+                let hold = hold.map(|(_, h)| *h);
                 respond_sdp(handle, answer).await;
+                if let Some(hold) = hold {
+                    if self.bridged.is_some() && hold != self.caller_held {
+                        self.caller_held = hold;
+                        self.report(hold_report(api::Party::Caller, hold)).await;
+                    }
+                }
             }
             other => answer_unserved(other).await,
         }
@@ -1094,14 +1111,19 @@ impl Call {
                 // the agent holds or resumes: the caller hears hold music meanwhile (C5)
                 let (answer, hold) = match self.agents.get(agent) {
                     Some(ring) if !req.body.is_empty() => match ring.media.reoffer(&req.body) {
-                        Ok((a, hold)) => (Ok((a.clone(), hold)), hold),
-                        Err(e) => (Err(e), false),
+                        Ok((a, hold)) => (Ok((a.clone(), hold)), Some(hold)),
+                        Err(e) => (Err(e), None),
                     },
-                    Some(ring) => (Ok((ring.media.current_answer(), false)), false),
-                    None => (Err("no session".into()), false),
+                    // an offer without a body (a session refresh) changes no hold
+                    Some(ring) => (Ok((ring.media.current_answer(), false)), None),
+                    None => (Err("no session".into()), None),
                 };
-                if answer.is_ok() && self.bridged.as_deref() == Some(agent) {
-                    if let (Some(caller), Some(ring)) = (&self.caller_leg, self.agents.get(agent)) {
+                let bridged = self.bridged.as_deref() == Some(agent);
+                let mut changed = false;
+                if let (Some(hold), true) = (hold, bridged) {
+                    if let (Some(caller), Some(ring)) =
+                        (&self.caller_leg, self.agents.get_mut(agent))
+                    {
                         if hold {
                             media::unbridge(caller, &ring.media);
                             caller.loop_prompt(self.hold_prompt.as_deref().unwrap_or("hold"));
@@ -1109,9 +1131,14 @@ impl Call {
                             caller.stop_playing();
                             media::bridge(caller, &ring.media);
                         }
+                        changed = ring.held != hold;
+                        ring.held = hold;
                     }
                 }
                 respond_sdp(handle, answer).await;
+                if let (Some(hold), true) = (hold, changed) {
+                    self.report(hold_report(api::Party::Agent, hold)).await;
+                }
             }
             other => answer_unserved(other).await,
         }
@@ -1243,6 +1270,16 @@ async fn end_agent_legs(shared: &Shared, mut ring: AgentRing) {
         shared.dialogs.remove_dialog(&leg.dialog.id());
     }
     tracing::trace!(agent = %ring.agent, "agent legs ended");
+}
+
+/// The report of a party's hold (`true`) or resume.
+fn hold_report(party: api::Party, hold: bool) -> Report {
+    let party = party as i32;
+    if hold {
+        Report::Held(api::Held { party })
+    } else {
+        Report::Resumed(api::Resumed { party })
+    }
 }
 
 async fn respond_sdp(handle: TransactionHandle, answer: Result<(Vec<u8>, bool), String>) {
