@@ -256,7 +256,16 @@ struct PendingTransfer {
     agent: String,
     /// The report that carried it (its result says whether the router took it).
     seq: u64,
+    /// When the REFER was answered 202; its NOTIFY waits for [`NOTIFY_AFTER_202`] past it.
+    accepted: Instant,
 }
+
+/// How long a transfer's NOTIFY waits after the REFER's 202 was handed to the transaction.
+/// RFC 6665 lets the NOTIFY come first, but the 202 leaves from the transaction's own task
+/// with no word back when it has, and phones that see the outcome before the 202 may
+/// mishandle it: the NOTIFY gives the 202 this head start (the router usually decides
+/// sooner, so the phone hears the outcome at most this much later).
+const NOTIFY_AFTER_202: Duration = Duration::from_millis(50);
 
 struct Call {
     id: String,
@@ -688,14 +697,14 @@ impl Call {
                     media::unbridge(caller, &ring.media);
                 }
             }
-            if self.transfer.as_ref().is_some_and(|t| t.agent == agent) {
+            if let Some(t) = self.transfer.take_if(|t| t.agent == agent) {
                 // the router took the agent's transfer: tell its phone (RFC 3515 NOTIFY with
                 // a sipfrag) before the BYE, without holding the call up meanwhile
-                self.transfer = None;
                 Metrics::inc(&self.shared.metrics.transfers);
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
                     if let Some(leg) = ring.answered.map(|i| &ring.legs[i]) {
+                        sleep_until(t.accepted + NOTIFY_AFTER_202).await;
                         let _ = leg
                             .dialog
                             .notify_refer(StatusCode::OK, "terminated;reason=noresource")
@@ -744,6 +753,7 @@ impl Call {
             return;
         };
         let _ = handle.reply(StatusCode::Accepted).await;
+        let accepted = Instant::now();
         tracing::info!(call = %self.id, agent, target = %target, "agent transfers the call");
         let seq = self
             .send_report(
@@ -758,6 +768,7 @@ impl Call {
         self.transfer = Some(PendingTransfer {
             agent: agent.to_owned(),
             seq,
+            accepted,
         });
     }
 
@@ -788,6 +799,7 @@ impl Call {
         {
             Some(leg) => {
                 tokio::spawn(async move {
+                    sleep_until(t.accepted + NOTIFY_AFTER_202).await;
                     let _ = leg.notify_refer(code, "terminated;reason=noresource").await;
                 });
             }
