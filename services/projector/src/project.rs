@@ -885,7 +885,7 @@ impl<S: RowSource> Projection<S> {
             .unwrap_or_default();
         let at = cx.at;
         let Some((answered_ms, hold_ms)) = self.agent(cx, agent, |a| {
-            a.hold_ms += end_hold(&mut a.hold_since_ms, at);
+            hold_clock(&mut a.hold_since_ms, &mut a.hold_ms, false, at);
             a.queue = queue.clone();
             a.queued_ms = queued_ms;
             a.wrapup_call = if wrapup_until.is_some() {
@@ -941,36 +941,19 @@ impl<S: RowSource> Projection<S> {
             return Ok(());
         }
         self.call(cx, call, |v| {
-            let talking = v.state == "talking" || v.state == "held";
-            if on {
-                if v.hold_since_ms == 0 {
-                    v.hold_since_ms = at;
-                }
-                if talking {
-                    v.state = "held".into();
-                    v.since_ms = at;
-                }
-            } else {
-                v.hold_ms += end_hold(&mut v.hold_since_ms, at);
-                if talking {
-                    v.state = "talking".into();
-                    // talking since the answer, as before the hold
-                    v.since_ms = if v.talking_since_ms > 0 {
-                        v.talking_since_ms
-                    } else {
-                        at
-                    };
-                }
+            hold_clock(&mut v.hold_since_ms, &mut v.hold_ms, on, at);
+            if v.state == "talking" || v.state == "held" {
+                v.state = if on { "held" } else { "talking" }.into();
+                // back to talking since the answer, as before the hold
+                v.since_ms = if on || v.talking_since_ms == 0 {
+                    at
+                } else {
+                    v.talking_since_ms
+                };
             }
         })?;
         self.agent(cx, agent, |a| {
-            if on {
-                if a.hold_since_ms == 0 {
-                    a.hold_since_ms = at;
-                }
-            } else {
-                a.hold_ms += end_hold(&mut a.hold_since_ms, at);
-            }
+            hold_clock(&mut a.hold_since_ms, &mut a.hold_ms, on, at)
         })?;
         Ok(())
     }
@@ -1146,21 +1129,25 @@ impl<S: RowSource> Projection<S> {
     }
 }
 
-/// Ends a hold that began at `since` (0: none) at `at`: its length, and `since` cleared.
-fn end_hold(since: &mut u64, at: u64) -> u64 {
-    let ms = if *since > 0 {
-        at.saturating_sub(*since)
+/// A hold starts (`on`) or ends at `at`: `since` is when the running hold began (0: none),
+/// `total` the length of the holds that ended. A hold already running keeps its start.
+fn hold_clock(since: &mut u64, total: &mut u64, on: bool, at: u64) {
+    if on {
+        if *since == 0 {
+            *since = at;
+        }
     } else {
-        0
-    };
-    *since = 0;
-    ms
+        if *since > 0 {
+            *total += at.saturating_sub(*since);
+        }
+        *since = 0;
+    }
 }
 
 /// The call's current agent part ends (transfer or end): its time connected and any hold
 /// still running are added up.
 fn end_part(v: &mut CallView, at: u64) {
-    v.hold_ms += end_hold(&mut v.hold_since_ms, at);
+    hold_clock(&mut v.hold_since_ms, &mut v.hold_ms, false, at);
     v.caller_hold_since_ms = 0;
     if v.talking_since_ms > 0 {
         v.connected_ms += at.saturating_sub(v.talking_since_ms);

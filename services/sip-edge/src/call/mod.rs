@@ -986,8 +986,10 @@ impl Call {
                     None => Err("no session".into()),
                 };
                 // an offer without a body (a session refresh) changes no hold
-                let hold = answer.as_ref().ok().filter(|_| !req.body.is_empty());
-                let hold = hold.map(|(_, h)| *h);
+                let hold = match &answer {
+                    Ok((_, hold)) if !req.body.is_empty() => Some(*hold),
+                    _ => None,
+                };
                 respond_sdp(handle, answer).await;
                 if let Some(hold) = hold {
                     if self.bridged.is_some() && hold != self.caller_held {
