@@ -107,6 +107,8 @@ pub struct Projector {
     changes: broadcast::Sender<Changes>,
     progress: Mutex<Progress>,
     progress_tx: watch::Sender<Progress>,
+    /// Live rows pushed whose batch is not yet committed, by key (the latest version).
+    unwritten: Mutex<HashMap<RowKey, Row>>,
 }
 
 /// Rows from the store, read from a blocking thread.
@@ -140,6 +142,7 @@ impl Projector {
             changes,
             progress: Mutex::new(Progress::default()),
             progress_tx,
+            unwritten: Mutex::new(HashMap::new()),
         })
     }
 
@@ -206,12 +209,25 @@ impl Projector {
     }
 
     /// Projects partition `p` until `until` (or for ever); returns the records projected.
-    async fn partition_loop(&self, p: u32, until: Option<u64>) -> Result<u64, ProjectorError> {
+    ///
+    /// A batch's live rows are pushed as soon as it is projected; its rows go to the
+    /// partition's [`Writes`], which writes them while the next batches are read and
+    /// projected. Until they commit, the live rows are kept in
+    /// [`Projector::unwritten_live`] for snapshots, and the progress does not count the
+    /// batch (whoever waits for the progress then reads the store and finds it).
+    async fn partition_loop(
+        self: &Arc<Self>,
+        p: u32,
+        until: Option<u64>,
+    ) -> Result<u64, ProjectorError> {
         let mut next = self.store.checkpoint(p).await?.unwrap_or(0);
-        let mut projection = Some(Projection::new(StoreSource {
+        let mut projection = Projection::new(StoreSource {
             store: Arc::clone(&self.store),
             rt: tokio::runtime::Handle::current(),
-        }));
+        });
+        projection.starting_at(next);
+        let mut projection = Some(projection);
+        let mut writes = Writes::new(p);
         let mut done = 0u64;
         let mut short = false;
         loop {
@@ -219,6 +235,7 @@ impl Projector {
                 tokio::time::sleep(self.options.linger).await;
             }
             if until.is_some_and(|end| next >= end) {
+                writes.flush(self).await?;
                 self.note(p, next, 0, 0);
                 return Ok(done);
             }
@@ -227,6 +244,8 @@ impl Projector {
                 .read(EVENTS_TOPIC, p, next, self.options.batch)
                 .await?;
             if records.is_empty() {
+                // caught up: everything projected goes to the store now
+                writes.flush(self).await?;
                 if until.is_some() {
                     // the end moved back (a recreated topic): nothing more to read
                     self.note(p, next, 0, 0);
@@ -253,8 +272,15 @@ impl Projector {
             let mut proj = projection
                 .take()
                 .ok_or_else(|| ProjectorError::Task("lost projection".into()))?;
-            let cache_rows = self.options.cache_rows;
+            // a row the cache forgets reloads from the store: only once every batch is in it
+            let trim = proj.cached() > self.options.cache_rows;
+            if trim {
+                writes.flush(self).await?;
+            }
             let (proj, rows, skipped) = tokio::task::spawn_blocking(move || {
+                if trim {
+                    proj.forget(next);
+                }
                 let mut skipped = 0u64;
                 for r in &records {
                     let pos = Position {
@@ -271,30 +297,48 @@ impl Projector {
                     }
                 }
                 let rows = proj.take();
-                proj.trim(cache_rows);
                 Ok::<_, ProjectorError>((proj, rows, skipped))
             })
             .await
             .map_err(|e| ProjectorError::Task(e.to_string()))??;
             projection = Some(proj);
             let live: Vec<Row> = rows.iter().filter(|r| r.is_live()).cloned().collect();
-            self.store
-                .write(Batch {
-                    rows,
-                    checkpoints: vec![(p, last)],
-                })
-                .await?;
             if !live.is_empty() {
+                {
+                    let mut u = self.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+                    for r in &live {
+                        u.insert(r.key(), r.clone());
+                    }
+                }
                 // nobody listening is fine
                 let _ = self.changes.send(Changes {
                     rows: Arc::new(live),
                     oldest_event_ms: Arc::new(oldest_event_ms),
                 });
             }
-            done += last - next;
-            self.note(p, last, last - next, skipped);
+            let projected = last - next;
+            writes.queue(rows, last, projected, skipped);
+            if writes.queued_rows() > QUEUE_ROWS {
+                // the store falls behind: wait for it rather than hold ever more rows
+                writes.flush(self).await?;
+            } else {
+                writes.pump(self).await?;
+            }
+            done += projected;
             next = last;
         }
+    }
+
+    /// Live rows of `tenant` already pushed whose batch is not yet in the store (a snapshot
+    /// lays them over the store's views: [`callgrid_store::LiveViews::overlay`]).
+    pub fn unwritten_live(&self, tenant: &str) -> Vec<Row> {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(k, _)| k.tenant() == tenant)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     fn note(&self, p: u32, next: u64, projected: u64, skipped: u64) {
@@ -307,6 +351,104 @@ impl Projector {
         let snapshot = g.clone();
         drop(g);
         self.progress_tx.send_replace(snapshot);
+    }
+}
+
+/// Rows queued for the store past which a partition waits for its writes.
+const QUEUE_ROWS: usize = 50_000;
+
+/// The store writes of one partition: one write in flight; the batches projected meanwhile
+/// are queued and merged (a row changed by several batches is written once, as the last
+/// one left it), so the busier the projector, the fewer and larger the transactions. Rows
+/// and checkpoints commit in log order.
+struct Writes {
+    p: u32,
+    in_flight: Option<tokio::task::JoinHandle<Result<(), ProjectorError>>>,
+    rows: HashMap<RowKey, Row>,
+    /// (next offset, records, skipped) of the queued batches; `None`: nothing queued.
+    upto: Option<(u64, u64, u64)>,
+}
+
+impl Writes {
+    fn new(p: u32) -> Writes {
+        Writes {
+            p,
+            in_flight: None,
+            rows: HashMap::new(),
+            upto: None,
+        }
+    }
+
+    /// Queues a batch's rows, ending at offset `next`.
+    fn queue(&mut self, rows: Vec<Row>, next: u64, projected: u64, skipped: u64) {
+        for r in rows {
+            self.rows.insert(r.key(), r);
+        }
+        let (_, n, s) = self.upto.unwrap_or((next, 0, 0));
+        self.upto = Some((next, n + projected, s + skipped));
+    }
+
+    fn queued_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Starts writing the queue unless a write is still in flight.
+    async fn pump(&mut self, me: &Arc<Projector>) -> Result<(), ProjectorError> {
+        if self.in_flight.as_ref().is_some_and(|w| !w.is_finished()) {
+            return Ok(());
+        }
+        self.finish().await?;
+        self.start(me);
+        Ok(())
+    }
+
+    /// Waits until everything queued is in the store.
+    async fn flush(&mut self, me: &Arc<Projector>) -> Result<(), ProjectorError> {
+        self.finish().await?;
+        self.start(me);
+        self.finish().await
+    }
+
+    /// Waits for the write in flight, if any.
+    async fn finish(&mut self) -> Result<(), ProjectorError> {
+        match self.in_flight.take() {
+            Some(w) => w.await.map_err(|e| ProjectorError::Task(e.to_string()))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the queue (nothing must be in flight).
+    fn start(&mut self, me: &Arc<Projector>) {
+        let Some((next, projected, skipped)) = self.upto.take() else {
+            return;
+        };
+        let rows: Vec<Row> = std::mem::take(&mut self.rows).into_values().collect();
+        let me = Arc::clone(me);
+        let p = self.p;
+        self.in_flight = Some(tokio::spawn(async move {
+            let live: Vec<(RowKey, Position)> = rows
+                .iter()
+                .filter(|r| r.is_live())
+                .map(|r| (r.key(), r.pos()))
+                .collect();
+            me.store
+                .write(Batch {
+                    rows,
+                    checkpoints: vec![(p, next)],
+                })
+                .await?;
+            {
+                // pushed rows now in the store, unless a later batch changed them again
+                let mut u = me.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, pos) in live {
+                    if u.get(&key).is_some_and(|w| w.pos() == pos) {
+                        u.remove(&key);
+                    }
+                }
+            }
+            me.note(p, next, projected, skipped);
+            Ok(())
+        }));
     }
 }
 

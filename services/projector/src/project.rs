@@ -148,6 +148,18 @@ pub struct Projection<S> {
     /// Rows the current event changed (it may change a row several times).
     touched: HashSet<RowKey>,
     tenants: HashMap<String, Arc<TenantInfo>>,
+    /// Offsets from which on a row born at its event (an agent state span, whose key
+    /// carries that event's offset) is either in the cache or nowhere: the store holds no
+    /// row of a later event than it, so such a row needs no load.
+    unborn_from: u64,
+}
+
+/// The offset of the event that made a row with this key, if the key says it.
+fn born_at(key: &RowKey) -> Option<u64> {
+    match key {
+        RowKey::AgentState(_, _, _, offset) => Some(*offset),
+        _ => None,
+    }
 }
 
 fn agent_state_name(body: &EventBody) -> Option<&'static str> {
@@ -209,7 +221,14 @@ impl<S: RowSource> Projection<S> {
             dirty: HashSet::new(),
             touched: HashSet::new(),
             tenants: HashMap::new(),
+            unborn_from: u64::MAX,
         }
+    }
+
+    /// Tells the projection that the store holds no row of an event at or after `next`
+    /// (its partition's checkpoint): rows born there are not looked for in the store.
+    pub fn starting_at(&mut self, next: u64) {
+        self.unborn_from = next;
     }
 
     /// The rows changed since the last call (to write), leaving them cached.
@@ -221,12 +240,13 @@ impl<S: RowSource> Projection<S> {
             .collect()
     }
 
-    /// Forgets cached rows once there are more than `max` (after a write: they reload from
-    /// the store when touched again).
-    pub fn trim(&mut self, max: usize) {
-        if self.rows.len() > max && self.dirty.is_empty() {
-            self.rows.clear();
-        }
+    /// Forgets the cached rows that are not waiting in [`Projection::take`]: they reload
+    /// from the store when touched again (so the store must have every row taken so far,
+    /// `next` being the offset after the last event projected).
+    pub fn forget(&mut self, next: u64) {
+        let dirty = &self.dirty;
+        self.rows.retain(|k, _| dirty.contains(k));
+        self.unborn_from = next;
     }
 
     /// Rows in the cache.
@@ -259,7 +279,11 @@ impl<S: RowSource> Projection<S> {
         // equals the very first record's, partition 0 offset 0)
         let mut fresh = false;
         if !self.rows.contains_key(&key) {
-            let row = match self.source.load(&key)? {
+            let stored = match born_at(&key) {
+                Some(offset) if offset >= self.unborn_from => None,
+                _ => self.source.load(&key)?,
+            };
+            let row = match stored {
                 Some(r) => r,
                 None => {
                     fresh = true;
@@ -1411,6 +1435,106 @@ mod tests {
             .unwrap()
             .expect("call record");
         assert_eq!((r.talk_ms, r.hold_ms), (20_000, 20_000));
+    }
+
+    /// A store in a map, recording the keys loaded from it.
+    #[derive(Clone, Default)]
+    struct Recorded {
+        rows: Arc<std::sync::Mutex<HashMap<RowKey, Row>>>,
+        loaded: Arc<std::sync::Mutex<Vec<RowKey>>>,
+    }
+
+    impl RowSource for Recorded {
+        fn load(&mut self, key: &RowKey) -> Result<Option<Row>, StoreError> {
+            self.loaded.lock().unwrap().push(key.clone());
+            Ok(self.rows.lock().unwrap().get(key).cloned())
+        }
+    }
+
+    #[test]
+    fn a_state_span_born_after_the_stored_rows_is_not_looked_for_and_an_older_one_is() {
+        let store = Recorded::default();
+        let write = |p: &mut Projection<Recorded>| {
+            let mut rows = store.rows.lock().unwrap();
+            for r in p.take() {
+                rows.insert(r.key(), r);
+            }
+        };
+        let pos = |offset| Position {
+            partition: 0,
+            offset,
+        };
+        let alice = callgrid_domain::AgentId::new("alice");
+        let agent = |at: u64, body: EventBody| {
+            callgrid_codec::event_envelope(
+                "demo",
+                ("agent", "alice"),
+                1,
+                1,
+                "",
+                &Event { at, body },
+            )
+        };
+        let not_ready = |at| {
+            agent(
+                at,
+                EventBody::AgentNotReady {
+                    agent: alice.clone(),
+                    reason: "break".into(),
+                },
+            )
+        };
+        let spans_loaded = || {
+            store
+                .loaded
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|k| matches!(k, RowKey::AgentState(..)))
+                .count()
+        };
+        // the store has the configuration (offset 0); the projection starts at offset 1
+        let mut p = Projection::new(store.clone());
+        p.apply(pos(0), &configured("demo")).expect("applies");
+        write(&mut p);
+        let mut p = Projection::new(store.clone());
+        p.starting_at(1);
+        let available = agent(
+            10_000,
+            EventBody::AgentAvailable {
+                agent: alice.clone(),
+            },
+        );
+        assert_eq!(p.apply(pos(1), &available).unwrap(), Outcome::Projected);
+        assert_eq!(
+            p.apply(pos(2), &not_ready(20_000)).unwrap(),
+            Outcome::Projected
+        );
+        write(&mut p);
+        assert_eq!(spans_loaded(), 0, "spans born at offsets 1 and 2 are new");
+        // after forgetting the cache, closing the span born at offset 2 reads it back
+        p.forget(3);
+        let back = agent(
+            30_000,
+            EventBody::AgentAvailable {
+                agent: alice.clone(),
+            },
+        );
+        assert_eq!(p.apply(pos(3), &back).unwrap(), Outcome::Projected);
+        assert_eq!(spans_loaded(), 1, "the open span comes from the store");
+        write(&mut p);
+        let rows = store.rows.lock().unwrap();
+        let span = |at, offset| match rows.get(&RowKey::AgentState(
+            "demo".into(),
+            "alice".into(),
+            at,
+            offset,
+        )) {
+            Some(Row::AgentState(s)) => (s.state.clone(), s.end_ms),
+            other => panic!("no span at {at}: {other:?}"),
+        };
+        assert_eq!(span(10_000, 1), ("available".to_owned(), 20_000));
+        assert_eq!(span(20_000, 2), ("not_ready".to_owned(), 30_000));
     }
 
     #[test]

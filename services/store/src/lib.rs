@@ -101,6 +101,35 @@ pub struct LiveViews {
     pub calls: Vec<CallView>,
 }
 
+impl LiveViews {
+    /// Lays `rows` (live views of this tenant, e.g. pushed but not yet written) over the
+    /// views: a row replaces the view of the same id if it reflects a later event, or joins
+    /// the list in id order; a call that has ended leaves it. Other rows are ignored.
+    pub fn overlay(&mut self, rows: impl IntoIterator<Item = Row>) {
+        fn put<T>(
+            list: &mut Vec<T>,
+            new: T,
+            id: impl Fn(&T) -> &str,
+            pos: impl Fn(&T) -> Position,
+        ) {
+            match list.binary_search_by(|v| id(v).cmp(id(&new))) {
+                Ok(i) if pos(&list[i]) < pos(&new) => list[i] = new,
+                Ok(_) => {}
+                Err(i) => list.insert(i, new),
+            }
+        }
+        for row in rows {
+            match row {
+                Row::Queue(q) => put(&mut self.queues, q, |v| &v.queue, |v| v.pos),
+                Row::Agent(a) => put(&mut self.agents, a, |v| &v.agent, |v| v.pos),
+                Row::Call(c) => put(&mut self.calls, c, |v| &v.call, |v| v.pos),
+                _ => {}
+            }
+        }
+        self.calls.retain(|c| c.state != "ended");
+    }
+}
+
 /// A time range, ms since the epoch, `from` included, `to` excluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
@@ -190,4 +219,42 @@ pub(crate) fn check_tenant(tenant: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(id: &str, state: &str, offset: u64) -> CallView {
+        CallView {
+            tenant: "t".into(),
+            call: id.into(),
+            state: state.into(),
+            pos: Position {
+                partition: 0,
+                offset,
+            },
+            ..CallView::default()
+        }
+    }
+
+    #[test]
+    fn an_overlay_keeps_the_later_row_in_id_order_and_drops_ended_calls() {
+        let mut v = LiveViews {
+            calls: vec![call("a", "talking", 5), call("c", "waiting", 5)],
+            ..LiveViews::default()
+        };
+        v.overlay([
+            Row::Call(call("a", "waiting", 3)),
+            Row::Call(call("b", "ringing", 6)),
+            Row::Call(call("c", "ended", 7)),
+            Row::Call(call("d", "ended", 8)),
+        ]);
+        let got: Vec<(&str, &str)> = v
+            .calls
+            .iter()
+            .map(|c| (c.call.as_str(), c.state.as_str()))
+            .collect();
+        assert_eq!(got, [("a", "talking"), ("b", "ringing")]);
+    }
 }

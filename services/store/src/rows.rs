@@ -226,7 +226,7 @@ pub struct Offering {
 }
 
 /// Live view of a call (S1), and what its call record is built from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallView {
     /// Tenant id.
     pub tenant: String,

@@ -1,8 +1,11 @@
 //! The embedded projection store on SQLite (`schemas/sqlite/projections.sql`): one
-//! connection in WAL mode behind a mutex, used inside `spawn_blocking`; a batch is one
-//! transaction (rows and checkpoints commit together).
+//! writing connection in WAL mode behind a mutex, used inside `spawn_blocking`; a batch is
+//! one transaction (rows and checkpoints commit together). Reads of a store in a file go
+//! through a pool of read-only connections: WAL readers see the last commit and neither
+//! wait for the writer nor make it wait, so the projector's row loads and the
+//! supervisor's reads do not queue behind a batch being written.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -32,6 +35,8 @@ const TABLES: [&str; 9] = [
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections to the file (`None` in memory: reads use `conn`).
+    readers: Option<Arc<Readers>>,
     /// Ends the checkpointer thread when the last clone is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -43,6 +48,37 @@ pub struct SqliteStore {
 /// writer), and a RESTART checkpoint when the WAL passes [`MAX_WAL_FRAMES`].
 /// WAL size (4 KiB frames) past which the checkpointer restarts the WAL: 64 MiB.
 const MAX_WAL_FRAMES: i64 = 16_384;
+
+/// Idle read-only connections; one is opened whenever all are busy, so the pool grows to
+/// the most readers at once (the projector's partitions and the supervisor's requests).
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path).map_err(db("open a reading connection"))?;
+                c.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+                    .map_err(db("configure a reading connection"))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        out
+    }
+}
 
 struct Checkpointer {
     stop: std::sync::mpsc::Sender<()>,
@@ -128,10 +164,16 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(db("open the projection store"))?;
         let conn = Self::init(conn)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+        // the writer's page cache: 64 MiB, so that inserts find the B-tree pages they
+        // change in memory instead of reading them back (SQLite's default is 2 MiB)
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")
             .map_err(db("configure the projection store"))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Some(Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            })),
             _checkpointer: Some(Arc::new(Checkpointer::start(path)?)),
         })
     }
@@ -141,6 +183,7 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(db("open the projection store"))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(Self::init(conn)?)),
+            readers: None,
             _checkpointer: None,
         })
     }
@@ -169,25 +212,61 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::backend("store task", e))?
     }
+
+    /// Runs the read `f` on a reading connection (the writing one in memory), blocking.
+    fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.readers {
+            Some(r) => r.with(f),
+            None => f(&self.conn.lock().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+
+    /// Runs the read `f` on a reading connection inside `spawn_blocking`.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::backend("store task", e))?
+    }
 }
 
-/// Upserts one row.
-fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
+/// The `data` column of a row: the row as JSON.
+fn data_of(row: &Row) -> String {
+    match row {
+        Row::Tenant(r) => json(r),
+        Row::Queue(r) => json(r),
+        Row::Agent(r) => json(r),
+        Row::Call(r) => json(r),
+        Row::Record(r) => json(r),
+        Row::Offer(r) => json(r),
+        Row::AgentState(r) => json(r),
+        Row::Interval(r) => json(r),
+    }
+}
+
+/// Upserts one row with its `data` (from [`data_of`]).
+fn put(tx: &rusqlite::Transaction<'_>, row: &Row, data: &str) -> Result<(), StoreError> {
     let pos = row.pos();
     let (p, o) = (i64::from(pos.partition), sql_u64(pos.offset));
     let r = match row {
         Row::Tenant(r) => tx
             .prepare_cached("INSERT OR REPLACE INTO tenants VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut s| s.execute(params![r.tenant, json(r), p, o])),
+            .and_then(|mut s| s.execute(params![r.tenant, data, p, o])),
         Row::Queue(r) => tx
             .prepare_cached("INSERT OR REPLACE INTO live_queues VALUES (?1, ?2, ?3, ?4, ?5)")
-            .and_then(|mut s| s.execute(params![r.tenant, r.queue, json(r), p, o])),
+            .and_then(|mut s| s.execute(params![r.tenant, r.queue, data, p, o])),
         Row::Agent(r) => tx
             .prepare_cached("INSERT OR REPLACE INTO live_agents VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            .and_then(|mut s| s.execute(params![r.tenant, r.agent, r.state, json(r), p, o])),
+            .and_then(|mut s| s.execute(params![r.tenant, r.agent, r.state, data, p, o])),
         Row::Call(r) => tx
             .prepare_cached("INSERT OR REPLACE INTO live_calls VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            .and_then(|mut s| s.execute(params![r.tenant, r.call, r.state, json(r), p, o])),
+            .and_then(|mut s| s.execute(params![r.tenant, r.call, r.state, data, p, o])),
         Row::Record(r) => tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO call_records \
@@ -204,7 +283,7 @@ fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
                     r.queue,
                     r.agent,
                     r.result,
-                    json(r),
+                    data,
                     p,
                     o
                 ])
@@ -222,7 +301,7 @@ fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
                     r.queue,
                     r.result,
                     sql_u64(r.offered_ms),
-                    json(r),
+                    data,
                     p,
                     o
                 ])
@@ -239,7 +318,7 @@ fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
                     sql_u64(r.start_offset),
                     sql_u64(r.end_ms),
                     r.state,
-                    json(r),
+                    data,
                     p,
                     o
                 ])
@@ -252,7 +331,7 @@ fn put(tx: &rusqlite::Transaction<'_>, row: &Row) -> Result<(), StoreError> {
                     sql_u64(r.start_ms),
                     r.subject.name(),
                     r.id,
-                    json(r),
+                    data,
                     p,
                     o
                 ])
@@ -348,29 +427,33 @@ impl ProjectionStore for SqliteStore {
     async fn get(&self, key: &RowKey) -> Result<Option<Row>, StoreError> {
         check_tenant(key.tenant())?;
         let key = key.clone();
-        self.with(move |c| get_row(c, &key)).await
+        self.read(move |c| get_row(c, &key)).await
     }
 
     fn get_blocking(&self, key: &RowKey) -> Option<Result<Option<Row>, StoreError>> {
         if let Err(e) = check_tenant(key.tenant()) {
             return Some(Err(e));
         }
-        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        Some(get_row(&c, key))
+        Some(self.read_blocking(|c| get_row(c, key)))
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         for r in &batch.rows {
             check_tenant(r.key().tenant())?;
         }
-        self.with(move |c| {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // encoded before taking the connection: the writer holds it for less time
+            let data: Vec<String> = batch.rows.iter().map(data_of).collect();
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
             let tx = c.transaction().map_err(db("begin a projection batch"))?;
             // history before live views before checkpoints (the order every store keeps)
-            for row in batch.rows.iter().filter(|r| !r.is_live()) {
-                put(&tx, row)?;
-            }
-            for row in batch.rows.iter().filter(|r| r.is_live()) {
-                put(&tx, row)?;
+            for live in [false, true] {
+                for (row, data) in batch.rows.iter().zip(&data) {
+                    if row.is_live() == live {
+                        put(&tx, row, data)?;
+                    }
+                }
             }
             for (partition, next) in &batch.checkpoints {
                 tx.prepare_cached("INSERT OR REPLACE INTO checkpoints VALUES (?1, ?2)")
@@ -380,10 +463,11 @@ impl ProjectionStore for SqliteStore {
             tx.commit().map_err(db("commit a projection batch"))
         })
         .await
+        .map_err(|e| StoreError::backend("store task", e))?
     }
 
     async fn checkpoint(&self, partition: u32) -> Result<Option<u64>, StoreError> {
-        self.with(move |c| {
+        self.read(move |c| {
             c.prepare_cached("SELECT next_offset FROM checkpoints WHERE partition = ?1")
                 .and_then(|mut s| s.query_row([partition], |r| r.get::<_, i64>(0)).optional())
                 .map(|o| o.map(|o| o.max(0) as u64))
@@ -405,7 +489,7 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn tenants(&self) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut s = c
                 .prepare_cached("SELECT tenant FROM tenants ORDER BY tenant")
                 .map_err(db("list tenants"))?;
@@ -421,7 +505,9 @@ impl ProjectionStore for SqliteStore {
     async fn live(&self, tenant: &str) -> Result<LiveViews, StoreError> {
         check_tenant(tenant)?;
         let t = tenant.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
+            // one read transaction: the three tables as of one commit
+            let c = &c.unchecked_transaction().map_err(db("begin a read"))?;
             Ok(LiveViews {
                 queues: select(
                     c,
@@ -450,7 +536,7 @@ impl ProjectionStore for SqliteStore {
     async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError> {
         check_tenant(tenant)?;
         let t = tenant.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             select(
                 c,
                 "call_records",
@@ -465,7 +551,7 @@ impl ProjectionStore for SqliteStore {
     async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError> {
         check_tenant(tenant)?;
         let (t, k) = (tenant.to_owned(), call.to_owned());
-        self.with(move |c| {
+        self.read(move |c| {
             select(
                 c,
                 "call_offers",
@@ -484,7 +570,7 @@ impl ProjectionStore for SqliteStore {
     ) -> Result<Vec<AgentStateRecord>, StoreError> {
         check_tenant(tenant)?;
         let (t, a) = (tenant.to_owned(), agent.to_owned());
-        self.with(move |c| {
+        self.read(move |c| {
             select(
                 c,
                 "agent_states",
@@ -499,7 +585,7 @@ impl ProjectionStore for SqliteStore {
     async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError> {
         check_tenant(tenant)?;
         let t = tenant.to_owned();
-        self.with(move |c| {
+        self.read(move |c| {
             select(
                 c,
                 "intervals",
@@ -512,7 +598,8 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn dump(&self) -> Result<Vec<Row>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
+            let c = &c.unchecked_transaction().map_err(db("begin a read"))?;
             let mut out: Vec<Row> = Vec::new();
             let all = |table: &'static str| -> Result<Vec<String>, StoreError> {
                 let mut s = c

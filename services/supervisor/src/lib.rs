@@ -194,7 +194,11 @@ impl Supervisor {
         let Some(calendar) = self.calendar(tenant).await? else {
             return Ok(None);
         };
-        let views = self.store.live(tenant).await?;
+        // pushed rows whose batch the projector is still writing: read before the store,
+        // so a row that commits in between is found there
+        let unwritten = self.projector.unwritten_live(tenant);
+        let mut views = self.store.live(tenant).await?;
+        views.overlay(unwritten);
         Ok(Some(Self::live_json(
             tenant,
             views,
