@@ -66,6 +66,9 @@ pub struct ProjectorOptions {
     /// reading again, so that a steady trickle of events is written in fewer, larger
     /// transactions (it adds at most this much to the event-to-push latency).
     pub linger: Duration,
+    /// Partitions projecting at once. One by default: on a saturated node the projector
+    /// then leaves the CPU to routing, and falls behind instead (see docs/DECISIONS.md).
+    pub projecting: usize,
 }
 
 impl Default for ProjectorOptions {
@@ -75,6 +78,7 @@ impl Default for ProjectorOptions {
             idle_wait: Duration::from_millis(500),
             cache_rows: 200_000,
             linger: Duration::from_millis(20),
+            projecting: 1,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Projector {
     progress_tx: watch::Sender<Progress>,
     /// Live rows pushed whose batch is not yet committed, by key (the latest version).
     unwritten: Mutex<HashMap<RowKey, Row>>,
+    /// Bounds the partitions projecting at once ([`ProjectorOptions::projecting`]).
+    projecting: tokio::sync::Semaphore,
 }
 
 /// Rows from the store, read from a blocking thread.
@@ -135,6 +141,7 @@ impl Projector {
     ) -> Arc<Projector> {
         let (changes, _) = broadcast::channel(1024);
         let (progress_tx, _) = watch::channel(Progress::default());
+        let projecting = tokio::sync::Semaphore::new(options.projecting.max(1));
         Arc::new(Projector {
             log,
             store,
@@ -143,6 +150,7 @@ impl Projector {
             progress: Mutex::new(Progress::default()),
             progress_tx,
             unwritten: Mutex::new(HashMap::new()),
+            projecting,
         })
     }
 
@@ -277,6 +285,11 @@ impl Projector {
             if trim {
                 writes.flush(self).await?;
             }
+            let permit = self
+                .projecting
+                .acquire()
+                .await
+                .map_err(|e| ProjectorError::Task(e.to_string()))?;
             let (proj, rows, skipped) = tokio::task::spawn_blocking(move || {
                 if trim {
                     proj.forget(next);
@@ -301,6 +314,7 @@ impl Projector {
             })
             .await
             .map_err(|e| ProjectorError::Task(e.to_string()))??;
+            drop(permit);
             projection = Some(proj);
             let live: Vec<Row> = rows.iter().filter(|r| r.is_live()).cloned().collect();
             if !live.is_empty() {
