@@ -1475,6 +1475,14 @@ mod tests {
                 &Event { at, body },
             )
         };
+        let available = |at| {
+            agent(
+                at,
+                EventBody::AgentAvailable {
+                    agent: alice.clone(),
+                },
+            )
+        };
         let not_ready = |at| {
             agent(
                 at,
@@ -1499,13 +1507,10 @@ mod tests {
         write(&mut p);
         let mut p = Projection::new(store.clone());
         p.starting_at(1);
-        let available = agent(
-            10_000,
-            EventBody::AgentAvailable {
-                agent: alice.clone(),
-            },
+        assert_eq!(
+            p.apply(pos(1), &available(10_000)).unwrap(),
+            Outcome::Projected
         );
-        assert_eq!(p.apply(pos(1), &available).unwrap(), Outcome::Projected);
         assert_eq!(
             p.apply(pos(2), &not_ready(20_000)).unwrap(),
             Outcome::Projected
@@ -1514,13 +1519,10 @@ mod tests {
         assert_eq!(spans_loaded(), 0, "spans born at offsets 1 and 2 are new");
         // after forgetting the cache, closing the span born at offset 2 reads it back
         p.forget(3);
-        let back = agent(
-            30_000,
-            EventBody::AgentAvailable {
-                agent: alice.clone(),
-            },
+        assert_eq!(
+            p.apply(pos(3), &available(30_000)).unwrap(),
+            Outcome::Projected
         );
-        assert_eq!(p.apply(pos(3), &back).unwrap(), Outcome::Projected);
         assert_eq!(spans_loaded(), 1, "the open span comes from the store");
         write(&mut p);
         let rows = store.rows.lock().unwrap();

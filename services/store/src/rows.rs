@@ -527,6 +527,24 @@ impl Row {
         }
     }
 
+    /// The JSON both stores keep of a row (read back with [`Row::from_json`]).
+    pub fn to_json(&self) -> String {
+        fn en<T: Serialize>(v: &T) -> String {
+            // rows are plain data: serialising them cannot fail
+            serde_json::to_string(v).unwrap_or_default()
+        }
+        match self {
+            Row::Tenant(r) => en(r),
+            Row::Queue(r) => en(r),
+            Row::Agent(r) => en(r),
+            Row::Call(r) => en(r),
+            Row::Record(r) => en(r),
+            Row::Offer(r) => en(r),
+            Row::AgentState(r) => en(r),
+            Row::Interval(r) => en(r),
+        }
+    }
+
     /// A row read back from `table` (the name both stores give it) as the JSON they keep.
     pub fn from_json(table: &'static str, data: &str) -> Result<Row, crate::StoreError> {
         fn de<T: serde::de::DeserializeOwned>(

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::rows::*;
 use crate::{check_tenant, Batch, LiveViews, ProjectionStore, Span, StoreError};
@@ -142,11 +141,6 @@ fn sql_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn json<T: Serialize>(v: &T) -> String {
-    // rows are plain data: serialising them cannot fail
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 fn decode<T: DeserializeOwned>(
     table: &'static str,
     key: &str,
@@ -236,21 +230,7 @@ impl SqliteStore {
     }
 }
 
-/// The `data` column of a row: the row as JSON.
-fn data_of(row: &Row) -> String {
-    match row {
-        Row::Tenant(r) => json(r),
-        Row::Queue(r) => json(r),
-        Row::Agent(r) => json(r),
-        Row::Call(r) => json(r),
-        Row::Record(r) => json(r),
-        Row::Offer(r) => json(r),
-        Row::AgentState(r) => json(r),
-        Row::Interval(r) => json(r),
-    }
-}
-
-/// Upserts one row with its `data` (from [`data_of`]).
+/// Upserts one row with its `data` ([`Row::to_json`]).
 fn put(tx: &rusqlite::Transaction<'_>, row: &Row, data: &str) -> Result<(), StoreError> {
     let pos = row.pos();
     let (p, o) = (i64::from(pos.partition), sql_u64(pos.offset));
@@ -444,7 +424,7 @@ impl ProjectionStore for SqliteStore {
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             // encoded before taking the connection: the writer holds it for less time
-            let data: Vec<String> = batch.rows.iter().map(data_of).collect();
+            let data: Vec<String> = batch.rows.iter().map(Row::to_json).collect();
             let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
             let tx = c.transaction().map_err(db("begin a projection batch"))?;
             // history before live views before checkpoints (the order every store keeps)
