@@ -1,6 +1,6 @@
 //! The projections against the generator's own record of a simulated day: figures agree,
 //! replaying twice changes nothing, a projector stopped mid-stream and restarted equals a
-//! rebuild, and no tenant sees another's rows.
+//! rebuild, a caught-up projector writes all it queued, and no tenant sees another's rows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -339,7 +339,15 @@ async fn a_projector_stopped_mid_stream_and_restarted_equals_a_rebuild() {
     let day = small_day("acme", 13);
     let (_dir, log) = log_with(&[&day]).await;
     let store = store();
-    let first = Projector::new(log.clone(), store.clone(), options(250));
+    // a write after every batch, so that progress (counted at each commit) stops mid-stream
+    let first = Projector::new(
+        log.clone(),
+        store.clone(),
+        ProjectorOptions {
+            write_every: Duration::ZERO,
+            ..options(250)
+        },
+    );
     let mut progress = first.progress();
     let running = tokio::spawn({
         let first = first.clone();
@@ -368,6 +376,51 @@ async fn a_projector_stopped_mid_stream_and_restarted_equals_a_rebuild() {
     );
     assert_eq!(a.len(), b.len());
     assert!(a == b, "restarted projections differ from a rebuild");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_projector_writes_everything_it_queued_however_long_its_write_window() {
+    let day = small_day("acme", 19);
+    let (_dir, log) = log_with(&[&day]).await;
+    let store = store();
+    // batches projected while the first write is in flight queue for the next window, an
+    // hour away: catching up must write them anyway
+    let projector = Projector::new(
+        log.clone(),
+        store.clone(),
+        ProjectorOptions {
+            write_every: Duration::from_secs(3_600),
+            ..options(250)
+        },
+    );
+    let mut progress = projector.progress();
+    let running = tokio::spawn({
+        let projector = projector.clone();
+        async move { projector.run().await }
+    });
+    let end = day.records.len() as u64;
+    let caught_up = tokio::time::timeout(Duration::from_secs(120), async {
+        while progress.borrow_and_update().projected < end {
+            progress.changed().await.expect("progress");
+        }
+    })
+    .await;
+    running.abort();
+    let _ = running.await;
+    assert!(
+        caught_up.is_ok(),
+        "progress stayed at {} of {end} records: queued rows were not written",
+        projector.progress().borrow().projected
+    );
+    let rebuilt = self::store();
+    Projector::new(log, rebuilt.clone(), options(5_000))
+        .catch_up()
+        .await
+        .expect("rebuild");
+    assert!(
+        store.dump().await.expect("dump") == rebuilt.dump().await.expect("dump"),
+        "the written projections differ from a rebuild"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

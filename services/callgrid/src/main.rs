@@ -348,6 +348,21 @@ struct ProjectionArgs {
     /// Most events the projector projects and writes in one batch.
     #[arg(long, default_value_t = 5_000)]
     projector_batch: usize,
+    /// Least milliseconds between two writes of a partition's projections: rows changed
+    /// meanwhile are written once. Live views are pushed before they are written, so this
+    /// only bounds how far history and the checkpoint trail the push.
+    #[arg(long, env = "CALLGRID_PROJECTOR_WRITE_EVERY_MS", default_value_t = 500)]
+    projector_write_every_ms: u64,
+}
+
+impl ProjectionArgs {
+    fn projector_options(&self) -> ProjectorOptions {
+        ProjectorOptions {
+            batch: self.projector_batch.max(1),
+            write_every: std::time::Duration::from_millis(self.projector_write_every_ms),
+            ..ProjectorOptions::default()
+        }
+    }
 }
 
 impl ProjectionArgs {
@@ -371,14 +386,7 @@ impl ProjectionArgs {
         let listener = tokio::net::TcpListener::bind(self.supervisor_listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.supervisor_listen))?;
-        let projector = Projector::new(
-            log,
-            store,
-            ProjectorOptions {
-                batch: self.projector_batch.max(1),
-                ..ProjectorOptions::default()
-            },
-        );
+        let projector = Projector::new(log, store, self.projector_options());
         let supervisor = callgrid_supervisor::Supervisor::new(projector.clone());
         tracing::info!(supervisor = %listener.local_addr()?, "supervisor service listening");
         Ok(Some(tokio::spawn(async move {
@@ -614,14 +622,7 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
         )
     };
     if c.rebuild {
-        let projector = Projector::new(
-            log.clone(),
-            store,
-            ProjectorOptions {
-                batch: c.projections.projector_batch.max(1),
-                ..ProjectorOptions::default()
-            },
-        );
+        let projector = Projector::new(log.clone(), store, c.projections.projector_options());
         let partitions = log
             .partition_count(EVENTS_TOPIC)
             .await

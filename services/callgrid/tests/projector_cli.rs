@@ -24,7 +24,14 @@ fn start(dir: &Path) -> Projector {
     Projector(
         Command::new(env!("CARGO_BIN_EXE_callgrid"))
             .args(["projector", "--supervisor-listen", "127.0.0.1:0"])
-            .args(["--projector-batch", "300", "--data-dir"])
+            // a write after every batch, so that the kill falls mid-stream
+            .args([
+                "--projector-batch",
+                "300",
+                "--projector-write-every-ms",
+                "0",
+            ])
+            .arg("--data-dir")
             .arg(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

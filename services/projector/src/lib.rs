@@ -69,6 +69,12 @@ pub struct ProjectorOptions {
     /// Partitions projecting at once. One by default: on a saturated node the projector
     /// then leaves the CPU to routing, and falls behind instead (see docs/DECISIONS.md).
     pub projecting: usize,
+    /// Least time between the starts of two writes of a partition: the batches projected
+    /// meanwhile merge into one transaction, so a row changed many times in that time (an
+    /// agent, an interval's figures, a short call) is written once. Live views are pushed
+    /// before they are written, so this delays only the store (history and snapshots read
+    /// pushed rows first), never the push.
+    pub write_every: Duration,
 }
 
 impl Default for ProjectorOptions {
@@ -79,6 +85,7 @@ impl Default for ProjectorOptions {
             cache_rows: 200_000,
             linger: Duration::from_millis(20),
             projecting: 1,
+            write_every: Duration::from_millis(500),
         }
     }
 }
@@ -229,13 +236,18 @@ impl Projector {
         until: Option<u64>,
     ) -> Result<u64, ProjectorError> {
         let mut next = self.store.checkpoint(p).await?.unwrap_or(0);
-        let mut projection = Projection::new(StoreSource {
-            store: Arc::clone(&self.store),
-            rt: tokio::runtime::Handle::current(),
-        });
+        // the cache is trimmed past `cache_rows`, checked before each batch: room for that
+        // many and a batch's worth more, so it never grows (see `Projection::with_capacity`)
+        let mut projection = Projection::with_capacity(
+            StoreSource {
+                store: Arc::clone(&self.store),
+                rt: tokio::runtime::Handle::current(),
+            },
+            self.options.cache_rows + 4 * self.options.batch,
+        );
         projection.starting_at(next);
         let mut projection = Some(projection);
-        let mut writes = Writes::new(p);
+        let mut writes = Writes::new(p, self.options.write_every);
         let mut done = 0u64;
         let mut short = false;
         loop {
@@ -252,16 +264,21 @@ impl Projector {
                 .read(EVENTS_TOPIC, p, next, self.options.batch)
                 .await?;
             if records.is_empty() {
-                // caught up: everything projected goes to the store now
-                writes.flush(self).await?;
                 if until.is_some() {
                     // the end moved back (a recreated topic): nothing more to read
+                    writes.flush(self).await?;
                     self.note(p, next, 0, 0);
                     return Ok(done);
                 }
-                self.log
-                    .wait_beyond(EVENTS_TOPIC, p, next, self.options.idle_wait)
-                    .await?;
+                // caught up: what is queued goes to the store now, while new records are
+                // read and pushed (waiting for the write here would hold them back)
+                writes.pump(self, true).await?;
+                let wait = if writes.pending() {
+                    self.options.idle_wait.min(IDLE_WRITE_POLL)
+                } else {
+                    self.options.idle_wait
+                };
+                self.log.wait_beyond(EVENTS_TOPIC, p, next, wait).await?;
                 continue;
             }
             short = records.len() < self.options.batch / 2;
@@ -336,7 +353,7 @@ impl Projector {
                 // the store falls behind: wait for it rather than hold ever more rows
                 writes.flush(self).await?;
             } else {
-                writes.pump(self).await?;
+                writes.pump(self, false).await?;
             }
             done += projected;
             next = last;
@@ -352,6 +369,28 @@ impl Projector {
             .iter()
             .filter(|(k, _)| k.tenant() == tenant)
             .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// The live row `key` if it was pushed and its batch is not yet in the store.
+    pub fn unwritten_row(&self, key: &RowKey) -> Option<Row> {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Tenants whose configuration row was pushed and is not yet in the store.
+    pub fn unwritten_tenants(&self) -> Vec<String> {
+        self.unwritten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter_map(|k| match k {
+                RowKey::Tenant(t) => Some(t.clone()),
+                _ => None,
+            })
             .collect()
     }
 
@@ -371,12 +410,19 @@ impl Projector {
 /// Rows queued for the store past which a partition waits for its writes.
 const QUEUE_ROWS: usize = 50_000;
 
-/// The store writes of one partition: one write in flight; the batches projected meanwhile
-/// are queued and merged (a row changed by several batches is written once, as the last
-/// one left it), so the busier the projector, the fewer and larger the transactions. Rows
-/// and checkpoints commit in log order.
+/// How often a caught-up partition looks again while its writes are not all in the store.
+const IDLE_WRITE_POLL: Duration = Duration::from_millis(20);
+
+/// The store writes of one partition: one write in flight, started at most every
+/// [`ProjectorOptions::write_every`]; the batches projected meanwhile are queued and merged
+/// (a row changed by several batches is written once, as the last one left it), so the
+/// busier the projector, the fewer and larger the transactions. Rows and checkpoints commit
+/// in log order.
 struct Writes {
     p: u32,
+    every: Duration,
+    /// When the last write started.
+    started: Option<Instant>,
     in_flight: Option<tokio::task::JoinHandle<Result<(), ProjectorError>>>,
     rows: HashMap<RowKey, Row>,
     /// (next offset, records, skipped) of the queued batches; `None`: nothing queued.
@@ -384,9 +430,11 @@ struct Writes {
 }
 
 impl Writes {
-    fn new(p: u32) -> Writes {
+    fn new(p: u32, every: Duration) -> Writes {
         Writes {
             p,
+            every,
+            started: None,
             in_flight: None,
             rows: HashMap::new(),
             upto: None,
@@ -406,14 +454,23 @@ impl Writes {
         self.rows.len()
     }
 
-    /// Starts writing the queue unless a write is still in flight.
-    async fn pump(&mut self, me: &Arc<Projector>) -> Result<(), ProjectorError> {
+    /// Starts writing the queue unless a write is still in flight or, unless `now`, the last
+    /// one started less than [`Writes::every`] ago.
+    async fn pump(&mut self, me: &Arc<Projector>, now: bool) -> Result<(), ProjectorError> {
         if self.in_flight.as_ref().is_some_and(|w| !w.is_finished()) {
             return Ok(());
         }
         self.finish().await?;
+        if !now && self.started.is_some_and(|t| t.elapsed() < self.every) {
+            return Ok(());
+        }
         self.start(me);
         Ok(())
+    }
+
+    /// Whether rows are queued or a write is in flight.
+    fn pending(&self) -> bool {
+        self.in_flight.is_some() || self.upto.is_some()
     }
 
     /// Waits until everything queued is in the store.
@@ -436,7 +493,11 @@ impl Writes {
         let Some((next, projected, skipped)) = self.upto.take() else {
             return;
         };
-        let rows: Vec<Row> = std::mem::take(&mut self.rows).into_values().collect();
+        self.started = Some(Instant::now());
+        // the next window's map starts as large as this one's (growing it rehashes)
+        let room = HashMap::with_capacity(self.rows.len());
+        let rows = std::mem::replace(&mut self.rows, room);
+        let rows: Vec<Row> = rows.into_values().collect();
         let me = Arc::clone(me);
         let p = self.p;
         self.in_flight = Some(tokio::spawn(async move {

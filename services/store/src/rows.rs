@@ -513,6 +513,20 @@ impl Row {
         }
     }
 
+    /// Its tenant (as `key().tenant()`, without building the key).
+    pub fn tenant(&self) -> &str {
+        match self {
+            Row::Tenant(r) => &r.tenant,
+            Row::Queue(r) => &r.tenant,
+            Row::Agent(r) => &r.tenant,
+            Row::Call(r) => &r.tenant,
+            Row::Record(r) => &r.tenant,
+            Row::Offer(r) => &r.tenant,
+            Row::AgentState(r) => &r.tenant,
+            Row::Interval(r) => &r.tenant,
+        }
+    }
+
     /// The log position it reflects.
     pub fn pos(&self) -> Position {
         match self {

@@ -643,7 +643,7 @@ impl ProjectionStore for ScyllaStore {
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         for r in &batch.rows {
-            check_tenant(r.key().tenant())?;
+            check_tenant(r.tenant())?;
         }
         let rows = last_of_each_key(&batch.rows);
         // 1. history, concurrently

@@ -419,7 +419,7 @@ impl ProjectionStore for SqliteStore {
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         for r in &batch.rows {
-            check_tenant(r.key().tenant())?;
+            check_tenant(r.tenant())?;
         }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {

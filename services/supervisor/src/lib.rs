@@ -128,7 +128,13 @@ impl Supervisor {
         {
             return Ok(Some(c.clone()));
         }
-        let Some(Row::Tenant(t)) = self.store.get(&RowKey::Tenant(tenant.to_owned())).await? else {
+        // a tenant just configured may be pushed and not yet written
+        let key = RowKey::Tenant(tenant.to_owned());
+        let row = match self.projector.unwritten_row(&key) {
+            Some(r) => Some(r),
+            None => self.store.get(&key).await?,
+        };
+        let Some(Row::Tenant(t)) = row else {
             return Ok(None);
         };
         let zone = callgrid_config::load_trusted_str(tenant, &t.yaml)
@@ -211,7 +217,12 @@ impl Supervisor {
     async fn route(self: Arc<Self>, req: Request) -> Response {
         let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
         let result = match parts.as_slice() {
-            ["api", "v1", "tenants"] => self.store.tenants().await.map(|t| json(&t)),
+            ["api", "v1", "tenants"] => self.store.tenants().await.map(|mut t| {
+                t.extend(self.projector.unwritten_tenants());
+                t.sort();
+                t.dedup();
+                json(&t)
+            }),
             ["api", "v1", "projector"] => {
                 let p = self.projector.progress().borrow().clone();
                 Ok(json(&serde_json::json!({
@@ -348,7 +359,7 @@ fn pick<T>(changes: &Changes, tenant: &str, f: impl Fn(&Row) -> Option<T>) -> Ve
     changes
         .rows
         .iter()
-        .filter(|r| r.key().tenant() == tenant)
+        .filter(|r| r.tenant() == tenant)
         .filter_map(f)
         .collect()
 }
