@@ -44,6 +44,36 @@ fn options(batch: usize) -> ProjectorOptions {
     }
 }
 
+/// Runs `projector` until its progress reaches `records` (or two minutes pass), stops it,
+/// and returns the records it had projected by then.
+async fn run_until(projector: &Arc<Projector>, records: u64) -> u64 {
+    let mut progress = projector.progress();
+    let running = tokio::spawn({
+        let projector = projector.clone();
+        async move { projector.run().await }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(120), async {
+        while progress.borrow_and_update().projected < records {
+            progress.changed().await.expect("progress");
+        }
+    })
+    .await;
+    running.abort();
+    let _ = running.await;
+    let reached = projector.progress().borrow().projected;
+    reached
+}
+
+/// Every row of a fresh rebuild of `log`'s projections.
+async fn rebuilt(log: Arc<dyn EventLog>) -> Vec<callgrid_store::Row> {
+    let store = store();
+    Projector::new(log, store.clone(), options(5_000))
+        .catch_up()
+        .await
+        .expect("rebuild");
+    store.dump().await.expect("dump")
+}
+
 fn small_day(tenant: &str, seed: u64) -> Day {
     simulate(&DayParams::new(tenant, 24, 3, 1_200, seed))
 }
@@ -348,32 +378,14 @@ async fn a_projector_stopped_mid_stream_and_restarted_equals_a_rebuild() {
             ..options(250)
         },
     );
-    let mut progress = first.progress();
-    let running = tokio::spawn({
-        let first = first.clone();
-        async move { first.run().await }
-    });
     let third = day.records.len() as u64 / 3;
-    while progress.borrow_and_update().projected < third {
-        progress.changed().await.expect("progress");
-    }
-    running.abort();
-    let _ = running.await;
-    let stopped_at = first.progress().borrow().projected;
+    let stopped_at = run_until(&first, third).await;
     assert!(stopped_at < day.records.len() as u64, "stopped mid-stream");
     Projector::new(log.clone(), store.clone(), options(1_000))
         .catch_up()
         .await
         .expect("restart");
-    let rebuilt = self::store();
-    Projector::new(log, rebuilt.clone(), options(5_000))
-        .catch_up()
-        .await
-        .expect("rebuild");
-    let (a, b) = (
-        store.dump().await.expect("dump"),
-        rebuilt.dump().await.expect("dump"),
-    );
+    let (a, b) = (store.dump().await.expect("dump"), rebuilt(log).await);
     assert_eq!(a.len(), b.len());
     assert!(a == b, "restarted projections differ from a rebuild");
 }
@@ -393,32 +405,14 @@ async fn a_caught_up_projector_writes_everything_it_queued_however_long_its_writ
             ..options(250)
         },
     );
-    let mut progress = projector.progress();
-    let running = tokio::spawn({
-        let projector = projector.clone();
-        async move { projector.run().await }
-    });
     let end = day.records.len() as u64;
-    let caught_up = tokio::time::timeout(Duration::from_secs(120), async {
-        while progress.borrow_and_update().projected < end {
-            progress.changed().await.expect("progress");
-        }
-    })
-    .await;
-    running.abort();
-    let _ = running.await;
+    let reached = run_until(&projector, end).await;
     assert!(
-        caught_up.is_ok(),
-        "progress stayed at {} of {end} records: queued rows were not written",
-        projector.progress().borrow().projected
+        reached >= end,
+        "progress stayed at {reached} of {end} records: queued rows were not written"
     );
-    let rebuilt = self::store();
-    Projector::new(log, rebuilt.clone(), options(5_000))
-        .catch_up()
-        .await
-        .expect("rebuild");
     assert!(
-        store.dump().await.expect("dump") == rebuilt.dump().await.expect("dump"),
+        store.dump().await.expect("dump") == rebuilt(log).await,
         "the written projections differ from a rebuild"
     );
 }

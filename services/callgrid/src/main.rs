@@ -363,9 +363,7 @@ impl ProjectionArgs {
             ..ProjectorOptions::default()
         }
     }
-}
 
-impl ProjectionArgs {
     /// The embedded projection store in `data_dir`.
     fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn ProjectionStore>> {
         let path = data_dir.join("projections.sqlite");
