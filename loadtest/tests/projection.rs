@@ -44,13 +44,27 @@ fn options(batch: usize) -> ProjectorOptions {
     }
 }
 
+/// How a test runs the projector.
+#[derive(Clone, Copy, Debug)]
+enum Run {
+    /// `Projector::run`, on the test's runtime.
+    Shared,
+    /// `Projector::run_on_own_thread`: reads and projects on its own thread.
+    OwnThread,
+}
+
 /// Runs `projector` until its progress reaches `records` (or two minutes pass), stops it,
 /// and returns the records it had projected by then.
-async fn run_until(projector: &Arc<Projector>, records: u64) -> u64 {
+async fn run_until(projector: &Arc<Projector>, records: u64, how: Run) -> u64 {
     let mut progress = projector.progress();
     let running = tokio::spawn({
         let projector = projector.clone();
-        async move { projector.run().await }
+        async move {
+            match how {
+                Run::Shared => projector.run().await,
+                Run::OwnThread => projector.run_on_own_thread().await,
+            }
+        }
     });
     let _ = tokio::time::timeout(Duration::from_secs(120), async {
         while progress.borrow_and_update().projected < records {
@@ -379,7 +393,9 @@ async fn a_projector_stopped_mid_stream_and_restarted_equals_a_rebuild() {
         },
     );
     let third = day.records.len() as u64 / 3;
-    let stopped_at = run_until(&first, third).await;
+    // on the test's runtime, so that stopping it stops it at once (the projector on its own
+    // thread is killed mid-stream as a process: tests/projector_cli.rs in callgrid)
+    let stopped_at = run_until(&first, third, Run::Shared).await;
     assert!(stopped_at < day.records.len() as u64, "stopped mid-stream");
     Projector::new(log.clone(), store.clone(), options(1_000))
         .catch_up()
@@ -406,7 +422,7 @@ async fn a_caught_up_projector_writes_everything_it_queued_however_long_its_writ
         },
     );
     let end = day.records.len() as u64;
-    let reached = run_until(&projector, end).await;
+    let reached = run_until(&projector, end, Run::OwnThread).await;
     assert!(
         reached >= end,
         "progress stayed at {reached} of {end} records: queued rows were not written"

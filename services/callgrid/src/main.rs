@@ -390,7 +390,7 @@ impl ProjectionArgs {
         Ok(Some(tokio::spawn(async move {
             let handler = supervisor.handler();
             tokio::select! {
-                r = projector.run() => {
+                r = projector.run_on_own_thread() => {
                     if let Err(e) = r {
                         tracing::error!(error = %e, "projector stopped");
                     }

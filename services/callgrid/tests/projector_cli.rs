@@ -24,10 +24,10 @@ fn start(dir: &Path) -> Projector {
     Projector(
         Command::new(env!("CARGO_BIN_EXE_callgrid"))
             .args(["projector", "--supervisor-listen", "127.0.0.1:0"])
-            // a write after every batch, so that the kill falls mid-stream
+            // a write after every small batch, so that the kill falls mid-stream
             .args([
                 "--projector-batch",
-                "300",
+                "100",
                 "--projector-write-every-ms",
                 "0",
             ])
@@ -42,14 +42,7 @@ fn start(dir: &Path) -> Projector {
 }
 
 /// Records projected so far (the sum of the store's checkpoints).
-async fn projected(dir: &Path) -> u64 {
-    let path = dir.join("projections.sqlite");
-    if !path.exists() {
-        return 0;
-    }
-    let Ok(store) = SqliteStore::open(&path) else {
-        return 0;
-    };
+async fn projected(store: &SqliteStore) -> u64 {
     let mut n = 0;
     for p in 0..8 {
         n += store.checkpoint(p).await.ok().flatten().unwrap_or(0);
@@ -57,20 +50,32 @@ async fn projected(dir: &Path) -> u64 {
     n
 }
 
-async fn wait_for(dir: &Path, at_least: u64) {
+/// Waits until the projector has projected `at_least` records, looking every 2 ms (it
+/// projects a day in well under a second); returns the store it looked at.
+async fn wait_for(dir: &Path, at_least: u64) -> SqliteStore {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while projected(dir).await < at_least {
+    let path = dir.join("projections.sqlite");
+    let mut store = None;
+    loop {
         assert!(
             Instant::now() < deadline,
             "the projector did not reach {at_least}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if store.is_none() && path.exists() {
+            store = SqliteStore::open(&path).ok();
+        }
+        if let Some(s) = &store {
+            if projected(s).await >= at_least {
+                return store.expect("opened");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_killed_mid_stream_and_restarted_equals_a_rebuild() {
-    let day = simulate(&DayParams::new("acme", 30, 3, 2_000, 23));
+    let day = simulate(&DayParams::new("acme", 30, 3, 8_000, 23));
     let total = day.records.len() as u64;
     let dir = tempfile::tempdir().expect("tempdir");
     let log = SqliteLog::open_async(
@@ -85,11 +90,11 @@ async fn a_projector_killed_mid_stream_and_restarted_equals_a_rebuild() {
     }
     log.close().await;
 
-    // kill -9 a third of the way through, then let a new process finish
+    // kill -9 a quarter of the way through, then let a new process finish
     let first = start(dir.path());
-    wait_for(dir.path(), total / 3).await;
+    let store = wait_for(dir.path(), total / 4).await;
     drop(first);
-    let stopped_at = projected(dir.path()).await;
+    let stopped_at = projected(&store).await;
     assert!(
         stopped_at < total,
         "killed mid-stream ({stopped_at} of {total})"

@@ -154,6 +154,7 @@ macro_rules! __eventlog_conformance_cases {
             append_to_explicit_partition,
             append_to_out_of_range_partition_writes_nothing,
             read_from_middle_with_max_and_past_end,
+            read_blocking_answers_as_read_does,
             record_contents_roundtrip,
             end_offset_tracks_appends,
             topics_are_independent,
@@ -664,6 +665,51 @@ pub async fn read_from_middle_with_max_and_past_end(t: TestLog) {
         )),
         (0..20).collect::<Vec<_>>()
     );
+}
+
+/// A backend that reads without the runtime ([`EventLog::read_blocking`] answers) gives
+/// exactly what [`EventLog::read`] gives, records and errors alike; one that cannot never
+/// answers.
+pub async fn read_blocking_answers_as_read_does(t: TestLog) {
+    let topic = t.topic("read-blocking");
+    ok(t.log.create_topic(&topic, 2).await, "create_topic");
+    let records = (0..20)
+        .map(|i| record("k", format!("{i}"), T0 + i))
+        .collect();
+    ok(t.log.append_to(&topic, 1, records).await, "append_to");
+    let log = &t.log;
+    let unknown_topic = t.topic("read-blocking-never-created");
+    let reads = [
+        (topic.as_str(), 1, 0, usize::MAX),
+        (&topic, 1, 5, 3),
+        (&topic, 1, 18, 10),
+        (&topic, 1, 20, 10),
+        (&topic, 1, u64::MAX, usize::MAX),
+        (&topic, 1, 0, 0),
+        (&topic, 0, 0, 10),
+        (&topic, 2, 0, 10),
+        (&unknown_topic, 0, 0, 10),
+    ];
+    let answered: Vec<bool> = reads
+        .iter()
+        .map(|&(topic, partition, from, max)| {
+            log.read_blocking(topic, partition, from, max).is_some()
+        })
+        .collect();
+    assert!(
+        answered.iter().all(|&a| a) || answered.iter().all(|&a| !a),
+        "read_blocking answers some reads and not others: {answered:?}"
+    );
+    for (topic, partition, from, max) in reads {
+        let Some(blocking) = log.read_blocking(topic, partition, from, max) else {
+            continue;
+        };
+        let read = log.read(topic, partition, from, max).await;
+        assert_eq!(
+            blocking, read,
+            "read_blocking and read of {topic}/{partition} from {from}, at most {max}"
+        );
+    }
 }
 
 /// Keys, values and timestamps come back byte for byte.

@@ -216,6 +216,21 @@ pub trait EventLog: Send + Sync {
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError>;
 
+    /// [`EventLog::read`] for a caller on a thread of its own that may block (the
+    /// projector's), without a hop through the async runtime; `None` if this backend has
+    /// no such path (then the caller uses `read`). The same records as `read`, or the
+    /// same error.
+    fn read_blocking(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Option<Result<Vec<StoredRecord>, LogError>> {
+        let _ = (topic, partition, from, max);
+        None
+    }
+
     /// The offset the next appended record of `partition` will get (Kafka's
     /// high watermark); 0 for an empty partition.
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError>;

@@ -7,10 +7,13 @@
 //!
 //! One loop per partition of the events topic (a tenant's events are all in one partition,
 //! so loops never share a row): read up to [`ProjectorOptions::batch`] records from the
-//! checkpoint, project them ([`project::Projection`], on a blocking thread: it may load
-//! rows from the store), write the changed rows and the new checkpoint, publish the changed
-//! live views to [`Projector::subscribe`]rs (the supervisor's push channel), repeat; at the
-//! end of the partition, wait for new records.
+//! checkpoint, project them ([`project::Projection`]: it may load rows from the store),
+//! publish the changed live views to [`Projector::subscribe`]rs (the supervisor's push
+//! channel), queue the changed rows and the new checkpoint for the store, repeat; at the
+//! end of the partition, wait for new records. [`Projector::run_on_own_thread`] (what the
+//! `callgrid` binary runs) keeps the loops on a thread of their own and reads and projects
+//! right there; [`Projector::run`] and [`Projector::catch_up`] project on the runtime's
+//! blocking threads.
 
 pub mod project;
 pub mod time;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use callgrid_eventlog::{EventLog, LogError};
 use callgrid_proto::events::v1 as pb;
 use callgrid_store::{Batch, Position, ProjectionStore, Row, RowKey, StoreError};
+use foldhash::fast::RandomState;
 use prost::Message;
 use tokio::sync::{broadcast, watch};
 
@@ -119,7 +123,7 @@ pub struct Projector {
     progress: Mutex<Progress>,
     progress_tx: watch::Sender<Progress>,
     /// Live rows pushed whose batch is not yet committed, by key (the latest version).
-    unwritten: Mutex<HashMap<RowKey, Row>>,
+    unwritten: Mutex<HashMap<RowKey, Row, RandomState>>,
     /// Bounds the partitions projecting at once ([`ProjectorOptions::projecting`]).
     projecting: tokio::sync::Semaphore,
 }
@@ -156,7 +160,7 @@ impl Projector {
             changes,
             progress: Mutex::new(Progress::default()),
             progress_tx,
-            unwritten: Mutex::new(HashMap::new()),
+            unwritten: Mutex::new(HashMap::default()),
             projecting,
         })
     }
@@ -192,7 +196,7 @@ impl Projector {
             let me = Arc::clone(self);
             tasks.push(tokio::spawn(async move {
                 let end = me.log.end_offset(EVENTS_TOPIC, p).await?;
-                me.partition_loop(p, Some(end)).await
+                me.partition_loop(p, Some(end), false).await
             }));
         }
         let mut total = 0;
@@ -204,16 +208,62 @@ impl Projector {
 
     /// Projects for ever (until an error or the task is dropped).
     pub async fn run(self: &Arc<Self>) -> Result<(), ProjectorError> {
+        self.run_partitions(false).await
+    }
+
+    /// Projects every partition for ever; `inline`: read and project on this thread (see
+    /// `partition_loop`).
+    async fn run_partitions(self: &Arc<Self>, inline: bool) -> Result<(), ProjectorError> {
         let partitions = self.partitions().await?;
         let mut tasks = tokio::task::JoinSet::new();
         for p in 0..partitions {
             let me = Arc::clone(self);
-            tasks.spawn(async move { me.partition_loop(p, None).await });
+            tasks.spawn(async move { me.partition_loop(p, None, inline).await });
         }
         while let Some(r) = tasks.join_next().await {
             r.map_err(|e| ProjectorError::Task(e.to_string()))??;
         }
         Ok(())
+    }
+
+    /// [`Projector::run`] on a thread of its own (`projector`, with a runtime of its own),
+    /// until an error or until the returned future is dropped.
+    ///
+    /// Partitions take turns on that thread, and each reads its records and projects them
+    /// right there when the log and the store can read without the async runtime (the
+    /// embedded ones): a batch then costs no hop between threads and waits behind no other
+    /// task of the process. On a loaded node those hops and waits, not the projection
+    /// itself, were most of the event-to-push latency (docs/DECISIONS.md). It still uses at
+    /// most one core, as [`ProjectorOptions::projecting`] of 1 does.
+    pub async fn run_on_own_thread(self: &Arc<Self>) -> Result<(), ProjectorError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("projector".into())
+            .spawn(move || {
+                let mut done = done;
+                let outcome = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name("projector-io")
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async {
+                        tokio::select! {
+                            r = me.run_partitions(true) => r,
+                            // whoever waited is gone: stop
+                            () = done.closed() => Ok(()),
+                        }
+                    }),
+                    Err(e) => Err(ProjectorError::Task(format!(
+                        "cannot start the projector's runtime: {e}"
+                    ))),
+                };
+                let _ = done.send(outcome);
+            })
+            .map_err(|e| ProjectorError::Task(format!("cannot start the projector thread: {e}")))?;
+        result
+            .await
+            .map_err(|_| ProjectorError::Task("the projector thread stopped".into()))?
     }
 
     async fn partitions(&self) -> Result<u32, ProjectorError> {
@@ -230,11 +280,17 @@ impl Projector {
     /// projected. Until they commit, the live rows are kept in
     /// [`Projector::unwritten_live`] for snapshots, and the progress does not count the
     /// batch (whoever waits for the progress then reads the store and finds it).
+    ///
+    /// `inline`: the loop runs on a thread of its own ([`Projector::run_on_own_thread`]), so
+    /// it reads and projects right there if the log and the store can (else it uses the
+    /// blocking pool, as always).
     async fn partition_loop(
         self: &Arc<Self>,
         p: u32,
         until: Option<u64>,
+        inline: bool,
     ) -> Result<u64, ProjectorError> {
+        let inline_projection = inline && self.store.reads_blocking();
         let mut next = self.store.checkpoint(p).await?.unwrap_or(0);
         // the cache is trimmed past `cache_rows`, checked before each batch: room for that
         // many and a batch's worth more, so it never grows (see `Projection::with_capacity`)
@@ -259,10 +315,20 @@ impl Projector {
                 self.note(p, next, 0, 0);
                 return Ok(done);
             }
-            let records = self
-                .log
-                .read(EVENTS_TOPIC, p, next, self.options.batch)
-                .await?;
+            let blocking = if inline {
+                self.log
+                    .read_blocking(EVENTS_TOPIC, p, next, self.options.batch)
+            } else {
+                None
+            };
+            let records = match blocking {
+                Some(records) => records?,
+                None => {
+                    self.log
+                        .read(EVENTS_TOPIC, p, next, self.options.batch)
+                        .await?
+                }
+            };
             if records.is_empty() {
                 if until.is_some() {
                     // the end moved back (a recreated topic): nothing more to read
@@ -307,7 +373,7 @@ impl Projector {
                 .acquire()
                 .await
                 .map_err(|e| ProjectorError::Task(e.to_string()))?;
-            let (proj, rows, skipped) = tokio::task::spawn_blocking(move || {
+            let work = move || {
                 if trim {
                     proj.forget(next);
                 }
@@ -328,9 +394,14 @@ impl Projector {
                 }
                 let rows = proj.take();
                 Ok::<_, ProjectorError>((proj, rows, skipped))
-            })
-            .await
-            .map_err(|e| ProjectorError::Task(e.to_string()))??;
+            };
+            let (proj, rows, skipped) = if inline_projection {
+                work()?
+            } else {
+                tokio::task::spawn_blocking(work)
+                    .await
+                    .map_err(|e| ProjectorError::Task(e.to_string()))??
+            };
             drop(permit);
             projection = Some(proj);
             let live: Vec<Row> = rows.iter().filter(|r| r.is_live()).cloned().collect();
@@ -424,7 +495,7 @@ struct Writes {
     /// When the last write started.
     started: Option<Instant>,
     in_flight: Option<tokio::task::JoinHandle<Result<(), ProjectorError>>>,
-    rows: HashMap<RowKey, Row>,
+    rows: HashMap<RowKey, Row, RandomState>,
     /// (next offset, records, skipped) of the queued batches; `None`: nothing queued.
     upto: Option<(u64, u64, u64)>,
 }
@@ -436,7 +507,7 @@ impl Writes {
             every,
             started: None,
             in_flight: None,
-            rows: HashMap::new(),
+            rows: HashMap::default(),
             upto: None,
         }
     }
@@ -494,18 +565,19 @@ impl Writes {
             return;
         };
         self.started = Some(Instant::now());
-        // the next window's map starts as large as this one's (growing it rehashes)
-        let room = HashMap::with_capacity(self.rows.len());
-        let rows = std::mem::replace(&mut self.rows, room);
-        let rows: Vec<Row> = rows.into_values().collect();
+        // drained, the map keeps its room for the next window (a fresh one would grow and
+        // rehash, or be allocated and paged in anew each window)
+        let mut rows = Vec::with_capacity(self.rows.len());
+        let mut live: Vec<(RowKey, Position)> = Vec::new();
+        for (key, row) in self.rows.drain() {
+            if row.is_live() {
+                live.push((key, row.pos()));
+            }
+            rows.push(row);
+        }
         let me = Arc::clone(me);
         let p = self.p;
         self.in_flight = Some(tokio::spawn(async move {
-            let live: Vec<(RowKey, Position)> = rows
-                .iter()
-                .filter(|r| r.is_live())
-                .map(|r| (r.key(), r.pos()))
-                .collect();
             me.store
                 .write(Batch {
                     rows,

@@ -174,6 +174,12 @@ pub trait ProjectionStore: Send + Sync {
         None
     }
 
+    /// Whether [`ProjectionStore::get_blocking`] answers every key (then the projector may
+    /// project on a thread of its own, loading rows as it goes).
+    fn reads_blocking(&self) -> bool {
+        false
+    }
+
     /// Writes a batch (upserts whole rows; see the crate doc for the order).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
 

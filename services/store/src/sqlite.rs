@@ -417,6 +417,10 @@ impl ProjectionStore for SqliteStore {
         Some(self.read_blocking(|c| get_row(c, key)))
     }
 
+    fn reads_blocking(&self) -> bool {
+        true
+    }
+
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         for r in &batch.rows {
             check_tenant(r.tenant())?;

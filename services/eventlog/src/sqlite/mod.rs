@@ -277,6 +277,25 @@ impl SqliteLog {
         crate::check_record_sizes(topic, records, self.options.max_record_bytes)
     }
 
+    /// What a read of `max` records from `from` asks of the database: the topic's id and
+    /// the most records to read, never more than are committed (so a huge `max` means
+    /// nothing to SQLite and sizes the result exactly); `None` if there is nothing to read.
+    fn read_bounds(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Option<(i64, usize)>, LogError> {
+        let state = self.topic(topic)?;
+        let end = *self.partition(&state, partition)?.borrow();
+        if max == 0 || from >= end {
+            return Ok(None);
+        }
+        let max = max.min(usize::try_from(end - from).unwrap_or(usize::MAX));
+        Ok(Some((state.id, max)))
+    }
+
     /// Sends a request to the writer and waits for its answer.
     async fn request<T>(
         &self,
@@ -388,17 +407,30 @@ impl EventLog for SqliteLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        let state = self.topic(topic)?;
-        let end = *self.partition(&state, partition)?.borrow();
-        if max == 0 || from >= end {
+        let Some((topic_id, max)) = self.read_bounds(topic, partition, from, max)? else {
             return Ok(Vec::new());
-        }
-        // Never more than what is committed: the bound keeps a huge `max`
-        // from meaning anything to SQLite and sizes the result exactly.
-        let max = max.min(usize::try_from(end - from).unwrap_or(usize::MAX));
-        let topic_id = state.id;
+        };
         self.read_with(move |conn| reader::read_records(conn, topic_id, partition, from, max))
             .await
+    }
+
+    fn read_blocking(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Option<Result<Vec<StoredRecord>, LogError>> {
+        Some(
+            self.read_bounds(topic, partition, from, max)
+                .and_then(|bounds| match bounds {
+                    Some((topic_id, max)) => self
+                        .shared
+                        .readers
+                        .with(|conn| reader::read_records(conn, topic_id, partition, from, max)),
+                    None => Ok(Vec::new()),
+                }),
+        )
     }
 
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
