@@ -72,6 +72,8 @@ pub struct ProjectorOptions {
     pub linger: Duration,
     /// Partitions projecting at once. One by default: on a saturated node the projector
     /// then leaves the CPU to routing, and falls behind instead (see docs/DECISIONS.md).
+    /// [`Projector::run_on_own_thread`] over the embedded backends projects on its one
+    /// thread, so one at a time whatever this says.
     pub projecting: usize,
     /// Least time between the starts of two writes of a partition: the batches projected
     /// meanwhile merge into one transaction, so a row changed many times in that time (an
