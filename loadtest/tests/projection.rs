@@ -44,6 +44,22 @@ fn options(batch: usize) -> ProjectorOptions {
     }
 }
 
+/// A projector of `log` into `store` in batches of 250, writing at most every `window`.
+fn writing_every(
+    log: &Arc<dyn EventLog>,
+    store: &Arc<dyn ProjectionStore>,
+    window: Duration,
+) -> Arc<Projector> {
+    Projector::new(
+        log.clone(),
+        store.clone(),
+        ProjectorOptions {
+            write_every: window,
+            ..options(250)
+        },
+    )
+}
+
 /// How a test runs the projector.
 #[derive(Clone, Copy, Debug)]
 enum Run {
@@ -384,14 +400,7 @@ async fn a_projector_stopped_mid_stream_and_restarted_equals_a_rebuild() {
     let (_dir, log) = log_with(&[&day]).await;
     let store = store();
     // a write after every batch, so that progress (counted at each commit) stops mid-stream
-    let first = Projector::new(
-        log.clone(),
-        store.clone(),
-        ProjectorOptions {
-            write_every: Duration::ZERO,
-            ..options(250)
-        },
-    );
+    let first = writing_every(&log, &store, Duration::ZERO);
     let third = day.records.len() as u64 / 3;
     // on the test's runtime, so that stopping it stops it at once (the projector on its own
     // thread is killed mid-stream as a process: tests/projector_cli.rs in callgrid)
@@ -413,14 +422,7 @@ async fn a_caught_up_projector_writes_everything_it_queued_however_long_its_writ
     let store = store();
     // batches projected while the first write is in flight queue for the next window, an
     // hour away: catching up must write them anyway
-    let projector = Projector::new(
-        log.clone(),
-        store.clone(),
-        ProjectorOptions {
-            write_every: Duration::from_secs(3_600),
-            ..options(250)
-        },
-    );
+    let projector = writing_every(&log, &store, Duration::from_secs(3_600));
     let end = day.records.len() as u64;
     let reached = run_until(&projector, end, Run::OwnThread).await;
     assert!(

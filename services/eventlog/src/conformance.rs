@@ -228,6 +228,14 @@ fn record(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, timestamp_ms: i64)
 /// A timestamp near now, as producers set them.
 const T0: i64 = 1_700_000_000_000;
 
+/// `n` records of key `k` whose values are their positions ("0", "1", …), a millisecond
+/// apart.
+fn numbered(n: i64) -> Vec<Record> {
+    (0..n)
+        .map(|i| record("k", format!("{i}"), T0 + i))
+        .collect()
+}
+
 #[track_caller]
 fn expect_err<T: Debug>(result: Result<T, LogError>, what: &str) -> LogError {
     match result {
@@ -619,10 +627,7 @@ pub async fn append_to_out_of_range_partition_writes_nothing(t: TestLog) {
 pub async fn read_from_middle_with_max_and_past_end(t: TestLog) {
     let topic = t.topic("read-ranges");
     ok(t.log.create_topic(&topic, 1).await, "create_topic");
-    let records = (0..20)
-        .map(|i| record("k", format!("{i}"), T0 + i))
-        .collect();
-    ok(t.log.append_to(&topic, 0, records).await, "append_to");
+    ok(t.log.append_to(&topic, 0, numbered(20)).await, "append_to");
     let offsets = |records: Vec<StoredRecord>| -> Vec<u64> {
         records
             .iter()
@@ -673,10 +678,7 @@ pub async fn read_from_middle_with_max_and_past_end(t: TestLog) {
 pub async fn read_blocking_answers_as_read_does(t: TestLog) {
     let topic = t.topic("read-blocking");
     ok(t.log.create_topic(&topic, 2).await, "create_topic");
-    let records = (0..20)
-        .map(|i| record("k", format!("{i}"), T0 + i))
-        .collect();
-    ok(t.log.append_to(&topic, 1, records).await, "append_to");
+    ok(t.log.append_to(&topic, 1, numbered(20)).await, "append_to");
     let log = &t.log;
     let unknown_topic = t.topic("read-blocking-never-created");
     let reads = [

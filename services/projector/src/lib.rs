@@ -317,12 +317,12 @@ impl Projector {
                 self.note(p, next, 0, 0);
                 return Ok(done);
             }
-            let blocking = if inline {
-                self.log
-                    .read_blocking(EVENTS_TOPIC, p, next, self.options.batch)
-            } else {
-                None
-            };
+            let blocking = inline
+                .then(|| {
+                    self.log
+                        .read_blocking(EVENTS_TOPIC, p, next, self.options.batch)
+                })
+                .flatten();
             let records = match blocking {
                 Some(records) => records?,
                 None => {
