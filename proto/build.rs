@@ -5,6 +5,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "callgrid/events/v1/events.proto",
+        "callgrid/events/v1/access.proto",
         "callgrid/api/v1/api.proto",
     ];
     for f in &files {

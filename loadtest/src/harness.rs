@@ -463,19 +463,70 @@ pub fn load_tenant_yaml(agents: usize, number: &str) -> String {
     y
 }
 
-/// Polls the router until it answers Stats with at least `tenants` tenants.
+// ------------------------------------------------------------------ access
+
+/// Shows a bearer token with every gRPC request.
+#[derive(Clone, Debug)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A gRPC connection showing a token.
+pub type Authed =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// `channel`, showing `token`.
+pub fn authed(channel: tonic::transport::Channel, token: &str) -> anyhow::Result<Authed> {
+    let value = format!("Bearer {token}")
+        .parse()
+        .context("the token holds characters a header cannot carry")?;
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        Bearer(value),
+    ))
+}
+
+/// Connects to the router at `grpc` (`http://HOST:PORT`), showing `token`.
+pub async fn connect(grpc: &str, token: &str) -> anyhow::Result<Authed> {
+    let channel = tonic::transport::Channel::from_shared(grpc.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    authed(channel, token)
+}
+
+/// The platform admin token `callgrid serve` writes to `DATA_DIR/admin.token` on its first
+/// start, once it is there.
+pub fn admin_token(data_dir: &Path) -> Option<String> {
+    fs::read_to_string(data_dir.join("admin.token"))
+        .ok()
+        .filter(|t| t.ends_with('\n'))
+        .map(|t| t.trim().to_owned())
+}
+
+/// Polls the router of `data_dir` until it answers Stats with at least `tenants` tenants;
+/// returns the admin token it wrote there.
 pub async fn until_serving(
     grpc: &str,
+    data_dir: &Path,
     tenants: u32,
     proc: &mut Proc,
     limit: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok(mut admin) = api::admin_client::AdminClient::connect(grpc.to_string()).await {
-            if let Ok(s) = admin.stats(api::StatsRequest::default()).await {
-                if s.into_inner().tenants >= tenants {
-                    return Ok(());
+        if let Some(token) = admin_token(data_dir) {
+            if let Ok(ch) = connect(grpc, &token).await {
+                let mut admin = api::admin_client::AdminClient::new(ch);
+                if let Ok(s) = admin.stats(api::StatsRequest::default()).await {
+                    if s.into_inner().tenants >= tenants {
+                        return Ok(token);
+                    }
                 }
             }
         }
@@ -656,12 +707,9 @@ pub async fn register_agents(
 
 /// Logs the agents a0001..a`agents` of the load tenant in over gRPC and makes them
 /// available (devices stay empty: the edge rings the agents' registered contacts).
-pub async fn make_available(grpc: &str, agents: usize) -> anyhow::Result<()> {
-    let channel = tonic::transport::Channel::from_shared(grpc.to_string())?
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
-    let mut agents_api = api::agent_service_client::AgentServiceClient::new(channel);
+pub async fn make_available(grpc: &str, token: &str, agents: usize) -> anyhow::Result<()> {
+    let mut agents_api =
+        api::agent_service_client::AgentServiceClient::new(connect(grpc, token).await?);
     for i in 1..=agents {
         let agent = format!("a{i:04}");
         let status = match agents_api
@@ -707,15 +755,17 @@ pub fn udp_snmp() -> HashMap<String, u64> {
         .collect()
 }
 
-/// One scrape of a Prometheus text endpoint (`GET /metrics`): sample name (with its labels,
-/// as written) → value.
-pub async fn scrape_metrics(addr: SocketAddr) -> anyhow::Result<HashMap<String, f64>> {
+/// One scrape of a Prometheus text endpoint (`GET /metrics`) with `token`: sample name
+/// (with its labels, as written) → value.
+pub async fn scrape_metrics(addr: SocketAddr, token: &str) -> anyhow::Result<HashMap<String, f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         s.write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await?;
         let mut text = String::new();
@@ -796,13 +846,16 @@ where
     }
 }
 
-/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, one request per connection): the whole
-/// response, head and body.
-pub async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+/// `GET path` on 127.0.0.1:`port` with `token` (HTTP/1.0, one request per connection):
+/// the whole response, head and body.
+pub async fn http_get(port: u16, token: &str, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
     let mut text = String::new();
     s.read_to_string(&mut text).await?;
     Ok(text)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use callgrid_eventlog::{tansu, EventLog, KafkaLog, KafkaLogOptions};
-use callgrid_loadtest::harness::{find_bin, free_tcp_port, http_get, tail, Proc};
+use callgrid_loadtest::harness::{admin_token, find_bin, free_tcp_port, http_get, tail, Proc};
 use callgrid_loadtest::machine;
 use clap::Parser;
 
@@ -98,15 +98,18 @@ async fn main() -> anyhow::Result<()> {
         false,
     )?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", grpc))
-        .await
-        .is_err()
-    {
+    let token = loop {
+        let up = tokio::net::TcpStream::connect(("127.0.0.1", grpc))
+            .await
+            .is_ok();
+        if let (true, Some(t)) = (up, admin_token(&dir.join("router"))) {
+            break t;
+        }
         if Instant::now() > deadline || router.poll().is_some() {
             bail!("the router did not start: {}", tail(&router.log, 10));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     // the projector on the same topic, with its supervisor service (progress at
     // /api/v1/projector)
     let http = free_tcp_port()?;
@@ -120,8 +123,8 @@ async fn main() -> anyhow::Result<()> {
         &dir,
         false,
     )?;
-    let projected = || async move {
-        let text = http_get(http, "/api/v1/projector").await.ok()?;
+    let projected = || async {
+        let text = http_get(http, &token, "/api/v1/projector").await.ok()?;
         let body = text.split("\r\n\r\n").nth(1)?;
         serde_json::from_str::<serde_json::Value>(body).ok()?["projected"].as_u64()
     };
@@ -129,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         "traffic",
         Command::new(&traffic_bin)
             .args(["--router", &format!("http://127.0.0.1:{grpc}")])
+            .env("CALLGRID_TOKEN", &token)
             .args(["--tenants", &a.tenants.to_string()])
             .args(["--agents", &a.agents.to_string()])
             .args(["--rate", &a.rate.to_string()])

@@ -503,6 +503,8 @@ struct Session {
     agents: Vec<Proc>,
     sip: SocketAddr,
     metrics: SocketAddr,
+    /// The node's admin token (scrapes show it).
+    token: String,
     ports: PortPlan,
     work: PathBuf,
 }
@@ -552,11 +554,18 @@ async fn start(a: &Args, work: &Path, max_calls: usize) -> anyhow::Result<Sessio
         .env("RUST_LOG", "warn");
     let mut sut = Proc::spawn("callgrid", &mut cmd, work, false)?;
     let grpc = format!("http://127.0.0.1:{grpc_port}");
-    until_serving(&grpc, 1, &mut sut, Duration::from_secs(60)).await?;
+    let token = until_serving(
+        &grpc,
+        &work.join("data"),
+        1,
+        &mut sut,
+        Duration::from_secs(60),
+    )
+    .await?;
     wait_udp_bound(sip_port, &mut sut, Duration::from_secs(15)).await?;
     let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
     let deadline = Instant::now() + Duration::from_secs(15);
-    while let Err(e) = scrape_metrics(metrics).await {
+    while let Err(e) = scrape_metrics(metrics, &token).await {
         ensure!(
             Instant::now() < deadline,
             "callgrid serves no /metrics: {e:#}"
@@ -573,12 +582,13 @@ async fn start(a: &Args, work: &Path, max_calls: usize) -> anyhow::Result<Sessio
         work,
     )
     .await?;
-    make_available(&grpc, max_calls).await?;
+    make_available(&grpc, &token, max_calls).await?;
     Ok(Session {
         sut,
         agents,
         sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
         metrics,
+        token,
         ports,
         work: work.to_path_buf(),
     })
@@ -765,7 +775,7 @@ async fn run_step(
     let receivers: Vec<CallMedia> = by_caller.iter().flatten().cloned().collect();
     let per_caller: Vec<usize> = by_caller.iter().map(Vec::len).collect();
 
-    let m0 = scrape_metrics(s.metrics).await?;
+    let m0 = scrape_metrics(s.metrics, &s.token).await?;
     let snmp0 = udp_snmp();
     let drops0 = udp_drops();
     let cpu_sut0 = s.sut.cpu_s();
@@ -828,7 +838,7 @@ async fn run_step(
             })
             .count();
         peak_streaming = peak_streaming.max(streaming);
-        if let Ok(m) = scrape_metrics(s.metrics).await {
+        if let Ok(m) = scrape_metrics(s.metrics, &s.token).await {
             peak_legs = peak_legs.max(metric(&m, "callgrid_rtp_legs_active"));
             if streaming == calls {
                 let point = (
@@ -883,7 +893,7 @@ async fn run_step(
     // late packets and the last legs closing
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let wall_s = started.elapsed().as_secs_f64();
-    let m1 = scrape_metrics(s.metrics).await?;
+    let m1 = scrape_metrics(s.metrics, &s.token).await?;
     let snmp1 = udp_snmp();
     let drops1 = udp_drops();
     streams.abort();
@@ -1022,7 +1032,7 @@ async fn run_step(
 async fn quiesce(s: &Session) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let m = scrape_metrics(s.metrics).await?;
+        let m = scrape_metrics(s.metrics, &s.token).await?;
         if metric(&m, "callgrid_rtp_legs_active") == 0
             && m.get("callgrid_sip_calls_active").copied().unwrap_or(0.0) <= 0.0
         {

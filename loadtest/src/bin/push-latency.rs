@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use callgrid_loadtest::harness::{find_bin, free_tcp_port, http_get, tail, Proc};
+use callgrid_loadtest::harness::{admin_token, find_bin, free_tcp_port, http_get, tail, Proc};
 use callgrid_loadtest::machine;
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -55,13 +55,17 @@ fn now_ms() -> u64 {
 /// One push client: records every change's latency until the stream ends or `stop`.
 async fn client(
     port: u16,
+    token: String,
     tenant: String,
     hist: Arc<Mutex<Histogram<u64>>>,
     changes: Arc<Mutex<u64>>,
 ) -> anyhow::Result<()> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(
-        format!("GET /api/v1/tenants/{tenant}/live/stream HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        format!(
+            "GET /api/v1/tenants/{tenant}/live/stream HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await?;
     let mut lines = BufReader::new(s).lines();
@@ -108,16 +112,23 @@ async fn main() -> anyhow::Result<()> {
         false,
     )?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http_get(http, "/healthz").await.is_err() {
+    let token = loop {
+        if let (Ok(_), Some(t)) = (
+            http_get(http, "", "/healthz").await,
+            admin_token(&dir.join("data")),
+        ) {
+            break t;
+        }
         if Instant::now() > deadline || serve.poll().is_some() {
             bail!("callgrid did not start: {}", tail(&serve.log, 10));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     let mut traffic = Proc::spawn(
         "traffic",
         Command::new(&traffic_bin)
             .args(["--router", &format!("http://127.0.0.1:{grpc}")])
+            .env("CALLGRID_TOKEN", &token)
             .args(["--tenants", &a.tenants.to_string()])
             .args(["--agents", &a.agents.to_string()])
             .args(["--rate", &a.rate.to_string()])
@@ -129,7 +140,9 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = (0..a.tenants).map(|i| format!("lt{i}")).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let listed = http_get(http, "/api/v1/tenants").await.unwrap_or_default();
+        let listed = http_get(http, &token, "/api/v1/tenants")
+            .await
+            .unwrap_or_default();
         if names.iter().all(|n| listed.contains(&format!("\"{n}\""))) {
             break;
         }
@@ -144,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
     for n in &names {
         clients.push(tokio::spawn(client(
             http,
+            token.clone(),
             n.clone(),
             hist.clone(),
             changes.clone(),

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use callgrid_loadtest::machine;
+use callgrid_loadtest::{harness, machine};
 use callgrid_proto::api::v1 as api;
 use clap::{Parser, Subcommand};
 
@@ -93,17 +93,23 @@ fn spawn(callgrid: &Path, args: &[&str]) -> anyhow::Result<Serve> {
     Ok(Serve(child))
 }
 
-/// Polls until the router answers Stats with at least `tenants` tenants.
+/// Polls until the router of `data_dir` answers Stats with at least `tenants` tenants.
 async fn until_serving(
     listen: &str,
+    data_dir: &Path,
     tenants: u32,
     limit: Duration,
 ) -> anyhow::Result<api::StatsResponse> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok(mut admin) =
-            api::admin_client::AdminClient::connect(format!("http://{listen}")).await
-        {
+        let channel = match harness::admin_token(data_dir) {
+            Some(token) => harness::connect(&format!("http://{listen}"), &token)
+                .await
+                .ok(),
+            None => None,
+        };
+        if let Some(ch) = channel {
+            let mut admin = api::admin_client::AdminClient::new(ch);
             if let Ok(s) = admin
                 .stats(api::StatsRequest {
                     reset_latency: false,
@@ -170,10 +176,12 @@ async fn main() -> anyhow::Result<()> {
                     &listen,
                 ],
             )?;
-            until_serving(&listen, n, Duration::from_secs(600)).await?;
+            until_serving(&listen, &data_dir, n, Duration::from_secs(600)).await?;
             let ready = started.elapsed();
-            let mut admin =
-                api::admin_client::AdminClient::connect(format!("http://{listen}")).await?;
+            let token = harness::admin_token(&data_dir).context("no admin token")?;
+            let mut admin = api::admin_client::AdminClient::new(
+                harness::connect(&format!("http://{listen}"), &token).await?,
+            );
             let list = admin
                 .list_tenants(api::ListTenantsRequest {})
                 .await?
@@ -205,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
                     &listen,
                 ],
             )?;
-            let s = until_serving(&listen, 1, Duration::from_secs(600)).await?;
+            let s = until_serving(&listen, &data_dir, 1, Duration::from_secs(600)).await?;
             let ready = started.elapsed();
             println!(
                 "serving again {:.2} s after start: {} events replayed in {} ms, {} tenants; RSS {:.0} MiB",

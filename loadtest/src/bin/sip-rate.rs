@@ -292,7 +292,14 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
         .env("RUST_LOG", "warn");
     let mut sut = Proc::spawn("callgrid", &mut cmd, &work, false)?;
     let grpc = format!("http://127.0.0.1:{grpc_port}");
-    until_serving(&grpc, 1, &mut sut, Duration::from_secs(60)).await?;
+    let token = until_serving(
+        &grpc,
+        &work.join("data"),
+        1,
+        &mut sut,
+        Duration::from_secs(60),
+    )
+    .await?;
     wait_udp_bound(sip_port, &mut sut, Duration::from_secs(15)).await?;
 
     let agent_ports: Vec<u16> = (0..a.uas).map(|i| agent_base + i as u16).collect();
@@ -305,7 +312,7 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
         &work,
     )
     .await?;
-    make_available(&grpc, a.agents).await?;
+    make_available(&grpc, &token, a.agents).await?;
     Ok(Session {
         target: Target::Callgrid,
         sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),

@@ -8,14 +8,19 @@
 //!
 //! ```text
 //! callgrid serve --data-dir /tmp/lt --no-demo &
-//! traffic --router http://127.0.0.1:7300 --tenants 8 --agents 100 --rate 5000 --duration 60
+//! traffic --router http://127.0.0.1:7300 --token-file /tmp/lt/admin.token \
+//!   --tenants 8 --agents 100 --rate 5000 --duration 60
 //! ```
+//!
+//! It loads tenants and plays the edge, so it shows a platform admin's token
+//! (`CALLGRID_TOKEN` or `--token-file`).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use callgrid_loadtest::harness::{authed, Authed};
 use callgrid_loadtest::{erlang, machine};
 use callgrid_proto::api::v1 as api;
 use clap::Parser;
@@ -35,6 +40,12 @@ struct Args {
     /// Router address.
     #[arg(long, default_value = "http://127.0.0.1:7300")]
     router: String,
+    /// A platform admin's token (the generator loads tenants and plays the edge).
+    #[arg(long = "token", env = "CALLGRID_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding that token (DATA_DIR/admin.token of `callgrid serve`).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
     /// Tenants to load and spread calls over (`<prefix>0..`).
     #[arg(long, default_value_t = 4)]
     tenants: usize,
@@ -146,15 +157,24 @@ async fn main() -> anyhow::Result<()> {
         Some(e) => e / a.talk_s,
         None => a.rate,
     };
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => t.trim().to_owned(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the token file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => {
+            anyhow::bail!("give a platform admin's token: CALLGRID_TOKEN or --token-file")
+        }
+    };
     let mut channels = Vec::new();
     for _ in 0..a.connections.max(1) {
-        channels.push(
-            Channel::from_shared(a.router.clone())?
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .with_context(|| format!("cannot connect to {}", a.router))?,
-        );
+        let ch = Channel::from_shared(a.router.clone())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", a.router))?;
+        channels.push(authed(ch, &token)?);
     }
     let mut admin = api::admin_client::AdminClient::new(channels[0].clone());
     let mut agents = api::agent_service_client::AgentServiceClient::new(channels[0].clone());
@@ -312,7 +332,7 @@ enum Next {
     Abandon,
 }
 
-async fn run_call(ch: Channel, c: CallCtx) {
+async fn run_call(ch: Authed, c: CallCtx) {
     let arrived = Instant::now();
     let free_at_arrival = c.free[c.tenant].load(Ordering::Relaxed) > 0;
     let (tx, rx) = mpsc::channel(8);

@@ -1,15 +1,15 @@
 //! `callgrid agent ...`: log agents in and out and change their state over the router's gRPC
 //! API, for operators, the README's softphone walk-through and load tests.
 
-use anyhow::Context;
 use callgrid_proto::api::v1 as api;
 use clap::{Args, Subcommand};
 
+use crate::client::ClientArgs;
+
 #[derive(Args)]
 pub(crate) struct AgentArgs {
-    /// The router's gRPC address.
-    #[arg(long, env = "CALLGRID_ROUTER", default_value = "http://127.0.0.1:7300")]
-    router: String,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Tenant of the agents.
     #[arg(long, default_value = "demo")]
     tenant: String,
@@ -65,12 +65,7 @@ fn print(s: &api::AgentStatus) {
 }
 
 pub(crate) async fn run(a: AgentArgs) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(a.router.clone())
-        .with_context(|| format!("bad router address {}", a.router))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the router at {}", a.router))?;
-    let mut client = api::agent_service_client::AgentServiceClient::new(channel);
+    let mut client = api::agent_service_client::AgentServiceClient::new(a.client.connect().await?);
     let t = a.tenant.clone();
     let mut failed = false;
     let mut report =

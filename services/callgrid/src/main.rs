@@ -8,12 +8,18 @@
 //!   `--rebuild` them from the log;
 //! - `callgrid watch --tenant T`: a live queue monitor in the terminal;
 //! - `callgrid agent`: log agents in and out, change their state;
+//! - `callgrid token` / `callgrid user`: bearer tokens and users (docs/SECURITY.md);
 //! - `callgrid check-config FILE|DIR`: validate tenant files and print every error.
 //!
 //! `serve` and `sip-edge` expose `GET /metrics` (Prometheus) with `--metrics-listen ADDR`.
+//! Every API goes through the access gate (`callgrid-access`); `serve` and `router` write a
+//! platform admin token to DATA_DIR/admin.token on their first start.
 
+mod access_cli;
 mod agent_cli;
+mod client;
 mod metrics;
+mod verifier;
 mod watch;
 
 use std::net::SocketAddr;
@@ -21,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use callgrid_access::{Access, AccessOptions, AllowList, Gate, Principal, Role};
 use callgrid_eventlog::{
     Durability, EventLog, KafkaLog, KafkaLogOptions, SqliteLog, SqliteLogOptions,
 };
@@ -66,6 +73,10 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Log agents in or out, or change their state, over the router's gRPC API.
     Agent(agent_cli::AgentArgs),
+    /// Issue, list and revoke bearer tokens.
+    Token(access_cli::TokenCmd),
+    /// Add, list and remove users (people who sign in), set their passwords.
+    User(access_cli::UserCmd),
     /// Validate tenant configuration files (a file or a directory) and print every error.
     CheckConfig {
         /// A YAML file or a directory of them.
@@ -113,6 +124,14 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(agent_cli::run(args)),
+        Cmd::Token(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(access_cli::token(args)),
+        Cmd::User(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(access_cli::user(args)),
         Cmd::SipEdge(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("callgrid-sip")
@@ -171,15 +190,19 @@ impl MetricsArgs {
     }
 }
 
-/// Serves the edge's counters on `listener`, if there is one.
+/// Serves the edge's counters on `listener`, if there is one, to callers `verifier` knows.
 fn serve_metrics(
     listener: Option<tokio::net::TcpListener>,
     edge: Option<Arc<callgrid_sip_edge::SipEdge>>,
+    verifier: Arc<dyn callgrid_access::Verifier>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let listener = listener?;
+    // metrics are not the admin API: no address allow-list, a metrics token suffices
+    let gate = Gate::new(verifier, metrics::policy, AllowList::any(), false);
     Some(metrics::serve(
         listener,
         Arc::new(move || metrics::render(edge.as_deref())),
+        &gate,
     ))
 }
 
@@ -218,9 +241,9 @@ impl SipArgs {
 
 #[derive(Args)]
 struct SipEdgeArgs {
-    /// The router's gRPC address.
-    #[arg(long, env = "CALLGRID_ROUTER", default_value = "http://127.0.0.1:7300")]
-    router: String,
+    /// The router's gRPC address, and the edge's token (role edge) to show it.
+    #[command(flatten)]
+    client: client::ClientArgs,
     /// Directory of tenant YAML files (numbers, trunks, agents' SIP passwords).
     #[arg(long, env = "CALLGRID_TENANTS")]
     tenants: PathBuf,
@@ -236,16 +259,26 @@ struct SipEdgeArgs {
 async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
     let metrics_listener = a.metrics.bind().await?;
     let tenants = callgrid_config::load_dir(&a.tenants).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let channel = tonic::transport::Endpoint::from_shared(a.router.clone())
-        .with_context(|| format!("bad router address {}", a.router))?
+    let router = &a.client.router;
+    let bearer = a.client.token.header()?;
+    let channel = tonic::transport::Endpoint::from_shared(router.clone())
+        .with_context(|| format!("bad router address {router}"))?
         .tcp_nodelay(true)
         .connect_lazy();
-    let edge = callgrid_sip_edge::SipEdge::start(a.sip.options(&a.data_dir), tenants, channel)
+    let link = Arc::new(verifier::AuthedLink(
+        callgrid_proto::api::v1::call_control_client::CallControlClient::with_interceptor(
+            channel.clone(),
+            bearer,
+        ),
+    ));
+    let edge = callgrid_sip_edge::SipEdge::start_with(a.sip.options(&a.data_dir), tenants, link)
         .await
         .context("cannot start the sip edge")?;
     let edge = Arc::new(edge);
-    let metrics = serve_metrics(metrics_listener, Some(edge.clone()));
-    tracing::info!(sip = %edge.local_addr(), router = %a.router, "sip edge serving");
+    // the edge keeps no credentials: the router says who a metrics scraper is
+    let verifier = Arc::new(verifier::RouterVerifier::new(channel));
+    let metrics = serve_metrics(metrics_listener, Some(edge.clone()), verifier);
+    tracing::info!(sip = %edge.local_addr(), %router, "sip edge serving");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
     if let Some(m) = metrics {
@@ -313,6 +346,10 @@ struct RouterArgs {
     /// restart replays only the events after it; 0 = never.
     #[arg(long, default_value_t = 500_000)]
     snapshot_every: u64,
+    /// Networks the admin API (Admin and Access services) answers, `ADDR[/BITS],...` (P6);
+    /// other addresses get PERMISSION_DENIED whatever their token.
+    #[arg(long, env = "CALLGRID_ADMIN_ALLOW", default_value = "127.0.0.0/8,::1", value_parser = AllowList::parse)]
+    admin_allow: AllowList,
 }
 
 #[derive(Args)]
@@ -372,11 +409,13 @@ impl ProjectionArgs {
         Ok(Arc::new(store))
     }
 
-    /// Starts the projector on `log` and the supervisor service; `None` with --no-projector.
+    /// Starts the projector on `log` and the supervisor service (its users sign in with
+    /// `access`); `None` with --no-projector.
     async fn start(
         &self,
         log: Arc<dyn EventLog>,
         store: Arc<dyn ProjectionStore>,
+        access: Arc<Access>,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         if self.no_projector {
             return Ok(None);
@@ -385,17 +424,29 @@ impl ProjectionArgs {
             .await
             .with_context(|| format!("cannot listen on {}", self.supervisor_listen))?;
         let projector = Projector::new(log, store, self.projector_options());
-        let supervisor = callgrid_supervisor::Supervisor::new(projector.clone());
+        let supervisor = callgrid_supervisor::Supervisor::new(
+            projector.clone(),
+            access.clone(),
+            callgrid_supervisor::SupervisorOptions::default(),
+        );
+        // browsers sign in here: session cookies are accepted; no admin routes
+        let gate = Gate::new(access, callgrid_supervisor::policy, AllowList::any(), true);
+        let app = supervisor.router(&gate);
         tracing::info!(supervisor = %listener.local_addr()?, "supervisor service listening");
         Ok(Some(tokio::spawn(async move {
-            let handler = supervisor.handler();
             tokio::select! {
                 r = projector.run_on_own_thread() => {
                     if let Err(e) = r {
                         tracing::error!(error = %e, "projector stopped");
                     }
                 }
-                () = callgrid_supervisor::serve(listener, handler, std::future::pending()) => {}
+                () = callgrid_http::serve(
+                    listener,
+                    app,
+                    callgrid_http::ServerOptions::named("supervisor"),
+                    Arc::default(),
+                    std::future::pending(),
+                ) => {}
             }
         })))
     }
@@ -457,8 +508,24 @@ fn default_io_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-/// The router's call-control service as the SIP edge's link to it, in one process.
-struct InProcess(grpc::CallControlSvc);
+/// The router's call-control service as the SIP edge's link to it, in one process (the
+/// edge of the same process is trusted as `edge:local`).
+struct InProcess(grpc::CallControlSvc, Principal);
+
+impl InProcess {
+    fn new(svc: grpc::CallControlSvc) -> InProcess {
+        InProcess(
+            svc,
+            Principal {
+                id: Arc::from("edge:local"),
+                role: Role::Edge,
+                tenant: None,
+                agent: None,
+                session: None,
+            },
+        )
+    }
+}
 
 #[async_trait::async_trait]
 impl callgrid_sip_edge::RouterLink for InProcess {
@@ -467,8 +534,26 @@ impl callgrid_sip_edge::RouterLink for InProcess {
         reports: tokio_stream::wrappers::ReceiverStream<callgrid_proto::api::v1::EdgeReport>,
     ) -> Result<callgrid_sip_edge::Instructions, tonic::Status> {
         use tokio_stream::StreamExt;
-        self.0.open(reports.map(Ok)).await
+        self.0.open(reports.map(Ok), &self.1).await
     }
+}
+
+/// The credentials in `log`'s access topic.
+async fn open_access(log: &Arc<dyn EventLog>) -> anyhow::Result<Arc<Access>> {
+    Access::open(log.clone(), AccessOptions::default())
+        .await
+        .context("cannot read the access topic of the event log")
+}
+
+/// Makes DATA_DIR/admin.token on a first start (no live platform admin token yet).
+async fn first_admin_token(access: &Access, data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let path = data_dir.join("admin.token");
+    if access.ensure_admin_token(&path).await? {
+        tracing::info!(path = %path.display(), "platform admin token written (mode 0600): callgrid commands on this machine read it, or set CALLGRID_TOKEN");
+    }
+    Ok(())
 }
 
 /// The embedded event log in `data_dir`.
@@ -565,6 +650,8 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
         Some(brokers) => kafka_log(brokers, c.kafka_replication)?,
         None => open_embedded_log(a).await?,
     };
+    let access = open_access(&log).await?;
+    first_admin_token(&access, &a.data_dir).await?;
     let (router, _) = open_router(a, log, c.partitions).await?;
     tracing::info!(
         listen = %a.listen,
@@ -573,7 +660,8 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "callgrid router serving"
     );
-    grpc::serve_on(router, listener, interrupted()).await?;
+    let gate = Gate::new(access.clone(), grpc::policy, a.admin_allow.clone(), false);
+    grpc::serve_on(router, access, &gate, listener, interrupted()).await;
     Ok(())
 }
 
@@ -648,7 +736,8 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let Some(task) = c.projections.start(log, store).await? else {
+    let access = open_access(&log).await?;
+    let Some(task) = c.projections.start(log, store, access).await? else {
         anyhow::bail!("--no-projector leaves the projector nothing to do");
     };
     tracing::info!(
@@ -670,13 +759,15 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let metrics_listener = s.metrics.bind().await?;
     let started = std::time::Instant::now();
     let log = open_embedded_log(a).await?;
+    let access = open_access(&log).await?;
+    first_admin_token(&access, &a.data_dir).await?;
     let (router, tenant_files) =
         open_router(a, log.clone(), RouterOptions::default().partitions).await?;
     let projections = match s.projections.no_projector {
         true => None,
         false => {
             let store = ProjectionArgs::open_store(&a.data_dir)?;
-            s.projections.start(log, store).await?
+            s.projections.start(log, store, access.clone()).await?
         }
     };
     tracing::info!(
@@ -690,7 +781,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     } else {
         // the edge and the router share this process: the edge opens call streams on the
         // router's call-control service directly (docs/DECISIONS.md, "In-process call control")
-        let link = Arc::new(InProcess(grpc::CallControlSvc::new(router.clone())));
+        let link = Arc::new(InProcess::new(grpc::CallControlSvc::new(router.clone())));
         let edge =
             callgrid_sip_edge::SipEdge::start_with(s.sip.options(&a.data_dir), tenant_files, link)
                 .await
@@ -703,8 +794,9 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         router.on_tenant_loaded(move |file| for_loads.upsert_tenant(file.clone()));
         Some(edge)
     };
-    let metrics = serve_metrics(metrics_listener, edge.clone());
-    grpc::serve_on(router, listener, interrupted()).await?;
+    let metrics = serve_metrics(metrics_listener, edge.clone(), access.clone());
+    let gate = Gate::new(access.clone(), grpc::policy, a.admin_allow.clone(), false);
+    grpc::serve_on(router, access, &gate, listener, interrupted()).await;
     if let Some(m) = metrics {
         m.abort();
     }

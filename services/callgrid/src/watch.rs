@@ -30,6 +30,8 @@ pub(crate) struct WatchArgs {
     /// Print the current monitor once and exit.
     #[arg(long)]
     once: bool,
+    #[command(flatten)]
+    token: crate::client::TokenArgs,
 }
 
 /// The live views as the monitor keeps them.
@@ -165,21 +167,34 @@ pub(crate) async fn run(a: WatchArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach the supervisor service at {hp}"))?;
     let path = format!("/api/v1/tenants/{}/live/stream", a.tenant);
+    let auth = match a.token.resolve()? {
+        Some(t) => format!("Authorization: Bearer {t}\r\n"),
+        None => String::new(),
+    };
+    // HTTP/1.0: the stream's body is the rest of the connection, not chunked
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {hp}\r\nAccept: text/event-stream\r\n\r\n")
+            format!("GET {path} HTTP/1.0\r\nHost: {hp}\r\nAccept: text/event-stream\r\n{auth}\r\n")
                 .as_bytes(),
         )
         .await?;
     let mut lines = BufReader::new(stream).lines();
     let status = lines.next_line().await?.unwrap_or_default();
     if !status.contains(" 200 ") {
-        // the body says why (unknown tenant...)
+        // the body says why (unknown tenant, no credentials...): `{"error": ...}`
+        let mut in_body = false;
         let mut body = String::new();
         while let Some(l) = lines.next_line().await? {
-            body.push_str(&l);
+            if in_body {
+                body.push_str(&l);
+            } else if l.is_empty() {
+                in_body = true;
+            }
         }
-        let why = body.rsplit("\r\n").next().unwrap_or("").to_owned();
+        let why = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or(body);
         bail!("{}: {}", status.trim(), why.trim());
     }
     while let Some(l) = lines.next_line().await? {

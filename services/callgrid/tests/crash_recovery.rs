@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -17,19 +16,14 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use common::{admin_token, authed, free_port, Authed};
+
 use api::edge_report::Report as R;
 use api::router_instruction::Instruction as I;
 
 const SALES: &str = "+842873000200";
 const SUPPORT_MENU: &str = "+842873000100";
 const AGENTS: [&str; 8] = ["alice", "bob", "phuc", "lan", "chi", "dung", "minh", "hoa"];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A running `callgrid serve`, killed (SIGKILL) when dropped, also when a test fails.
 struct Serve(Child);
@@ -51,6 +45,8 @@ fn start(dir: &Path, port: u16, grace_s: u64) -> Serve {
     let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args([
             "serve",
+            // the calls come over gRPC call control, as from an edge elsewhere
+            "--no-sip",
             "--supervisor-listen",
             "127.0.0.1:0",
             "--data-dir",
@@ -70,7 +66,9 @@ fn start(dir: &Path, port: u16, grace_s: u64) -> Serve {
     Serve(child)
 }
 
-async fn connect(port: u16) -> Channel {
+/// A connection to the node serving `dir` on `port`, with its admin token.
+async fn connect(port: u16, dir: &Path) -> Authed {
+    let token = admin_token(dir);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
@@ -78,6 +76,7 @@ async fn connect(port: u16) -> Channel {
             .connect()
             .await
         {
+            let ch = authed(ch, &token);
             // serving once the demo tenant answers
             let mut admin = api::admin_client::AdminClient::new(ch.clone());
             if let Ok(r) = admin.list_tenants(api::ListTenantsRequest {}).await {
@@ -94,7 +93,7 @@ async fn connect(port: u16) -> Channel {
 /// What the router acknowledged: (call or agent, what).
 type Acks = Arc<Mutex<Vec<(String, &'static str)>>>;
 
-async fn one_call(ch: Channel, id: String, number: &'static str, acks: Acks) {
+async fn one_call(ch: Authed, id: String, number: &'static str, acks: Acks) {
     let (tx, rx) = mpsc::channel(16);
     let send = |seq: u64, r: R| api::EdgeReport {
         call_id: id.clone(),
@@ -176,7 +175,7 @@ async fn one_call(ch: Channel, id: String, number: &'static str, acks: Acks) {
 
 /// Every agent of the demo tenant, as the agent API lists them.
 async fn demo_agents(
-    agents: &mut api::agent_service_client::AgentServiceClient<Channel>,
+    agents: &mut api::agent_service_client::AgentServiceClient<Authed>,
 ) -> api::ListAgentsResponse {
     agents
         .list_agents(api::ListAgentsRequest {
@@ -218,7 +217,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let acks: Acks = Arc::new(Mutex::new(Vec::new()));
     rt.block_on(async {
-        let ch = connect(port).await;
+        let ch = connect(port, dir.path()).await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         for a in AGENTS {
             agents
@@ -290,7 +289,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     let in_progress = expected.calls.len();
     let mut child = start(dir.path(), port, 3600);
     rt.block_on(async {
-        let ch = connect(port).await;
+        let ch = connect(port, dir.path()).await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         let list = demo_agents(&mut agents).await;
         for st in list.agents {
@@ -342,7 +341,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     // 3. with a short edge grace, the calls nobody reports on are repaired: nothing stuck
     let mut child = start(dir.path(), port, 1);
     rt.block_on(async {
-        let ch = connect(port).await;
+        let ch = connect(port, dir.path()).await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         let mut admin = api::admin_client::AdminClient::new(ch);
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,12 +1,15 @@
 //! `callgrid serve --metrics-listen ADDR`: `GET /metrics` answers in the Prometheus text
 //! format with the SIP edge's and the RTP counters, and the counters move (an OPTIONS sent to
-//! the SIP port increments `callgrid_sip_options_answered`). Needs nothing but the binary.
+//! the SIP port increments `callgrid_sip_options_answered`); only to a token of role metrics
+//! (made with `callgrid token create`) or a platform admin's. Needs nothing but the binary.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// A UDP port free now whose TCP twin is free too (the SIP edge listens on both).
 fn free_udp_tcp_port() -> u16 {
@@ -47,13 +50,19 @@ impl Drop for Serve {
     }
 }
 
-/// One HTTP/1.1 request; (status code, body).
-fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+/// One HTTP/1.1 request showing `token`; (status code, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: callgrid-test\r\nAccept: */*\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: callgrid-test\r\nAccept: */*\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
@@ -64,13 +73,14 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, Str
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     if code == 200 && method == "GET" {
+        let lower = head.to_ascii_lowercase();
         assert!(
-            head.contains("Content-Type: text/plain; version=0.0.4"),
+            lower.contains("content-type: text/plain; version=0.0.4"),
             "content type: {head}"
         );
-        let length: usize = head
+        let length: usize = lower
             .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .find_map(|l| l.strip_prefix("content-length: "))
             .and_then(|v| v.trim().parse().ok())
             .expect("Content-Length");
         assert_eq!(length, body.len(), "Content-Length matches the body");
@@ -139,10 +149,60 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
     let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
     let sip = SocketAddr::from(([127, 0, 0, 1], sip_port));
 
-    // the endpoint starts once the edge runs
+    // the endpoint starts once the edge runs; a scraper shows a metrics token
+    let admin = common::admin_token(&serve._dir.path().join("data"));
     let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok((200, _)) = http(metrics, "GET", "/metrics", Some(&admin)) {
+            break;
+        }
+        if let Ok(Some(status)) = serve.child.try_wait() {
+            panic!("callgrid exited ({status}):\n{}", serve.log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no /metrics after 60 s:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token_of = |role: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
+            .args(["token", "create", "--role", role, "--router"])
+            .arg(format!("http://127.0.0.1:{grpc}"))
+            .args(["--label", "metrics test"])
+            .args(if role == "metrics" {
+                vec![]
+            } else {
+                vec!["--tenant", "siptest"]
+            })
+            .env("CALLGRID_TOKEN", &admin)
+            .output()
+            .expect("callgrid token create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let scraper = token_of("metrics");
+    let supervisor = token_of("supervisor");
+    assert_eq!(http(metrics, "GET", "/metrics", None).expect("GET").0, 401);
+    assert_eq!(
+        http(metrics, "GET", "/metrics", Some("cg_0123456789abcdef_nope"))
+            .expect("GET")
+            .0,
+        401
+    );
+    assert_eq!(
+        http(metrics, "GET", "/metrics", Some(&supervisor))
+            .expect("GET")
+            .0,
+        403
+    );
     let before = loop {
-        if let Ok((200, body)) = http(metrics, "GET", "/metrics") {
+        if let Ok((200, body)) = http(metrics, "GET", "/metrics", Some(&scraper)) {
             break body;
         }
         if let Ok(Some(status)) = serve.child.try_wait() {
@@ -198,7 +258,7 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
         status.starts_with("SIP/2.0 200"),
         "OPTIONS answered {status}"
     );
-    let (code, after) = http(metrics, "GET", "/metrics").expect("scrape");
+    let (code, after) = http(metrics, "GET", "/metrics", Some(&scraper)).expect("scrape");
     assert_eq!(code, 200);
     assert_eq!(
         sample(&after, "callgrid_sip_options_answered"),
@@ -207,10 +267,14 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
     );
 
     // anything else
-    assert_eq!(http(metrics, "GET", "/").expect("GET /").0, 404);
-    assert_eq!(http(metrics, "GET", "/metrics/x").expect("GET").0, 404);
-    assert_eq!(http(metrics, "POST", "/metrics").expect("POST").0, 405);
-    let (code, body) = http(metrics, "HEAD", "/metrics").expect("HEAD");
+    let t = Some(scraper.as_str());
+    assert_eq!(http(metrics, "GET", "/", t).expect("GET /").0, 404);
+    assert_eq!(http(metrics, "GET", "/metrics/x", t).expect("GET").0, 404);
+    assert_eq!(http(metrics, "POST", "/metrics", t).expect("POST").0, 405);
+    let (code, body) = http(metrics, "HEAD", "/metrics", t).expect("HEAD");
     assert_eq!((code, body.as_str()), (200, ""));
-    assert_eq!(http(metrics, "GET", "/metrics?x=1").expect("query").0, 200);
+    assert_eq!(
+        http(metrics, "GET", "/metrics?x=1", t).expect("query").0,
+        200
+    );
 }

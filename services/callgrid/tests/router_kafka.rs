@@ -2,7 +2,8 @@
 //! the events topic, its events land there keyed by tenant, and after `kill -9` a router with
 //! an empty data directory rebuilds the same state from Kafka alone.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,12 +15,7 @@ use callgrid_router::journal::EVENTS_TOPIC;
 use prost::Message;
 use tonic::transport::Channel;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use common::{admin_token, authed, free_port, Authed};
 
 /// A running `callgrid router`, killed (SIGKILL) when dropped.
 struct RouterProcess(Child);
@@ -52,8 +48,10 @@ fn start_router(brokers: &str, dir: &Path, port: u16) -> RouterProcess {
     RouterProcess(child)
 }
 
-/// The router's channel once it serves the demo tenant.
-async fn connect(port: u16) -> Channel {
+/// The router's channel once it serves the demo tenant, with the admin token it wrote in
+/// `dir`.
+async fn connect(port: u16, dir: &Path) -> Authed {
+    let token = admin_token(dir);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
@@ -61,6 +59,7 @@ async fn connect(port: u16) -> Channel {
             .connect()
             .await
         {
+            let ch = authed(ch, &token);
             let mut admin = api::admin_client::AdminClient::new(ch.clone());
             if let Ok(r) = admin.list_tenants(api::ListTenantsRequest {}).await {
                 if !r.into_inner().tenants.is_empty() {
@@ -77,7 +76,7 @@ async fn connect(port: u16) -> Channel {
 }
 
 /// (agent, state, reason) of every demo agent.
-async fn agent_states(ch: Channel) -> Vec<(String, String, String)> {
+async fn agent_states(ch: Authed) -> Vec<(String, String, String)> {
     let mut agents = api::agent_service_client::AgentServiceClient::new(ch);
     let mut v: Vec<_> = agents
         .list_agents(api::ListAgentsRequest {
@@ -100,7 +99,7 @@ async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
     let first_dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let router = start_router(&broker.brokers, first_dir.path(), port);
-    let ch = connect(port).await;
+    let ch = connect(port, first_dir.path()).await;
 
     let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
     for (agent, reason) in [("alice", ""), ("bob", "lunch")] {
@@ -159,7 +158,7 @@ async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
     let second_dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let _router = start_router(&broker.brokers, second_dir.path(), port);
-    let ch = connect(port).await;
+    let ch = connect(port, second_dir.path()).await;
     assert_eq!(agent_states(ch).await, before);
     // the demo tenant file was not a new version: loading it again wrote no second
     // configuration event

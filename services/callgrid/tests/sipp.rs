@@ -178,7 +178,7 @@ impl Node {
             else {
                 return false;
             };
-            api::admin_client::AdminClient::new(ch)
+            api::admin_client::AdminClient::new(common::authed(ch, &self.token()))
                 .list_tenants(api::ListTenantsRequest {})
                 .await
                 .is_ok_and(|r| !r.into_inner().tenants.is_empty())
@@ -192,14 +192,20 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// The platform admin token the node wrote on its first start.
+    fn token(&self) -> String {
+        common::admin_token(&self.dir.path().join("data"))
+    }
+
     /// A channel for one call of the test's runtime (a channel dies with the runtime that
-    /// made it).
-    async fn connect(&self) -> Channel {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
+    /// made it), showing the admin token.
+    async fn connect(&self) -> common::Authed {
+        let ch = Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
             .expect("uri")
             .connect()
             .await
-            .expect("grpc")
+            .expect("grpc");
+        common::authed(ch, &self.token())
     }
 
     fn login(&self, agent: &str) {
@@ -1034,15 +1040,22 @@ fn status_lines(answers: &[String]) -> Vec<&str> {
         .collect()
 }
 
-/// The value of one sample of `GET /metrics` (`NAME` or `NAME_total`).
-fn metric(addr: SocketAddr, name: &str) -> f64 {
+/// The value of one sample of `GET /metrics` (`NAME` or `NAME_total`), asked with `node`'s
+/// admin token.
+fn metric(node: &Node, addr: SocketAddr, name: &str) -> f64 {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: callgrid\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!(
+                "GET /metrics HTTP/1.1\r\nHost: callgrid\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                node.token()
+            )
+            .as_bytes(),
+        )
         .expect("request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
@@ -1062,7 +1075,7 @@ const SDP: &str = "v=0\r\no=prober 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0
 fn malformed_datagrams_get_no_answer_are_counted_and_the_edge_keeps_answering() {
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
     let node = Node::start_with(&["--metrics-listen", &metrics.to_string()]);
-    let malformed_before = metric(metrics, "callgrid_sip_malformed_messages");
+    let malformed_before = metric(&node, metrics, "callgrid_sip_malformed_messages");
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let local = sock.local_addr().expect("addr");
     let options = |n| request("OPTIONS", "ping", local, node.sip, n, "");
@@ -1140,7 +1153,7 @@ fn malformed_datagrams_get_no_answer_are_counted_and_the_edge_keeps_answering() 
         0,
         "the truncated INVITE started no call"
     );
-    let malformed = metric(metrics, "callgrid_sip_malformed_messages") - malformed_before;
+    let malformed = metric(&node, metrics, "callgrid_sip_malformed_messages") - malformed_before;
     assert_eq!(
         malformed,
         bad.len() as f64,

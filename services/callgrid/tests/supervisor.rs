@@ -3,23 +3,19 @@
 //! for unknown tenants and bad parameters, and one tenant's stream never carrying another
 //! tenant's rows.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callgrid_proto::api::v1 as api;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use common::{admin_token, authed, free_port, http};
 
 struct Serve(Child);
 
@@ -44,31 +40,21 @@ fn start(dir: &Path, grpc: u16, http: u16) -> Serve {
     Serve(child)
 }
 
-/// `GET path`: status code and body.
-async fn get(http: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", http))
+/// `GET path` with `token`: status code and body.
+async fn get(port: u16, token: &str, path: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let r = http(port, "GET", path, &[("Authorization", &auth)], "")
         .await
-        .expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.expect("read");
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (code, body)
+        .expect("an answer");
+    (r.status, r.body)
 }
 
 /// Waits until the supervisor lists `tenant` (the projector has its configuration).
-async fn wait_for_tenant(http: u16, tenant: &str) {
+async fn wait_for_tenant(port: u16, token: &str, tenant: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if TcpStream::connect(("127.0.0.1", http)).await.is_ok() {
-            let (code, body) = get(http, "/api/v1/tenants").await;
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            let (code, body) = get(port, token, "/api/v1/tenants").await;
             if code == 200 && body.contains(&format!("\"{tenant}\"")) {
                 return;
             }
@@ -85,13 +71,17 @@ async fn wait_for_tenant(http: u16, tenant: &str) {
 struct Stream(tokio::io::Lines<BufReader<TcpStream>>);
 
 impl Stream {
-    async fn open(http: u16, tenant: &str) -> Stream {
-        let mut s = TcpStream::connect(("127.0.0.1", http))
+    /// Opens a tenant's stream with `credentials` (`Authorization: ...` or `Cookie: ...`);
+    /// panics unless it answers 200.
+    async fn open(port: u16, credentials: &str, tenant: &str) -> Stream {
+        let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
         s.write_all(
-            format!("GET /api/v1/tenants/{tenant}/live/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /api/v1/tenants/{tenant}/live/stream HTTP/1.0\r\nHost: x\r\n{credentials}\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await
         .expect("send");
@@ -136,9 +126,11 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (grpc, http) = (free_port(), free_port());
     let _serve = start(dir.path(), grpc, http);
-    wait_for_tenant(http, "demo").await;
+    let token = admin_token(dir.path());
+    let bearer = format!("Authorization: Bearer {token}");
+    wait_for_tenant(http, &token, "demo").await;
 
-    let mut stream = Stream::open(http, "demo").await;
+    let mut stream = Stream::open(http, &bearer, "demo").await;
     let (name, snapshot) = stream.next().await;
     assert_eq!(name, "snapshot");
     assert_eq!(
@@ -159,6 +151,7 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         .connect()
         .await
         .expect("grpc");
+    let ch = authed(ch, &token);
     let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
     agents
         .login(api::LoginRequest {
@@ -192,8 +185,8 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         })
         .await
         .expect("load a second tenant");
-    wait_for_tenant(http, "siptest").await;
-    let mut other_stream = Stream::open(http, "siptest").await;
+    wait_for_tenant(http, &token, "siptest").await;
+    let mut other_stream = Stream::open(http, &bearer, "siptest").await;
     let (_, other_snapshot) = other_stream.next().await;
     let other_agent = other_snapshot["agents"][0]["agent"]
         .as_str()
@@ -242,6 +235,8 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args(["watch", "--tenant", "demo", "--once", "--supervisor"])
         .arg(format!("http://127.0.0.1:{http}"))
+        .arg("--token-file")
+        .arg(dir.path().join("admin.token"))
         .output()
         .expect("watch runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -265,17 +260,19 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
     assert!(text.contains("not_ready  alice"), "{text}");
 
     // errors: unknown tenant, bad parameter; watch says why
-    let (code, body) = get(http, "/api/v1/tenants/nobody/live").await;
+    let (code, body) = get(http, &token, "/api/v1/tenants/nobody/live").await;
     assert_eq!(code, 404);
     assert!(body.contains("unknown tenant nobody"), "{body}");
-    let (code, body) = get(http, "/api/v1/tenants/demo/calls?from=yesterday").await;
+    let (code, body) = get(http, &token, "/api/v1/tenants/demo/calls?from=yesterday").await;
     assert_eq!(code, 400);
     assert!(body.contains("from must be milliseconds"), "{body}");
-    let (code, _) = get(http, "/api/v1/tenants/demo/calls?from=0&to=1").await;
+    let (code, _) = get(http, &token, "/api/v1/tenants/demo/calls?from=0&to=1").await;
     assert_eq!(code, 200);
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args(["watch", "--tenant", "nobody", "--once", "--supervisor"])
         .arg(format!("http://127.0.0.1:{http}"))
+        .arg("--token-file")
+        .arg(dir.path().join("admin.token"))
         .output()
         .expect("watch runs");
     assert!(!out.status.success());

@@ -766,6 +766,7 @@ pub fn event_envelope(
         tracestate: String::new(),
         schema_version: callgrid_proto::EVENT_SCHEMA_VERSION,
         event: Some(event_pb(&event.body)),
+        caused_by: String::new(),
     }
 }
 
@@ -794,6 +795,7 @@ pub fn configured_envelope(
                 yaml: yaml.to_owned(),
             })),
         }),
+        caused_by: String::new(),
     }
 }
 

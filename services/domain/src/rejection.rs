@@ -67,4 +67,13 @@ pub enum Rejection {
     /// A digit that is not 0-9, * or #.
     #[error("invalid digit {0:?}")]
     InvalidDigit(char),
+    /// The events of the command would not fit in one record of the event log: refused
+    /// before anything changes, so the log never holds a record it cannot take.
+    #[error("the command's events take {bytes} bytes, more than the event log's {max} per event")]
+    TooLarge {
+        /// Encoded size of the largest event.
+        bytes: usize,
+        /// The log's limit.
+        max: usize,
+    },
 }

@@ -216,6 +216,13 @@ pub trait EventLog: Send + Sync {
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError>;
 
+    /// The largest record (key plus value) this log takes; [`LogError::RecordTooLarge`]
+    /// beyond it. Writers check it before they commit to an event (a record that can never
+    /// be written must fail its request, not stall a queue).
+    fn max_record_bytes(&self) -> usize {
+        1 << 20
+    }
+
     /// [`EventLog::read`] for a caller on a thread of its own that may block (the
     /// projector's), without a hop through the async runtime; `None` if this backend has
     /// no such path (then the caller uses `read`). The same records as `read`, or the

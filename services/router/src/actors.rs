@@ -16,15 +16,19 @@ use tokio::sync::mpsc;
 
 use crate::convert;
 use crate::journal::Ticket;
-use crate::tenant::Tenant;
+use crate::tenant::{Origin, Tenant};
 
 /// Where a call's instructions go: the edge's stream, each released once its ticket is durable.
 pub type EdgeOut = mpsc::UnboundedSender<(Ticket, api::RouterInstruction)>;
 
+/// Who caused a command through an API (`token:ID`, `user:TENANT/NAME`), recorded in its
+/// events (the audit trail); `None` for the platform's own follow-ups and timers.
+pub type Cause = Option<Arc<str>>;
+
 /// A command to an agent.
 #[derive(Message)]
 #[rtype(result = "Result<Ticket, Rejection>")]
-pub struct AgentMsg(pub AgentCommand);
+pub struct AgentMsg(pub AgentCommand, pub Cause);
 
 /// A command to a queue.
 #[derive(Message)]
@@ -34,7 +38,7 @@ pub struct QueueMsg(pub QueueCommand);
 /// A command to a call.
 #[derive(Message)]
 #[rtype(result = "Result<Ticket, Rejection>")]
-pub struct CallMsg(pub CallCommand);
+pub struct CallMsg(pub CallCommand, pub Cause);
 
 /// A report from the edge: its result goes back on the edge stream, in order.
 #[derive(Message)]
@@ -146,29 +150,31 @@ impl AgentActor {
         }
     }
 
-    fn process(&mut self, cmd: AgentCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
+    fn process(
+        &mut self,
+        cmd: AgentCommand,
+        by: Option<&str>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Ticket, Rejection> {
         let setup = self.tenant.setup();
         let now = self.tenant.now();
-        let events = match self.agent.handle(&cmd, &setup, now) {
-            Ok(e) => e,
-            Err(r) => {
-                self.tenant
-                    .refused(&Command::Agent(self.agent.id.clone(), cmd), &r);
-                return Err(r);
-            }
+        let handled = self.agent.handle(&cmd, &setup, now);
+        let id = self.agent.id.clone();
+        let origin = Origin {
+            kind: "agent",
+            id: id.as_str(),
+            first_seq: self.agent.seq + 1,
+            plan_version: setup.version,
+            traceparent: "",
+            caused_by: by,
         };
-        let first = self.agent.seq + 1;
-        for e in &events {
-            self.agent.apply(e);
-        }
-        let ticket = self.tenant.journal(
-            "agent",
-            self.agent.id.as_str(),
-            first,
-            setup.version,
-            "",
-            &events,
-        );
+        let agent = &mut self.agent;
+        let (events, ticket) = self.tenant.commit(
+            origin,
+            || Command::Agent(id.clone(), cmd),
+            handled,
+            |e| agent.apply(e),
+        )?;
         dispatch_reactions(&self.tenant, &setup, &events);
         if !events.is_empty() {
             self.send_view(&setup);
@@ -190,7 +196,7 @@ impl AgentActor {
         let tenant = self.tenant.clone();
         self.timer.arm(ctx, at, &tenant, |act, ctx| {
             act.timer.fired();
-            let _ = act.process(AgentCommand::Tick, ctx);
+            let _ = act.process(AgentCommand::Tick, None, ctx);
             act.rearm(ctx);
         });
     }
@@ -206,7 +212,7 @@ impl Actor for AgentActor {
 impl Handler<AgentMsg> for AgentActor {
     type Result = Result<Ticket, Rejection>;
     fn handle(&mut self, msg: AgentMsg, ctx: &mut Self::Context) -> Self::Result {
-        self.process(msg.0, ctx)
+        self.process(msg.0, msg.1.as_deref(), ctx)
     }
 }
 
@@ -249,26 +255,23 @@ impl QueueActor {
         let setup = self.tenant.setup();
         let now = self.tenant.now();
         self.queue.prepare(&setup);
-        let events = match self.queue.handle(&cmd, &setup, now) {
-            Ok(e) => e,
-            Err(r) => {
-                self.tenant
-                    .refused(&Command::Queue(self.queue.id.clone(), cmd), &r);
-                return Err(r);
-            }
+        let handled = self.queue.handle(&cmd, &setup, now);
+        let id = self.queue.id.clone();
+        let origin = Origin {
+            kind: "queue",
+            id: id.as_str(),
+            first_seq: self.queue.seq + 1,
+            plan_version: setup.version,
+            traceparent: "",
+            caused_by: None,
         };
-        let first = self.queue.seq + 1;
-        for e in &events {
-            self.queue.apply(e);
-        }
-        let ticket = self.tenant.journal(
-            "queue",
-            self.queue.id.as_str(),
-            first,
-            setup.version,
-            "",
-            &events,
-        );
+        let queue = &mut self.queue;
+        let (events, ticket) = self.tenant.commit(
+            origin,
+            || Command::Queue(id.clone(), cmd),
+            handled,
+            |e| queue.apply(e),
+        )?;
         dispatch_reactions(&self.tenant, &setup, &events);
         self.rearm(ctx, &setup, now);
         Ok(ticket)
@@ -360,6 +363,8 @@ pub struct CallActor {
     awaiting_first_offer: Option<std::time::Instant>,
     /// The periodic position announcement while waiting in a queue.
     announcer: Option<(callgrid_domain::QueueId, SpawnHandle)>,
+    /// Who the edge's reports come from (its credential), recorded in their events.
+    edge_by: Cause,
 }
 
 impl CallActor {
@@ -370,6 +375,7 @@ impl CallActor {
         edge: Option<EdgeOut>,
         duplicate: bool,
         traceparent: String,
+        edge_by: Cause,
     ) -> CallActor {
         CallActor {
             call,
@@ -382,6 +388,7 @@ impl CallActor {
             traceparent,
             awaiting_first_offer: None,
             announcer: None,
+            edge_by,
         }
     }
 
@@ -399,10 +406,16 @@ impl CallActor {
             traceparent: String::new(),
             awaiting_first_offer: None,
             announcer: None,
+            edge_by: None,
         }
     }
 
-    fn process(&mut self, cmd: CallCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
+    fn process(
+        &mut self,
+        cmd: CallCommand,
+        by: Option<&str>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Ticket, Rejection> {
         let now = self.tenant.now();
         let result = match &cmd {
             CallCommand::Arrive { number, caller } => {
@@ -415,10 +428,31 @@ impl CallActor {
             }
             _ => self.call.handle(&cmd, &self.setup, now),
         };
-        let events = match result {
-            Ok(e) => e,
+        let arriving = matches!(cmd, CallCommand::Arrive { .. });
+        let id = self.call.id.clone();
+        let origin = Origin {
+            kind: "call",
+            id: id.as_str(),
+            first_seq: self.call.seq + 1,
+            // the version the call arrived under (R9); its arrival sets it on the call
+            plan_version: self.setup.version,
+            traceparent: &self.traceparent,
+            caused_by: by,
+        };
+        let call = &mut self.call;
+        let committed = self.tenant.commit(
+            origin,
+            || Command::Call(id.clone(), cmd),
+            result,
+            |e| call.apply(e),
+        );
+        match committed {
+            Ok((events, ticket)) => {
+                self.after(&events, ticket, ctx);
+                Ok(ticket)
+            }
             Err(r) => {
-                if matches!(cmd, CallCommand::Arrive { .. }) && self.call.seq == 0 {
+                if arriving && self.call.seq == 0 {
                     // a call that never arrived has nothing to keep
                     if !self.duplicate {
                         self.tenant.unregister_call(&self.call.id);
@@ -426,34 +460,21 @@ impl CallActor {
                     self.edge = None;
                     ctx.stop();
                 }
-                self.tenant
-                    .refused(&Command::Call(self.call.id.clone(), cmd), &r);
-                return Err(r);
+                Err(r)
             }
-        };
-        Ok(self.commit(events, ctx))
+        }
     }
 
-    fn commit(&mut self, events: Vec<Event>, ctx: &mut Context<Self>) -> Ticket {
-        let first = self.call.seq + 1;
-        for e in &events {
-            self.call.apply(e);
-        }
-        let ticket = self.tenant.journal(
-            "call",
-            self.call.id.as_str(),
-            first,
-            self.call.plan_version,
-            &self.traceparent,
-            &events,
-        );
+    /// What committed events cause: follow-ups to other actors, instructions to the edge,
+    /// the announcer, the timer, or the actor's end.
+    fn after(&mut self, events: &[Event], ticket: Ticket, ctx: &mut Context<Self>) {
         let priority = self
             .setup
             .numbers
             .get(&self.call.number)
             .map_or(0, |n| n.priority);
         let caller = self.call.caller.clone();
-        for e in &events {
+        for e in events {
             for c in reactions(&self.setup, e, Some((&caller, priority))) {
                 self.tenant.dispatch(c);
             }
@@ -475,7 +496,6 @@ impl CallActor {
         } else {
             self.rearm(ctx);
         }
-        ticket
     }
 
     /// Starts or stops the periodic announcement as the call enters or leaves a queue that
@@ -535,7 +555,7 @@ impl CallActor {
         let tenant = self.tenant.clone();
         self.timer.arm(ctx, at, &tenant, |act, ctx| {
             act.timer.fired();
-            let _ = act.process(CallCommand::Tick, ctx);
+            let _ = act.process(CallCommand::Tick, None, ctx);
         });
     }
 }
@@ -553,6 +573,7 @@ impl Actor for CallActor {
                         CallCommand::Hangup {
                             cause: EndCause::EdgeLost,
                         },
+                        None,
                         ctx,
                     );
                 }
@@ -565,7 +586,7 @@ impl Actor for CallActor {
 impl Handler<CallMsg> for CallActor {
     type Result = Result<Ticket, Rejection>;
     fn handle(&mut self, msg: CallMsg, ctx: &mut Self::Context) -> Self::Result {
-        self.process(msg.0, ctx)
+        self.process(msg.0, msg.1.as_deref(), ctx)
     }
 }
 
@@ -577,8 +598,9 @@ impl Handler<EdgeReport> for CallActor {
         let edge = self.edge.clone();
         let mut outcome = Ok(0);
         let ack = msg.ack;
+        let by = self.edge_by.clone();
         for cmd in msg.cmds {
-            outcome = self.process(cmd, ctx);
+            outcome = self.process(cmd, by.as_deref(), ctx);
             if outcome.is_err() {
                 break;
             }

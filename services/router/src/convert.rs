@@ -18,7 +18,9 @@ pub fn status(r: &Rejection) -> tonic::Status {
         | Rejection::UnknownCall(_)
         | Rejection::UnknownNumber(_)
         | Rejection::UnknownTarget(_) => Status::not_found(msg),
-        Rejection::UnknownReason(_) | Rejection::InvalidDigit(_) => Status::invalid_argument(msg),
+        Rejection::UnknownReason(_) | Rejection::InvalidDigit(_) | Rejection::TooLarge { .. } => {
+            Status::invalid_argument(msg)
+        }
         Rejection::CallExists(_) | Rejection::Duplicate(_) => Status::already_exists(msg),
         Rejection::IllegalTransition { .. }
         | Rejection::NotAvailable { .. }
@@ -75,5 +77,20 @@ pub fn instruction_pb(call: &CallId, i: &Instruction) -> api::RouterInstruction 
     api::RouterInstruction {
         call_id: call.to_string(),
         instruction: Some(instruction),
+    }
+}
+
+/// An access management error as a gRPC status.
+pub fn access_status(e: callgrid_access::AccessError) -> tonic::Status {
+    use callgrid_access::{AccessError as E, Denied};
+    use tonic::Status;
+    match e {
+        E::Denied(Denied::Unauthenticated(m)) => Status::unauthenticated(m),
+        E::Denied(Denied::Forbidden(m)) => Status::permission_denied(m),
+        E::Invalid(m) => Status::invalid_argument(m),
+        E::NotFound(m) => Status::not_found(m),
+        E::Exists(m) => Status::already_exists(m),
+        E::Busy(m) => Status::resource_exhausted(m),
+        E::Log(e) => Status::unavailable(e.to_string()),
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use callgrid_eventlog::{EventLog, Record};
+use callgrid_eventlog::{EventLog, LogError, Record};
 use tokio::sync::{mpsc, watch};
 
 /// A position in the journal's queue: durable once `durable() >= ticket`.
@@ -29,6 +29,7 @@ pub struct Journal {
     durable: watch::Receiver<Ticket>,
     healthy: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    max_record: usize,
 }
 
 /// What the journal has written.
@@ -38,11 +39,15 @@ pub struct Counters {
     pub events: AtomicU64,
     /// Appends (group commits) made.
     pub batches: AtomicU64,
+    /// Records the log refused for good (too large...), dropped so that the rest goes on;
+    /// never expected (actors check the size first): each is logged as an error.
+    pub refused: AtomicU64,
 }
 
 impl Journal {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(log: Arc<dyn EventLog>) -> Arc<Journal> {
+        let max_record = log.max_record_bytes();
         let (tx, rx) = mpsc::unbounded_channel();
         let (durable_tx, durable) = watch::channel(0);
         let healthy = Arc::new(AtomicBool::new(true));
@@ -59,7 +64,13 @@ impl Journal {
             durable,
             healthy,
             counters,
+            max_record,
         })
+    }
+
+    /// The largest record the log takes (actors refuse commands whose events exceed it).
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record
     }
 
     /// Enqueues records; returns their ticket. An empty batch gets the ticket of what was
@@ -117,6 +128,74 @@ impl Journal {
     }
 }
 
+/// Whether an append error can never succeed on retry (the records themselves are wrong).
+fn permanent(e: &LogError) -> bool {
+    matches!(
+        e,
+        LogError::RecordTooLarge { .. }
+            | LogError::InvalidTopicName { .. }
+            | LogError::EmptyTopicName
+            | LogError::UnknownTopic { .. }
+    )
+}
+
+/// Appends a batch; returns the records written. Transient failures are retried (nothing
+/// is acknowledged until it is written); a batch the log refuses for good is written record
+/// by record, and a record refused for good is dropped with an error, so one bad record
+/// never stalls every tenant behind it.
+async fn write(
+    log: &dyn EventLog,
+    batch: Vec<Record>,
+    healthy: &AtomicBool,
+    counters: &Counters,
+) -> u64 {
+    let n = batch.len() as u64;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match log.append(EVENTS_TOPIC, batch.clone()).await {
+            Ok(_) => {
+                healthy.store(true, Ordering::Relaxed);
+                return n;
+            }
+            Err(e) if permanent(&e) => {
+                tracing::error!(error = %e, records = batch.len(), "event append refused for good, writing record by record");
+                break;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "event append failed, retrying");
+                healthy.store(false, Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    let mut written = 0;
+    for record in batch {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match log.append(EVENTS_TOPIC, vec![record.clone()]).await {
+                Ok(_) => {
+                    healthy.store(true, Ordering::Relaxed);
+                    written += 1;
+                    break;
+                }
+                Err(e) if permanent(&e) => {
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, bytes = record.value.len(), "event dropped: the log refuses it for good");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event append failed, retrying");
+                    healthy.store(false, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+    written
+}
+
 /// The journal's writer stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("the event journal stopped")]
@@ -140,23 +219,7 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let n = batch.len() as u64;
-        let mut backoff = Duration::from_millis(10);
-        loop {
-            match log.append(EVENTS_TOPIC, batch.clone()).await {
-                Ok(_) => {
-                    healthy.store(true, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    // nothing is acknowledged until it is written: retry, loudly
-                    tracing::error!(error = %e, records = batch.len(), "event append failed, retrying");
-                    healthy.store(false, Ordering::Relaxed);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
+        let n = write(log.as_ref(), batch, &healthy, &counters).await;
         counters.events.fetch_add(n, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         let _ = durable.send(last);

@@ -62,6 +62,14 @@ pub enum RouterError {
     /// The journal stopped.
     #[error(transparent)]
     Journal(#[from] journal::JournalClosed),
+    /// A tenant file too large for one record of the event log.
+    #[error("yaml: the tenant file makes a configuration event of {bytes} bytes; the event log takes at most {max}")]
+    TooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The log's limit.
+        max: usize,
+    },
 }
 
 /// Options of a router.
@@ -348,6 +356,16 @@ impl Router {
         source_name: &str,
         yaml: &str,
     ) -> Result<(TenantId, u64), RouterError> {
+        self.load_tenant_by(source_name, yaml, None).await
+    }
+
+    /// [`Router::load_tenant`], caused through an API by `by` (recorded in the event).
+    pub async fn load_tenant_by(
+        &self,
+        source_name: &str,
+        yaml: &str,
+        by: Option<&str>,
+    ) -> Result<(TenantId, u64), RouterError> {
         let file = callgrid_config::load_str(source_name, yaml)?;
         let _guard = self.load_lock.lock().await;
         let id = TenantId::new(&file.tenant);
@@ -374,19 +392,28 @@ impl Router {
                 }
             }
         }
-        let env = callgrid_codec::configured_envelope(
+        let mut env = callgrid_codec::configured_envelope(
             id.as_str(),
             version,
             source_name,
             yaml,
             self.shared.clock.now(),
         );
+        env.caused_by = by.unwrap_or_default().to_owned();
+        let value = env.encode_to_vec();
+        let (bytes, max) = (
+            id.as_str().len() + value.len(),
+            self.shared.journal.max_record_bytes(),
+        );
+        if bytes > max {
+            return Err(RouterError::TooLarge { bytes, max });
+        }
         let ticket = self
             .shared
             .journal
             .append(vec![callgrid_eventlog::Record::new(
                 id.as_str().as_bytes().to_vec(),
-                env.encode_to_vec(),
+                value,
                 env.time_ms,
             )]);
         self.shared.journal.wait(ticket).await?;

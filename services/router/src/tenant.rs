@@ -134,6 +134,25 @@ pub struct Tenant {
     pub shared: Arc<Shared>,
 }
 
+/// Where a command's events come from: one aggregate (its kind, id and the sequence number
+/// of the first event), the plan version and trace they belong to, and who caused them
+/// through an API (the audit trail; `None` for the platform's own follow-ups and timers).
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// `agent`, `queue` or `call`.
+    pub kind: &'a str,
+    /// The aggregate's id.
+    pub id: &'a str,
+    /// Sequence number of the first event.
+    pub first_seq: u64,
+    /// Plan (configuration) version.
+    pub plan_version: u64,
+    /// W3C trace context.
+    pub traceparent: &'a str,
+    /// `token:ID`, `user:TENANT/NAME`...
+    pub caused_by: Option<&'a str>,
+}
+
 /// Which concurrent-call limit (N8) a new call is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverLimit {
@@ -339,7 +358,7 @@ impl Tenant {
     pub fn dispatch(&self, cmd: Command) {
         match cmd {
             Command::Agent(a, c) => match self.agent(&a) {
-                Some(addr) => addr.do_send(AgentMsg(c)),
+                Some(addr) => addr.do_send(AgentMsg(c, None)),
                 None => self.refused(&Command::Agent(a.clone(), c), &Rejection::UnknownAgent(a)),
             },
             Command::Queue(q, c) => match self.queue(&q) {
@@ -352,7 +371,7 @@ impl Tenant {
                 }
             }
             Command::Call(id, c) => match self.call(&id) {
-                Some(addr) => addr.do_send(CallMsg(c)),
+                Some(addr) => addr.do_send(CallMsg(c, None)),
                 None => self.refused(&Command::Call(id.clone(), c), &Rejection::UnknownCall(id)),
             },
         }
@@ -366,35 +385,63 @@ impl Tenant {
         }
     }
 
-    /// Encodes events of one aggregate (sequence numbers `first_seq..`) and enqueues them.
-    pub fn journal(
+    /// The step every actor takes with a command, written once: the domain's answer
+    /// (`handled`) is refused as it is, or encoded for the log (refused with `TooLarge` when
+    /// an event would not fit in a record), and only then applied (`apply`) and handed to
+    /// the journal. A refusal changes nothing and dispatches what it causes (`command` is the
+    /// refused command, built only then).
+    pub fn commit(
         &self,
-        kind: &str,
-        id: &str,
-        first_seq: u64,
-        plan_version: u64,
-        traceparent: &str,
-        events: &[Event],
-    ) -> Ticket {
-        if events.is_empty() {
-            return self.shared.journal.append(Vec::new());
+        origin: Origin<'_>,
+        command: impl FnOnce() -> Command,
+        handled: Result<Vec<Event>, Rejection>,
+        mut apply: impl FnMut(&Event),
+    ) -> Result<(Vec<Event>, Ticket), Rejection> {
+        let encoded = handled.and_then(|events| {
+            let records = self.encode(&origin, &events)?;
+            Ok((events, records))
+        });
+        match encoded {
+            Ok((events, records)) => {
+                for e in &events {
+                    apply(e);
+                }
+                let ticket = self.shared.journal.append(records);
+                Ok((events, ticket))
+            }
+            Err(r) => {
+                self.refused(&command(), &r);
+                Err(r)
+            }
         }
+    }
+
+    /// Encodes events of one aggregate as records of the log.
+    fn encode(&self, o: &Origin<'_>, events: &[Event]) -> Result<Vec<Record>, Rejection> {
         let key = self.id.as_str().as_bytes();
-        let records = events
+        let max = self.shared.journal.max_record_bytes();
+        events
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                let env = callgrid_codec::event_envelope(
+                let mut env = callgrid_codec::event_envelope(
                     self.id.as_str(),
-                    (kind, id),
-                    first_seq + i as u64,
-                    plan_version,
-                    traceparent,
+                    (o.kind, o.id),
+                    o.first_seq + i as u64,
+                    o.plan_version,
+                    o.traceparent,
                     e,
                 );
-                Record::new(key.to_vec(), env.encode_to_vec(), e.at as i64)
+                if let Some(by) = o.caused_by {
+                    env.caused_by = by.to_owned();
+                }
+                let value = env.encode_to_vec();
+                let bytes = key.len() + value.len();
+                if bytes > max {
+                    return Err(Rejection::TooLarge { bytes, max });
+                }
+                Ok(Record::new(key.to_vec(), value, e.at as i64))
             })
-            .collect();
-        self.shared.journal.append(records)
+            .collect()
     }
 }

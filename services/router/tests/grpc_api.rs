@@ -485,8 +485,12 @@ async fn a_call_whose_edge_gives_up_during_its_arrival_ends_as_edge_lost() {
     // stay queued forever with nobody to tell the router that the caller is gone
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(Ok(arrival("gave-up", SALES))).await.unwrap();
+    let edge = callgrid_access::Principal {
+        role: callgrid_access::Role::Edge,
+        ..callgrid_access::Principal::system()
+    };
     let opened = svc
-        .open(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .open(tokio_stream::wrappers::ReceiverStream::new(rx), &edge)
         .now_or_never();
     drop(opened);
     drop(tx);

@@ -18,7 +18,7 @@
 //! - `/api/v1/tenants/{t}/agents/{agent}/states?from=MS&to=MS` — state history (H2);
 //! - `/api/v1/tenants/{t}/intervals?from=MS&to=MS` — 15-minute figures (H3, H5).
 
-pub mod http;
+mod routes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,13 +27,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use callgrid_projector::time::Calendar;
 use callgrid_projector::{Changes, Projector};
 use callgrid_store::{
-    AgentView, CallView, LiveViews, ProjectionStore, QueueView, Row, RowKey, Span, Stats,
-    StoreError,
+    AgentView, CallView, LiveViews, ProjectionStore, QueueView, Row, RowKey, Stats, StoreError,
 };
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
-pub use http::{serve, Request, Response};
+pub use routes::policy;
 
 /// How often an idle push stream sends a keep-alive comment.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -92,29 +91,51 @@ pub struct LiveJson {
     pub calls: Vec<CallView>,
 }
 
+/// Limits of the supervisor service.
+#[derive(Clone, Debug)]
+pub struct SupervisorOptions {
+    /// Push streams one tenant may have open at once (more get 429).
+    pub max_streams_per_tenant: usize,
+    /// Most rows one history read returns; a longer answer says where the next page starts.
+    pub max_page: usize,
+    /// Whether session cookies are marked `Secure` (served over TLS).
+    pub secure_cookies: bool,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        SupervisorOptions {
+            max_streams_per_tenant: 500,
+            max_page: 1_000,
+            secure_cookies: false,
+        }
+    }
+}
+
 /// The supervisor service.
 pub struct Supervisor {
     store: Arc<dyn ProjectionStore>,
     projector: Arc<Projector>,
     calendars: Mutex<HashMap<String, Calendar>>,
+    access: Arc<callgrid_access::Access>,
+    options: SupervisorOptions,
+    streams: Mutex<HashMap<String, usize>>,
 }
 
 impl Supervisor {
-    /// Reads `projector`'s store and pushes its changes.
-    pub fn new(projector: Arc<Projector>) -> Arc<Supervisor> {
+    /// Reads `projector`'s store and pushes its changes; signs users in with `access`.
+    pub fn new(
+        projector: Arc<Projector>,
+        access: Arc<callgrid_access::Access>,
+        options: SupervisorOptions,
+    ) -> Arc<Supervisor> {
         Arc::new(Supervisor {
             store: projector.store().clone(),
             projector,
             calendars: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The HTTP handler of every route.
-    pub fn handler(self: &Arc<Self>) -> http::Handler {
-        let me = Arc::clone(self);
-        Arc::new(move |req: Request| {
-            let me = Arc::clone(&me);
-            Box::pin(async move { me.route(req).await })
+            access,
+            options,
+            streams: Mutex::new(HashMap::new()),
         })
     }
 
@@ -214,122 +235,61 @@ impl Supervisor {
         )))
     }
 
-    async fn route(self: Arc<Self>, req: Request) -> Response {
-        let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-        let result = match parts.as_slice() {
-            ["api", "v1", "tenants"] => self.store.tenants().await.map(|mut t| {
-                t.extend(self.projector.unwritten_tenants());
-                t.sort();
-                t.dedup();
-                json(&t)
-            }),
-            ["api", "v1", "projector"] => {
-                let p = self.projector.progress().borrow().clone();
-                Ok(json(&serde_json::json!({
-                    "projected": p.projected,
-                    "skipped": p.skipped,
-                    "next_offsets": p.next,
-                })))
-            }
-            ["api", "v1", "tenants", t, rest @ ..] => self.tenant_route(t, rest, &req).await,
-            ["healthz"] => Ok(Response::Full {
-                status: "200 OK",
-                content_type: "text/plain",
-                body: b"ok\n".to_vec(),
-            }),
-            _ => Ok(Response::error("404 Not Found", "no such path")),
-        };
-        result.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, path = %req.path, "supervisor read failed");
-            Response::error("503 Service Unavailable", &e.to_string())
-        })
-    }
-
-    async fn tenant_route(
-        self: &Arc<Self>,
-        tenant: &str,
-        rest: &[&str],
-        req: &Request,
-    ) -> Result<Response, StoreError> {
-        if self.calendar(tenant).await?.is_none() {
-            return Ok(Response::error(
-                "404 Not Found",
-                &format!("unknown tenant {tenant}"),
-            ));
-        }
-        let span = match span_of(req) {
-            Ok(s) => s,
-            Err(e) => return Ok(Response::error("400 Bad Request", &e)),
-        };
-        Ok(match rest {
-            ["live"] => match self.snapshot(tenant).await? {
-                Some(s) => json(&s),
-                None => Response::error("404 Not Found", "unknown tenant"),
-            },
-            ["live", "stream"] => self.stream(tenant.to_owned()),
-            ["calls"] => json(&self.store.call_records(tenant, span).await?),
-            ["calls", call, "offers"] => json(&self.store.offers(tenant, call).await?),
-            ["agents", agent, "states"] => {
-                json(&self.store.agent_states(tenant, agent, span).await?)
-            }
-            ["intervals"] => json(&self.store.intervals(tenant, span).await?),
-            _ => Response::error("404 Not Found", "no such path"),
-        })
-    }
-
-    /// The SSE stream of a tenant's live views.
-    fn stream(self: &Arc<Self>, tenant: String) -> Response {
-        // subscribe before the snapshot: no change falls between them
-        let rx = self.projector.subscribe();
-        let me = Arc::clone(self);
-        Response::Events(Box::new(move |sink| {
-            Box::pin(async move { me.push(tenant, rx, sink).await })
-        }))
-    }
-
+    /// Pushes a tenant's live views into `out` (a snapshot, then the changes) until the
+    /// client goes, or the browser session the client signed in with ends (`session`: checked
+    /// every second).
     async fn push(
         self: Arc<Self>,
         tenant: String,
         mut rx: broadcast::Receiver<Changes>,
-        mut sink: http::EventSink,
+        out: mpsc::Sender<Push>,
+        session: Option<(Arc<callgrid_access::Access>, Arc<str>)>,
     ) {
         let Ok(Some(calendar)) = self.calendar(&tenant).await else {
             return;
         };
-        if !self.send_snapshot(&tenant, &mut sink).await {
+        if !self.send_snapshot(&tenant, &out).await {
             return;
         }
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let next = tokio::time::timeout(KEEPALIVE, rx.recv()).await;
-            let ok = match next {
-                Err(_) => sink.keepalive().await.is_ok(),
-                Ok(Ok(changes)) => {
-                    let mine = LiveViews {
-                        queues: pick(&changes, &tenant, |r| match r {
-                            Row::Queue(q) => Some(q.clone()),
-                            _ => None,
-                        }),
-                        agents: pick(&changes, &tenant, |r| match r {
-                            Row::Agent(a) => Some(a.clone()),
-                            _ => None,
-                        }),
-                        calls: pick(&changes, &tenant, |r| match r {
-                            Row::Call(c) => Some(c.clone()),
-                            _ => None,
-                        }),
-                    };
-                    if mine.queues.is_empty() && mine.agents.is_empty() && mine.calls.is_empty() {
-                        continue;
+            let ok = tokio::select! {
+                _ = keepalive.tick() => out.send(Push::KeepAlive).await.is_ok(),
+                _ = check.tick() => {
+                    !out.is_closed()
+                        && session.as_ref().is_none_or(|(access, id)| access.session_open(id))
+                }
+                next = rx.recv() => match next {
+                    Ok(changes) => {
+                        let mine = LiveViews {
+                            queues: pick(&changes, &tenant, |r| match r {
+                                Row::Queue(q) => Some(q.clone()),
+                                _ => None,
+                            }),
+                            agents: pick(&changes, &tenant, |r| match r {
+                                Row::Agent(a) => Some(a.clone()),
+                                _ => None,
+                            }),
+                            calls: pick(&changes, &tenant, |r| match r {
+                                Row::Call(c) => Some(c.clone()),
+                                _ => None,
+                            }),
+                        };
+                        if mine.queues.is_empty() && mine.agents.is_empty() && mine.calls.is_empty() {
+                            continue;
+                        }
+                        let oldest = changes.oldest_event_ms.get(&tenant).copied();
+                        let body = Self::live_json(&tenant, mine, &calendar, now_ms(), oldest);
+                        let data = serde_json::to_string(&body).unwrap_or_default();
+                        out.send(Push::Event("change", data)).await.is_ok()
                     }
-                    let oldest = changes.oldest_event_ms.get(&tenant).copied();
-                    let body = Self::live_json(&tenant, mine, &calendar, now_ms(), oldest);
-                    let data = serde_json::to_string(&body).unwrap_or_default();
-                    sink.send("change", &data).await.is_ok()
-                }
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                    self.send_snapshot(&tenant, &mut sink).await
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) => false,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.send_snapshot(&tenant, &out).await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => false,
+                },
             };
             if !ok {
                 return;
@@ -337,20 +297,34 @@ impl Supervisor {
         }
     }
 
-    async fn send_snapshot(&self, tenant: &str, sink: &mut http::EventSink) -> bool {
+    async fn send_snapshot(&self, tenant: &str, out: &mpsc::Sender<Push>) -> bool {
         match self.snapshot(tenant).await {
             Ok(Some(s)) => {
                 let data = serde_json::to_string(&s).unwrap_or_default();
-                sink.send("snapshot", &data).await.is_ok()
+                out.send(Push::Event("snapshot", data)).await.is_ok()
             }
             Ok(None) => false,
             Err(e) => {
                 tracing::warn!(%tenant, error = %e, "snapshot for a push stream failed");
                 let msg = serde_json::json!({ "error": e.to_string() }).to_string();
-                let _ = sink.send("error", &msg).await;
+                let _ = out.send(Push::Event("error", msg)).await;
                 false
             }
         }
+    }
+
+    /// Takes a push-stream slot of `tenant`, or `None` when it has `max_streams` open.
+    fn stream_slot(self: &Arc<Self>, tenant: &str) -> Option<StreamSlot> {
+        let mut open = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(tenant.to_owned()).or_insert(0);
+        if *n >= self.options.max_streams_per_tenant {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            supervisor: Arc::clone(self),
+            tenant: tenant.to_owned(),
+        })
     }
 }
 
@@ -364,24 +338,33 @@ fn pick<T>(changes: &Changes, tenant: &str, f: impl Fn(&Row) -> Option<T>) -> Ve
         .collect()
 }
 
-fn json<T: Serialize>(v: &T) -> Response {
-    match serde_json::to_vec(v) {
-        Ok(body) => Response::json("200 OK", body),
-        Err(e) => Response::error("500 Internal Server Error", &e.to_string()),
-    }
+/// What a push stream sends: a named event with JSON data, or a keep-alive comment.
+#[derive(Debug)]
+pub enum Push {
+    /// `event: NAME`, `data: JSON`.
+    Event(&'static str, String),
+    /// A comment that keeps proxies and idle timers from closing the stream.
+    KeepAlive,
 }
 
-/// `from`/`to` (ms since the epoch) of a request; all time by default.
-fn span_of(req: &Request) -> Result<Span, String> {
-    let ms = |name: &str| -> Result<Option<u64>, String> {
-        req.param(name)
-            .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| format!("{name} must be milliseconds since the epoch, got {v:?}"))
-            })
-            .transpose()
-    };
-    let from = ms("from")?.unwrap_or(0);
-    let to = ms("to")?.unwrap_or(u64::MAX);
-    Span::new(from, to).map_err(|e| e.to_string())
+/// One open push stream of a tenant; dropping it frees the slot.
+pub struct StreamSlot {
+    supervisor: Arc<Supervisor>,
+    tenant: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .supervisor
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
 }

@@ -332,6 +332,10 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl EventLog for KafkaLog {
+    fn max_record_bytes(&self) -> usize {
+        self.options.max_record_bytes
+    }
+
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
         validate_topic_name(topic)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {

@@ -324,6 +324,10 @@ impl SqliteLog {
 
 #[async_trait]
 impl EventLog for SqliteLog {
+    fn max_record_bytes(&self) -> usize {
+        self.options.max_record_bytes
+    }
+
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
         self.check_open()?;
         validate_topic_name(topic)?;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
+use super::{caller, denied, limits};
 use crate::{Router, RouterError};
+use callgrid_access::Permission;
 
 /// The admin service.
 pub struct AdminSvc {
@@ -25,21 +27,42 @@ impl api::admin_server::Admin for AdminSvc {
         &self,
         req: Request<api::LoadTenantRequest>,
     ) -> Result<Response<api::LoadTenantResponse>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
+        limits::text("source_name", &r.source_name, limits::MAX_SOURCE_NAME)?;
+        if r.yaml.len() > limits::MAX_YAML {
+            return Err(Status::invalid_argument(format!(
+                "yaml is longer than {} bytes ({} bytes)",
+                limits::MAX_YAML,
+                r.yaml.len()
+            )));
+        }
         let source = if r.source_name.is_empty() {
             "request"
         } else {
             r.source_name.as_str()
         };
-        let (id, version) =
-            self.router
-                .load_tenant(source, &r.yaml)
-                .await
-                .map_err(|e| match e {
-                    RouterError::Config(c) => Status::invalid_argument(c.to_string()),
-                    RouterError::NumberTaken { .. } => Status::already_exists(e.to_string()),
-                    other => Status::unavailable(other.to_string()),
-                })?;
+        // a tenant admin loads its own tenant only: read the tenant's id first
+        if !by.platform_wide() {
+            let file = callgrid_config::load_str(source, &r.yaml)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            by.check(Permission::TenantLoad, &file.tenant, None)
+                .map_err(denied)?;
+        }
+        let (id, version) = self
+            .router
+            .load_tenant_by(source, &r.yaml, Some(&by.id))
+            .await
+            .map_err(|e| match e {
+                RouterError::Config(c) => Status::invalid_argument(c.to_string()),
+                RouterError::TooLarge { .. } => Status::invalid_argument(e.to_string()),
+                // the owner is another tenant's business
+                RouterError::NumberTaken { number, .. } if !by.platform_wide() => {
+                    Status::already_exists(format!("number {number} belongs to another tenant"))
+                }
+                RouterError::NumberTaken { .. } => Status::already_exists(e.to_string()),
+                other => Status::unavailable(other.to_string()),
+            })?;
         let setup = self
             .router
             .tenant(id.as_str())
@@ -55,12 +78,14 @@ impl api::admin_server::Admin for AdminSvc {
 
     async fn list_tenants(
         &self,
-        _: Request<api::ListTenantsRequest>,
+        req: Request<api::ListTenantsRequest>,
     ) -> Result<Response<api::ListTenantsResponse>, Status> {
+        let by = caller(&req)?;
         let tenants = self
             .router
             .tenant_ids()
             .into_iter()
+            .filter(|id| by.tenant(id.as_str()).is_ok())
             .filter_map(|id| self.router.tenant(id.as_str()))
             .map(|t| {
                 let s = t.setup();
@@ -80,6 +105,9 @@ impl api::admin_server::Admin for AdminSvc {
         &self,
         req: Request<api::StatsRequest>,
     ) -> Result<Response<api::StatsResponse>, Status> {
+        caller(&req)?
+            .allow(Permission::RouterStats)
+            .map_err(denied)?;
         let decision_us = match self.router.shared.decisions.lock() {
             Ok(mut h) => {
                 let summary = api::LatencySummary {

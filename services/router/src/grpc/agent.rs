@@ -8,11 +8,12 @@ use callgrid_domain::{
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{mailbox, tenant};
+use super::{caller, limits, mailbox, scoped};
 use crate::actors::{AgentMsg, CallMsg, GetAgent};
 use crate::convert;
 use crate::tenant::Tenant;
 use crate::Router;
+use callgrid_access::Permission;
 
 /// The agent service.
 pub struct AgentSvc {
@@ -54,13 +55,14 @@ pub(crate) fn agent_status(t: &Tenant, a: &Agent) -> api::AgentStatus {
 impl AgentSvc {
     async fn run(
         &self,
+        by: &callgrid_access::Principal,
         tenant_id: &str,
         agent: &str,
         cmd: AgentCommand,
     ) -> Result<Response<api::AgentStatus>, Status> {
-        let (t, addr) = self.agent(tenant_id, agent)?;
+        let (t, addr) = self.agent(by, tenant_id, agent)?;
         let ticket = addr
-            .send(AgentMsg(cmd))
+            .send(AgentMsg(cmd, Some(by.id.clone())))
             .await
             .map_err(mailbox)?
             .map_err(|r| convert::status(&r))?;
@@ -69,16 +71,20 @@ impl AgentSvc {
         Ok(Response::new(agent_status(&t, &a)))
     }
 
-    /// The tenant and the actor of one of its agents.
+    /// The tenant and the actor of one of its agents, if `by` may act on it.
     fn agent(
         &self,
+        by: &callgrid_access::Principal,
         tenant_id: &str,
         agent: &str,
     ) -> Result<(Arc<Tenant>, actix::Addr<crate::actors::AgentActor>), Status> {
-        let t = tenant(&self.router, tenant_id)?;
-        if agent.is_empty() {
-            return Err(Status::invalid_argument("agent is required"));
-        }
+        let t = scoped(
+            &self.router,
+            by,
+            Permission::AgentControl,
+            tenant_id,
+            Some(agent),
+        )?;
         let addr = t.agent(&AgentId::new(agent)).ok_or_else(|| {
             Status::not_found(format!("unknown agent {agent} of tenant {tenant_id}"))
         })?;
@@ -102,11 +108,15 @@ impl api::agent_service_server::AgentService for AgentSvc {
         &self,
         req: Request<api::LoginRequest>,
     ) -> Result<Response<api::AgentStatus>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
+        limits::optional_id("not_ready_reason", &r.not_ready_reason)?;
+        limits::devices(&r.devices)?;
         let not_ready =
             (!r.not_ready_reason.is_empty()).then(|| ReasonCode::new(&r.not_ready_reason));
         let devices = r.devices.iter().map(DeviceId::new).collect();
         self.run(
+            &by,
             &r.tenant,
             &r.agent,
             AgentCommand::Login { devices, not_ready },
@@ -118,8 +128,10 @@ impl api::agent_service_server::AgentService for AgentSvc {
         &self,
         req: Request<api::AgentRef>,
     ) -> Result<Response<api::AgentStatus>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
-        self.run(&r.tenant, &r.agent, AgentCommand::Logout).await
+        self.run(&by, &r.tenant, &r.agent, AgentCommand::Logout)
+            .await
     }
 
     async fn set_state(
@@ -127,10 +139,12 @@ impl api::agent_service_server::AgentService for AgentSvc {
         req: Request<api::SetStateRequest>,
     ) -> Result<Response<api::AgentStatus>, Status> {
         use api::set_state_request::State;
+        let by = caller(&req)?;
         let r = req.into_inner();
         let cmd = match r.state {
             Some(State::Available(true)) => AgentCommand::SetAvailable,
             Some(State::NotReadyReason(reason)) if !reason.is_empty() => {
+                limits::id("not_ready_reason", &reason)?;
                 AgentCommand::SetNotReady {
                     reason: ReasonCode::new(reason),
                 }
@@ -146,18 +160,20 @@ impl api::agent_service_server::AgentService for AgentSvc {
                 ))
             }
         };
-        self.run(&r.tenant, &r.agent, cmd).await
+        self.run(&by, &r.tenant, &r.agent, cmd).await
     }
 
     async fn transfer(
         &self,
         req: Request<api::TransferRequest>,
     ) -> Result<Response<api::TransferResponse>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
-        let (t, addr) = self.agent(&r.tenant, &r.agent)?;
+        let (t, addr) = self.agent(&by, &r.tenant, &r.agent)?;
         if r.target.trim().is_empty() {
             return Err(Status::invalid_argument("target is required"));
         }
+        limits::text("target", &r.target, limits::MAX_NUMBER)?;
         let agent = AgentId::new(&r.agent);
         let a = addr.send(GetAgent).await.map_err(mailbox)?;
         let call = match &a.state {
@@ -174,10 +190,13 @@ impl api::agent_service_server::AgentService for AgentSvc {
             .call(&call)
             .ok_or_else(|| Status::failed_precondition(format!("call {call} has ended")))?;
         let ticket = call_addr
-            .send(CallMsg(CallCommand::Transfer {
-                agent,
-                to: r.target.trim().into(),
-            }))
+            .send(CallMsg(
+                CallCommand::Transfer {
+                    agent,
+                    to: r.target.trim().into(),
+                },
+                Some(by.id.clone()),
+            ))
             .await
             .map_err(mailbox)?
             .map_err(|r| convert::status(&r))?;
@@ -191,7 +210,14 @@ impl api::agent_service_server::AgentService for AgentSvc {
         &self,
         req: Request<api::ListAgentsRequest>,
     ) -> Result<Response<api::ListAgentsResponse>, Status> {
-        let t = tenant(&self.router, &req.get_ref().tenant)?;
+        let by = caller(&req)?;
+        let t = scoped(
+            &self.router,
+            &by,
+            Permission::AgentRead,
+            &req.get_ref().tenant,
+            None,
+        )?;
         let mut agents = Vec::new();
         for (_, addr) in t.agent_addrs() {
             let a = addr.send(GetAgent).await.map_err(mailbox)?;

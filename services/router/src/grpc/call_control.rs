@@ -10,12 +10,13 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::mailbox;
+use super::{caller, denied, limits, mailbox};
 use crate::actors::{CallActor, CallMsg, EdgeReport};
 use crate::convert;
 use crate::journal::Ticket;
 use crate::tenant::OverLimit;
 use crate::Router;
+use callgrid_access::{Permission, Principal};
 
 /// The call-control service.
 pub struct CallControlSvc {
@@ -35,13 +36,7 @@ type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + S
 /// An edge report as call commands, or why it is malformed.
 fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>, Status> {
     use api::edge_report::Report as R;
-    let agent = |a: &str| {
-        if a.is_empty() {
-            Err(Status::invalid_argument("agent is required"))
-        } else {
-            Ok(AgentId::new(a))
-        }
-    };
+    let agent = |a: &str| limits::id("agent", a).map(|()| AgentId::new(a));
     Ok(match report {
         None => return Err(Status::invalid_argument("report is empty")),
         Some(R::Arrived(_)) => {
@@ -72,6 +67,7 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
             if d.digits.is_empty() {
                 return Err(Status::invalid_argument("digits is empty"));
             }
+            limits::text("digits", &d.digits, limits::MAX_DIGITS)?;
             d.digits
                 .chars()
                 .map(|digit| CallCommand::Digit { digit })
@@ -92,13 +88,17 @@ fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>
         Some(R::Resumed(h)) => vec![CallCommand::Resume {
             by: party(h.party)?,
         }],
-        Some(R::Recording(r)) => vec![CallCommand::RecordingStarted {
-            path: r.path.as_str().into(),
-        }],
+        Some(R::Recording(r)) => {
+            limits::text("path", &r.path, limits::MAX_PATH)?;
+            vec![CallCommand::RecordingStarted {
+                path: r.path.as_str().into(),
+            }]
+        }
         Some(R::Transfer(t)) => {
             if t.target.is_empty() {
                 return Err(Status::invalid_argument("transfer target is required"));
             }
+            limits::text("target", &t.target, limits::MAX_NUMBER)?;
             vec![CallCommand::Transfer {
                 agent: agent(&t.agent)?,
                 to: t.target.as_str().into(),
@@ -124,9 +124,12 @@ struct Abandon(Option<Addr<CallActor>>);
 impl Drop for Abandon {
     fn drop(&mut self) {
         if let Some(addr) = self.0.take() {
-            addr.do_send(CallMsg(CallCommand::Hangup {
-                cause: EndCause::EdgeLost,
-            }));
+            addr.do_send(CallMsg(
+                CallCommand::Hangup {
+                    cause: EndCause::EdgeLost,
+                },
+                None,
+            ));
         }
     }
 }
@@ -152,7 +155,8 @@ impl api::call_control_server::CallControl for CallControlSvc {
         &self,
         req: Request<Streaming<api::EdgeReport>>,
     ) -> Result<Response<Out>, Status> {
-        self.open(req.into_inner()).await.map(Response::new)
+        let by = caller(&req)?;
+        self.open(req.into_inner(), &by).await.map(Response::new)
     }
 }
 
@@ -160,7 +164,8 @@ impl CallControlSvc {
     /// One call's stream: the edge's reports in, the router's instructions out. The gRPC
     /// service runs it over HTTP/2; `callgrid serve` runs its SIP edge on it directly, in
     /// process (the same messages, no transport; docs/DECISIONS.md).
-    pub async fn open<S>(&self, mut inbound: S) -> Result<Out, Status>
+    /// `by` is the edge's credential: an edge scoped to a tenant takes only its numbers' calls.
+    pub async fn open<S>(&self, mut inbound: S, by: &Principal) -> Result<Out, Status>
     where
         S: Stream<Item = Result<api::EdgeReport, Status>> + Send + Unpin + 'static,
     {
@@ -182,10 +187,17 @@ impl CallControlSvc {
         if arrived.number.is_empty() {
             return Err(Status::invalid_argument("number is required"));
         }
+        limits::text("call_id", &first.call_id, limits::MAX_CALL_ID)?;
+        limits::text("number", &arrived.number, limits::MAX_NUMBER)?;
+        limits::text("caller", &arrived.caller, limits::MAX_NUMBER)?;
+        limits::optional_id("tenant", &arrived.tenant)?;
+        limits::text("traceparent", &arrived.traceparent, limits::MAX_TRACEPARENT)?;
         let tenant = self
             .router
             .tenant_of_number(&arrived.number)
             .ok_or_else(|| Status::not_found(format!("unknown number {}", arrived.number)))?;
+        by.check(Permission::CallControl, tenant.id.as_str(), None)
+            .map_err(denied)?;
         if !arrived.tenant.is_empty() && arrived.tenant != tenant.id.as_str() {
             return Err(Status::permission_denied(format!(
                 "number {} does not belong to tenant {}",
@@ -210,18 +222,22 @@ impl CallControlSvc {
         let t = tenant.clone();
         let id = call_id.clone();
         let traceparent = arrived.traceparent.clone();
+        let edge_by = Some(by.id.clone());
         let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |ctx| {
             let duplicate = !t.register_call(id.clone(), ctx.address());
-            CallActor::new(Call::new(id), t, Some(tx), duplicate, traceparent)
+            CallActor::new(Call::new(id), t, Some(tx), duplicate, traceparent, edge_by)
         });
         // from here on the call exists: if this future is dropped (the edge gave up) or
         // fails before the report reader runs, the call ends as edge-lost
         let mut abandon = Abandon(Some(addr.clone()));
         let ticket = addr
-            .send(CallMsg(CallCommand::Arrive {
-                number: arrived.number.as_str().into(),
-                caller: arrived.caller.as_str().into(),
-            }))
+            .send(CallMsg(
+                CallCommand::Arrive {
+                    number: arrived.number.as_str().into(),
+                    caller: arrived.caller.as_str().into(),
+                },
+                Some(by.id.clone()),
+            ))
             .await
             .map_err(mailbox)?
             .map_err(|r| convert::status(&r))?;
@@ -262,9 +278,12 @@ impl CallControlSvc {
                 }
             }
             if !hung_up {
-                reader_addr.do_send(CallMsg(CallCommand::Hangup {
-                    cause: EndCause::EdgeLost,
-                }));
+                reader_addr.do_send(CallMsg(
+                    CallCommand::Hangup {
+                        cause: EndCause::EdgeLost,
+                    },
+                    None,
+                ));
             }
         });
 

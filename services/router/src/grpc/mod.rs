@@ -1,21 +1,26 @@
-//! The gRPC services: agents, call control (the SIP edge), administration and reads, with
-//! the standard health and reflection services.
+//! The gRPC services: agents, call control (the SIP edge), administration, access and reads,
+//! with the standard health and reflection services, behind the access gate (`policy` says
+//! what each method needs; each handler checks the tenant and agent its request names).
 
+mod access;
 mod admin;
 mod agent;
 mod call_control;
+pub mod limits;
 mod read;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::Method;
+use callgrid_access::{Access, Denied, Gate, Permission, Principal, Rule};
 use callgrid_proto::api::v1 as api;
 use tonic::Status;
 
 use crate::tenant::Tenant;
 use crate::Router;
 
+pub use access::AccessSvc;
 pub use admin::AdminSvc;
 pub use agent::AgentSvc;
 pub use call_control::CallControlSvc;
@@ -35,77 +40,141 @@ fn mailbox(e: actix::MailboxError) -> Status {
     Status::unavailable(format!("actor unavailable: {e}"))
 }
 
-/// Why the gRPC server stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The address cannot be listened on.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The server failed.
-    #[error("grpc server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+/// The tenant a request names, once `by` may do `p` on it (and on `agent`): the ids are
+/// checked against their bounds, then the caller's scope (PERMISSION_DENIED, whether or not
+/// the tenant exists), then the tenant's existence (NOT_FOUND).
+fn scoped(
+    router: &Router,
+    by: &Principal,
+    p: Permission,
+    tenant_id: &str,
+    agent: Option<&str>,
+) -> Result<Arc<Tenant>, Status> {
+    limits::id("tenant", tenant_id)?;
+    if let Some(a) = agent {
+        limits::id("agent", a)?;
+    }
+    by.check(p, tenant_id, agent).map_err(denied)?;
+    tenant(router, tenant_id)
 }
 
-/// Serves every service on `addr` until `shutdown` completes.
-pub async fn serve(
-    router: Arc<Router>,
-    addr: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    Ok(serve_on(router, listener, shutdown).await?)
+/// Who is calling (the gate put it there); a request that did not pass the gate is refused.
+fn caller<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("credentials required"))
 }
 
-/// Serves every service on a bound listener (tests bind port 0).
-pub async fn serve_on(
-    router: Arc<Router>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
+/// A refusal as a gRPC status.
+fn denied(d: Denied) -> Status {
+    match d {
+        Denied::Unauthenticated(m) => Status::unauthenticated(m),
+        Denied::Forbidden(m) => Status::permission_denied(m),
+    }
+}
+
+/// The access rule of each gRPC method (`/package.Service/Method`).
+pub fn policy(_: &Method, path: &str) -> Rule {
+    use Permission as P;
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    match service {
+        // load balancers and orchestrators probe without credentials
+        "grpc.health.v1.Health" => Rule::Open,
+        "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
+            Rule::Require(P::Reflection)
+        }
+        "callgrid.api.v1.AgentService" => Rule::Require(match method {
+            "ListAgents" => P::AgentRead,
+            _ => P::AgentControl,
+        }),
+        "callgrid.api.v1.CallControl" => Rule::Require(P::CallControl),
+        "callgrid.api.v1.ReadService" => Rule::Require(match method {
+            "GetAgent" => P::AgentRead,
+            "GetCall" => P::CallRead,
+            _ => P::QueueRead,
+        }),
+        "callgrid.api.v1.Admin" => Rule::Admin(match method {
+            "LoadTenant" => P::TenantLoad,
+            "ListTenants" => P::TenantRead,
+            _ => P::RouterStats,
+        }),
+        "callgrid.api.v1.Access" => match method {
+            "WhoAmI" => Rule::Require(P::WhoAmI),
+            _ => Rule::Admin(P::AccessManage),
+        },
+        // anything else: credentials first, then UNIMPLEMENTED
+        _ => Rule::Require(P::WhoAmI),
+    }
+}
+
+/// Largest message of the admin API (a tenant file of 1 MiB and its envelope).
+pub const MAX_ADMIN_MESSAGE: usize = 2 << 20;
+/// Largest message of every other service.
+pub const MAX_MESSAGE: usize = 64 << 10;
+
+/// Every gRPC service of `router` as one router, behind `gate` (which must use [`policy`]);
+/// the access service manages `access`.
+pub fn routes(router: Arc<Router>, access: Arc<Access>, gate: &Arc<Gate>) -> axum::Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<api::call_control_server::CallControlServer<CallControlSvc>>()
-        .await;
-    health_reporter
-        .set_serving::<api::agent_service_server::AgentServiceServer<AgentSvc>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    tokio::spawn(async move {
+        health_reporter
+            .set_serving::<api::call_control_server::CallControlServer<CallControlSvc>>()
+            .await;
+        health_reporter
+            .set_serving::<api::agent_service_server::AgentServiceServer<AgentSvc>>()
+            .await;
+    });
+    let mut routes = tonic::service::Routes::new(health)
+        .add_service(
+            api::agent_service_server::AgentServiceServer::new(AgentSvc::new(router.clone()))
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            api::call_control_server::CallControlServer::new(CallControlSvc::new(router.clone()))
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            api::admin_server::AdminServer::new(AdminSvc::new(router.clone()))
+                .max_decoding_message_size(MAX_ADMIN_MESSAGE),
+        )
+        .add_service(
+            api::read_service_server::ReadServiceServer::new(ReadSvc::new(router.clone()))
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            api::access_server::AccessServer::new(AccessSvc::new(router.clone(), access))
+                .max_decoding_message_size(MAX_MESSAGE),
+        );
+    match tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(callgrid_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| {
-            tracing::error!(error = %e, "reflection service");
-            e
-        });
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
-    let mut routes = builder
-        .add_service(health)
-        .add_service(api::agent_service_server::AgentServiceServer::new(
-            AgentSvc::new(router.clone()),
-        ))
-        .add_service(api::call_control_server::CallControlServer::new(
-            CallControlSvc::new(router.clone()),
-        ))
-        .add_service(api::admin_server::AdminServer::new(AdminSvc::new(
-            router.clone(),
-        )))
-        .add_service(api::read_service_server::ReadServiceServer::new(
-            ReadSvc::new(router.clone()),
-        ));
-    if let Ok(r) = reflection {
-        routes = routes.add_service(r);
+    {
+        Ok(r) => routes = routes.add_service(r),
+        Err(e) => tracing::error!(error = %e, "reflection service"),
     }
-    // a custom listener does not get the builder's TCP_NODELAY: without it small gRPC
-    // messages wait for delayed ACKs (tens of ms)
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    routes
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    gate.guard(routes.prepare().into_axum_router())
+}
+
+/// Serves every service on a bound listener until `shutdown` completes.
+pub async fn serve_on(
+    router: Arc<Router>,
+    access: Arc<Access>,
+    gate: &Arc<Gate>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let app = routes(router, access, gate);
+    callgrid_http::serve(
+        listener,
+        app,
+        callgrid_http::ServerOptions::named("grpc"),
+        Arc::default(),
+        shutdown,
+    )
+    .await;
 }

@@ -7,10 +7,11 @@ use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
 use super::agent::agent_status;
-use super::{mailbox, tenant};
+use super::{caller, limits, mailbox, scoped};
 use crate::actors::{GetAgent, GetCall, GetQueue};
 use crate::tenant::Tenant;
 use crate::Router;
+use callgrid_access::Permission;
 
 /// The read service.
 pub struct ReadSvc {
@@ -76,8 +77,10 @@ impl api::read_service_server::ReadService for ReadSvc {
         &self,
         req: Request<api::QueueRef>,
     ) -> Result<Response<api::QueueStatus>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
-        let t = tenant(&self.router, &r.tenant)?;
+        let t = scoped(&self.router, &by, Permission::QueueRead, &r.tenant, None)?;
+        limits::id("queue", &r.queue)?;
         let addr = t.queue(&QueueId::new(&r.queue)).ok_or_else(|| {
             Status::not_found(format!("unknown queue {} of tenant {}", r.queue, r.tenant))
         })?;
@@ -89,7 +92,14 @@ impl api::read_service_server::ReadService for ReadSvc {
         &self,
         req: Request<api::ListQueuesRequest>,
     ) -> Result<Response<api::ListQueuesResponse>, Status> {
-        let t = tenant(&self.router, &req.get_ref().tenant)?;
+        let by = caller(&req)?;
+        let t = scoped(
+            &self.router,
+            &by,
+            Permission::QueueRead,
+            &req.get_ref().tenant,
+            None,
+        )?;
         let mut queues = Vec::new();
         for (_, addr) in t.queue_addrs() {
             let q = addr.send(GetQueue).await.map_err(mailbox)?;
@@ -102,8 +112,15 @@ impl api::read_service_server::ReadService for ReadSvc {
         &self,
         req: Request<api::AgentRef>,
     ) -> Result<Response<api::AgentStatus>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
-        let t = tenant(&self.router, &r.tenant)?;
+        let t = scoped(
+            &self.router,
+            &by,
+            Permission::AgentRead,
+            &r.tenant,
+            Some(&r.agent),
+        )?;
         let addr = t.agent(&AgentId::new(&r.agent)).ok_or_else(|| {
             Status::not_found(format!("unknown agent {} of tenant {}", r.agent, r.tenant))
         })?;
@@ -115,8 +132,10 @@ impl api::read_service_server::ReadService for ReadSvc {
         &self,
         req: Request<api::CallRef>,
     ) -> Result<Response<api::CallStatus>, Status> {
+        let by = caller(&req)?;
         let r = req.into_inner();
-        let t = tenant(&self.router, &r.tenant)?;
+        let t = scoped(&self.router, &by, Permission::CallRead, &r.tenant, None)?;
+        limits::text("call", &r.call, limits::MAX_CALL_ID)?;
         let addr = t.call(&CallId::new(&r.call)).ok_or_else(|| {
             Status::not_found(format!("unknown call {} of tenant {}", r.call, r.tenant))
         })?;

@@ -5,11 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callgrid_eventlog::{SqliteLog, SqliteLogOptions};
+use callgrid_access::{Access, AccessOptions, AllowList, Gate, Principal, Role, TokenSpec};
+use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
 use callgrid_proto::api::v1 as api;
 use callgrid_router::{grpc, Router, RouterOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::Streaming;
 
@@ -20,9 +22,34 @@ pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba90
 
 pub struct Harness {
     pub router: Arc<Router>,
+    pub access: Arc<Access>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// A platform admin's token: what the helpers show.
+    pub admin_token: String,
 }
+
+/// Shows a bearer token (or none) with every request.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Bearer {
+        Bearer(token.map(|t| format!("Bearer {t}").parse().expect("ascii token")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that shows a token.
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 pub async fn start() -> Harness {
     start_with(RouterOptions::default()).await
@@ -36,7 +63,11 @@ pub async fn start_with(opts: RouterOptions) -> Harness {
     )
     .await
     .expect("log");
-    let router = Router::open(Arc::new(log), opts).await.expect("router");
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let access = Access::open(log.clone(), AccessOptions::default())
+        .await
+        .expect("access");
+    let router = Router::open(log, opts).await.expect("router");
     router
         .load_tenant("demo.yaml", callgrid_config::DEMO_TENANT_YAML)
         .await
@@ -45,29 +76,60 @@ pub async fn start_with(opts: RouterOptions) -> Harness {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(grpc::serve_on(
-        router.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    Harness { router, addr, dir }
+    let gate = Gate::new(access.clone(), grpc::policy, AllowList::loopback(), false);
+    let served = (router.clone(), access.clone());
+    tokio::spawn(async move {
+        grpc::serve_on(served.0, served.1, &gate, listener, std::future::pending()).await
+    });
+    let mut h = Harness {
+        router,
+        access,
+        addr,
+        dir,
+        admin_token: String::new(),
+    };
+    h.admin_token = h.token(Role::PlatformAdmin, None, None).await;
+    h
 }
 
 impl Harness {
-    pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
+    /// A new token of `role`.
+    pub async fn token(&self, role: Role, tenant: Option<&str>, agent: Option<&str>) -> String {
+        self.access
+            .issue_token(
+                &Principal::system(),
+                TokenSpec {
+                    role: Some(role),
+                    tenant: tenant.map(str::to_owned),
+                    agent: agent.map(str::to_owned),
+                    ..TokenSpec::default()
+                },
+            )
+            .await
+            .expect("token issued")
+            .token
+    }
+
+    /// A connection showing `token` (none: no credentials).
+    pub async fn channel_as(&self, token: Option<&str>) -> Authed {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")
             .connect()
             .await
-            .expect("connect")
+            .expect("connect");
+        InterceptedService::new(channel, Bearer::new(token))
     }
-    pub async fn agents(&self) -> api::agent_service_client::AgentServiceClient<Channel> {
+    /// A connection showing the platform admin's token.
+    pub async fn channel(&self) -> Authed {
+        self.channel_as(Some(&self.admin_token)).await
+    }
+    pub async fn agents(&self) -> api::agent_service_client::AgentServiceClient<Authed> {
         api::agent_service_client::AgentServiceClient::new(self.channel().await)
     }
-    pub async fn reads(&self) -> api::read_service_client::ReadServiceClient<Channel> {
+    pub async fn reads(&self) -> api::read_service_client::ReadServiceClient<Authed> {
         api::read_service_client::ReadServiceClient::new(self.channel().await)
     }
-    pub async fn admin(&self) -> api::admin_client::AdminClient<Channel> {
+    pub async fn admin(&self) -> api::admin_client::AdminClient<Authed> {
         api::admin_client::AdminClient::new(self.channel().await)
     }
 
@@ -89,7 +151,9 @@ impl Harness {
     pub async fn call(&self, call_id: &str, number: &str) -> Result<EdgeCall, tonic::Status> {
         let (tx, rx) = mpsc::channel(64);
         tx.send(arrival(call_id, number)).await.expect("send");
-        let mut client = api::call_control_client::CallControlClient::new(self.channel().await);
+        let edge = self.token(Role::Edge, None, None).await;
+        let mut client =
+            api::call_control_client::CallControlClient::new(self.channel_as(Some(&edge)).await);
         let inbound = client.call(ReceiverStream::new(rx)).await?.into_inner();
         Ok(EdgeCall {
             id: call_id.into(),
