@@ -33,6 +33,7 @@ impl MediaContext {
             bind_ip: options.listen.ip(),
             ports: options.rtp_ports.0..=options.rtp_ports.1,
             symmetric_rtp: true,
+            latch_window: callgrid_media::rtp::LATCH_WINDOW,
         })
         .map_err(media)?;
         let mut prompts = Prompts::embedded().map_err(media)?;
