@@ -597,7 +597,7 @@ async fn start(a: &Args, work: &Path, max_calls: usize) -> anyhow::Result<Sessio
 // ------------------------------------------------------------------ one step
 
 const RTP: &str = "callgrid_rtp_packets_";
-const DROP_REASONS: [&str; 7] = [
+const DROP_REASONS: [&str; 8] = [
     "malformed",
     "unknown_payload_type",
     "peer_paused",
@@ -605,6 +605,7 @@ const DROP_REASONS: [&str; 7] = [
     "peer_busy",
     "no_telephone_event",
     "send_failed",
+    "foreign_source",
 ];
 
 fn metric(m: &HashMap<String, f64>, name: &str) -> u64 {

@@ -47,6 +47,7 @@ async fn main() {
         bind_ip: "127.0.0.1".parse().unwrap(),
         ports: 40000..=49999,
         symmetric_rtp: false,
+        ..MediaConfig::default()
     })
     .unwrap();
     let callers = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
@@ -62,12 +63,14 @@ async fn main() {
             remote: Some(callers.local_addr().unwrap()),
             codec: Codec::Pcmu,
             telephone_event: Some(101),
+            signalling_peer: None,
         })
         .unwrap();
         a.set_params(MediaParams {
             remote: Some(agents.local_addr().unwrap()),
             codec: Codec::Pcma,
             telephone_event: Some(101),
+            signalling_peer: None,
         })
         .unwrap();
         c.bridge(&a).unwrap();

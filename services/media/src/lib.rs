@@ -26,6 +26,10 @@
 //! let engine = MediaEngine::new(MediaConfig::default())?;          // once per edge
 //! let prompts = Arc::new(Prompts::embedded()?);                     // once per edge
 //! let our_ip = "203.0.113.5".parse().unwrap();
+//! // where the INVITE came from, and the agent's phone (strict RTP: media only from the SDP's
+//! // address, or once from another port of this IP: a phone behind NAT)
+//! let caller_sip_ip = Some("198.51.100.7".parse().unwrap());
+//! let agent_sip_ip = Some("192.0.2.44".parse().unwrap());
 //!
 //! // caller leg: answer the INVITE's offer
 //! let (events_tx, mut events) = tokio::sync::mpsc::channel(64);
@@ -33,7 +37,7 @@
 //! let offer = sdp::Sdp::parse(invite_sdp)?;
 //! let mut caller_local = sdp::LocalMedia::new(our_ip, caller.port());
 //! let answer = sdp::answer(&offer, &caller_local)?;
-//! caller.set_params(answer.remote.params())?;
+//! caller.set_params(answer.remote.params().signalled_by(caller_sip_ip))?;
 //! let _body_of_200_ok = answer.sdp.to_string();
 //!
 //! // menu, then the queue announcement (router: Announce { position, expected_wait_ms })
@@ -53,7 +57,7 @@
 //! let agent_local = sdp::LocalMedia::new(our_ip, agent.port());
 //! let _body_of_invite = sdp::offer(&agent_local).to_string();
 //! let agent_remote = sdp::Sdp::parse(agent_answer_sdp)?.remote_media()?;
-//! agent.set_params(agent_remote.params())?;
+//! agent.set_params(agent_remote.params().signalled_by(agent_sip_ip))?;
 //!
 //! // bridge and record (caller left, agent right)
 //! caller.stop_playing()?;
@@ -68,7 +72,7 @@
 //! let reoffer = sdp::Sdp::parse(reinvite_sdp)?;
 //! caller_local.next_version();
 //! let reanswer = sdp::answer(&reoffer, &caller_local)?;
-//! caller.set_params(reanswer.remote.params())?;
+//! caller.set_params(reanswer.remote.params().signalled_by(caller_sip_ip))?;
 //! caller.set_paused(reanswer.remote.is_hold())?;
 //! if sdp::is_hold(&reoffer) {
 //!     agent.play_loop(prompts.get("hold")?)?;

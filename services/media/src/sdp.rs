@@ -240,12 +240,14 @@ impl RemoteMedia {
         self.address.is_none() || !self.direction.receives()
     }
 
-    /// The parameters of the media leg facing this side.
+    /// The parameters of the media leg facing this side (without a signalling peer: add it
+    /// with [`MediaParams::signalled_by`]).
     pub fn params(&self) -> MediaParams {
         MediaParams {
             remote: self.address,
             codec: self.codec,
             telephone_event: self.telephone_event,
+            signalling_peer: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! No timing assertions: packets are exchanged in small lock-step batches (so no socket
 //! buffer can overflow on a loaded machine) and waits have generous timeouts.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ fn config(first_port: u16) -> MediaConfig {
         bind_ip: "127.0.0.1".parse().unwrap(),
         ports: first_port..=first_port + 199,
         symmetric_rtp: false,
+        ..MediaConfig::default()
     }
 }
 
@@ -53,6 +54,7 @@ fn params(socket: &UdpSocket, codec: Codec, telephone_event: Option<u8>) -> Medi
         remote: Some(socket.local_addr().unwrap()),
         codec,
         telephone_event,
+        signalling_peer: None,
     }
 }
 
@@ -514,45 +516,412 @@ async fn hold_pauses_sending_toward_one_side() {
     assert_eq!(agent_leg.counters().dropped(DropReason::PeerPaused), 5);
 }
 
-/// Symmetric RTP: the remote address is learned from the first packet; the leg then plays
-/// to it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn symmetric_rtp_learns_the_remote() {
-    let engine = MediaEngine::new(MediaConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        ports: 32200..=32399,
+// ------------------------------------------------------------------ strict RTP
+//
+// On loopback: the signalling peer (the SIP phone or trunk) is 127.0.0.1; a phone behind NAT
+// names a private address in its SDP (here 127.0.0.3, where nothing listens) and sends from
+// 127.0.0.1; an outsider sends from 127.0.0.2.
+
+/// The signalling peer's IP address in these tests.
+const PEER_IP: &str = "127.0.0.1";
+/// The address a NAT'ed phone's SDP names (its private address).
+const PRIVATE: &str = "127.0.0.3:4000";
+
+/// An engine as the edge configures it (symmetric RTP on) with a latch window of `window`.
+fn strict_engine(first_port: u16, window: Duration) -> MediaEngine {
+    MediaEngine::new(MediaConfig {
         symmetric_rtp: true,
+        latch_window: window,
+        ..config(first_port)
     })
-    .unwrap();
-    let (events_tx, mut events) = mpsc::channel(64);
-    let leg = engine.open_leg(events_tx).await.unwrap();
-    let natted = endpoint().await;
-    // the SDP said somewhere else
-    leg.set_params(MediaParams {
-        remote: Some("127.0.0.1:9".parse().unwrap()),
+    .unwrap()
+}
+
+/// A latch window no loaded machine can overrun: tests of what happens within the window
+/// must not depend on how fast the machine is.
+const LONG_WINDOW: Duration = Duration::from_secs(3600);
+
+fn peer_ip() -> Option<IpAddr> {
+    Some(PEER_IP.parse().unwrap())
+}
+
+/// The params of a phone behind NAT: its SDP names its private address, its SIP comes from
+/// the peer's IP.
+fn natted_params(telephone_event: Option<u8>) -> MediaParams {
+    MediaParams {
+        remote: Some(PRIVATE.parse().unwrap()),
         codec: Codec::Pcmu,
-        telephone_event: None,
-    })
-    .unwrap();
-    leg.flush().await.unwrap();
-    natted
-        .send_to(&rtp(0, 1, 1, 1, true, &payload(0)), leg.local_addr())
+        telephone_event,
+        signalling_peer: None,
+    }
+    .signalled_by(peer_ip())
+}
+
+async fn outsider() -> UdpSocket {
+    UdpSocket::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2 (loopback is 127.0.0.0/8 on Linux)")
+}
+
+/// A payload that is loud audio in PCMU (a square wave of ±8000).
+fn loud() -> Vec<u8> {
+    (0..160)
+        .map(|i| linear_to_ulaw(if i % 20 < 10 { 8000 } else { -8000 }))
+        .collect()
+}
+
+/// Sends one key press (RFC 4733, payload type 101) from `from` to `leg`.
+async fn press(from: &UdpSocket, leg: &MediaLeg, key: char, ssrc: u32, seq: u16, ts: u32) {
+    for packet in key_press_packets(key, 101, ssrc, seq, ts, 60).unwrap() {
+        from.send_to(&packet, leg.local_addr()).await.unwrap();
+    }
+}
+
+/// RTP from a third address is dropped and counted as `foreign_source` before anything else
+/// sees it: its audio is neither relayed nor recorded, its key presses are not reported. The
+/// leg's remote (and a second leg's) are served as usual meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_from_a_foreign_source_is_dropped_and_counted() {
+    let engine = strict_engine(33200, LONG_WINDOW);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let caller_leg = engine.open_leg(events_tx.clone()).await.unwrap();
+    let agent_leg = engine.open_leg(events_tx).await.unwrap();
+    let caller = endpoint().await;
+    let agent = endpoint().await;
+    let intruder = outsider().await;
+    caller_leg
+        .set_params(params(&caller, Codec::Pcmu, Some(101)).signalled_by(peer_ip()))
+        .unwrap();
+    agent_leg
+        .set_params(params(&agent, Codec::Pcmu, Some(101)).signalled_by(peer_ip()))
+        .unwrap();
+    bridge(&caller_leg, &agent_leg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::start(dir.path().join("call.wav")).await.unwrap();
+    caller_leg
+        .set_tap(Some(recorder.tap(RecordChannel::Left)))
+        .unwrap();
+    caller_leg.flush().await.unwrap();
+
+    // the intruder talks and presses 5 (and sends a packet that is not even RTP)
+    const AUDIO: u16 = 20;
+    for i in 0..AUDIO {
+        intruder
+            .send_to(
+                &rtp(0, 0xBAD, i, 160 * u32::from(i), i == 0, &loud()),
+                caller_leg.local_addr(),
+            )
+            .await
+            .unwrap();
+    }
+    press(
+        &intruder,
+        &caller_leg,
+        '5',
+        0xBAD,
+        AUDIO,
+        160 * u32::from(AUDIO),
+    )
+    .await;
+    intruder
+        .send_to(b"not rtp", caller_leg.local_addr())
         .await
         .unwrap();
-    let learned: SocketAddr = natted.local_addr().unwrap();
+    let intruded = u64::from(AUDIO) + 6 + 1;
+    eventually("the intruder's packets", || {
+        caller_leg.counters().received == intruded
+    })
+    .await;
+
+    // the caller, from its SDP's address (silence): relayed, its key reported
+    let quiet = vec![Codec::Pcmu.silence(); 160];
+    caller
+        .send_to(&rtp(0, 7, 1, 160, true, &quiet), caller_leg.local_addr())
+        .await
+        .unwrap();
+    let (_, p) = recv_rtp(&agent).await;
+    assert_eq!(p, quiet, "the first packet the agent gets is the caller's");
+    press(&caller, &caller_leg, '7', 7, 2, 320).await;
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.leg, event.kind),
+        (caller_leg.id(), LegEventKind::Digit('7')),
+        "the intruder's 5 was not reported"
+    );
+    // the agent's side is untouched: the agent still reaches the caller
+    agent
+        .send_to(
+            &rtp(0, 9, 1, 160, true, &payload(2)),
+            agent_leg.local_addr(),
+        )
+        .await
+        .unwrap();
+    let (_, p) = recv_rtp(&caller).await;
+    assert_eq!(p, payload(2));
+
+    eventually("the caller's packets", || {
+        caller_leg.counters().received == intruded + 7
+    })
+    .await;
+    let c = caller_leg.counters();
+    assert_eq!(c.dropped(DropReason::ForeignSource), intruded);
+    assert_eq!(
+        c.dropped(DropReason::Malformed),
+        0,
+        "checked after the source"
+    );
+    assert_eq!(c.relayed, 7, "only the caller's packets are relayed");
+    assert_eq!(
+        c.received,
+        c.relayed + c.discarded + c.dropped_total(),
+        "every packet accounted for"
+    );
+    assert_eq!(
+        engine.counters().dropped(DropReason::ForeignSource),
+        intruded
+    );
+    assert_eq!(DropReason::ForeignSource.as_str(), "foreign_source");
+
+    // nothing of the intruder's loud audio was recorded (the caller sent silence)
+    let recording = recorder.finalize().await.unwrap();
+    let mut wav = hound::WavReader::open(&recording.path).unwrap();
+    let left_loud = wav
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .step_by(2)
+        .filter(|s| s.abs() > 1000)
+        .count();
+    assert_eq!(left_loud, 0, "the intruder's audio was recorded");
+    assert!(events.try_recv().is_err(), "no other event (no latch)");
+    caller_leg.close().await;
+    agent_leg.close().await;
+}
+
+/// A phone behind NAT: its SDP names a private address, its RTP comes from another port of
+/// the signalling peer's address. Within the window the leg latches to that source, once:
+/// it reports it, relays from it and sends to it; a second source of the same address
+/// afterwards is dropped (its audio not relayed, its key presses not reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_natted_phone_is_latched_once_within_the_window() {
+    let engine = strict_engine(33400, LONG_WINDOW);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let caller_leg = engine.open_leg(events_tx.clone()).await.unwrap();
+    let agent_leg = engine.open_leg(events_tx).await.unwrap();
+    let phone = endpoint().await;
+    let agent = endpoint().await;
+    caller_leg.set_params(natted_params(Some(101))).unwrap();
+    agent_leg
+        .set_params(params(&agent, Codec::Pcmu, Some(101)).signalled_by(peer_ip()))
+        .unwrap();
+    bridge(&caller_leg, &agent_leg).await;
+
+    phone
+        .send_to(
+            &rtp(0, 1, 1, 160, true, &payload(1)),
+            caller_leg.local_addr(),
+        )
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.leg, event.kind),
+        (
+            caller_leg.id(),
+            LegEventKind::RemoteLearned(phone.local_addr().unwrap())
+        )
+    );
+    let (_, p) = recv_rtp(&agent).await;
+    assert_eq!(p, payload(1), "the latching packet itself is relayed");
+    // the leg now sends to the phone's public source, not to its private address
+    agent
+        .send_to(
+            &rtp(0, 9, 1, 160, true, &payload(2)),
+            agent_leg.local_addr(),
+        )
+        .await
+        .unwrap();
+    let (_, p) = recv_rtp(&phone).await;
+    assert_eq!(p, payload(2));
+
+    // a second source of the same address: dropped, however soon
+    let second = endpoint().await;
+    for i in 0..5u16 {
+        second
+            .send_to(
+                &rtp(0, 2, i, 160 * u32::from(i), i == 0, &payload(3)),
+                caller_leg.local_addr(),
+            )
+            .await
+            .unwrap();
+    }
+    press(&second, &caller_leg, '5', 2, 5, 800).await;
+    eventually("the second source's packets", || {
+        caller_leg.counters().dropped(DropReason::ForeignSource) == 11
+    })
+    .await;
+    // the latched phone still gets through: its audio first, then its key is the one reported
+    phone
+        .send_to(
+            &rtp(0, 1, 2, 320, false, &payload(4)),
+            caller_leg.local_addr(),
+        )
+        .await
+        .unwrap();
+    let (_, p) = recv_rtp(&agent).await;
+    assert_eq!(p, payload(4), "the second source's audio was not relayed");
+    press(&phone, &caller_leg, '8', 1, 3, 480).await;
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.leg, event.kind),
+        (caller_leg.id(), LegEventKind::Digit('8')),
+        "the second source neither latched nor pressed 5"
+    );
+    // and the leg still sends to the phone
+    agent
+        .send_to(
+            &rtp(0, 9, 2, 320, false, &payload(5)),
+            agent_leg.local_addr(),
+        )
+        .await
+        .unwrap();
+    let (_, p) = recv_rtp(&phone).await;
+    assert_eq!(p, payload(5));
+    assert_eq!(caller_leg.counters().dropped(DropReason::ForeignSource), 11);
+    caller_leg.close().await;
+    agent_leg.close().await;
+}
+
+/// The window ends 2 s (the default) after the remote was set: a new source of the
+/// signalling peer's address after it is dropped, and the leg keeps sending to the SDP's
+/// address. (No timing is asserted: the packet is sent after the window has passed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_window_a_new_source_is_dropped() {
+    assert_eq!(MediaConfig::default().latch_window, Duration::from_secs(2));
+    assert_eq!(callgrid_media::rtp::LATCH_WINDOW, Duration::from_secs(2));
+    let engine = strict_engine(33600, MediaConfig::default().latch_window);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let leg = engine.open_leg(events_tx).await.unwrap();
+    let phone = endpoint().await;
+    // the SDP names the phone's private address: the leg sends there, not to `phone`
+    leg.set_params(natted_params(None)).unwrap();
+    leg.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    phone
+        .send_to(&rtp(0, 1, 1, 160, true, &payload(1)), leg.local_addr())
+        .await
+        .unwrap();
+    eventually("the late packet", || leg.counters().received == 1).await;
+    assert_eq!(leg.counters().dropped(DropReason::ForeignSource), 1);
+    // not latched: the leg's frames go to the SDP's address, and none reach the phone
+    // (checked after a play has ended, so its frames have all gone out)
+    let id = leg
+        .play(vec![Arc::new(Prompt::from_samples("x", &[100; 320]))])
+        .unwrap();
     assert_eq!(
         next_event(&mut events).await.kind,
-        LegEventKind::RemoteLearned(learned)
+        LegEventKind::PlayDone(id)
     );
-    leg.play(vec![Arc::new(Prompt::from_samples("x", &[100; 320]))])
+    let c = leg.counters();
+    assert_eq!(c.played + c.play_errors, 2, "both frames went out");
+    let mut buf = [0u8; 2048];
+    assert!(
+        timeout(Duration::from_millis(200), phone.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "nothing to the phone"
+    );
+    assert!(events.try_recv().is_err(), "no RemoteLearned");
+    leg.close().await;
+}
+
+/// Without a signalling peer (or with symmetric RTP off) a leg never latches: media only
+/// from the SDP's address, even from another port of the same address at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signalling_peer_a_leg_never_latches() {
+    for (first_port, legs, with_peer) in [
+        (33800, strict_engine(33800, LONG_WINDOW), false),
+        (34000, engine(34000), true),
+    ] {
+        let (events_tx, mut events) = mpsc::channel(64);
+        let leg = legs.open_leg(events_tx).await.unwrap();
+        let phone = endpoint().await;
+        let other = endpoint().await;
+        let peer = if with_peer { peer_ip() } else { None };
+        leg.set_params(params(&phone, Codec::Pcmu, None).signalled_by(peer))
+            .unwrap();
+        leg.flush().await.unwrap();
+        other
+            .send_to(&rtp(0, 1, 1, 160, true, &payload(1)), leg.local_addr())
+            .await
+            .unwrap();
+        phone
+            .send_to(&rtp(0, 2, 1, 160, true, &payload(2)), leg.local_addr())
+            .await
+            .unwrap();
+        eventually("both packets", || leg.counters().received == 2).await;
+        let c = leg.counters();
+        assert_eq!(
+            (c.dropped(DropReason::ForeignSource), c.discarded),
+            (1, 1),
+            "engine from port {first_port}: the SDP's address is taken, the other dropped"
+        );
+        assert!(events.try_recv().is_err(), "no RemoteLearned");
+        leg.close().await;
+    }
+}
+
+/// New params (a re-INVITE) start the window again: the leg, latched to one source, may
+/// latch once more, to a new source of the peer; the old one is then dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_params_reset_the_latch() {
+    let engine = strict_engine(34200, LONG_WINDOW);
+    let (events_tx, mut events) = mpsc::channel(64);
+    let leg = engine.open_leg(events_tx).await.unwrap();
+    let first = endpoint().await;
+    let second = endpoint().await;
+    leg.set_params(natted_params(None)).unwrap();
+    leg.flush().await.unwrap();
+    first
+        .send_to(&rtp(0, 1, 1, 160, true, &payload(1)), leg.local_addr())
+        .await
         .unwrap();
-    let (h, _) = recv_rtp(&natted).await;
-    assert!(h.marker);
-    recv_rtp(&natted).await;
-    assert!(matches!(
+    assert_eq!(
         next_event(&mut events).await.kind,
-        LegEventKind::PlayDone(_)
-    ));
+        LegEventKind::RemoteLearned(first.local_addr().unwrap())
+    );
+    second
+        .send_to(&rtp(0, 2, 1, 160, true, &payload(2)), leg.local_addr())
+        .await
+        .unwrap();
+    eventually("the second source's packet", || {
+        leg.counters().dropped(DropReason::ForeignSource) == 1
+    })
+    .await;
+
+    // the phone re-INVITEs (its NAT mapping changed): the same SDP, a new window
+    leg.set_params(natted_params(None)).unwrap();
+    leg.flush().await.unwrap();
+    second
+        .send_to(&rtp(0, 2, 2, 320, false, &payload(3)), leg.local_addr())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut events).await.kind,
+        LegEventKind::RemoteLearned(second.local_addr().unwrap())
+    );
+    first
+        .send_to(&rtp(0, 1, 2, 320, false, &payload(4)), leg.local_addr())
+        .await
+        .unwrap();
+    eventually("the first source's packet", || leg.counters().received == 4).await;
+    let c = leg.counters();
+    assert_eq!(c.dropped(DropReason::ForeignSource), 2);
+    assert_eq!(c.discarded, 2, "the two latching packets were taken");
+    // the leg now sends to the second source
+    leg.play(vec![Arc::new(Prompt::from_samples("x", &[100; 160]))])
+        .unwrap();
+    recv_rtp(&second).await;
+    leg.close().await;
 }
 
 /// Closing a leg releases its port (and stops its bridge partner from relaying to it).

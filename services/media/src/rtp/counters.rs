@@ -21,11 +21,15 @@ pub enum DropReason {
     NoTelephoneEvent,
     /// Sending on the other leg's socket failed (socket buffer full, network error).
     SendFailed,
+    /// From an address the leg does not take media from: neither the remote its SDP names
+    /// nor the one source of its signalling peer it latched to (strict RTP). Not relayed,
+    /// recorded nor scanned for digits.
+    ForeignSource,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Malformed,
         DropReason::UnknownPayloadType,
         DropReason::PeerPaused,
@@ -33,7 +37,11 @@ impl DropReason {
         DropReason::PeerBusy,
         DropReason::NoTelephoneEvent,
         DropReason::SendFailed,
+        DropReason::ForeignSource,
     ];
+
+    /// How many reasons there are.
+    pub const COUNT: usize = 8;
 
     /// A short snake_case name (for metrics labels and logs).
     pub fn as_str(self) -> &'static str {
@@ -45,6 +53,7 @@ impl DropReason {
             DropReason::PeerBusy => "peer_busy",
             DropReason::NoTelephoneEvent => "no_telephone_event",
             DropReason::SendFailed => "send_failed",
+            DropReason::ForeignSource => "foreign_source",
         }
     }
 
@@ -73,7 +82,7 @@ pub struct CounterSnapshot {
     /// Frames of our own that could not be sent (socket errors).
     pub play_errors: u64,
     /// Received packets dropped, by [`DropReason`] (indexed in the order of `DropReason::ALL`).
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::COUNT],
 }
 
 impl CounterSnapshot {
@@ -97,7 +106,7 @@ pub(crate) struct Counters {
     relayed: AtomicU64,
     discarded: AtomicU64,
     play_errors: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; DropReason::COUNT],
 }
 
 /// What to count.
@@ -186,5 +195,9 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), DropReason::COUNT, "names are distinct");
+        assert!(names.contains("foreign_source"));
     }
 }

@@ -1,7 +1,7 @@
 //! The task of one media leg: receives, detects digits, taps, relays to the peer, plays.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -105,14 +105,39 @@ struct DigitTx {
     first: bool,
 }
 
+/// A latch that may still happen: the first packet from another source of `peer` within
+/// `window` of `since` becomes the leg's source (a phone behind NAT).
+#[derive(Debug, Clone, Copy)]
+struct Latch {
+    peer: IpAddr,
+    since: Instant,
+    window: Duration,
+}
+
+/// The same address, an IPv4 one and its IPv4-mapped IPv6 form alike (a dual-stack socket
+/// reports IPv4 sources in the mapped form).
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
+fn same_addr(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && same_ip(a.ip(), b.ip())
+}
+
 /// The state of a leg's task.
 pub(super) struct LegTask {
     shared: Arc<LegShared>,
     socket: tokio::net::UdpSocket,
     events: mpsc::Sender<LegEvent>,
-    symmetric: bool,
-    /// Symmetric RTP: the next packet received sets the remote address.
-    latch_pending: bool,
+    /// Symmetric RTP: how long after new params the leg may latch; `None` = never.
+    latch_window: Option<Duration>,
+    /// The one address media is taken from (the SDP's remote, or the source latched to).
+    source: Option<SocketAddr>,
+    /// A latch still possible (cleared by the first packet taken, a latch, or the window's
+    /// end).
+    latch: Option<Latch>,
+    /// A packet from a foreign source has been logged since the last params.
+    foreign_logged: bool,
     /// Our telephone-event payload type, to classify received packets.
     rx_telephone_event: Option<u8>,
     peer: Option<(LegId, Weak<LegShared>)>,
@@ -203,14 +228,16 @@ impl LegTask {
         shared: Arc<LegShared>,
         socket: tokio::net::UdpSocket,
         events: mpsc::Sender<LegEvent>,
-        symmetric: bool,
+        latch_window: Option<Duration>,
     ) -> LegTask {
         LegTask {
             shared,
             socket,
             events,
-            symmetric,
-            latch_pending: symmetric,
+            latch_window,
+            source: None,
+            latch: None,
+            foreign_logged: false,
             rx_telephone_event: None,
             peer: None,
             player: None,
@@ -303,6 +330,7 @@ impl LegTask {
                 remote,
                 codec,
                 telephone_event,
+                signalling_peer,
             }) => {
                 {
                     let mut tx = self.shared.tx();
@@ -312,7 +340,16 @@ impl LegTask {
                     tx.resync = true;
                 }
                 self.rx_telephone_event = telephone_event;
-                self.latch_pending = self.symmetric;
+                self.source = remote;
+                self.latch = self
+                    .latch_window
+                    .zip(signalling_peer)
+                    .map(|(window, peer)| Latch {
+                        peer,
+                        since: Instant::now(),
+                        window,
+                    });
+                self.foreign_logged = false;
             }
             Command::Play {
                 id,
@@ -398,29 +435,55 @@ impl LegTask {
         }
     }
 
+    /// Strict RTP: whether a packet from `from` is taken. Only the leg's source is; or,
+    /// once, an RTP packet from another source of the signalling peer within the latch
+    /// window, which becomes the source (and the remote sent to).
+    fn takes_from(&mut self, from: SocketAddr, is_rtp: bool, now: Instant) -> bool {
+        if self.source.is_some_and(|s| same_addr(s, from)) {
+            // the remote sends from where its SDP said: nothing to latch to
+            self.latch = None;
+            return true;
+        }
+        let Some(latch) = self.latch else {
+            return false;
+        };
+        if now.saturating_duration_since(latch.since) > latch.window {
+            self.latch = None;
+            return false;
+        }
+        if !is_rtp || !same_ip(from.ip(), latch.peer) {
+            return false;
+        }
+        self.latch = None;
+        self.source = Some(from);
+        {
+            let mut tx = self.shared.tx();
+            tx.remote = Some(from);
+            tx.resync = true;
+        }
+        tracing::debug!(leg = %self.shared.id, remote = %from, "remote address latched to the signalling peer's rtp source");
+        self.emit(LegEventKind::RemoteLearned(from));
+        true
+    }
+
     fn on_packet(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
-        let counters = &self.shared.counters;
-        counters.add(Stat::Received);
-        let Ok((header, payload)) = RtpHeader::parse(data) else {
-            counters.add(Stat::Dropped(DropReason::Malformed));
+        self.shared.counters.add(Stat::Received);
+        let parsed = RtpHeader::parse(data);
+        if !self.takes_from(from, parsed.is_ok(), now) {
+            self.shared
+                .counters
+                .add(Stat::Dropped(DropReason::ForeignSource));
+            if !std::mem::replace(&mut self.foreign_logged, true) {
+                tracing::debug!(leg = %self.shared.id, from = %from, remote = ?self.source, "rtp from a foreign source dropped");
+            }
+            return;
+        }
+        let Ok((header, payload)) = parsed else {
+            self.shared
+                .counters
+                .add(Stat::Dropped(DropReason::Malformed));
             return;
         };
-        if self.latch_pending {
-            self.latch_pending = false;
-            let changed = {
-                let mut tx = self.shared.tx();
-                let changed = tx.remote != Some(from);
-                if changed {
-                    tx.remote = Some(from);
-                    tx.resync = true;
-                }
-                changed
-            };
-            if changed {
-                tracing::debug!(leg = %self.shared.id, remote = %from, "remote address learned from rtp");
-                self.emit(LegEventKind::RemoteLearned(from));
-            }
-        }
         let codec = if Some(header.payload_type) == self.rx_telephone_event {
             if let Some(key) = self
                 .detector

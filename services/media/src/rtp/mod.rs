@@ -10,6 +10,15 @@
 //! scanned for RFC 4733 digits, copied to a recording tap if one is set, and relayed to the
 //! peer when bridged (else discarded).
 //!
+//! Strict RTP: a leg takes media only from the remote address its SDP names
+//! ([`MediaParams::remote`]). The one exception is a phone behind NAT, whose SDP names a
+//! private address: if, within [`MediaConfig::latch_window`] of the remote being set, the
+//! first packet comes from another source (any port) on the signalling peer's IP address
+//! ([`MediaParams::signalling_peer`]), the leg latches to that source (once; new params start
+//! over) and sends there too. A first packet from the remote itself ends the window.
+//! Everything else is dropped as [`DropReason::ForeignSource`] before it is scanned for
+//! digits, recorded or relayed.
+//!
 //! Relaying happens in the receiving leg's task, which writes straight to the peer's socket
 //! with the peer's SSRC, sequence and timestamp continuity (a shared, briefly locked
 //! `TxState`); there is no channel hop per packet. Payloads are relayed unchanged when both
@@ -87,7 +96,8 @@ pub enum LegEventKind {
     /// A prompt sequence started by `play` has been sent completely. Not reported for a
     /// play that was replaced or stopped.
     PlayDone(PlayId),
-    /// Symmetric RTP: the remote address was learned from the first packet received.
+    /// Symmetric RTP: the leg latched to this source of its signalling peer (behind NAT),
+    /// which it now takes media from and sends to instead of the SDP's address.
     RemoteLearned(SocketAddr),
 }
 
@@ -101,6 +111,20 @@ pub struct MediaParams {
     pub codec: Codec,
     /// The telephone-event payload type, if negotiated.
     pub telephone_event: Option<u8>,
+    /// The IP address the signalling of this leg comes from (the SIP peer). Within the
+    /// engine's latch window, the first packet from another source of this address may take
+    /// over the remote once (a phone behind NAT); `None` = media only from `remote`.
+    pub signalling_peer: Option<IpAddr>,
+}
+
+impl MediaParams {
+    /// These parameters, signalled by `peer` (see [`MediaParams::signalling_peer`]).
+    pub fn signalled_by(self, peer: Option<IpAddr>) -> MediaParams {
+        MediaParams {
+            signalling_peer: peer,
+            ..self
+        }
+    }
 }
 
 impl Default for MediaParams {
@@ -109,6 +133,7 @@ impl Default for MediaParams {
             remote: None,
             codec: Codec::Pcmu,
             telephone_event: None,
+            signalling_peer: None,
         }
     }
 }
@@ -120,18 +145,27 @@ pub struct MediaConfig {
     pub bind_ip: IpAddr,
     /// RTP ports (even ones are used).
     pub ports: RangeInclusive<u16>,
-    /// Learn a leg's remote address from the first packet it receives (after each
-    /// `set_params`), overriding the SDP address: callers behind NAT.
+    /// Symmetric RTP for phones behind NAT: when, within `latch_window` of a `set_params`,
+    /// the first packet comes from another source of the params' signalling peer (same IP),
+    /// the leg latches to that source, once. Off: media only from the SDP's address.
     pub symmetric_rtp: bool,
+    /// How long after a `set_params` a leg may latch ([`LATCH_WINDOW`] by default).
+    pub latch_window: Duration,
 }
 
+/// How long after its remote is set a leg may latch to its signalling peer's NAT'ed source:
+/// a phone sends its first packet within milliseconds of the answer; an outsider has that
+/// long to guess the port, and even then only from the peer's own IP address.
+pub const LATCH_WINDOW: Duration = Duration::from_secs(2);
+
 impl Default for MediaConfig {
-    /// `0.0.0.0`, ports 20000–29999, symmetric RTP on.
+    /// `0.0.0.0`, ports 20000–29999, symmetric RTP on within [`LATCH_WINDOW`].
     fn default() -> MediaConfig {
         MediaConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ports: 20000..=29999,
             symmetric_rtp: true,
+            latch_window: LATCH_WINDOW,
         }
     }
 }
@@ -341,12 +375,12 @@ impl MediaEngine {
             commands: cmd_tx.clone(),
             _lease: lease,
         });
-        let task = leg::LegTask::new(
-            Arc::clone(&shared),
-            recv_socket,
-            events,
-            self.inner.config.symmetric_rtp,
-        );
+        let latch_window = self
+            .inner
+            .config
+            .symmetric_rtp
+            .then_some(self.inner.config.latch_window);
+        let task = leg::LegTask::new(Arc::clone(&shared), recv_socket, events, latch_window);
         let join = match &self.inner.runtime {
             Some(r) => r.handle.spawn(task.run(cmd_rx)),
             None => tokio::spawn(task.run(cmd_rx)),
@@ -598,7 +632,9 @@ impl MediaLeg {
     }
 
     /// Sets (or updates, after a re-INVITE) the remote address, codec and telephone-event
-    /// payload type. With symmetric RTP, the next packet received re-learns the address.
+    /// payload type. The leg takes media only from `params.remote` from now on; with
+    /// symmetric RTP and a signalling peer, its latch window starts again (see the module
+    /// documentation).
     pub fn set_params(&self, params: MediaParams) -> Result<(), MediaError> {
         self.send(Command::Params(params))
     }

@@ -33,6 +33,7 @@ impl MediaContext {
             bind_ip: options.listen.ip(),
             ports: options.rtp_ports.0..=options.rtp_ports.1,
             symmetric_rtp: true,
+            latch_window: callgrid_media::rtp::LATCH_WINDOW,
         })
         .map_err(media)?;
         let mut prompts = Prompts::embedded().map_err(media)?;
@@ -173,8 +174,14 @@ impl Leg {
         body
     }
 
-    /// Answers the far end's offer and sends to it from now on.
-    pub(crate) fn answer_offer(&self, offer: &[u8]) -> Result<Vec<u8>, String> {
+    /// Answers the far end's offer and sends to it from now on. `peer` is the IP address the
+    /// far end's SIP comes from: strict RTP takes media only from the offer's address, or
+    /// once from another port of `peer` (a phone behind NAT; see `callgrid_media::rtp`).
+    pub(crate) fn answer_offer(
+        &self,
+        offer: &[u8],
+        peer: Option<IpAddr>,
+    ) -> Result<Vec<u8>, String> {
         let parsed = Sdp::parse(offer).map_err(|e| e.to_string())?;
         let answer = {
             let mut local = lock(&self.local);
@@ -182,19 +189,19 @@ impl Leg {
             sdp::answer(&parsed, &local).map_err(|e| e.to_string())?
         };
         self.inner
-            .set_params(answer.remote.params())
+            .set_params(answer.remote.params().signalled_by(peer))
             .map_err(|e| e.to_string())?;
         let body = answer.sdp.to_string().into_bytes();
         *lock(&self.last_sdp) = body.clone();
         Ok(body)
     }
 
-    /// Takes the far end's answer to our offer.
-    pub(crate) fn apply_answer(&self, answer: &[u8]) -> Result<(), String> {
+    /// Takes the far end's answer to our offer (`peer`: as for [`Leg::answer_offer`]).
+    pub(crate) fn apply_answer(&self, answer: &[u8], peer: Option<IpAddr>) -> Result<(), String> {
         let parsed = Sdp::parse(answer).map_err(|e| e.to_string())?;
         let remote = parsed.remote_media().map_err(|e| e.to_string())?;
         self.inner
-            .set_params(remote.params())
+            .set_params(remote.params().signalled_by(peer))
             .map_err(|e| e.to_string())?;
         self.inner
             .set_paused(remote.is_hold())
@@ -202,10 +209,14 @@ impl Leg {
     }
 
     /// A new offer in a re-INVITE: answer it; `true` when the far end puts us on hold.
-    pub(crate) fn reoffer(&self, offer: &[u8]) -> Result<(Vec<u8>, bool), String> {
+    pub(crate) fn reoffer(
+        &self,
+        offer: &[u8],
+        peer: Option<IpAddr>,
+    ) -> Result<(Vec<u8>, bool), String> {
         let parsed = Sdp::parse(offer).map_err(|e| e.to_string())?;
         let hold = sdp::is_hold(&parsed);
-        let body = self.answer_offer(offer)?;
+        let body = self.answer_offer(offer, peer)?;
         self.inner.set_paused(hold).map_err(|e| e.to_string())?;
         Ok((body, hold))
     }

@@ -5,6 +5,7 @@
 mod media;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         return;
     }
     let _place = TrunkPlace(trunk.clone());
+    // the caller's media is taken from its SDP's address, or from this IP (strict RTP)
+    let caller_peer = source_of(&tx).map(|(addr, _)| addr.ip());
 
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
     let mut contact = shared.contact.clone();
@@ -114,6 +117,7 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         shared: shared.clone(),
         caller_dialog,
         caller_offer: req.body.clone(),
+        caller_peer,
         caller_answered: false,
         caller_ended: false,
         caller_leg: None,
@@ -241,6 +245,19 @@ struct AgentLeg {
     dialog: InviteDialog,
     call_id: String,
     over: bool,
+    /// The device's IP address (where its INVITE went): its media may come from another
+    /// port of it (strict RTP).
+    peer: Option<IpAddr>,
+}
+
+impl AgentRing {
+    /// The IP address of the device of the dialog `call_id`.
+    fn peer_of(&self, call_id: &str) -> Option<IpAddr> {
+        self.legs
+            .iter()
+            .find(|l| l.call_id == call_id)
+            .and_then(|l| l.peer)
+    }
 }
 
 struct Collect {
@@ -273,6 +290,8 @@ struct Call {
     shared: Arc<Shared>,
     caller_dialog: InviteDialog,
     caller_offer: Vec<u8>,
+    /// The IP address the caller's INVITE came from (its SIP peer, for strict RTP).
+    caller_peer: Option<IpAddr>,
     caller_answered: bool,
     caller_ended: bool,
     caller_leg: Option<Leg>,
@@ -538,7 +557,7 @@ impl Call {
             // late offer: ours goes in the 200, the caller's answer comes with the ACK
             Ok(leg.offer())
         } else {
-            leg.answer_offer(&self.caller_offer)
+            leg.answer_offer(&self.caller_offer, self.caller_peer)
         };
         match body {
             Ok(sdp) => {
@@ -620,6 +639,7 @@ impl Call {
                 continue;
             };
             let transport = dest.r#type.unwrap_or(Transport::Udp);
+            let peer = dest.get_socketaddr().ok().map(|a| a.ip());
             let mut our_contact = self.shared.contact.clone();
             if transport == Transport::Tcp {
                 our_contact
@@ -658,6 +678,7 @@ impl Call {
                         dialog,
                         call_id,
                         over: false,
+                        peer,
                     });
                 }
                 Err(e) => tracing::debug!(call = %self.id, error = %e, "cannot invite a device"),
@@ -971,7 +992,7 @@ impl Call {
                     (self.caller_dialog.last_remote_ack(), &self.caller_leg)
                 {
                     if !ack.body.is_empty() {
-                        let _ = leg.apply_answer(&ack.body);
+                        let _ = leg.apply_answer(&ack.body, self.caller_peer);
                     }
                 }
             }
@@ -981,7 +1002,7 @@ impl Call {
             DialogState::Updated(_, req, handle) => {
                 // re-INVITE (hold/unhold) or UPDATE from the caller
                 let answer = match &self.caller_leg {
-                    Some(leg) if !req.body.is_empty() => leg.reoffer(&req.body),
+                    Some(leg) if !req.body.is_empty() => leg.reoffer(&req.body, self.caller_peer),
                     Some(leg) => Ok((leg.current_answer(), false)),
                     None => Err("no session".into()),
                 };
@@ -1011,7 +1032,7 @@ impl Call {
                     };
                     if !resp.body.is_empty() {
                         // early media toward the agent is not used, but an answer may come here
-                        let _ = ring.media.apply_answer(&resp.body);
+                        let _ = ring.media.apply_answer(&resp.body, ring.peer_of(call_id));
                     }
                     let first = !ring.ringing_reported;
                     ring.ringing_reported = true;
@@ -1045,7 +1066,7 @@ impl Call {
                     return;
                 }
                 ring.answered = Some(index);
-                if let Err(e) = ring.media.apply_answer(&resp.body) {
+                if let Err(e) = ring.media.apply_answer(&resp.body, ring.legs[index].peer) {
                     tracing::info!(call = %self.id, agent, error = %e, "agent's answer not usable");
                 }
                 Metrics::inc(&self.shared.metrics.agent_legs_answered);
@@ -1124,10 +1145,12 @@ impl Call {
             DialogState::Updated(_, req, handle) => {
                 // the agent holds or resumes: the caller hears hold music meanwhile (C5)
                 let (answer, hold) = match self.agents.get(agent) {
-                    Some(ring) if !req.body.is_empty() => match ring.media.reoffer(&req.body) {
-                        Ok((a, hold)) => (Ok((a.clone(), hold)), Some(hold)),
-                        Err(e) => (Err(e), None),
-                    },
+                    Some(ring) if !req.body.is_empty() => {
+                        match ring.media.reoffer(&req.body, ring.peer_of(call_id)) {
+                            Ok((a, hold)) => (Ok((a.clone(), hold)), Some(hold)),
+                            Err(e) => (Err(e), None),
+                        }
+                    }
                     // an offer without a body (a session refresh) changes no hold
                     Some(ring) => (Ok((ring.media.current_answer(), false)), None),
                     None => (Err("no session".into()), None),
