@@ -260,27 +260,54 @@ impl Node {
         );
     }
 
-    /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth.
+    /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth from
+    /// that port first (the edge reaches a phone where its REGISTER came from, RFC 3581).
     fn phone(&self, agent: &str, scenario: &str, extra: &[&str]) -> Proc {
         let port = free_port(false);
+        self.register(agent, port, "agent_register.xml");
         let mut args = vec!["-p".to_owned(), port.to_string(), "-m".into(), "1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // the UAS instance is not a client: it does not dial the edge, but SIPp wants a
         // remote address; the edge's is harmless
         let phone = self.sipp(scenario, &args);
-        self.register(agent, port, "agent_register.xml");
+        wait_bound(port);
         phone
     }
 
+    /// Registers `agent` from 127.0.0.1:`port` (its Contact names the same port).
     fn register(&self, agent: &str, port: u16, scenario: &str) {
-        let csv = self.dir.path().join(format!("{agent}-{port}.csv"));
-        std::fs::write(
-            &csv,
-            format!("SEQUENTIAL\n{agent};{agent}-test-secret;{port}\n"),
-        )
-        .expect("csv");
-        self.sipp_ok(scenario, &["-inf", &csv.display().to_string(), "-m", "1"]);
+        self.register_from(
+            "127.0.0.1",
+            agent,
+            &format!("{agent}-test-secret"),
+            port,
+            scenario,
+        );
+    }
+
+    /// Runs a REGISTER scenario from `ip`:`port` for `agent` with `password` (the CSV's
+    /// second field) and asserts SIPp's success.
+    fn register_from(&self, ip: &str, agent: &str, password: &str, port: u16, scenario: &str) {
+        let csv = self.dir.path().join(format!(
+            "{agent}-{ip}-{port}-{}.csv",
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::write(&csv, format!("SEQUENTIAL\n{agent};{password};{port}\n")).expect("csv");
+        let port = port.to_string();
+        self.sipp_ok(
+            scenario,
+            &[
+                "-inf",
+                &csv.display().to_string(),
+                "-m",
+                "1",
+                "-i",
+                ip,
+                "-p",
+                &port,
+            ],
+        );
     }
 
     /// The record of the only call of the test, from a `callgrid projector --rebuild` over
@@ -317,6 +344,15 @@ impl Node {
         drop(self.serve.take());
         let path = self.dir.path().join("data/events.sqlite");
         self.rt.block_on(common::read_events(&path))
+    }
+}
+
+/// Waits until something (a SIPp UAS starting) holds UDP `port` on 127.0.0.1.
+fn wait_bound(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "nothing listens on udp {port}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -545,7 +581,7 @@ fn agents_register_with_digest_and_a_wrong_password_is_refused() {
     let node = Node::start();
     let port = free_port(false);
     node.register("ann", port, "agent_register.xml");
-    node.register("ben", port + 1, "agent_register_wrong.xml");
+    node.register("ben", free_port(false), "agent_register_wrong.xml");
     // an agent id nobody has is refused as well (after the same challenge)
     let csv = node.dir.path().join("nobody.csv");
     std::fs::write(&csv, format!("SEQUENTIAL\nnobody;whatever-secret;{port}\n")).expect("csv");
@@ -1522,4 +1558,116 @@ fn a_number_added_by_loading_a_new_tenant_version_takes_calls_at_once() {
         &story,
         &["arrived +15550000299", "routed queue 200", "ended caller"],
     );
+}
+
+// ------------------------------------------------------------------ registrations
+
+/// The `Authorization` header answering `challenge` (a `WWW-Authenticate` value) for a
+/// REGISTER to `uri`, with nonce count `nc`.
+fn authorization(challenge: &str, user: &str, password: &str, uri: &str, nc: u32) -> String {
+    let param = |name: &str| {
+        let at = challenge.find(&format!("{name}=\"")).expect("parameter") + name.len() + 2;
+        challenge[at..].split('"').next().expect("value").to_owned()
+    };
+    let mut c = callgrid_sip_edge::digest::Credentials {
+        username: user.into(),
+        realm: param("realm"),
+        nonce: param("nonce"),
+        uri: uri.into(),
+        qop: Some("auth".into()),
+        nc: Some(format!("{nc:08x}")),
+        cnonce: Some("0a4f113b".into()),
+        ..Default::default()
+    };
+    c.response = callgrid_sip_edge::digest::expected_response(&c, "REGISTER", password);
+    format!(
+        "Authorization: Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", \
+         response=\"{}\", algorithm=MD5, qop=auth, nc={}, cnonce=\"0a4f113b\"\r\n",
+        c.username,
+        c.realm,
+        c.nonce,
+        c.uri,
+        c.response,
+        c.nc.as_deref().unwrap_or_default()
+    )
+}
+
+/// A REGISTER for ann from `local` (CSeq `cseq` makes it a new transaction), with `auth`
+/// (an `Authorization` line, or nothing).
+fn register_request(edge: SocketAddr, local: SocketAddr, cseq: u32, auth: &str) -> String {
+    format!(
+        "REGISTER sip:{edge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};rport;branch=z9hG4bKreplay{cseq}-{}\r\n\
+         From: <sip:ann@{edge}>;tag=replay\r\nTo: <sip:ann@{edge}>\r\n\
+         Call-ID: replay-{}@test\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:ann@{local}>\r\nExpires: 600\r\nMax-Forwards: 70\r\n\
+         {auth}Content-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    )
+}
+
+#[test]
+fn a_phone_is_rung_where_its_register_came_from_not_at_the_address_its_contact_names() {
+    let node = Node::start();
+    // the phone registers from one socket, naming another address (a third party's, or its
+    // own private address behind NAT) in its Contact
+    let phone = UdpSocket::bind("127.0.0.9:0").expect("bind");
+    let at = phone.local_addr().expect("addr");
+    let elsewhere = UdpSocket::bind("127.0.0.10:0").expect("bind");
+    let named = elsewhere.local_addr().expect("addr");
+    let wait = Duration::from_secs(5);
+    let register = |cseq: u32, auth: &str| {
+        register_request(node.sip, at, cseq, auth).replace(
+            &format!("Contact: <sip:ann@{at}>"),
+            &format!("Contact: <sip:ann@{named}>"),
+        )
+    };
+    let answers = exchange(&phone, node.sip, register(1, "").as_bytes(), wait);
+    let challenge = answers
+        .iter()
+        .find(|a| a.starts_with("SIP/2.0 401"))
+        .unwrap_or_else(|| panic!("a challenge: {answers:?}"))
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .expect("WWW-Authenticate")
+        .to_owned();
+    let auth = authorization(
+        &challenge,
+        "ann",
+        "ann-test-secret",
+        &format!("sip:{}", node.sip),
+        1,
+    );
+    let answers = exchange(&phone, node.sip, register(2, &auth).as_bytes(), wait);
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+    node.login("ann");
+    // a call for ann: the INVITE comes to the phone's socket, for its Contact
+    let caller = node.sipp(
+        "caller_abandon.xml",
+        &["-s", SALES, "-m", "1", "-d", "3000"],
+    );
+    phone
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 65_535];
+    let (n, _) = phone.recv_from(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "the phone got no INVITE ({e})\n--- callgrid:\n{}",
+            tail(&node.log())
+        )
+    });
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        invite.starts_with(&format!("INVITE sip:ann@{named}")),
+        "the INVITE names the Contact and reaches the phone:\n{invite}"
+    );
+    // and nothing reached the address the Contact named
+    elsewhere.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        elsewhere.recv_from(&mut buf).is_err(),
+        "the named address got something"
+    );
+    let (ok, out) = caller.wait(Duration::from_secs(60));
+    assert!(ok, "the caller hung up as planned:\n{}", tail(&out));
 }

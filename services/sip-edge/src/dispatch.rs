@@ -220,18 +220,14 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             return;
         }
     };
-    let mut updates = Vec::new();
-    for c in &contacts {
-        let expires = c
-            .params
-            .iter()
-            .chain(c.uri.params.iter())
-            .find_map(|p| match p {
-                Param::Expires(e) => e.value().parse::<u64>().ok(),
-                _ => None,
-            })
-            .unwrap_or(default_expires);
-        if expires > 0 && expires < shared.options.min_expires.as_secs() {
+    let updates = match contact_updates(
+        &contacts,
+        default_expires,
+        (source, transport),
+        (shared.options.min_expires, shared.options.max_expires),
+    ) {
+        Ok(u) => u,
+        Err(TooBrief) => {
             let _ = tx
                 .reply_with(
                     StatusCode::IntervalTooBrief,
@@ -243,26 +239,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
                 .await;
             return;
         }
-        let expires = expires.min(shared.options.max_expires.as_secs());
-        // Over UDP the Contact says where the phone listens; over TCP requests go back over
-        // the phone's own connection (it may not accept new ones).
-        let contact_transport = c.uri.params.iter().find_map(|p| match p {
-            Param::Transport(t) => Some(*t),
-            _ => None,
-        });
-        let target = match (transport, &c.uri.host_with_port.host) {
-            (Transport::Udp, rsipstack::sip::Host::IpAddr(ip)) => {
-                SocketAddr::new(*ip, c.uri.host_with_port.port.map_or(5060, |p| p.value()))
-            }
-            _ => source,
-        };
-        updates.push(ContactUpdate {
-            contact: c.uri.to_string(),
-            target,
-            transport: contact_transport.unwrap_or(transport),
-            expires: Duration::from_secs(expires),
-        });
-    }
+    };
     let bindings = match shared.registrar.update(&key, &call_id, cseq, &updates, now) {
         Ok(b) => b,
         Err(e @ RegisterError::OutOfOrder { .. }) => {
@@ -294,6 +271,47 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let _ = tx.reply_with(StatusCode::OK, headers, None).await;
 }
 
+/// A Contact asked for less than the shortest registration (423, RFC 3261 §10.3 step 6).
+#[derive(Debug, PartialEq, Eq)]
+struct TooBrief;
+
+/// The bindings a REGISTER's contacts ask for: lifetimes from each contact's `expires` or
+/// the request's, capped by `(min, max)`. Every binding is reached at `source` over the
+/// transport the REGISTER came by (RFC 3581's received and rport): over UDP the phone's NAT
+/// mapping, never the Contact's own host (a private address behind NAT, or a third party a
+/// forged REGISTER names); over TCP the phone's own connection (it may not accept new ones).
+/// The Contact stays the Request-URI of the requests sent to the phone.
+fn contact_updates(
+    contacts: &[rsipstack::sip::typed::Contact],
+    default_expires: u64,
+    (source, transport): (SocketAddr, Transport),
+    (min, max): (Duration, Duration),
+) -> Result<Vec<ContactUpdate>, TooBrief> {
+    contacts
+        .iter()
+        .map(|c| {
+            let expires = c
+                .params
+                .iter()
+                .chain(c.uri.params.iter())
+                .find_map(|p| match p {
+                    Param::Expires(e) => e.value().parse::<u64>().ok(),
+                    _ => None,
+                })
+                .unwrap_or(default_expires);
+            if expires > 0 && expires < min.as_secs() {
+                return Err(TooBrief);
+            }
+            Ok(ContactUpdate {
+                contact: c.uri.to_string(),
+                target: source,
+                transport,
+                expires: Duration::from_secs(expires.min(max.as_secs())),
+            })
+        })
+        .collect()
+}
+
 fn authorization(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
     req.headers.iter().find_map(|h| match h {
         Header::Authorization(a) => digest::parse_authorization(a.value()).ok(),
@@ -310,4 +328,72 @@ async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool) {
             None,
         )
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts(value: &str) -> Vec<rsipstack::sip::typed::Contact> {
+        rsipstack::sip::typed::Contact::parse_header_list(value).expect("contacts")
+    }
+
+    const LIMITS: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(3_600));
+
+    #[test]
+    fn a_udp_binding_is_reached_at_the_registers_source_not_at_its_contact() {
+        let source: SocketAddr = "198.51.100.7:40123".parse().expect("addr");
+        // a phone behind NAT names its private address; a forged REGISTER names a third
+        // party; a Contact asking for TCP: all are reached where the REGISTER came from
+        let got = contact_updates(
+            &contacts(
+                "<sip:ann@192.168.1.20:5060>, <sip:ann@203.0.113.99:5060>;expires=120, \
+                 <sip:ann@203.0.113.99:5070;transport=tcp>",
+            ),
+            600,
+            (source, Transport::Udp),
+            LIMITS,
+        )
+        .expect("updates");
+        assert_eq!(got.len(), 3);
+        for u in &got {
+            assert_eq!(u.target, source, "{}", u.contact);
+            assert_eq!(u.transport, Transport::Udp, "{}", u.contact);
+        }
+        assert_eq!(
+            got[0].contact, "sip:ann@192.168.1.20:5060",
+            "the Contact is kept as the uri"
+        );
+        assert_eq!(got[0].expires, Duration::from_secs(600));
+        assert_eq!(got[1].expires, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_tcp_binding_is_reached_over_the_phones_connection() {
+        let source: SocketAddr = "198.51.100.7:50000".parse().expect("addr");
+        let got = contact_updates(
+            &contacts("<sip:ann@192.168.1.20:5060;transport=tcp>"),
+            600,
+            (source, Transport::Tcp),
+            LIMITS,
+        )
+        .expect("updates");
+        assert_eq!(got[0].target, source);
+        assert_eq!(got[0].transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        let source: SocketAddr = "198.51.100.7:40123".parse().expect("addr");
+        let at = (source, Transport::Udp);
+        assert_eq!(
+            contact_updates(&contacts("<sip:ann@h>;expires=30"), 600, at, LIMITS),
+            Err(TooBrief)
+        );
+        let got = contact_updates(&contacts("<sip:ann@h>"), 100_000, at, LIMITS).expect("capped");
+        assert_eq!(got[0].expires, Duration::from_secs(3_600));
+        let got =
+            contact_updates(&contacts("<sip:ann@h>;expires=0"), 600, at, LIMITS).expect("removal");
+        assert!(got[0].expires.is_zero());
+    }
 }

@@ -14,7 +14,8 @@ use rsipstack::sip::Transport;
 pub struct Binding {
     /// The Contact URI the phone registered, as text.
     pub contact: String,
-    /// Where to send requests for it.
+    /// Where to send requests for it: the source address of the REGISTER that made it
+    /// (RFC 3581), not the Contact's host.
     pub target: SocketAddr,
     /// Transport to use.
     pub transport: Transport,
@@ -27,7 +28,7 @@ pub struct Binding {
 }
 
 /// A contact of a REGISTER request, already interpreted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactUpdate {
     /// Contact URI as text.
     pub contact: String,
