@@ -1671,3 +1671,103 @@ fn a_phone_is_rung_where_its_register_came_from_not_at_the_address_its_contact_n
     let (ok, out) = caller.wait(Duration::from_secs(60));
     assert!(ok, "the caller hung up as planned:\n{}", tail(&out));
 }
+
+// ------------------------------------------------------------------ defences
+
+/// A node with a metrics endpoint and these more options; and the endpoint's address.
+fn node_with_metrics(extra: &[&str]) -> (Node, SocketAddr) {
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+    let mut args = vec!["--metrics-listen".to_owned(), metrics.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Node::start_with(&args), metrics)
+}
+
+#[test]
+fn a_replayed_register_is_challenged_again_and_a_digest_for_another_uri_is_refused() {
+    let (node, metrics) = node_with_metrics(&[]);
+    let sock = UdpSocket::bind("127.0.0.4:0").expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let wait = Duration::from_secs(5);
+    let uri = format!("sip:{}", node.sip);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 1, "").as_bytes(),
+        wait,
+    );
+    let challenge = answers
+        .iter()
+        .find(|a| a.starts_with("SIP/2.0 401"))
+        .unwrap_or_else(|| panic!("a challenge: {answers:?}"))
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .expect("WWW-Authenticate")
+        .to_owned();
+    let first = authorization(&challenge, "ann", "ann-test-secret", &uri, 1);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 2, &first).as_bytes(),
+        wait,
+    );
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+
+    // the same Authorization again, in a new request: a replay
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 3, &first).as_bytes(),
+        wait,
+    );
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 401 Unauthorized"],
+        "{answers:?}"
+    );
+    assert!(answers[0].contains("stale=true"), "{}", answers[0]);
+    assert_eq!(metric(metrics, "callgrid_sip_auth_replays"), 1.0);
+
+    // and from another address (a captured REGISTER sent by someone else): the nonce was
+    // not issued to it
+    let thief = UdpSocket::bind("127.0.0.5:0").expect("bind");
+    let stolen = register_request(node.sip, thief.local_addr().expect("addr"), 4, &first);
+    let answers = exchange(&thief, node.sip, stolen.as_bytes(), wait);
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 401 Unauthorized"],
+        "{answers:?}"
+    );
+
+    // the next nonce count of the same nonce is no replay
+    let second = authorization(&challenge, "ann", "ann-test-secret", &uri, 2);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 5, &second).as_bytes(),
+        wait,
+    );
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+    assert_eq!(metric(metrics, "callgrid_sip_registrations"), 2.0);
+
+    // a digest computed for another Request-URI is refused, right password or not
+    let elsewhere = authorization(
+        &challenge,
+        "ann",
+        "ann-test-secret",
+        "sip:elsewhere.example",
+        3,
+    );
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 6, &elsewhere).as_bytes(),
+        wait,
+    );
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 403 Forbidden"],
+        "{answers:?}"
+    );
+    assert_eq!(metric(metrics, "callgrid_sip_auth_uri_mismatches"), 1.0);
+}

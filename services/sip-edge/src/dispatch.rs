@@ -2,7 +2,7 @@
 //! OPTIONS, new INVITEs and in-dialog requests each go their way. Everything that can wait
 //! runs in its own task so the loop only sorts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{self, NonceCheck};
+use crate::auth::{self, Checked};
+use crate::digest;
 use crate::directory::AgentLookup;
 use crate::metrics::Metrics;
 use crate::registrar::{ContactUpdate, RegisterError};
@@ -118,19 +119,23 @@ pub(crate) fn source_of(tx: &Transaction) -> Option<(SocketAddr, Transport)> {
     Some((addr, conn.transport()))
 }
 
-/// Answers a REGISTER (A4): digest authentication against the agent's password, then the
-/// bindings are added, refreshed or removed.
+/// Answers a REGISTER (A4): digest authentication against the agent's password (`auth.rs`:
+/// nonce, digest uri, realm, password, replays), then the bindings are added, refreshed or
+/// removed.
 async fn register(shared: &Shared, tx: &mut Transaction) {
     let req = &tx.original;
     let Ok(to) = req.to_header().and_then(|t| t.typed()) else {
         let _ = tx.reply(StatusCode::BadRequest).await;
         return;
     };
+    let (source, transport) = source_of(tx).unwrap_or((shared.local, Transport::Udp));
     let user = to.uri.user().unwrap_or_default().to_owned();
     let domain = to.uri.host_with_port.host.to_string();
     let directory = shared.directory.get();
+    // unknown agents are challenged and checked like known ones, so the answers do not tell
+    // which agent ids exist; their credentials can never verify
     let agent = match directory.agent(&user, &domain) {
-        AgentLookup::Found(a) if a.password.is_some() => a,
+        AgentLookup::Found(a) if a.password.is_some() => Some(a),
         AgentLookup::Ambiguous => {
             Metrics::inc(&shared.metrics.registrations_refused);
             let _ = tx
@@ -144,47 +149,43 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
                 .await;
             return;
         }
-        _ => {
-            // unknown agents are challenged like known ones, so the answer does not tell
-            // which agent ids exist; their credentials can never verify
-            if authorization(req).is_none() {
-                challenge(shared, tx, false).await;
-            } else {
-                Metrics::inc(&shared.metrics.registrations_refused);
-                let _ = tx.reply(StatusCode::Forbidden).await;
-            }
+        _ => None,
+    };
+    let now = Instant::now();
+    let credentials = authorization(req);
+    let checked = auth::check(shared, credentials.as_ref(), &req.uri, source.ip(), |c| {
+        let agent = agent.as_ref()?;
+        let same_agent = matches!(
+            directory.agent(&c.username, &domain),
+            AgentLookup::Found(ref a) if a == agent
+        );
+        let password = agent.password.as_deref()?;
+        (same_agent && digest::verify(c, "REGISTER", password)).then(|| agent.clone())
+    });
+    let agent = match checked {
+        Checked::Verified(agent) => agent,
+        Checked::Challenge { stale } => {
+            challenge(shared, tx, stale, source.ip()).await;
+            return;
+        }
+        Checked::UriMismatch => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![auth::reason(auth::URI_MISMATCH)],
+                    None,
+                )
+                .await;
+            return;
+        }
+        Checked::Failed => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            tracing::info!(src = %source, user = %user, domain = %domain, "register refused: bad credentials");
+            let _ = tx.reply(StatusCode::Forbidden).await;
             return;
         }
     };
-    let Some(credentials) = authorization(req) else {
-        challenge(shared, tx, false).await;
-        return;
-    };
-    let password = agent.password.as_deref().unwrap_or_default();
-    match shared.nonces.check(&credentials.nonce) {
-        NonceCheck::Fresh => {}
-        NonceCheck::Stale => {
-            challenge(shared, tx, true).await;
-            return;
-        }
-        NonceCheck::Forged => {
-            challenge(shared, tx, false).await;
-            return;
-        }
-    }
-    let same_agent = matches!(
-        directory.agent(&credentials.username, &domain),
-        AgentLookup::Found(ref a) if a == &agent
-    );
-    if !same_agent
-        || credentials.realm != shared.options.realm
-        || !digest::verify(&credentials, "REGISTER", password)
-    {
-        Metrics::inc(&shared.metrics.registrations_refused);
-        tracing::info!(tenant = %agent.tenant, agent = %agent.agent, "register refused: bad credentials");
-        let _ = tx.reply(StatusCode::Forbidden).await;
-        return;
-    }
 
     let key = (agent.tenant.clone(), agent.agent.clone());
     let call_id = req
@@ -196,8 +197,6 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         .expires_header()
         .and_then(|e| e.value().trim().parse::<u64>().ok())
         .unwrap_or(3600);
-    let (source, transport) = source_of(tx).unwrap_or((shared.local, Transport::Udp));
-    let now = Instant::now();
 
     let wildcard = req
         .contact_headers()
@@ -319,8 +318,8 @@ fn authorization(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
     })
 }
 
-async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool) {
-    let value = shared.nonces.challenge(&shared.options.realm, stale);
+async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool, to: IpAddr) {
+    let value = shared.nonces.challenge(&shared.options.realm, stale, to);
     let _ = tx
         .reply_with(
             StatusCode::Unauthorized,

@@ -10,6 +10,7 @@
 //!
 //! Entry point: [`SipEdge::start`].
 
+mod auth;
 mod call;
 pub mod digest;
 pub mod directory;
@@ -117,6 +118,9 @@ pub struct EdgeOptions {
     /// of a 200 (timer H's role for 2xx). 32 s in the RFC; 5 s by default here, as Kamailio's
     /// and OpenSIPS' wait timer (docs/DECISIONS.md, "SIP transaction timer").
     pub transaction_timeout: Duration,
+    /// Most nonces whose nonce counts are kept (65,536); beyond, the oldest are forgotten
+    /// and answered with a fresh challenge.
+    pub tracked_nonces: usize,
 }
 
 impl Default for EdgeOptions {
@@ -132,6 +136,7 @@ impl Default for EdgeOptions {
             max_expires: Duration::from_secs(3600),
             router_timeout: Duration::from_secs(5),
             transaction_timeout: Duration::from_secs(5),
+            tracked_nonces: 65_536,
         }
     }
 }
@@ -147,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) directory: Arc<SharedDirectory>,
     pub(crate) registrar: Registrar,
     pub(crate) nonces: digest::Nonces,
+    /// Nonce counts seen, against replays.
+    pub(crate) nonce_counts: digest::NonceCounts,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) router: Arc<dyn RouterLink>,
     pub(crate) media: call::MediaContext,
@@ -249,6 +256,7 @@ impl SipEdge {
             directory: Arc::new(SharedDirectory::new(tenants)),
             registrar: Registrar::new(),
             nonces: digest::Nonces::new(),
+            nonce_counts: digest::NonceCounts::new(options.tracked_nonces),
             metrics,
             router,
             media,

@@ -90,6 +90,11 @@ counters! {
     transfers,
     /// Blind transfers by REFER that the router refused (unknown target...).
     transfers_refused,
+    /// Replayed credentials (a nonce count not above the last, or the same response
+    /// without qop), challenged again.
+    auth_replays,
+    /// Credentials whose digest uri is not the Request-URI, refused with 403.
+    auth_uri_mismatches,
 }
 
 impl Metrics {
