@@ -1684,6 +1684,98 @@ fn node_with_metrics(extra: &[&str]) -> (Node, SocketAddr) {
 }
 
 #[test]
+fn a_register_brute_force_gets_the_address_banned_even_for_the_right_password() {
+    // user bans off: this is about the address
+    let (node, metrics) = node_with_metrics(&[
+        "--sip-ban-address-failures",
+        "4",
+        "--sip-ban-user-failures",
+        "0",
+    ]);
+    let port = free_port(false);
+    // four wrong passwords from 127.0.0.2, each refused with 403 after its challenge
+    for _ in 0..4 {
+        node.register_from(
+            "127.0.0.2",
+            "ann",
+            "ann-test-secret",
+            port,
+            "agent_register_wrong.xml",
+        );
+    }
+    assert_eq!(metric(metrics, "callgrid_sip_auth_failures"), 4.0);
+    assert_eq!(metric(metrics, "callgrid_sip_address_bans"), 1.0);
+    assert_eq!(metric(metrics, "callgrid_sip_address_bans_active"), 1.0);
+    // now even the right password from that address gets no answer at all
+    node.register_from(
+        "127.0.0.2",
+        "ann",
+        "ann-test-secret",
+        port,
+        "agent_register_refused.xml",
+    );
+    assert!(
+        metric(metrics, "callgrid_sip_messages_from_banned") >= 1.0,
+        "the banned address's REGISTER was dropped and counted"
+    );
+    assert_eq!(metric(metrics, "callgrid_sip_registrations"), 0.0);
+    // the ban is the address's: ann registers from another one
+    node.register_from(
+        "127.0.0.3",
+        "ann",
+        "ann-test-secret",
+        port,
+        "agent_register.xml",
+    );
+    assert_eq!(metric(metrics, "callgrid_sip_registrations"), 1.0);
+}
+
+#[test]
+fn repeated_failures_for_one_agent_ban_the_agent_but_not_its_registered_phone() {
+    // address bans off: this is about the user
+    let (node, metrics) = node_with_metrics(&[
+        "--sip-ban-address-failures",
+        "0",
+        "--sip-ban-user-failures",
+        "3",
+    ]);
+    // ann's phone registers from 127.0.0.1 first
+    let phone = free_port(false);
+    node.register("ann", phone, "agent_register.xml");
+    for _ in 0..3 {
+        node.register_from(
+            "127.0.0.2",
+            "ann",
+            "ann-test-secret",
+            free_port(false),
+            "agent_register_wrong.xml",
+        );
+    }
+    assert_eq!(metric(metrics, "callgrid_sip_user_bans"), 1.0);
+    assert_eq!(metric(metrics, "callgrid_sip_user_bans_active"), 1.0);
+    // a new device of ann's is refused, whatever its password and address
+    node.register_from(
+        "127.0.0.3",
+        "ann",
+        "ann-test-secret",
+        free_port(false),
+        "agent_register_refused.xml",
+    );
+    assert_eq!(metric(metrics, "callgrid_sip_banned_user_requests"), 1.0);
+    // the phone registered before keeps refreshing from its address
+    node.register("ann", phone, "agent_register.xml");
+    // and other agents are not concerned, from the same address either
+    node.register_from(
+        "127.0.0.2",
+        "ben",
+        "ben-test-secret",
+        free_port(false),
+        "agent_register.xml",
+    );
+    assert_eq!(metric(metrics, "callgrid_sip_registrations"), 3.0);
+}
+
+#[test]
 fn a_replayed_register_is_challenged_again_and_a_digest_for_another_uri_is_refused() {
     let (node, metrics) = node_with_metrics(&[]);
     let sock = UdpSocket::bind("127.0.0.4:0").expect("bind");
@@ -1770,4 +1862,91 @@ fn a_replayed_register_is_challenged_again_and_a_digest_for_another_uri_is_refus
         "{answers:?}"
     );
     assert_eq!(metric(metrics, "callgrid_sip_auth_uri_mismatches"), 1.0);
+    assert_eq!(metric(metrics, "callgrid_sip_auth_failures"), 0.0);
+}
+
+#[test]
+fn a_flood_from_one_address_is_dropped_past_its_rate_and_others_are_still_answered() {
+    let (node, metrics) =
+        node_with_metrics(&["--sip-source-rate", "5", "--sip-source-burst", "20"]);
+    let flood = UdpSocket::bind("127.0.0.6:0").expect("bind");
+    let local = flood.local_addr().expect("addr");
+    let started = Instant::now();
+    for n in 0..300 {
+        let options = request("OPTIONS", "ping", local, node.sip, 10_000 + n, "");
+        flood.send_to(options.as_bytes(), node.sip).expect("send");
+    }
+    let sending = started.elapsed();
+    let mut answered = 0;
+    let mut buf = [0u8; 65_535];
+    flood
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    while let Ok((n, _)) = flood.recv_from(&mut buf) {
+        if buf[..n].starts_with(b"SIP/2.0 200") {
+            answered += 1;
+        }
+    }
+    // the burst, and what the rate gave back while the flood was being sent (the kernel
+    // may have dropped some too: no lower bound but one)
+    let allowed = 20 + 5 * (sending.as_secs() + 1) as usize;
+    assert!(
+        (1..=allowed).contains(&answered),
+        "{answered} of 300 answered, {allowed} allowed"
+    );
+    let limited = metric(metrics, "callgrid_sip_messages_rate_limited");
+    assert!(
+        limited >= 1.0 && limited + answered as f64 <= 300.0,
+        "{limited} dropped and counted, {answered} answered"
+    );
+    // another address is answered at once
+    let other = UdpSocket::bind("127.0.0.7:0").expect("bind");
+    let options = request(
+        "OPTIONS",
+        "ping",
+        other.local_addr().expect("addr"),
+        node.sip,
+        1,
+        "",
+    );
+    let answers = exchange(&other, node.sip, options.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"]);
+}
+
+#[test]
+fn tcp_connections_over_the_cap_of_one_address_are_closed_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (node, metrics) = node_with_metrics(&["--sip-tcp-per-address", "2"]);
+    let edge = node.sip;
+    node.rt.block_on(async {
+        let connect = || async {
+            let s = tokio::net::TcpSocket::new_v4().expect("socket");
+            s.bind("127.0.0.8:0".parse().expect("addr")).expect("bind");
+            s.connect(edge).await.expect("connect")
+        };
+        let mut first = connect().await;
+        let _second = connect().await;
+        let mut third = connect().await;
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+            .await
+            .expect("the third connection is closed, not left waiting")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without a word");
+        // the first two are served
+        let local = first.local_addr().expect("addr");
+        let options =
+            request("OPTIONS", "ping", local, edge, 1, "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        first.write_all(options.as_bytes()).await.expect("send");
+        let n = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"SIP/2.0 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    });
+    assert_eq!(metric(metrics, "callgrid_sip_tcp_connections_refused"), 1.0);
 }

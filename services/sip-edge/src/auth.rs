@@ -2,7 +2,8 @@
 //! trunks' INVITEs alike, in an order where nothing costly happens before it must: the nonce
 //! (ours, issued to this address, fresh), the digest `uri` against the Request-URI, the realm,
 //! the response (the caller's own check of user and password), and last the nonce count
-//! against replays (recorded only for credentials that verified).
+//! against replays (recorded only for credentials that verified). Counting failures and bans
+//! is the caller's: it knows the user.
 
 use std::net::IpAddr;
 
@@ -102,6 +103,8 @@ pub(crate) fn reason(text: &str) -> rsipstack::sip::Header {
     rsipstack::sip::Header::Reason(format!("SIP;cause=403;text=\"{text}\"").into())
 }
 
+/// Reason text for a request refused because its user is banned.
+pub(crate) const BANNED: &str = "too many failed authentications, try later";
 /// Reason text for credentials computed for another Request-URI.
 pub(crate) const URI_MISMATCH: &str = "digest uri does not match the request-uri";
 

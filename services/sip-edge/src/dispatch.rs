@@ -119,9 +119,9 @@ pub(crate) fn source_of(tx: &Transaction) -> Option<(SocketAddr, Transport)> {
     Some((addr, conn.transport()))
 }
 
-/// Answers a REGISTER (A4): digest authentication against the agent's password (`auth.rs`:
-/// nonce, digest uri, realm, password, replays), then the bindings are added, refreshed or
-/// removed.
+/// Answers a REGISTER (A4): digest authentication against the agent's password (with the
+/// defences: banned users, failures counted, replays refused), then the bindings are added,
+/// refreshed or removed.
 async fn register(shared: &Shared, tx: &mut Transaction) {
     let req = &tx.original;
     let Ok(to) = req.to_header().and_then(|t| t.typed()) else {
@@ -152,6 +152,35 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         _ => None,
     };
     let now = Instant::now();
+    // failures and bans are per agent, whatever spelling names it; per address-of-record
+    // for names that are no agent's
+    let user_key = match &agent {
+        Some(a) => format!("{}.{}", a.tenant, a.agent),
+        None => format!("{user}@{domain}"),
+    };
+    if shared.defences.user_banned(&user_key) {
+        // a phone already registered from this address keeps refreshing: a brute force
+        // from elsewhere must not unregister the agent's phones
+        let registered_here = agent.as_ref().is_some_and(|a| {
+            shared.registrar.has_binding_from(
+                &(a.tenant.clone(), a.agent.clone()),
+                source.ip(),
+                now,
+            )
+        });
+        if !registered_here {
+            Metrics::inc(&shared.metrics.banned_user_requests);
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![auth::reason(auth::BANNED)],
+                    None,
+                )
+                .await;
+            return;
+        }
+    }
     let credentials = authorization(req);
     let checked = auth::check(shared, credentials.as_ref(), &req.uri, source.ip(), |c| {
         let agent = agent.as_ref()?;
@@ -181,11 +210,13 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         }
         Checked::Failed => {
             Metrics::inc(&shared.metrics.registrations_refused);
-            tracing::info!(src = %source, user = %user, domain = %domain, "register refused: bad credentials");
+            shared.defences.failure(source.ip(), Some(&user_key));
+            tracing::info!(src = %source, user = %user_key, "register refused: bad credentials");
             let _ = tx.reply(StatusCode::Forbidden).await;
             return;
         }
     };
+    shared.defences.success(&user_key);
 
     let key = (agent.tenant.clone(), agent.agent.clone());
     let call_id = req

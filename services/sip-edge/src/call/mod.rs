@@ -176,7 +176,8 @@ fn reason(code: u16, text: &str) -> Header {
 
 /// Which trunk of `tenant` the INVITE comes from: by source address, or by digest
 /// authentication with a trunk account (in the edge's realm, for this Request-URI, not a
-/// replay, `auth.rs`). Answers 407/403 itself when there is none.
+/// replay; failures counted and banned as for phones, `auth.rs`). Answers 407/403 itself
+/// when there is none.
 async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option<Arc<TrunkEntry>> {
     let directory = shared.directory.get();
     let source = source_of(tx);
@@ -190,6 +191,24 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
         Header::ProxyAuthorization(a) => digest::parse_authorization(a.value()).ok(),
         _ => None,
     });
+    let user_key = credentials
+        .as_ref()
+        .map(|c| format!("trunk:{}", c.username));
+    if user_key
+        .as_deref()
+        .is_some_and(|k| shared.defences.user_banned(k))
+    {
+        Metrics::inc(&shared.metrics.banned_user_requests);
+        Metrics::inc(&shared.metrics.calls_forbidden);
+        let _ = tx
+            .reply_with(
+                StatusCode::Forbidden,
+                vec![auth::reason(auth::BANNED)],
+                None,
+            )
+            .await;
+        return None;
+    }
     let checked = auth::check(shared, credentials.as_ref(), &tx.original.uri, from, |c| {
         directory
             .trunks_by_username(&c.username)
@@ -203,7 +222,12 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
             .cloned()
     });
     match checked {
-        Checked::Verified(trunk) => Some(trunk),
+        Checked::Verified(trunk) => {
+            if let Some(k) = &user_key {
+                shared.defences.success(k);
+            }
+            Some(trunk)
+        }
         Checked::Challenge { stale } => {
             // no credentials, a nonce that is not fresh, or a replay: challenge (the
             // number's tenant is known)
@@ -230,6 +254,7 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
         }
         Checked::Failed => {
             Metrics::inc(&shared.metrics.calls_forbidden);
+            shared.defences.failure(from, user_key.as_deref());
             tracing::info!(tenant, src = %from, "call from an unknown source refused");
             let _ = tx.reply(StatusCode::Forbidden).await;
             None
