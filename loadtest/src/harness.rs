@@ -650,6 +650,9 @@ pub fn absolute(p: &Path) -> PathBuf {
 
 /// Registers the agents a0001..a`agents` of the load tenant with SIPp (`agent_register.xml`),
 /// agent i's Contact on `agent_ports[(i - 1) % len]` (the SIPp UAS processes that answer).
+/// Each port's agents register from that port (one SIPp per port, all at once), because the
+/// edge reaches a phone where its REGISTER came from (RFC 3581): call this before the UAS
+/// processes bind their ports.
 pub async fn register_agents(
     sipp: &Path,
     scenarios: &Path,
@@ -659,49 +662,65 @@ pub async fn register_agents(
     work: &Path,
 ) -> anyhow::Result<()> {
     ensure!(!agent_ports.is_empty(), "no agent ports");
-    let csv = work.join("agents.csv");
-    let mut text = String::from("SEQUENTIAL\n");
-    for i in 1..=agents {
-        let port = agent_ports[(i - 1) % agent_ports.len()];
-        text.push_str(&format!("a{i:04};{};{port}\n", agent_password(i)));
-    }
-    fs::write(&csv, text)?;
-    let dir = work.join("register");
-    let mut cmd = Command::new(sipp);
-    cmd.arg(format!("127.0.0.1:{sip_port}"))
-        .arg("-sf")
-        .arg(scenarios.join("agent_register.xml"))
-        .arg("-inf")
-        .arg(&csv)
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port()?.to_string()])
-        .args([
-            "-m",
-            &agents.to_string(),
-            "-r",
-            "200",
-            "-rp",
-            "1000",
-            "-l",
-            "100",
-        ])
-        .args(["-nostdin", "-timeout", "120s", "-timeout_error"]);
-    let mut reg = Proc::spawn("register", &mut cmd, &dir, false)?;
-    let deadline = Instant::now() + Duration::from_secs(130);
-    let status = loop {
-        if let Some(s) = reg.poll() {
-            break s;
+    let mut registering = Vec::new();
+    for (slot, &port) in agent_ports.iter().enumerate() {
+        let mine: Vec<usize> = (1..=agents)
+            .filter(|i| (i - 1) % agent_ports.len() == slot)
+            .collect();
+        if mine.is_empty() {
+            continue;
         }
+        let dir = work.join(format!("register-{slot}"));
+        fs::create_dir_all(&dir)?;
+        let csv = dir.join("agents.csv");
+        let mut text = String::from("SEQUENTIAL\n");
+        for i in &mine {
+            text.push_str(&format!("a{i:04};{};{port}\n", agent_password(*i)));
+        }
+        fs::write(&csv, text)?;
+        let mut cmd = Command::new(sipp);
+        cmd.arg(format!("127.0.0.1:{sip_port}"))
+            .arg("-sf")
+            .arg(scenarios.join("agent_register.xml"))
+            .arg("-inf")
+            .arg(&csv)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                &mine.len().to_string(),
+                "-r",
+                "50",
+                "-rp",
+                "1000",
+                "-l",
+                "50",
+            ])
+            .args(["-nostdin", "-timeout", "120s", "-timeout_error"]);
+        registering.push(Proc::spawn(
+            &format!("register-{slot}"),
+            &mut cmd,
+            &dir,
+            false,
+        )?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(130);
+    for reg in &mut registering {
+        let status = loop {
+            if let Some(s) = reg.poll() {
+                break s;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "agent registration did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         ensure!(
-            Instant::now() < deadline,
-            "agent registration did not finish"
+            status.success(),
+            "agent registration failed ({status}); see {}",
+            reg.log.display()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    ensure!(
-        status.success(),
-        "agent registration failed ({status}); see {}",
-        reg.log.display()
-    );
+    }
     Ok(())
 }
 

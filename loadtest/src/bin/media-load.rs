@@ -517,25 +517,7 @@ async fn start(a: &Args, work: &Path, max_calls: usize) -> anyhow::Result<Sessio
         tenants.join("load.yaml"),
         load_tenant_yaml(max_calls, &a.number),
     )?;
-    // agents: SIPp UAS answering at once and echoing RTP
     let agent_base = free_udp_range(a.uas)?;
-    let mut agents = Vec::new();
-    for (i, &media) in ports.agents.iter().enumerate() {
-        ensure_free(media)?;
-        ensure_free(media + 2)?;
-        let port = agent_base + i as u16;
-        let dir = work.join(format!("agent-{i}"));
-        let mut cmd = Command::new(&a.sipp);
-        cmd.arg("-sf")
-            .arg(a.scenarios.join("agent_answer.xml"))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mp", &media.to_string(), "-rtp_echo"])
-            .args(["-buff_size", &(4 << 20).to_string()])
-            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
-        let mut p = Proc::spawn(&format!("agent-{i}"), &mut cmd, &dir, false)?;
-        wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
-        agents.push(p);
-    }
     let sip_port = free_udp_tcp_port()?;
     let grpc_port = free_tcp_port()?;
     let metrics_port = free_tcp_port()?;
@@ -582,6 +564,25 @@ async fn start(a: &Args, work: &Path, max_calls: usize) -> anyhow::Result<Sessio
         work,
     )
     .await?;
+    // agents: SIPp UAS answering at once and echoing RTP, on the ports the agents registered
+    // from (the edge reaches a phone where its REGISTER came from)
+    let mut agents = Vec::new();
+    for (i, &media) in ports.agents.iter().enumerate() {
+        ensure_free(media)?;
+        ensure_free(media + 2)?;
+        let port = agent_base + i as u16;
+        let dir = work.join(format!("agent-{i}"));
+        let mut cmd = Command::new(&a.sipp);
+        cmd.arg("-sf")
+            .arg(a.scenarios.join("agent_answer.xml"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string(), "-rtp_echo"])
+            .args(["-buff_size", &(4 << 20).to_string()])
+            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
+        let mut p = Proc::spawn(&format!("agent-{i}"), &mut cmd, &dir, false)?;
+        wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
+        agents.push(p);
+    }
     make_available(&grpc, &token, max_calls).await?;
     Ok(Session {
         sut,

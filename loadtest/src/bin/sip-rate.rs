@@ -266,7 +266,8 @@ async fn start_kamailio(a: &Args, work: &Path) -> anyhow::Result<Session> {
 ///
 /// Assumes the flags `callgrid serve --data-dir D --no-demo --tenants DIR --listen GRPC
 /// --sip-listen SIP` and a registrar that accepts `agent_register.xml` (user = agent id,
-/// password = the agent's sip_password, Contact = the agent's SIPp UAS).
+/// password = the agent's sip_password, Contact = the agent's SIPp UAS, registered from the
+/// UAS's port before the UAS starts).
 async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
     let work = work.join("callgrid");
     let tenants = work.join("tenants");
@@ -278,7 +279,6 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
     let sip_port = free_udp_tcp_port()?;
     let grpc_port = free_tcp_port()?;
     let agent_base = free_udp_range(a.uas)?;
-    let (agents, agent_dirs) = start_agents(a, &work, agent_base).await?;
     let mut cmd = Command::new(&a.callgrid_bin);
     cmd.arg("serve")
         .arg("--data-dir")
@@ -312,6 +312,8 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
         &work,
     )
     .await?;
+    // the agents' UAS processes bind the ports the agents registered from
+    let (agents, agent_dirs) = start_agents(a, &work, agent_base).await?;
     make_available(&grpc, &token, a.agents).await?;
     Ok(Session {
         target: Target::Callgrid,

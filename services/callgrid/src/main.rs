@@ -169,6 +169,40 @@ struct SipArgs {
     /// long a 200 waits for its ACK. At least 4 (T1 = 500 ms must retransmit a few times).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(4..=64))]
     sip_transaction_timeout: u64,
+    /// SIP messages per second one address that is not a trunk's may send (UDP datagrams
+    /// over it are dropped before they are parsed); 0: no limit.
+    #[arg(long, default_value_t = 300)]
+    sip_source_rate: u32,
+    /// Burst above `--sip-source-rate` one address may send after a quiet spell.
+    #[arg(long, default_value_t = 1_500)]
+    sip_source_burst: u32,
+    /// SIP messages per second from a trunk's address; 0 (the default): no limit.
+    #[arg(long, default_value_t = 0)]
+    sip_trunk_rate: u32,
+    /// Burst above `--sip-trunk-rate`.
+    #[arg(long, default_value_t = 10_000)]
+    sip_trunk_burst: u32,
+    /// New SIP TCP connections per second from one address that is not a trunk's (bursts of
+    /// ten times as many); 0: no limit.
+    #[arg(long, default_value_t = 20)]
+    sip_tcp_accept_rate: u32,
+    /// SIP TCP connections one address that is not a trunk's may hold open; 0: no limit.
+    #[arg(long, default_value_t = 256)]
+    sip_tcp_per_address: u32,
+    /// Digest failures from one address (not a trunk's) within `--sip-ban-window` that ban
+    /// it; 0: never.
+    #[arg(long, default_value_t = 10)]
+    sip_ban_address_failures: u32,
+    /// Digest failures for one user (agent or trunk account) within `--sip-ban-window` that
+    /// ban the user; 0: never.
+    #[arg(long, default_value_t = 5)]
+    sip_ban_user_failures: u32,
+    /// The window digest failures are counted in, seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    sip_ban_window: u64,
+    /// How long a ban lasts, seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    sip_ban_seconds: u64,
 }
 
 /// The metrics endpoint, shared by `serve` and `sip-edge`.
@@ -231,6 +265,27 @@ impl SipArgs {
                 .unwrap_or_else(|| data_dir.join("recordings")),
             transaction_timeout: std::time::Duration::from_secs(self.sip_transaction_timeout),
             ..Default::default()
+        };
+        let rate = |per_second: u32, burst: u32| {
+            (per_second > 0).then_some(callgrid_sip_edge::Rate {
+                per_second,
+                burst: burst.max(1),
+            })
+        };
+        o.source_limits = callgrid_sip_edge::SourceLimits {
+            messages: rate(self.sip_source_rate, self.sip_source_burst),
+            tcp_accepts: rate(
+                self.sip_tcp_accept_rate,
+                self.sip_tcp_accept_rate.saturating_mul(10),
+            ),
+            tcp_connections: (self.sip_tcp_per_address > 0).then_some(self.sip_tcp_per_address),
+        };
+        o.trunk_limits.messages = rate(self.sip_trunk_rate, self.sip_trunk_burst);
+        o.auth_ban = callgrid_sip_edge::AuthBan {
+            address_failures: self.sip_ban_address_failures,
+            user_failures: self.sip_ban_user_failures,
+            window: std::time::Duration::from_secs(self.sip_ban_window),
+            ban: std::time::Duration::from_secs(self.sip_ban_seconds),
         };
         if let Some(p) = &self.prompts {
             o.prompts_dir = Some(p.clone());

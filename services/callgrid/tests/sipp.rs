@@ -266,27 +266,54 @@ impl Node {
         );
     }
 
-    /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth.
+    /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth from
+    /// that port first (the edge reaches a phone where its REGISTER came from, RFC 3581).
     fn phone(&self, agent: &str, scenario: &str, extra: &[&str]) -> Proc {
         let port = free_port(false);
+        self.register(agent, port, "agent_register.xml");
         let mut args = vec!["-p".to_owned(), port.to_string(), "-m".into(), "1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         // the UAS instance is not a client: it does not dial the edge, but SIPp wants a
         // remote address; the edge's is harmless
         let phone = self.sipp(scenario, &args);
-        self.register(agent, port, "agent_register.xml");
+        wait_bound(port);
         phone
     }
 
+    /// Registers `agent` from 127.0.0.1:`port` (its Contact names the same port).
     fn register(&self, agent: &str, port: u16, scenario: &str) {
-        let csv = self.dir.path().join(format!("{agent}-{port}.csv"));
-        std::fs::write(
-            &csv,
-            format!("SEQUENTIAL\n{agent};{agent}-test-secret;{port}\n"),
-        )
-        .expect("csv");
-        self.sipp_ok(scenario, &["-inf", &csv.display().to_string(), "-m", "1"]);
+        self.register_from(
+            "127.0.0.1",
+            agent,
+            &format!("{agent}-test-secret"),
+            port,
+            scenario,
+        );
+    }
+
+    /// Runs a REGISTER scenario from `ip`:`port` for `agent` with `password` (the CSV's
+    /// second field) and asserts SIPp's success.
+    fn register_from(&self, ip: &str, agent: &str, password: &str, port: u16, scenario: &str) {
+        let csv = self.dir.path().join(format!(
+            "{agent}-{ip}-{port}-{}.csv",
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::write(&csv, format!("SEQUENTIAL\n{agent};{password};{port}\n")).expect("csv");
+        let port = port.to_string();
+        self.sipp_ok(
+            scenario,
+            &[
+                "-inf",
+                &csv.display().to_string(),
+                "-m",
+                "1",
+                "-i",
+                ip,
+                "-p",
+                &port,
+            ],
+        );
     }
 
     /// The record of the only call of the test, from a `callgrid projector --rebuild` over
@@ -323,6 +350,15 @@ impl Node {
         drop(self.serve.take());
         let path = self.dir.path().join("data/events.sqlite");
         self.rt.block_on(common::read_events(&path))
+    }
+}
+
+/// Waits until something (a SIPp UAS starting) holds UDP `port` on 127.0.0.1.
+fn wait_bound(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "nothing listens on udp {port}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -551,7 +587,7 @@ fn agents_register_with_digest_and_a_wrong_password_is_refused() {
     let node = Node::start();
     let port = free_port(false);
     node.register("ann", port, "agent_register.xml");
-    node.register("ben", port + 1, "agent_register_wrong.xml");
+    node.register("ben", free_port(false), "agent_register_wrong.xml");
     // an agent id nobody has is refused as well (after the same challenge)
     let csv = node.dir.path().join("nobody.csv");
     std::fs::write(&csv, format!("SEQUENTIAL\nnobody;whatever-secret;{port}\n")).expect("csv");
@@ -1534,5 +1570,408 @@ fn a_number_added_by_loading_a_new_tenant_version_takes_calls_at_once() {
     assert_story(
         &story,
         &["arrived +15550000299", "routed queue 200", "ended caller"],
+    );
+}
+
+// ------------------------------------------------------------------ registrations
+
+/// The `Authorization` header answering `challenge` (a `WWW-Authenticate` value) for a
+/// REGISTER to `uri`, with nonce count `nc`.
+fn authorization(challenge: &str, user: &str, password: &str, uri: &str, nc: u32) -> String {
+    let param = |name: &str| {
+        let at = challenge.find(&format!("{name}=\"")).expect("parameter") + name.len() + 2;
+        challenge[at..].split('"').next().expect("value").to_owned()
+    };
+    let mut c = callgrid_sip_edge::digest::Credentials {
+        username: user.into(),
+        realm: param("realm"),
+        nonce: param("nonce"),
+        uri: uri.into(),
+        qop: Some("auth".into()),
+        nc: Some(format!("{nc:08x}")),
+        cnonce: Some("0a4f113b".into()),
+        ..Default::default()
+    };
+    c.response = callgrid_sip_edge::digest::expected_response(&c, "REGISTER", password);
+    format!(
+        "Authorization: Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", \
+         response=\"{}\", algorithm=MD5, qop=auth, nc={}, cnonce=\"0a4f113b\"\r\n",
+        c.username,
+        c.realm,
+        c.nonce,
+        c.uri,
+        c.response,
+        c.nc.as_deref().unwrap_or_default()
+    )
+}
+
+/// A REGISTER for ann from `local` (CSeq `cseq` makes it a new transaction), with `auth`
+/// (an `Authorization` line, or nothing).
+fn register_request(edge: SocketAddr, local: SocketAddr, cseq: u32, auth: &str) -> String {
+    format!(
+        "REGISTER sip:{edge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};rport;branch=z9hG4bKreplay{cseq}-{}\r\n\
+         From: <sip:ann@{edge}>;tag=replay\r\nTo: <sip:ann@{edge}>\r\n\
+         Call-ID: replay-{}@test\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:ann@{local}>\r\nExpires: 600\r\nMax-Forwards: 70\r\n\
+         {auth}Content-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    )
+}
+
+#[test]
+fn a_phone_is_rung_where_its_register_came_from_not_at_the_address_its_contact_names() {
+    let node = Node::start();
+    // the phone registers from one socket, naming another address (a third party's, or its
+    // own private address behind NAT) in its Contact
+    let phone = UdpSocket::bind("127.0.0.9:0").expect("bind");
+    let at = phone.local_addr().expect("addr");
+    let elsewhere = UdpSocket::bind("127.0.0.10:0").expect("bind");
+    let named = elsewhere.local_addr().expect("addr");
+    let wait = Duration::from_secs(5);
+    let register = |cseq: u32, auth: &str| {
+        register_request(node.sip, at, cseq, auth).replace(
+            &format!("Contact: <sip:ann@{at}>"),
+            &format!("Contact: <sip:ann@{named}>"),
+        )
+    };
+    let answers = exchange(&phone, node.sip, register(1, "").as_bytes(), wait);
+    let challenge = answers
+        .iter()
+        .find(|a| a.starts_with("SIP/2.0 401"))
+        .unwrap_or_else(|| panic!("a challenge: {answers:?}"))
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .expect("WWW-Authenticate")
+        .to_owned();
+    let auth = authorization(
+        &challenge,
+        "ann",
+        "ann-test-secret",
+        &format!("sip:{}", node.sip),
+        1,
+    );
+    let answers = exchange(&phone, node.sip, register(2, &auth).as_bytes(), wait);
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+    node.login("ann");
+    // a call for ann: the INVITE comes to the phone's socket, for its Contact
+    let caller = node.sipp(
+        "caller_abandon.xml",
+        &["-s", SALES, "-m", "1", "-d", "3000"],
+    );
+    phone
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 65_535];
+    let (n, _) = phone.recv_from(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "the phone got no INVITE ({e})\n--- callgrid:\n{}",
+            tail(&node.log())
+        )
+    });
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        invite.starts_with(&format!("INVITE sip:ann@{named}")),
+        "the INVITE names the Contact and reaches the phone:\n{invite}"
+    );
+    // and nothing reached the address the Contact named
+    elsewhere.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        elsewhere.recv_from(&mut buf).is_err(),
+        "the named address got something"
+    );
+    let (ok, out) = caller.wait(Duration::from_secs(60));
+    assert!(ok, "the caller hung up as planned:\n{}", tail(&out));
+}
+
+// ------------------------------------------------------------------ defences
+
+/// A node with a metrics endpoint and these more options; and the endpoint's address.
+fn node_with_metrics(extra: &[&str]) -> (Node, SocketAddr) {
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+    let mut args = vec!["--metrics-listen".to_owned(), metrics.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Node::start_with(&args), metrics)
+}
+
+#[test]
+fn a_register_brute_force_gets_the_address_banned_even_for_the_right_password() {
+    // user bans off: this is about the address
+    let (node, metrics) = node_with_metrics(&[
+        "--sip-ban-address-failures",
+        "4",
+        "--sip-ban-user-failures",
+        "0",
+    ]);
+    let port = free_port(false);
+    // four wrong passwords from 127.0.0.2, each refused with 403 after its challenge
+    for _ in 0..4 {
+        node.register_from(
+            "127.0.0.2",
+            "ann",
+            "ann-test-secret",
+            port,
+            "agent_register_wrong.xml",
+        );
+    }
+    assert_eq!(metric(&node, metrics, "callgrid_sip_auth_failures"), 4.0);
+    assert_eq!(metric(&node, metrics, "callgrid_sip_address_bans"), 1.0);
+    assert_eq!(
+        metric(&node, metrics, "callgrid_sip_address_bans_active"),
+        1.0
+    );
+    // now even the right password from that address gets no answer at all
+    node.register_from(
+        "127.0.0.2",
+        "ann",
+        "ann-test-secret",
+        port,
+        "agent_register_refused.xml",
+    );
+    assert!(
+        metric(&node, metrics, "callgrid_sip_messages_from_banned") >= 1.0,
+        "the banned address's REGISTER was dropped and counted"
+    );
+    assert_eq!(metric(&node, metrics, "callgrid_sip_registrations"), 0.0);
+    // the ban is the address's: ann registers from another one
+    node.register_from(
+        "127.0.0.3",
+        "ann",
+        "ann-test-secret",
+        port,
+        "agent_register.xml",
+    );
+    assert_eq!(metric(&node, metrics, "callgrid_sip_registrations"), 1.0);
+}
+
+#[test]
+fn repeated_failures_for_one_agent_ban_the_agent_but_not_its_registered_phone() {
+    // address bans off: this is about the user
+    let (node, metrics) = node_with_metrics(&[
+        "--sip-ban-address-failures",
+        "0",
+        "--sip-ban-user-failures",
+        "3",
+    ]);
+    // ann's phone registers from 127.0.0.1 first
+    let phone = free_port(false);
+    node.register("ann", phone, "agent_register.xml");
+    for _ in 0..3 {
+        node.register_from(
+            "127.0.0.2",
+            "ann",
+            "ann-test-secret",
+            free_port(false),
+            "agent_register_wrong.xml",
+        );
+    }
+    assert_eq!(metric(&node, metrics, "callgrid_sip_user_bans"), 1.0);
+    assert_eq!(metric(&node, metrics, "callgrid_sip_user_bans_active"), 1.0);
+    // a new device of ann's is refused, whatever its password and address
+    node.register_from(
+        "127.0.0.3",
+        "ann",
+        "ann-test-secret",
+        free_port(false),
+        "agent_register_refused.xml",
+    );
+    assert_eq!(
+        metric(&node, metrics, "callgrid_sip_banned_user_requests"),
+        1.0
+    );
+    // the phone registered before keeps refreshing from its address
+    node.register("ann", phone, "agent_register.xml");
+    // and other agents are not concerned, from the same address either
+    node.register_from(
+        "127.0.0.2",
+        "ben",
+        "ben-test-secret",
+        free_port(false),
+        "agent_register.xml",
+    );
+    assert_eq!(metric(&node, metrics, "callgrid_sip_registrations"), 3.0);
+}
+
+#[test]
+fn a_replayed_register_is_challenged_again_and_a_digest_for_another_uri_is_refused() {
+    let (node, metrics) = node_with_metrics(&[]);
+    let sock = UdpSocket::bind("127.0.0.4:0").expect("bind");
+    let local = sock.local_addr().expect("addr");
+    let wait = Duration::from_secs(5);
+    let uri = format!("sip:{}", node.sip);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 1, "").as_bytes(),
+        wait,
+    );
+    let challenge = answers
+        .iter()
+        .find(|a| a.starts_with("SIP/2.0 401"))
+        .unwrap_or_else(|| panic!("a challenge: {answers:?}"))
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .expect("WWW-Authenticate")
+        .to_owned();
+    let first = authorization(&challenge, "ann", "ann-test-secret", &uri, 1);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 2, &first).as_bytes(),
+        wait,
+    );
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+
+    // the same Authorization again, in a new request: a replay
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 3, &first).as_bytes(),
+        wait,
+    );
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 401 Unauthorized"],
+        "{answers:?}"
+    );
+    assert!(answers[0].contains("stale=true"), "{}", answers[0]);
+    assert_eq!(metric(&node, metrics, "callgrid_sip_auth_replays"), 1.0);
+
+    // and from another address (a captured REGISTER sent by someone else): the nonce was
+    // not issued to it
+    let thief = UdpSocket::bind("127.0.0.5:0").expect("bind");
+    let stolen = register_request(node.sip, thief.local_addr().expect("addr"), 4, &first);
+    let answers = exchange(&thief, node.sip, stolen.as_bytes(), wait);
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 401 Unauthorized"],
+        "{answers:?}"
+    );
+
+    // the next nonce count of the same nonce is no replay
+    let second = authorization(&challenge, "ann", "ann-test-secret", &uri, 2);
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 5, &second).as_bytes(),
+        wait,
+    );
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"], "{answers:?}");
+    assert_eq!(metric(&node, metrics, "callgrid_sip_registrations"), 2.0);
+
+    // a digest computed for another Request-URI is refused, right password or not
+    let elsewhere = authorization(
+        &challenge,
+        "ann",
+        "ann-test-secret",
+        "sip:elsewhere.example",
+        3,
+    );
+    let answers = exchange(
+        &sock,
+        node.sip,
+        register_request(node.sip, local, 6, &elsewhere).as_bytes(),
+        wait,
+    );
+    assert_eq!(
+        status_lines(&answers),
+        ["SIP/2.0 403 Forbidden"],
+        "{answers:?}"
+    );
+    assert_eq!(
+        metric(&node, metrics, "callgrid_sip_auth_uri_mismatches"),
+        1.0
+    );
+    assert_eq!(metric(&node, metrics, "callgrid_sip_auth_failures"), 0.0);
+}
+
+#[test]
+fn a_flood_from_one_address_is_dropped_past_its_rate_and_others_are_still_answered() {
+    let (node, metrics) =
+        node_with_metrics(&["--sip-source-rate", "5", "--sip-source-burst", "20"]);
+    let flood = UdpSocket::bind("127.0.0.6:0").expect("bind");
+    let local = flood.local_addr().expect("addr");
+    let started = Instant::now();
+    for n in 0..300 {
+        let options = request("OPTIONS", "ping", local, node.sip, 10_000 + n, "");
+        flood.send_to(options.as_bytes(), node.sip).expect("send");
+    }
+    let sending = started.elapsed();
+    let mut answered = 0;
+    let mut buf = [0u8; 65_535];
+    flood
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    while let Ok((n, _)) = flood.recv_from(&mut buf) {
+        if buf[..n].starts_with(b"SIP/2.0 200") {
+            answered += 1;
+        }
+    }
+    // the burst, and what the rate gave back while the flood was being sent (the kernel
+    // may have dropped some too: no lower bound but one)
+    let allowed = 20 + 5 * (sending.as_secs() + 1) as usize;
+    assert!(
+        (1..=allowed).contains(&answered),
+        "{answered} of 300 answered, {allowed} allowed"
+    );
+    let limited = metric(&node, metrics, "callgrid_sip_messages_rate_limited");
+    assert!(
+        limited >= 1.0 && limited + answered as f64 <= 300.0,
+        "{limited} dropped and counted, {answered} answered"
+    );
+    // another address is answered at once
+    let other = UdpSocket::bind("127.0.0.7:0").expect("bind");
+    let options = request(
+        "OPTIONS",
+        "ping",
+        other.local_addr().expect("addr"),
+        node.sip,
+        1,
+        "",
+    );
+    let answers = exchange(&other, node.sip, options.as_bytes(), Duration::from_secs(5));
+    assert_eq!(status_lines(&answers), ["SIP/2.0 200 OK"]);
+}
+
+#[test]
+fn tcp_connections_over_the_cap_of_one_address_are_closed_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (node, metrics) = node_with_metrics(&["--sip-tcp-per-address", "2"]);
+    let edge = node.sip;
+    node.rt.block_on(async {
+        let connect = || async {
+            let s = tokio::net::TcpSocket::new_v4().expect("socket");
+            s.bind("127.0.0.8:0".parse().expect("addr")).expect("bind");
+            s.connect(edge).await.expect("connect")
+        };
+        let mut first = connect().await;
+        let _second = connect().await;
+        let mut third = connect().await;
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+            .await
+            .expect("the third connection is closed, not left waiting")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without a word");
+        // the first two are served
+        let local = first.local_addr().expect("addr");
+        let options =
+            request("OPTIONS", "ping", local, edge, 1, "").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        first.write_all(options.as_bytes()).await.expect("send");
+        let n = tokio::time::timeout(Duration::from_secs(10), first.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"SIP/2.0 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    });
+    assert_eq!(
+        metric(&node, metrics, "callgrid_sip_tcp_connections_refused"),
+        1.0
     );
 }

@@ -1,10 +1,18 @@
 //! HTTP digest authentication for SIP (RFC 3261 §22, RFC 2617 with MD5 and `qop=auth`).
 //!
 //! Written here rather than taken from rsipstack: its server-side helper mishandles nonce
-//! counts of 10 and more (docs/research/sip-edge.md). Nonces are stateless: a timestamp and a
-//! keyed hash of it, so any edge process holding the same key can check them, and a stale
-//! nonce is answered with a fresh challenge marked `stale=true` (the phone retries silently).
+//! counts of 10 and more (docs/research/sip-edge.md). A nonce is a timestamp, a random salt and
+//! a keyed hash of both and of the address it was issued to: the edge keeps nothing to check one,
+//! an `Authorization` can only answer a challenge sent to the address it comes from (a failure
+//! sent from a forged source address cannot be pinned on the victim, see `defences.rs`), and a
+//! stale nonce is answered with a fresh challenge marked `stale=true` (the phone retries
+//! silently). What the edge does keep is the highest nonce count seen per nonce
+//! ([`NonceCounts`], bounded), so a replayed `Authorization` is refused. [`uri_matches`]
+//! compares the digest `uri` with the Request-URI.
 
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
@@ -210,7 +218,6 @@ pub fn verify(c: &Credentials, method: &str, password: &str) -> bool {
 }
 
 /// Issues and checks nonces.
-#[derive(Clone)]
 pub struct Nonces {
     key: [u8; 16],
 }
@@ -218,11 +225,11 @@ pub struct Nonces {
 /// What a nonce check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceCheck {
-    /// Issued by us and fresh.
+    /// Issued by us to this address, and fresh.
     Fresh,
     /// Issued by us but too old: challenge again with `stale=true`.
     Stale,
-    /// Not one of ours.
+    /// Not one of ours, or issued to another address.
     Forged,
 }
 
@@ -242,51 +249,64 @@ impl Nonces {
             .map_or(0, |d| d.as_secs())
     }
 
-    fn mac(&self, stamp: &str) -> String {
+    fn mac(&self, stamp: &str, salt: &str, to: IpAddr) -> String {
         let mut h = Md5::new();
         h.update(self.key);
         h.update(stamp.as_bytes());
+        h.update(b".");
+        h.update(salt.as_bytes());
+        match to {
+            IpAddr::V4(ip) => h.update(ip.octets()),
+            IpAddr::V6(ip) => h.update(ip.octets()),
+        }
         h.update(self.key);
         hex(&h.finalize())
     }
 
-    /// A new nonce.
-    pub fn issue(&self) -> String {
-        self.issue_at(Self::now())
+    /// A new nonce for a challenge sent to `to`.
+    pub fn issue(&self, to: IpAddr) -> String {
+        self.issue_at(Self::now(), to)
     }
 
-    fn issue_at(&self, secs: u64) -> String {
+    fn issue_at(&self, secs: u64, to: IpAddr) -> String {
+        // the salt makes every nonce unique, so nonce counts are per challenge (two phones
+        // behind one address challenged in the same second get different nonces)
         let stamp = format!("{secs:x}");
-        let mac = self.mac(&stamp);
-        format!("{stamp}.{mac}")
+        let salt = format!("{:016x}", crate::random_u64());
+        let mac = self.mac(&stamp, &salt, to);
+        format!("{stamp}.{salt}.{mac}")
     }
 
-    /// Checks a nonce we may have issued.
-    pub fn check(&self, nonce: &str) -> NonceCheck {
-        self.check_at(nonce, Self::now())
+    /// Checks a nonce we may have issued, in a request from `from`.
+    pub fn check(&self, nonce: &str, from: IpAddr) -> NonceCheck {
+        self.check_at(nonce, from, Self::now())
     }
 
-    fn check_at(&self, nonce: &str, now: u64) -> NonceCheck {
-        let Some((stamp, mac)) = nonce.split_once('.') else {
+    fn check_at(&self, nonce: &str, from: IpAddr, now: u64) -> NonceCheck {
+        let mut parts = nonce.split('.');
+        let (Some(stamp), Some(salt), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return NonceCheck::Forged;
         };
-        if self.mac(stamp) != mac {
+        if self.mac(stamp, salt, from) != mac {
             return NonceCheck::Forged;
         }
-        match u64::from_str_radix(stamp, 16) {
-            Ok(t) if now.saturating_sub(t) <= NONCE_LIFETIME_SECS && t <= now + 5 => {
+        match stamp_of(nonce) {
+            Some(t) if now.saturating_sub(t) <= NONCE_LIFETIME_SECS && t <= now + 5 => {
                 NonceCheck::Fresh
             }
-            Ok(_) => NonceCheck::Stale,
-            Err(_) => NonceCheck::Forged,
+            Some(_) => NonceCheck::Stale,
+            None => NonceCheck::Forged,
         }
     }
 
-    /// The value of a `WWW-Authenticate` / `Proxy-Authenticate` header.
-    pub fn challenge(&self, realm: &str, stale: bool) -> String {
+    /// The value of a `WWW-Authenticate` / `Proxy-Authenticate` header for a challenge sent
+    /// to `to`.
+    pub fn challenge(&self, realm: &str, stale: bool, to: IpAddr) -> String {
         format!(
             "Digest realm=\"{realm}\", nonce=\"{}\", algorithm=MD5, qop=\"auth\"{}",
-            self.issue(),
+            self.issue(to),
             if stale { ", stale=true" } else { "" }
         )
     }
@@ -296,6 +316,285 @@ impl Default for Nonces {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The issue time (Unix seconds) written at the front of one of our nonces.
+fn stamp_of(nonce: &str) -> Option<u64> {
+    let stamp = nonce.split('.').next()?;
+    if stamp.is_empty() || stamp.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(stamp, 16).ok()
+}
+
+/// Most responses remembered per nonce used without `qop` (clients of RFC 2069 have no
+/// nonce count; each distinct request may use the nonce once).
+const RESPONSES_PER_NONCE: usize = 8;
+
+/// What the nonce-count record says of verified credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountCheck {
+    /// A nonce count above every one seen with this nonce (or a first use): accept.
+    Fresh,
+    /// The same or a lower nonce count than already seen, or without `qop` the same
+    /// response again: a replay.
+    Replayed,
+    /// The record of this nonce may have been dropped to bound memory: ask for a new
+    /// nonce (`stale=true`) rather than risk accepting a replay.
+    Forgotten,
+}
+
+/// The highest nonce count seen per nonce, for the nonce's lifetime, in bounded memory.
+///
+/// Only verified credentials are recorded, so a flood of forged `Authorization` headers adds
+/// nothing. When the record is full the oldest entry is dropped and the issue time of the
+/// dropped nonce becomes a floor: any nonce issued at or before it that has no record is
+/// answered [`CountCheck::Forgotten`]. Memory stays bounded and a forgotten nonce can never
+/// be replayed; under pressure phones only get fresh challenges sooner.
+pub struct NonceCounts {
+    capacity: usize,
+    inner: Mutex<CountsInner>,
+}
+
+#[derive(Default)]
+struct CountsInner {
+    seen: HashMap<String, Seen>,
+    /// Nonces in the order of their first use, with their issue time.
+    order: VecDeque<(u64, String)>,
+    /// Nonces issued at or before this time without a record are forgotten, not new.
+    floor: u64,
+}
+
+struct Seen {
+    /// Highest `nc` accepted (with `qop`).
+    nc: u32,
+    /// Hashes of the responses accepted without `qop`.
+    responses: Vec<u64>,
+}
+
+impl NonceCounts {
+    /// Keeps at most `capacity` nonces (at least one).
+    pub fn new(capacity: usize) -> NonceCounts {
+        NonceCounts {
+            capacity: capacity.max(1),
+            inner: Mutex::new(CountsInner::default()),
+        }
+    }
+
+    /// Records the use of verified credentials `c` (their nonce already checked fresh) and
+    /// says whether it is a replay.
+    pub fn admit(&self, c: &Credentials) -> CountCheck {
+        self.admit_at(c, Nonces::now())
+    }
+
+    fn admit_at(&self, c: &Credentials, now: u64) -> CountCheck {
+        let Some(stamp) = stamp_of(&c.nonce) else {
+            return CountCheck::Forgotten;
+        };
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let CountsInner { seen, order, floor } = &mut *inner;
+        // nonces past their lifetime are refused as stale before they get here
+        while order
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) > NONCE_LIFETIME_SECS)
+        {
+            if let Some((_, n)) = order.pop_front() {
+                seen.remove(&n);
+            }
+        }
+        let entry = match seen.get_mut(&c.nonce) {
+            Some(e) => e,
+            None if stamp <= *floor => return CountCheck::Forgotten,
+            None => {
+                while seen.len() >= self.capacity {
+                    let Some((t, n)) = order.pop_front() else {
+                        break;
+                    };
+                    seen.remove(&n);
+                    *floor = (*floor).max(t);
+                }
+                if stamp <= *floor {
+                    return CountCheck::Forgotten;
+                }
+                order.push_back((stamp, c.nonce.clone()));
+                seen.entry(c.nonce.clone()).or_insert(Seen {
+                    nc: 0,
+                    responses: Vec::new(),
+                })
+            }
+        };
+        if c.qop.is_some() {
+            let Some(nc) =
+                c.nc.as_deref()
+                    .and_then(|n| u32::from_str_radix(n, 16).ok())
+            else {
+                return CountCheck::Replayed;
+            };
+            if nc <= entry.nc {
+                return CountCheck::Replayed;
+            }
+            entry.nc = nc;
+            CountCheck::Fresh
+        } else {
+            let h = short_hash(&c.response.to_ascii_lowercase());
+            if entry.responses.contains(&h) {
+                return CountCheck::Replayed;
+            }
+            if entry.responses.len() >= RESPONSES_PER_NONCE {
+                return CountCheck::Forgotten;
+            }
+            entry.responses.push(h);
+            CountCheck::Fresh
+        }
+    }
+
+    /// Nonces recorded now.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seen
+            .len()
+    }
+
+    /// Whether no nonce is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn short_hash(s: &str) -> u64 {
+    let d = Md5::digest(s.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// Whether the digest `uri` names the request's Request-URI (RFC 3261 §22.4: the server
+/// checks that they identify the same resource). Compared as SIP URIs (§19.1.4): scheme,
+/// user (escapes decoded) and password exactly, host without regard to case, the port with
+/// an absent port equal to the scheme's default (phones and proxies differ in writing it),
+/// the `transport`, `user`, `method`, `ttl` and `maddr` parameters when either side has them,
+/// other parameters only when both have them, headers exactly. A `uri` that does not parse
+/// must equal the Request-URI as written.
+pub fn uri_matches(uri: &str, request: &rsipstack::sip::Uri) -> bool {
+    use rsipstack::sip::{Host, Scheme};
+    let uri = uri.trim();
+    let Ok(digest) = rsipstack::sip::Uri::try_from(uri) else {
+        return uri == request.to_string();
+    };
+    let scheme = |u: &rsipstack::sip::Uri| match &u.scheme {
+        None | Some(Scheme::Sip) => "sip".to_owned(),
+        Some(Scheme::Sips) => "sips".to_owned(),
+        Some(other) => other.to_string().to_ascii_lowercase(),
+    };
+    if scheme(&digest) != scheme(request) {
+        return false;
+    }
+    let user = |u: &rsipstack::sip::Uri| {
+        u.auth.as_ref().map(|a| {
+            (
+                percent_decode(&a.user),
+                a.password.as_deref().map(percent_decode),
+            )
+        })
+    };
+    if user(&digest) != user(request) {
+        return false;
+    }
+    let host = |u: &rsipstack::sip::Uri| match &u.host_with_port.host {
+        Host::IpAddr(ip) => ip.to_string(),
+        Host::Domain(d) => {
+            let d = d.to_string().to_ascii_lowercase();
+            // an IP literal the parser kept as text ("[::1]", "127.0.0.1")
+            d.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .map_or(d, |ip| ip.to_string())
+        }
+    };
+    if host(&digest) != host(request) {
+        return false;
+    }
+    let default_port = if scheme(request) == "sips" {
+        5061
+    } else {
+        5060
+    };
+    let port = |u: &rsipstack::sip::Uri| {
+        u.host_with_port
+            .port
+            .as_ref()
+            .map_or(default_port, |p| p.value())
+    };
+    if port(&digest) != port(request) {
+        return false;
+    }
+    let (a, b) = (uri_params(&digest), uri_params(request));
+    for (name, value) in &a {
+        match b.get(name) {
+            Some(other) if other != value => return false,
+            None if MUST_MATCH.contains(&name.as_str()) => return false,
+            _ => {}
+        }
+    }
+    if b.keys()
+        .any(|k| MUST_MATCH.contains(&k.as_str()) && !a.contains_key(k))
+    {
+        return false;
+    }
+    let headers = |u: &rsipstack::sip::Uri| {
+        let mut h: Vec<(String, String)> = u
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), percent_decode(v)))
+            .collect();
+        h.sort();
+        h
+    };
+    headers(&digest) == headers(request)
+}
+
+/// URI parameters that must appear on both sides or neither (RFC 3261 §19.1.4).
+const MUST_MATCH: [&str; 5] = ["transport", "user", "method", "ttl", "maddr"];
+
+/// A URI's parameters by lower-case name, values lower-cased and unescaped.
+fn uri_params(u: &rsipstack::sip::Uri) -> HashMap<String, String> {
+    u.params
+        .iter()
+        .map(|p| {
+            let text = p.to_string();
+            let text = text.trim_start_matches(';');
+            let (name, value) = text.split_once('=').unwrap_or((text, ""));
+            (
+                name.trim().to_ascii_lowercase(),
+                percent_decode(value.trim()).to_ascii_lowercase(),
+            )
+        })
+        .collect()
+}
+
+/// `%XX` escapes decoded (RFC 3261 §19.1.4: escaped and unescaped forms are equal).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let digit = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (digit(bytes[i + 1]), digit(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -376,17 +675,188 @@ mod tests {
         }
     }
 
+    const PHONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 11));
+
     #[test]
     fn nonces_are_fresh_then_stale_and_forgeries_are_caught() {
         let n = Nonces::new();
-        let nonce = n.issue_at(1_000);
-        assert_eq!(n.check_at(&nonce, 1_010), NonceCheck::Fresh);
+        let nonce = n.issue_at(1_000, PHONE);
+        assert_eq!(n.check_at(&nonce, PHONE, 1_010), NonceCheck::Fresh);
         assert_eq!(
-            n.check_at(&nonce, 1_000 + NONCE_LIFETIME_SECS + 1),
+            n.check_at(&nonce, PHONE, 1_000 + NONCE_LIFETIME_SECS + 1),
             NonceCheck::Stale
         );
-        assert_eq!(n.check_at("3e8.0000", 1_010), NonceCheck::Forged);
-        assert_eq!(Nonces::new().check_at(&nonce, 1_010), NonceCheck::Forged);
-        assert_eq!(n.check_at("nodot", 1_010), NonceCheck::Forged);
+        assert_eq!(n.check_at("3e8.00.0000", PHONE, 1_010), NonceCheck::Forged);
+        assert_eq!(
+            Nonces::new().check_at(&nonce, PHONE, 1_010),
+            NonceCheck::Forged
+        );
+        assert_eq!(n.check_at("nodot", PHONE, 1_010), NonceCheck::Forged);
+        assert_eq!(
+            n.check_at(&format!("{nonce}.x"), PHONE, 1_010),
+            NonceCheck::Forged
+        );
+    }
+
+    #[test]
+    fn a_nonce_answers_only_from_the_address_it_was_sent_to() {
+        let n = Nonces::new();
+        let nonce = n.issue_at(1_000, PHONE);
+        assert_eq!(n.check_at(&nonce, PHONE, 1_001), NonceCheck::Fresh);
+        assert_eq!(n.check_at(&nonce, OTHER, 1_001), NonceCheck::Forged);
+    }
+
+    #[test]
+    fn nonces_issued_in_the_same_second_differ() {
+        let n = Nonces::new();
+        assert_ne!(n.issue_at(1_000, PHONE), n.issue_at(1_000, PHONE));
+    }
+
+    fn used(nonce: &str, nc: u32) -> Credentials {
+        Credentials {
+            username: "alice".into(),
+            realm: "callgrid".into(),
+            nonce: nonce.into(),
+            uri: "sip:127.0.0.1".into(),
+            response: format!("{nc:032x}"),
+            qop: Some("auth".into()),
+            nc: Some(format!("{nc:08x}")),
+            cnonce: Some("c".into()),
+            ..Credentials::default()
+        }
+    }
+
+    #[test]
+    fn a_nonce_count_must_grow() {
+        let counts = NonceCounts::new(16);
+        let n = Nonces::new().issue_at(1_000, PHONE);
+        assert_eq!(counts.admit_at(&used(&n, 1), 1_001), CountCheck::Fresh);
+        assert_eq!(counts.admit_at(&used(&n, 1), 1_002), CountCheck::Replayed);
+        assert_eq!(counts.admit_at(&used(&n, 2), 1_003), CountCheck::Fresh);
+        assert_eq!(counts.admit_at(&used(&n, 10), 1_003), CountCheck::Fresh);
+        assert_eq!(counts.admit_at(&used(&n, 9), 1_004), CountCheck::Replayed);
+        let mut bad = used(&n, 11);
+        bad.nc = Some("zz".into());
+        assert_eq!(counts.admit_at(&bad, 1_004), CountCheck::Replayed);
+        // another nonce has its own count
+        let m = Nonces::new().issue_at(1_000, PHONE);
+        assert_eq!(counts.admit_at(&used(&m, 1), 1_005), CountCheck::Fresh);
+    }
+
+    #[test]
+    fn without_qop_the_same_response_is_a_replay() {
+        let counts = NonceCounts::new(16);
+        let n = Nonces::new().issue_at(1_000, PHONE);
+        let mut c = used(&n, 1);
+        c.qop = None;
+        c.nc = None;
+        c.cnonce = None;
+        assert_eq!(counts.admit_at(&c, 1_001), CountCheck::Fresh);
+        assert_eq!(counts.admit_at(&c, 1_002), CountCheck::Replayed);
+        c.response = c.response.to_ascii_uppercase();
+        assert_eq!(counts.admit_at(&c, 1_002), CountCheck::Replayed);
+        // another request (another method or uri) answers the nonce with another response
+        c.response = "another".into();
+        assert_eq!(counts.admit_at(&c, 1_003), CountCheck::Fresh);
+        for i in 0..RESPONSES_PER_NONCE {
+            c.response = format!("r{i}");
+            let _ = counts.admit_at(&c, 1_003);
+        }
+        c.response = "one too many".into();
+        assert_eq!(counts.admit_at(&c, 1_003), CountCheck::Forgotten);
+    }
+
+    #[test]
+    fn the_record_is_bounded_and_a_dropped_nonce_is_never_taken_again() {
+        let counts = NonceCounts::new(3);
+        let issuer = Nonces::new();
+        let nonces: Vec<String> = (0..10).map(|i| issuer.issue_at(1_000 + i, PHONE)).collect();
+        for n in &nonces {
+            assert_eq!(counts.admit_at(&used(n, 1), 1_020), CountCheck::Fresh);
+            assert!(counts.len() <= 3);
+        }
+        assert_eq!(counts.len(), 3);
+        // the first nonces were dropped: their replay is not accepted
+        for n in &nonces[..7] {
+            assert_eq!(counts.admit_at(&used(n, 1), 1_021), CountCheck::Forgotten);
+            assert_eq!(counts.admit_at(&used(n, 5), 1_021), CountCheck::Forgotten);
+        }
+        // the last ones are still counted
+        assert_eq!(
+            counts.admit_at(&used(&nonces[9], 1), 1_021),
+            CountCheck::Replayed
+        );
+        assert_eq!(
+            counts.admit_at(&used(&nonces[9], 2), 1_021),
+            CountCheck::Fresh
+        );
+        // a nonce issued after the floor is new
+        let later = issuer.issue_at(1_015, PHONE);
+        assert_eq!(counts.admit_at(&used(&later, 1), 1_021), CountCheck::Fresh);
+        assert_eq!(counts.len(), 3);
+    }
+
+    #[test]
+    fn records_expire_with_their_nonce() {
+        let counts = NonceCounts::new(100);
+        let issuer = Nonces::new();
+        for i in 0..50 {
+            let n = issuer.issue_at(1_000 + i, PHONE);
+            counts.admit_at(&used(&n, 1), 1_000 + i);
+        }
+        assert_eq!(counts.len(), 50);
+        let fresh = issuer.issue_at(2_000, PHONE);
+        counts.admit_at(&used(&fresh, 1), 2_000);
+        assert_eq!(counts.len(), 1, "every older nonce is past its lifetime");
+    }
+
+    fn ruri(s: &str) -> rsipstack::sip::Uri {
+        rsipstack::sip::Uri::try_from(s).expect("uri")
+    }
+
+    #[test]
+    fn the_digest_uri_must_name_the_request_uri() {
+        let r = ruri("sip:127.0.0.1:5070");
+        assert!(uri_matches("sip:127.0.0.1:5070", &r));
+        assert!(!uri_matches("sip:127.0.0.1:5071", &r));
+        assert!(!uri_matches("sip:127.0.0.2:5070", &r));
+        assert!(!uri_matches("sips:127.0.0.1:5070", &r));
+        assert!(!uri_matches("sip:bob@127.0.0.1:5070", &r));
+        assert!(!uri_matches("", &r));
+        assert!(!uri_matches("garbage", &r));
+
+        let r = ruri("sip:+15550000200@Edge.Example.com;transport=tcp");
+        assert!(uri_matches(
+            "sip:+15550000200@edge.example.COM:5060;TRANSPORT=TCP",
+            &r
+        ));
+        assert!(uri_matches(
+            "sip:%2B15550000200@edge.example.com;transport=tcp",
+            &r
+        ));
+        assert!(
+            !uri_matches("sip:+15550000200@edge.example.com", &r),
+            "transport must match when either has it"
+        );
+        assert!(!uri_matches(
+            "sip:+15550000201@edge.example.com;transport=tcp",
+            &r
+        ));
+        assert!(
+            uri_matches("sip:+15550000200@edge.example.com;transport=tcp;foo=1", &r),
+            "a parameter only one side has does not matter"
+        );
+        let with_foo = ruri("sip:a@h;foo=1");
+        assert!(!uri_matches("sip:a@h;foo=2", &with_foo));
+        assert!(uri_matches("sip:a@h;foo=1", &with_foo));
+        assert!(
+            !uri_matches("sip:A@h;foo=1", &with_foo),
+            "user is case-sensitive"
+        );
+        // the default port and no port are the same target
+        let plain = ruri("sip:callgrid.example");
+        assert!(uri_matches("sip:callgrid.example:5060", &plain));
+        assert!(!uri_matches("sip:callgrid.example:5080", &plain));
     }
 }

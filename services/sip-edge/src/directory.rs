@@ -179,6 +179,12 @@ impl Directory {
             .cloned()
     }
 
+    /// Whether some tenant has a trunk at this address (any port): such addresses get the
+    /// trunks' limits and are never banned (`defences.rs`).
+    pub fn is_trunk_address(&self, ip: IpAddr) -> bool {
+        self.trunks_by_ip.contains_key(&ip)
+    }
+
     /// The trunks with this digest account.
     pub fn trunks_by_username(&self, username: &str) -> &[Arc<TrunkEntry>] {
         self.trunks_by_user
@@ -334,6 +340,8 @@ mod tests {
         assert!(d
             .trunk_by_source("10.0.0.1:5060".parse().expect("addr"), "demo")
             .is_none());
+        assert!(d.is_trunk_address("127.0.0.1".parse().expect("ip")));
+        assert!(!d.is_trunk_address("10.0.0.1".parse().expect("ip")));
         for _ in 0..60 {
             assert!(t.try_acquire());
         }

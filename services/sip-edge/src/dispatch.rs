@@ -2,7 +2,7 @@
 //! OPTIONS, new INVITEs and in-dialog requests each go their way. Everything that can wait
 //! runs in its own task so the loop only sorts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,8 @@ use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{self, NonceCheck};
+use crate::auth::{self, Checked};
+use crate::digest;
 use crate::directory::AgentLookup;
 use crate::metrics::Metrics;
 use crate::registrar::{ContactUpdate, RegisterError};
@@ -118,19 +119,23 @@ pub(crate) fn source_of(tx: &Transaction) -> Option<(SocketAddr, Transport)> {
     Some((addr, conn.transport()))
 }
 
-/// Answers a REGISTER (A4): digest authentication against the agent's password, then the
-/// bindings are added, refreshed or removed.
+/// Answers a REGISTER (A4): digest authentication against the agent's password (with the
+/// defences: banned users, failures counted, replays refused), then the bindings are added,
+/// refreshed or removed.
 async fn register(shared: &Shared, tx: &mut Transaction) {
     let req = &tx.original;
     let Ok(to) = req.to_header().and_then(|t| t.typed()) else {
         let _ = tx.reply(StatusCode::BadRequest).await;
         return;
     };
+    let (source, transport) = source_of(tx).unwrap_or((shared.local, Transport::Udp));
     let user = to.uri.user().unwrap_or_default().to_owned();
     let domain = to.uri.host_with_port.host.to_string();
     let directory = shared.directory.get();
+    // unknown agents are challenged and checked like known ones, so the answers do not tell
+    // which agent ids exist; their credentials can never verify
     let agent = match directory.agent(&user, &domain) {
-        AgentLookup::Found(a) if a.password.is_some() => a,
+        AgentLookup::Found(a) if a.password.is_some() => Some(a),
         AgentLookup::Ambiguous => {
             Metrics::inc(&shared.metrics.registrations_refused);
             let _ = tx
@@ -144,47 +149,74 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
                 .await;
             return;
         }
-        _ => {
-            // unknown agents are challenged like known ones, so the answer does not tell
-            // which agent ids exist; their credentials can never verify
-            if authorization(req).is_none() {
-                challenge(shared, tx, false).await;
-            } else {
-                Metrics::inc(&shared.metrics.registrations_refused);
-                let _ = tx.reply(StatusCode::Forbidden).await;
-            }
-            return;
-        }
+        _ => None,
     };
-    let Some(credentials) = authorization(req) else {
-        challenge(shared, tx, false).await;
-        return;
+    let now = Instant::now();
+    // failures and bans are per agent, whatever spelling names it; per address-of-record
+    // for names that are no agent's
+    let user_key = match &agent {
+        Some(a) => format!("{}.{}", a.tenant, a.agent),
+        None => format!("{user}@{domain}"),
     };
-    let password = agent.password.as_deref().unwrap_or_default();
-    match shared.nonces.check(&credentials.nonce) {
-        NonceCheck::Fresh => {}
-        NonceCheck::Stale => {
-            challenge(shared, tx, true).await;
-            return;
-        }
-        NonceCheck::Forged => {
-            challenge(shared, tx, false).await;
+    if shared.defences.user_banned(&user_key) {
+        // a phone already registered from this address keeps refreshing: a brute force
+        // from elsewhere must not unregister the agent's phones
+        let registered_here = agent.as_ref().is_some_and(|a| {
+            shared.registrar.has_binding_from(
+                &(a.tenant.clone(), a.agent.clone()),
+                source.ip(),
+                now,
+            )
+        });
+        if !registered_here {
+            Metrics::inc(&shared.metrics.banned_user_requests);
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![auth::reason(auth::BANNED)],
+                    None,
+                )
+                .await;
             return;
         }
     }
-    let same_agent = matches!(
-        directory.agent(&credentials.username, &domain),
-        AgentLookup::Found(ref a) if a == &agent
-    );
-    if !same_agent
-        || credentials.realm != shared.options.realm
-        || !digest::verify(&credentials, "REGISTER", password)
-    {
-        Metrics::inc(&shared.metrics.registrations_refused);
-        tracing::info!(tenant = %agent.tenant, agent = %agent.agent, "register refused: bad credentials");
-        let _ = tx.reply(StatusCode::Forbidden).await;
-        return;
-    }
+    let credentials = authorization(req);
+    let checked = auth::check(shared, credentials.as_ref(), &req.uri, source.ip(), |c| {
+        let agent = agent.as_ref()?;
+        let same_agent = matches!(
+            directory.agent(&c.username, &domain),
+            AgentLookup::Found(ref a) if a == agent
+        );
+        let password = agent.password.as_deref()?;
+        (same_agent && digest::verify(c, "REGISTER", password)).then(|| agent.clone())
+    });
+    let agent = match checked {
+        Checked::Verified(agent) => agent,
+        Checked::Challenge { stale } => {
+            challenge(shared, tx, stale, source.ip()).await;
+            return;
+        }
+        Checked::UriMismatch => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![auth::reason(auth::URI_MISMATCH)],
+                    None,
+                )
+                .await;
+            return;
+        }
+        Checked::Failed => {
+            Metrics::inc(&shared.metrics.registrations_refused);
+            shared.defences.failure(source.ip(), Some(&user_key));
+            tracing::info!(src = %source, user = %user_key, "register refused: bad credentials");
+            let _ = tx.reply(StatusCode::Forbidden).await;
+            return;
+        }
+    };
+    shared.defences.success(&user_key);
 
     let key = (agent.tenant.clone(), agent.agent.clone());
     let call_id = req
@@ -196,8 +228,6 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
         .expires_header()
         .and_then(|e| e.value().trim().parse::<u64>().ok())
         .unwrap_or(3600);
-    let (source, transport) = source_of(tx).unwrap_or((shared.local, Transport::Udp));
-    let now = Instant::now();
 
     let wildcard = req
         .contact_headers()
@@ -220,18 +250,14 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             return;
         }
     };
-    let mut updates = Vec::new();
-    for c in &contacts {
-        let expires = c
-            .params
-            .iter()
-            .chain(c.uri.params.iter())
-            .find_map(|p| match p {
-                Param::Expires(e) => e.value().parse::<u64>().ok(),
-                _ => None,
-            })
-            .unwrap_or(default_expires);
-        if expires > 0 && expires < shared.options.min_expires.as_secs() {
+    let updates = match contact_updates(
+        &contacts,
+        default_expires,
+        (source, transport),
+        (shared.options.min_expires, shared.options.max_expires),
+    ) {
+        Ok(u) => u,
+        Err(TooBrief) => {
             let _ = tx
                 .reply_with(
                     StatusCode::IntervalTooBrief,
@@ -243,26 +269,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
                 .await;
             return;
         }
-        let expires = expires.min(shared.options.max_expires.as_secs());
-        // Over UDP the Contact says where the phone listens; over TCP requests go back over
-        // the phone's own connection (it may not accept new ones).
-        let contact_transport = c.uri.params.iter().find_map(|p| match p {
-            Param::Transport(t) => Some(*t),
-            _ => None,
-        });
-        let target = match (transport, &c.uri.host_with_port.host) {
-            (Transport::Udp, rsipstack::sip::Host::IpAddr(ip)) => {
-                SocketAddr::new(*ip, c.uri.host_with_port.port.map_or(5060, |p| p.value()))
-            }
-            _ => source,
-        };
-        updates.push(ContactUpdate {
-            contact: c.uri.to_string(),
-            target,
-            transport: contact_transport.unwrap_or(transport),
-            expires: Duration::from_secs(expires),
-        });
-    }
+    };
     let bindings = match shared.registrar.update(&key, &call_id, cseq, &updates, now) {
         Ok(b) => b,
         Err(e @ RegisterError::OutOfOrder { .. }) => {
@@ -294,6 +301,47 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let _ = tx.reply_with(StatusCode::OK, headers, None).await;
 }
 
+/// A Contact asked for less than the shortest registration (423, RFC 3261 §10.3 step 6).
+#[derive(Debug, PartialEq, Eq)]
+struct TooBrief;
+
+/// The bindings a REGISTER's contacts ask for: lifetimes from each contact's `expires` or
+/// the request's, capped by `(min, max)`. Every binding is reached at `source` over the
+/// transport the REGISTER came by (RFC 3581's received and rport): over UDP the phone's NAT
+/// mapping, never the Contact's own host (a private address behind NAT, or a third party a
+/// forged REGISTER names); over TCP the phone's own connection (it may not accept new ones).
+/// The Contact stays the Request-URI of the requests sent to the phone.
+fn contact_updates(
+    contacts: &[rsipstack::sip::typed::Contact],
+    default_expires: u64,
+    (source, transport): (SocketAddr, Transport),
+    (min, max): (Duration, Duration),
+) -> Result<Vec<ContactUpdate>, TooBrief> {
+    contacts
+        .iter()
+        .map(|c| {
+            let expires = c
+                .params
+                .iter()
+                .chain(c.uri.params.iter())
+                .find_map(|p| match p {
+                    Param::Expires(e) => e.value().parse::<u64>().ok(),
+                    _ => None,
+                })
+                .unwrap_or(default_expires);
+            if expires > 0 && expires < min.as_secs() {
+                return Err(TooBrief);
+            }
+            Ok(ContactUpdate {
+                contact: c.uri.to_string(),
+                target: source,
+                transport,
+                expires: Duration::from_secs(expires.min(max.as_secs())),
+            })
+        })
+        .collect()
+}
+
 fn authorization(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
     req.headers.iter().find_map(|h| match h {
         Header::Authorization(a) => digest::parse_authorization(a.value()).ok(),
@@ -301,8 +349,8 @@ fn authorization(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
     })
 }
 
-async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool) {
-    let value = shared.nonces.challenge(&shared.options.realm, stale);
+async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool, to: IpAddr) {
+    let value = shared.nonces.challenge(&shared.options.realm, stale, to);
     let _ = tx
         .reply_with(
             StatusCode::Unauthorized,
@@ -310,4 +358,72 @@ async fn challenge(shared: &Shared, tx: &mut Transaction, stale: bool) {
             None,
         )
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts(value: &str) -> Vec<rsipstack::sip::typed::Contact> {
+        rsipstack::sip::typed::Contact::parse_header_list(value).expect("contacts")
+    }
+
+    const LIMITS: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(3_600));
+
+    #[test]
+    fn a_udp_binding_is_reached_at_the_registers_source_not_at_its_contact() {
+        let source: SocketAddr = "198.51.100.7:40123".parse().expect("addr");
+        // a phone behind NAT names its private address; a forged REGISTER names a third
+        // party; a Contact asking for TCP: all are reached where the REGISTER came from
+        let got = contact_updates(
+            &contacts(
+                "<sip:ann@192.168.1.20:5060>, <sip:ann@203.0.113.99:5060>;expires=120, \
+                 <sip:ann@203.0.113.99:5070;transport=tcp>",
+            ),
+            600,
+            (source, Transport::Udp),
+            LIMITS,
+        )
+        .expect("updates");
+        assert_eq!(got.len(), 3);
+        for u in &got {
+            assert_eq!(u.target, source, "{}", u.contact);
+            assert_eq!(u.transport, Transport::Udp, "{}", u.contact);
+        }
+        assert_eq!(
+            got[0].contact, "sip:ann@192.168.1.20:5060",
+            "the Contact is kept as the uri"
+        );
+        assert_eq!(got[0].expires, Duration::from_secs(600));
+        assert_eq!(got[1].expires, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_tcp_binding_is_reached_over_the_phones_connection() {
+        let source: SocketAddr = "198.51.100.7:50000".parse().expect("addr");
+        let got = contact_updates(
+            &contacts("<sip:ann@192.168.1.20:5060;transport=tcp>"),
+            600,
+            (source, Transport::Tcp),
+            LIMITS,
+        )
+        .expect("updates");
+        assert_eq!(got[0].target, source);
+        assert_eq!(got[0].transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        let source: SocketAddr = "198.51.100.7:40123".parse().expect("addr");
+        let at = (source, Transport::Udp);
+        assert_eq!(
+            contact_updates(&contacts("<sip:ann@h>;expires=30"), 600, at, LIMITS),
+            Err(TooBrief)
+        );
+        let got = contact_updates(&contacts("<sip:ann@h>"), 100_000, at, LIMITS).expect("capped");
+        assert_eq!(got[0].expires, Duration::from_secs(3_600));
+        let got =
+            contact_updates(&contacts("<sip:ann@h>;expires=0"), 600, at, LIMITS).expect("removal");
+        assert!(got[0].expires.is_zero());
+    }
 }

@@ -10,7 +10,9 @@
 //!
 //! Entry point: [`SipEdge::start`].
 
+mod auth;
 mod call;
+pub mod defences;
 pub mod digest;
 pub mod directory;
 mod dispatch;
@@ -27,17 +29,17 @@ use std::time::Duration;
 use callgrid_config::TenantFile;
 use callgrid_proto::api::v1 as api;
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::transport::{
-    tcp_listener::TcpListenerConnection, udp::UdpConnection, TransportLayer,
-};
+use rsipstack::transport::{udp::UdpConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+pub use defences::{AuthBan, Rate, SourceLimits};
 pub use error::EdgeError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use transport::ALLOW;
 
+use defences::Defences;
 use directory::SharedDirectory;
 use registrar::Registrar;
 
@@ -117,6 +119,22 @@ pub struct EdgeOptions {
     /// of a 200 (timer H's role for 2xx). 32 s in the RFC; 5 s by default here, as Kamailio's
     /// and OpenSIPS' wait timer (docs/DECISIONS.md, "SIP transaction timer").
     pub transaction_timeout: Duration,
+    /// What one source address that is not a trunk's may send (`defences.rs`; docs/DECISIONS.md
+    /// "SIP defences"): 300 messages/s with bursts of 1,500, 20 new TCP connections/s with
+    /// bursts of 200, 256 TCP connections open.
+    pub source_limits: SourceLimits,
+    /// What a trunk's address (any tenant's trunk, any port) may send: no message or accept
+    /// rate, 1,024 TCP connections open.
+    pub trunk_limits: SourceLimits,
+    /// Bans after repeated digest failures: 10 from one address or 5 for one user within
+    /// 60 s ban it for 300 s.
+    pub auth_ban: AuthBan,
+    /// Most addresses (and users) the defences keep track of (65,536); beyond, new
+    /// addresses share one rate until tracked ones fall idle.
+    pub tracked_sources: usize,
+    /// Most nonces whose nonce counts are kept (65,536); beyond, the oldest are forgotten
+    /// and answered with a fresh challenge.
+    pub tracked_nonces: usize,
 }
 
 impl Default for EdgeOptions {
@@ -132,6 +150,11 @@ impl Default for EdgeOptions {
             max_expires: Duration::from_secs(3600),
             router_timeout: Duration::from_secs(5),
             transaction_timeout: Duration::from_secs(5),
+            source_limits: SourceLimits::SOURCES,
+            trunk_limits: SourceLimits::TRUNKS,
+            auth_ban: AuthBan::default(),
+            tracked_sources: 65_536,
+            tracked_nonces: 65_536,
         }
     }
 }
@@ -147,6 +170,9 @@ pub(crate) struct Shared {
     pub(crate) directory: Arc<SharedDirectory>,
     pub(crate) registrar: Registrar,
     pub(crate) nonces: digest::Nonces,
+    /// Nonce counts seen, against replays.
+    pub(crate) nonce_counts: digest::NonceCounts,
+    pub(crate) defences: Arc<Defences>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) router: Arc<dyn RouterLink>,
     pub(crate) media: call::MediaContext,
@@ -178,6 +204,17 @@ impl SipEdge {
     ) -> Result<SipEdge, EdgeError> {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
+        let directory = Arc::new(SharedDirectory::new(tenants));
+        let defences = Arc::new(Defences::new(
+            defences::Guard::new(
+                options.source_limits,
+                options.trunk_limits,
+                options.auth_ban,
+                options.tracked_sources,
+            ),
+            directory.clone(),
+            metrics.clone(),
+        ));
         let transport = TransportLayer::new(cancel.child_token());
 
         let std_udp = std::net::UdpSocket::bind(options.listen)
@@ -197,16 +234,16 @@ impl SipEdge {
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
         let udp = tokio::net::UdpSocket::from_std(std_udp)
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
-        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> =
-            Arc::new(transport::ScreenedUdp::new(udp, metrics.clone()));
+        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(
+            transport::ScreenedUdp::new(udp, metrics.clone(), defences.clone()),
+        );
         let udp = UdpConnection::from_socket(screened, None, Some(cancel.child_token()))
             .await
             .map_err(|e| EdgeError::Sip(e.to_string()))?;
         transport.add_transport(udp.into());
-        let tcp = TcpListenerConnection::new(local, None)
-            .await
-            .map_err(|e| EdgeError::Sip(format!("tcp listener on {local}: {e}")))?;
-        transport.add_transport(tcp.into());
+        // our own TCP listener, not rsipstack's: it refuses connections by the per-source
+        // limits (transport::serve_tcp)
+        let tcp = bind_tcp(local).map_err(|e| EdgeError::Bind(local, e))?;
 
         let endpoint = EndpointBuilder::new()
             .with_user_agent("callgrid")
@@ -216,6 +253,9 @@ impl SipEdge {
                 t1x64: options.transaction_timeout,
                 ..Default::default()
             })
+            .with_transport_inspector(Box::new(transport::StreamScreen {
+                defences: defences.clone(),
+            }))
             .with_allows(vec![
                 rsipstack::sip::Method::Invite,
                 rsipstack::sip::Method::Ack,
@@ -246,14 +286,23 @@ impl SipEdge {
             advertise_ip,
             contact,
             dialogs,
-            directory: Arc::new(SharedDirectory::new(tenants)),
+            directory,
             registrar: Registrar::new(),
             nonces: digest::Nonces::new(),
+            nonce_counts: digest::NonceCounts::new(options.tracked_nonces),
+            defences: defences.clone(),
             metrics,
             router,
             media,
             options,
         });
+        tokio::spawn(transport::serve_tcp(
+            tcp,
+            local,
+            endpoint.inner.clone(),
+            defences,
+            cancel.child_token(),
+        ));
         let ep = Arc::new(endpoint);
         let serve_cancel = cancel.clone();
         tokio::spawn(async move {
@@ -274,7 +323,11 @@ impl SipEdge {
 
     /// Counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
+        let mut m = self.shared.metrics.snapshot();
+        let (addresses, users) = self.shared.defences.bans();
+        m.address_bans_active = addresses as u64;
+        m.user_bans_active = users as u64;
+        m
     }
 
     /// RTP packet counters of every media leg so far (received, sent, relayed, dropped).
@@ -309,6 +362,20 @@ impl SipEdge {
     pub fn shutdown(&self) {
         self.cancel.cancel();
     }
+}
+
+/// The SIP TCP listener on `local` (the UDP socket's address and port).
+fn bind_tcp(local: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(local),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&local.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 impl Drop for SipEdge {

@@ -19,6 +19,10 @@ macro_rules! counters {
             $( $(#[$doc])* pub $name: u64, )*
             /// Calls in progress.
             pub calls_active: i64,
+            /// Addresses banned now (after digest failures).
+            pub address_bans_active: u64,
+            /// Users banned now (after digest failures).
+            pub user_bans_active: u64,
         }
 
         impl Metrics {
@@ -27,6 +31,8 @@ macro_rules! counters {
                 MetricsSnapshot {
                     $( $name: self.$name.load(Ordering::Relaxed), )*
                     calls_active: self.calls_active.load(Ordering::Relaxed),
+                    address_bans_active: 0,
+                    user_bans_active: 0,
                 }
             }
         }
@@ -39,6 +45,8 @@ macro_rules! counters {
                     let _ = writeln!(s, "callgrid_sip_{} {}", stringify!($name), self.$name);
                 )*
                 let _ = writeln!(s, "callgrid_sip_calls_active {}", self.calls_active);
+                let _ = writeln!(s, "callgrid_sip_address_bans_active {}", self.address_bans_active);
+                let _ = writeln!(s, "callgrid_sip_user_bans_active {}", self.user_bans_active);
                 s
             }
         }
@@ -90,6 +98,27 @@ counters! {
     transfers,
     /// Blind transfers by REFER that the router refused (unknown target...).
     transfers_refused,
+    /// Messages dropped because their source address was over its rate (UDP datagrams
+    /// before parsing, messages on TCP).
+    messages_rate_limited,
+    /// Messages dropped because their source address is banned.
+    messages_from_banned,
+    /// TCP connections closed at once: a banned address, over the accept rate, or over the
+    /// address's cap on open connections.
+    tcp_connections_refused,
+    /// Digest authentications that failed (wrong password, unknown user, wrong realm).
+    auth_failures,
+    /// Replayed credentials (a nonce count not above the last, or the same response
+    /// without qop), challenged again.
+    auth_replays,
+    /// Credentials whose digest uri is not the Request-URI, refused with 403.
+    auth_uri_mismatches,
+    /// Addresses banned after repeated digest failures.
+    address_bans,
+    /// Users (agents, trunk accounts) banned after repeated digest failures.
+    user_bans,
+    /// Requests for a banned user refused with 403.
+    banned_user_requests,
 }
 
 impl Metrics {

@@ -14,7 +14,8 @@ use rsipstack::sip::Transport;
 pub struct Binding {
     /// The Contact URI the phone registered, as text.
     pub contact: String,
-    /// Where to send requests for it.
+    /// Where to send requests for it: the source address of the REGISTER that made it
+    /// (RFC 3581), not the Contact's host.
     pub target: SocketAddr,
     /// Transport to use.
     pub transport: Transport,
@@ -27,7 +28,7 @@ pub struct Binding {
 }
 
 /// A contact of a REGISTER request, already interpreted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactUpdate {
     /// Contact URI as text.
     pub contact: String,
@@ -138,6 +139,13 @@ impl Registrar {
             .unwrap_or_default()
     }
 
+    /// Whether the agent has a live binding reached at `ip` (a phone registered from there).
+    pub fn has_binding_from(&self, agent: &AgentKey, ip: std::net::IpAddr, now: Instant) -> bool {
+        self.lock()
+            .get(agent)
+            .is_some_and(|l| l.iter().any(|b| b.expires_at > now && b.target.ip() == ip))
+    }
+
     /// Number of live bindings, for metrics.
     pub fn count(&self, now: Instant) -> usize {
         let mut all = self.lock();
@@ -216,6 +224,11 @@ mod tests {
         assert_eq!(r.lookup(&key("alice"), t0).len(), 1);
         assert!(r.lookup(&key("bob"), t0).is_empty());
         assert_eq!(r.count(t0), 1);
+        let here = "127.0.0.1".parse().expect("ip");
+        assert!(r.has_binding_from(&key("alice"), here, t0));
+        assert!(!r.has_binding_from(&key("alice"), "10.0.0.1".parse().expect("ip"), t0));
+        assert!(!r.has_binding_from(&key("alice"), here, t0 + Duration::from_secs(3_600)));
+        assert!(!r.has_binding_from(&key("bob"), here, t0));
     }
 
     #[test]

@@ -1,13 +1,26 @@
-//! The edge's UDP socket, handed to rsipstack: it drops what cannot be a SIP message before
-//! the stack sees it, counts it, and answers requests with an unknown method 501 (RFC 3261
-//! §8.2.1). rsipstack on its own drops unparsable datagrams silently.
+//! The edge's sockets, in front of rsipstack.
+//!
+//! - [`ScreenedUdp`], the UDP socket handed to the stack: it drops datagrams from banned or
+//!   over-the-rate addresses before anything is parsed (`defences.rs`), drops what cannot be a
+//!   SIP message, counts both, and answers requests with an unknown method 501 (RFC 3261
+//!   §8.2.1). rsipstack on its own drops unparsable datagrams silently.
+//! - [`serve_tcp`], the TCP listener (in place of rsipstack's, which takes every connection):
+//!   a connection from a banned address, over the address's accept rate or over its cap on
+//!   open connections is closed at once; the others are handed to the stack.
+//! - [`StreamScreen`], the stack's transport inspector: messages on TCP connections count
+//!   against their address's rate, and a banned address's connections are closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rsipstack::sip::headers::untyped::ToTypedHeader;
 use rsipstack::sip::{HasHeaders, HeadersExt, SipMessage};
+use rsipstack::transaction::endpoint::{EndpointInnerRef, TransportEventInspector};
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::{SipAddr, SipConnection, TransportEvent};
+use tokio_util::sync::CancellationToken;
 
+use crate::defences::{Defences, Verdict};
 use crate::metrics::Metrics;
 
 /// Methods the edge answers (for `Allow` headers).
@@ -17,11 +30,20 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, UPDATE,
 pub(crate) struct ScreenedUdp {
     sock: tokio::net::UdpSocket,
     metrics: Arc<Metrics>,
+    defences: Arc<Defences>,
 }
 
 impl ScreenedUdp {
-    pub(crate) fn new(sock: tokio::net::UdpSocket, metrics: Arc<Metrics>) -> ScreenedUdp {
-        ScreenedUdp { sock, metrics }
+    pub(crate) fn new(
+        sock: tokio::net::UdpSocket,
+        metrics: Arc<Metrics>,
+        defences: Arc<Defences>,
+    ) -> ScreenedUdp {
+        ScreenedUdp {
+            sock,
+            metrics,
+            defences,
+        }
     }
 }
 
@@ -152,6 +174,10 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
         loop {
             let (len, from) = self.sock.recv_from(buf).await?;
+            // per-source limits and bans first: a flood costs no parsing
+            if self.defences.message(from.ip()) != Verdict::Pass {
+                continue;
+            }
             match screen(&buf[..len]) {
                 Screen::Pass => return Ok((len, from)),
                 Screen::NotImplemented(resp) => {
@@ -173,6 +199,90 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
         Ok(self.sock.local_addr()?)
+    }
+}
+
+/// Accepts TCP connections for the stack until `cancel`, letting in only those the
+/// per-source limits allow; each one let in holds its address's place until it closes.
+pub(crate) async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    endpoint: EndpointInnerRef,
+    defences: Arc<Defences>,
+    cancel: CancellationToken,
+) {
+    let local = SipAddr {
+        r#type: Some(rsipstack::sip::Transport::Tcp),
+        addr: local.into(),
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and the like: wait a moment instead of spinning
+                    tracing::warn!(error = %e, "sip tcp accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = cancel.cancelled() => return,
+        };
+        let place = match defences.accept(peer.ip()) {
+            Ok(place) => place,
+            Err(verdict) => {
+                tracing::debug!(src = %peer, ?verdict, "sip tcp connection refused");
+                continue; // dropping the stream closes it
+            }
+        };
+        // the stack cancels the connection's token when its read loop ends
+        let closed = cancel.child_token();
+        match TcpConnection::from_stream(stream, local.clone(), Some(closed.clone())) {
+            Ok(conn) => endpoint
+                .transport_layer
+                .add_connection(SipConnection::Tcp(conn)),
+            Err(e) => {
+                tracing::debug!(src = %peer, error = %e, "sip tcp connection lost at once");
+                closed.cancel();
+            }
+        }
+        let defences = defences.clone();
+        tokio::spawn(async move {
+            closed.cancelled().await;
+            defences.closed(place);
+        });
+    }
+}
+
+/// The stack's transport inspector: rate limits and bans for messages on TCP (datagrams met
+/// them in [`ScreenedUdp`] already).
+pub(crate) struct StreamScreen {
+    pub(crate) defences: Arc<Defences>,
+}
+
+#[async_trait::async_trait]
+impl TransportEventInspector for StreamScreen {
+    async fn handle(&self, event: TransportEvent) -> Option<TransportEvent> {
+        if let TransportEvent::Incoming(_, conn, from) = &event {
+            if conn.is_reliable() {
+                if let Ok(addr) = from.get_socketaddr() {
+                    match self.defences.message(addr.ip()) {
+                        Verdict::Pass => {}
+                        Verdict::Banned => {
+                            // a banned address keeps no connection (closed from a task of
+                            // its own: a slow peer must not stall the stack's event loop)
+                            let conn = conn.clone();
+                            tokio::spawn(async move {
+                                let _ = conn.close().await;
+                            });
+                            return None;
+                        }
+                        Verdict::Limited | Verdict::TooMany => return None,
+                    }
+                }
+            }
+        }
+        Some(event)
     }
 }
 

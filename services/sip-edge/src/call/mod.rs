@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::digest::{self, NonceCheck};
+use crate::auth::{self, Checked};
+use crate::digest;
 use crate::directory::TrunkEntry;
 use crate::dispatch::source_of;
 use crate::metrics::Metrics;
@@ -178,26 +179,63 @@ fn reason(code: u16, text: &str) -> Header {
 }
 
 /// Which trunk of `tenant` the INVITE comes from: by source address, or by digest
-/// authentication with a trunk account. Answers 407/403 itself when there is none.
+/// authentication with a trunk account (in the edge's realm, for this Request-URI, not a
+/// replay; failures counted and banned as for phones, `auth.rs`). Answers 407/403 itself
+/// when there is none.
 async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option<Arc<TrunkEntry>> {
     let directory = shared.directory.get();
-    if let Some((source, _)) = source_of(tx) {
+    let source = source_of(tx);
+    if let Some((source, _)) = source {
         if let Some(t) = directory.trunk_by_source(source, tenant) {
             return Some(t);
         }
     }
+    let from = source.map_or(shared.local.ip(), |(s, _)| s.ip());
     let credentials = tx.original.headers.iter().find_map(|h| match h {
         Header::ProxyAuthorization(a) => digest::parse_authorization(a.value()).ok(),
         _ => None,
     });
-    // no credentials, or a nonce that is not fresh: challenge (the number's tenant is known)
-    let check = credentials.as_ref().map(|c| shared.nonces.check(&c.nonce));
-    let c = match (credentials, check) {
-        (Some(c), Some(NonceCheck::Fresh)) => c,
-        (_, check) => {
-            let value = shared
-                .nonces
-                .challenge(&shared.options.realm, check == Some(NonceCheck::Stale));
+    let user_key = credentials
+        .as_ref()
+        .map(|c| format!("trunk:{}", c.username));
+    if user_key
+        .as_deref()
+        .is_some_and(|k| shared.defences.user_banned(k))
+    {
+        Metrics::inc(&shared.metrics.banned_user_requests);
+        Metrics::inc(&shared.metrics.calls_forbidden);
+        let _ = tx
+            .reply_with(
+                StatusCode::Forbidden,
+                vec![auth::reason(auth::BANNED)],
+                None,
+            )
+            .await;
+        return None;
+    }
+    let checked = auth::check(shared, credentials.as_ref(), &tx.original.uri, from, |c| {
+        directory
+            .trunks_by_username(&c.username)
+            .iter()
+            .find(|t| {
+                &*t.tenant == tenant
+                    && t.password
+                        .as_deref()
+                        .is_some_and(|p| digest::verify(c, "INVITE", p))
+            })
+            .cloned()
+    });
+    match checked {
+        Checked::Verified(trunk) => {
+            if let Some(k) = &user_key {
+                shared.defences.success(k);
+            }
+            Some(trunk)
+        }
+        Checked::Challenge { stale } => {
+            // no credentials, a nonce that is not fresh, or a replay: challenge (the
+            // number's tenant is known)
+            let value = shared.nonces.challenge(&shared.options.realm, stale, from);
             let _ = tx
                 .reply_with(
                     StatusCode::ProxyAuthenticationRequired,
@@ -205,25 +243,27 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
                     None,
                 )
                 .await;
-            return None;
+            None
         }
-    };
-    let found = directory
-        .trunks_by_username(&c.username)
-        .iter()
-        .find(|t| {
-            &*t.tenant == tenant
-                && t.password
-                    .as_deref()
-                    .is_some_and(|p| digest::verify(&c, "INVITE", p))
-        })
-        .cloned();
-    if found.is_none() {
-        Metrics::inc(&shared.metrics.calls_forbidden);
-        tracing::info!(tenant, "call from an unknown source refused");
-        let _ = tx.reply(StatusCode::Forbidden).await;
+        Checked::UriMismatch => {
+            Metrics::inc(&shared.metrics.calls_forbidden);
+            let _ = tx
+                .reply_with(
+                    StatusCode::Forbidden,
+                    vec![auth::reason(auth::URI_MISMATCH)],
+                    None,
+                )
+                .await;
+            None
+        }
+        Checked::Failed => {
+            Metrics::inc(&shared.metrics.calls_forbidden);
+            shared.defences.failure(from, user_key.as_deref());
+            tracing::info!(tenant, src = %from, "call from an unknown source refused");
+            let _ = tx.reply(StatusCode::Forbidden).await;
+            None
+        }
     }
-    found
 }
 
 /// One agent being rung (on every registered device).
