@@ -223,13 +223,18 @@ impl Node {
     }
 
     fn calls_in_progress(&self) -> u32 {
+        self.stats().0
+    }
+
+    /// Calls in progress and events written.
+    fn stats(&self) -> (u32, u64) {
         self.rt.block_on(async {
-            api::admin_client::AdminClient::new(self.connect().await)
+            let s = api::admin_client::AdminClient::new(self.connect().await)
                 .stats(api::StatsRequest::default())
                 .await
                 .expect("stats")
-                .into_inner()
-                .calls_in_progress
+                .into_inner();
+            (s.calls_in_progress, s.events_written)
         })
     }
 
@@ -347,6 +352,20 @@ impl Node {
 
     /// Stops callgrid and reads every event it wrote.
     fn events(&mut self) -> Vec<pb::EventEnvelope> {
+        // the edge answers a caller's BYE before the router has made the call's end durable:
+        // let the calls end and the log settle (at most 10 s) before callgrid is killed
+        if self.serve.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut last = None;
+            while Instant::now() < deadline {
+                let (calls, written) = self.stats();
+                if calls == 0 && last == Some(written) {
+                    break;
+                }
+                last = (calls == 0).then_some(written);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         drop(self.serve.take());
         let path = self.dir.path().join("data/events.sqlite");
         self.rt.block_on(common::read_events(&path))
