@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+bash scripts/install-build-deps.sh
 cargo build --release --locked -p callgrid
 exec target/release/callgrid serve --data-dir "${CALLGRID_DATA_DIR:-data}" "$@"

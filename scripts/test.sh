@@ -32,6 +32,7 @@ fi
 
 phase "toolchain"
 cargo --version
+bash scripts/install-build-deps.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest"
   cargo install cargo-nextest --locked

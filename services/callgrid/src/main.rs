@@ -17,6 +17,7 @@
 
 mod access_cli;
 mod agent_cli;
+mod certs;
 mod client;
 mod metrics;
 mod verifier;
@@ -77,6 +78,9 @@ enum Cmd {
     Token(access_cli::TokenCmd),
     /// Add, list and remove users (people who sign in), set their passwords.
     User(access_cli::UserCmd),
+    /// Make a development certificate authority and certificates for TLS (not for
+    /// production).
+    Certs(certs::CertsArgs),
     /// Validate tenant configuration files (a file or a directory) and print every error.
     CheckConfig {
         /// A YAML file or a directory of them.
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Cmd::CheckConfig { path } => check_config(&path),
+        Cmd::Certs(args) => certs::run(args),
         Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .worker_threads(args.io_threads.unwrap_or_else(default_io_threads).max(1))
@@ -205,6 +210,70 @@ struct SipArgs {
     sip_ban_seconds: u64,
 }
 
+/// TLS of this process's servers (gRPC, the supervisor service, metrics). Without it they
+/// listen only on loopback (development): tokens and cookies must not cross a network in
+/// clear text.
+#[derive(Args, Clone)]
+struct ServerTlsArgs {
+    /// Certificate chain (PEM) of the servers: with it, every API speaks TLS (rustls).
+    #[arg(long, env = "CALLGRID_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of that certificate.
+    #[arg(long, env = "CALLGRID_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// gRPC clients must show a certificate signed by this CA (PEM): mutual TLS between the
+    /// nodes of a cluster. The supervisor service (browsers) and metrics do not ask.
+    #[arg(long, env = "CALLGRID_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+impl ServerTlsArgs {
+    /// The TLS of the gRPC server (with the client CA), `None` without --tls-cert.
+    fn grpc(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        self.config(self.tls_client_ca.as_deref())
+    }
+
+    /// The TLS of the HTTP servers (no client certificates), `None` without --tls-cert.
+    fn http(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        self.config(None)
+    }
+
+    fn config(
+        &self,
+        client_ca: Option<&Path>,
+    ) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(callgrid_http::tls::server_config(
+                cert, key, client_ca,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Refuses a non-loopback address for a server without TLS.
+    fn check(&self, what: &str, addr: SocketAddr) -> anyhow::Result<()> {
+        if self.tls_cert.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "{what} {addr} is not a loopback address: without --tls-cert/--tls-key the APIs \
+                 listen only on loopback (tokens would cross the network in clear text; \
+                 `callgrid certs` makes a development CA)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Server options with this TLS.
+    fn server(
+        name: &'static str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> callgrid_http::ServerOptions {
+        callgrid_http::ServerOptions {
+            tls,
+            ..callgrid_http::ServerOptions::named(name)
+        }
+    }
+}
+
 /// The metrics endpoint, shared by `serve` and `sip-edge`.
 #[derive(Args)]
 struct MetricsArgs {
@@ -229,6 +298,7 @@ fn serve_metrics(
     listener: Option<tokio::net::TcpListener>,
     edge: Option<Arc<callgrid_sip_edge::SipEdge>>,
     verifier: Arc<dyn callgrid_access::Verifier>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let listener = listener?;
     // metrics are not the admin API: no address allow-list, a metrics token suffices
@@ -237,6 +307,7 @@ fn serve_metrics(
         listener,
         Arc::new(move || metrics::render(edge.as_deref())),
         &gate,
+        tls,
     ))
 }
 
@@ -309,17 +380,19 @@ struct SipEdgeArgs {
     sip: SipArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = a.metrics.metrics_listen {
+        a.tls.check("--metrics-listen", addr)?;
+    }
     let metrics_listener = a.metrics.bind().await?;
     let tenants = callgrid_config::load_dir(&a.tenants).map_err(|e| anyhow::anyhow!("{e}"))?;
     let router = &a.client.router;
     let bearer = a.client.token.header()?;
-    let channel = tonic::transport::Endpoint::from_shared(router.clone())
-        .with_context(|| format!("bad router address {router}"))?
-        .tcp_nodelay(true)
-        .connect_lazy();
+    let channel = client::endpoint(router, &a.client.tls)?.connect_lazy();
     let link = Arc::new(verifier::AuthedLink(
         callgrid_proto::api::v1::call_control_client::CallControlClient::with_interceptor(
             channel.clone(),
@@ -332,7 +405,7 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
     let edge = Arc::new(edge);
     // the edge keeps no credentials: the router says who a metrics scraper is
     let verifier = Arc::new(verifier::RouterVerifier::new(channel));
-    let metrics = serve_metrics(metrics_listener, Some(edge.clone()), verifier);
+    let metrics = serve_metrics(metrics_listener, Some(edge.clone()), verifier, a.tls.http()?);
     tracing::info!(sip = %edge.local_addr(), %router, "sip edge serving");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
@@ -421,6 +494,8 @@ struct ServeArgs {
     sip: SipArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// The projector and the supervisor service, shared by `serve` and `projector`.
@@ -465,16 +540,19 @@ impl ProjectionArgs {
     }
 
     /// Starts the projector on `log` and the supervisor service (its users sign in with
-    /// `access`); `None` with --no-projector.
+    /// `access`; TLS as `tls` says); `None` with --no-projector.
     async fn start(
         &self,
         log: Arc<dyn EventLog>,
         store: Arc<dyn ProjectionStore>,
         access: Arc<Access>,
+        tls: &ServerTlsArgs,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         if self.no_projector {
             return Ok(None);
         }
+        tls.check("--supervisor-listen", self.supervisor_listen)?;
+        let https = tls.http()?;
         let listener = tokio::net::TcpListener::bind(self.supervisor_listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.supervisor_listen))?;
@@ -482,7 +560,10 @@ impl ProjectionArgs {
         let supervisor = callgrid_supervisor::Supervisor::new(
             projector.clone(),
             access.clone(),
-            callgrid_supervisor::SupervisorOptions::default(),
+            callgrid_supervisor::SupervisorOptions {
+                secure_cookies: https.is_some(),
+                ..callgrid_supervisor::SupervisorOptions::default()
+            },
         );
         // browsers sign in here: session cookies are accepted; no admin routes
         let gate = Gate::new(access, callgrid_supervisor::policy, AllowList::any(), true);
@@ -498,7 +579,7 @@ impl ProjectionArgs {
                 () = callgrid_http::serve(
                     listener,
                     app,
-                    callgrid_http::ServerOptions::named("supervisor"),
+                    ServerTlsArgs::server("supervisor", https),
                     Arc::default(),
                     std::future::pending(),
                 ) => {}
@@ -513,6 +594,8 @@ struct ProjectorArgs {
     /// `callgrid serve` must not be running on it: it projects in process).
     #[arg(long, env = "CALLGRID_KAFKA")]
     kafka: Option<String>,
+    #[command(flatten)]
+    kafka_client: KafkaClientArgs,
     /// Directory of the embedded projection store (projections.sqlite) and, without --kafka,
     /// of the embedded event log.
     #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
@@ -536,6 +619,8 @@ struct ProjectorArgs {
     scylla_replication: String,
     #[command(flatten)]
     projections: ProjectionArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 #[derive(Args)]
@@ -550,10 +635,14 @@ struct RouterCmdArgs {
     /// Replication factor of the events topic when this router creates it on Kafka.
     #[arg(long, default_value_t = 1)]
     kafka_replication: i32,
+    #[command(flatten)]
+    kafka_client: KafkaClientArgs,
     /// Partitions of the events topic when this router creates it (tenants are spread over
     /// them by key).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// The async runtime's threads for `serve` when not given: every core but one, which the
@@ -696,13 +785,15 @@ async fn interrupted() {
 
 async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
     let a = &c.router;
+    c.tls.check("--listen", a.listen)?;
+    let grpc_tls = c.tls.grpc()?;
     // listen first: a taken address fails before anything is written
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))?;
     let started = std::time::Instant::now();
     let log: Arc<dyn EventLog> = match &c.kafka {
-        Some(brokers) => kafka_log(brokers, c.kafka_replication)?,
+        Some(brokers) => kafka_log(brokers, c.kafka_replication, &c.kafka_client)?,
         None => open_embedded_log(a).await?,
     };
     let access = open_access(&log).await?;
@@ -716,14 +807,59 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
         "callgrid router serving"
     );
     let gate = Gate::new(access.clone(), grpc::policy, a.admin_allow.clone(), false);
-    grpc::serve_on(router, access, &gate, listener, interrupted()).await;
+    let options = ServerTlsArgs::server("grpc", grpc_tls);
+    grpc::serve_on(router, access, &gate, listener, options, interrupted()).await;
     Ok(())
 }
 
+/// How to reach Kafka brokers that require TLS or SASL (`router`, `projector`).
+#[derive(Args, Clone)]
+struct KafkaClientArgs {
+    /// A librdkafka property for every Kafka client, `KEY=VALUE` (repeat): e.g.
+    /// `security.protocol=sasl_ssl`, `ssl.ca.location=ca.pem`, `sasl.mechanisms=SCRAM-SHA-512`,
+    /// `sasl.username=callgrid`. Passwords go in --kafka-password-file, not here.
+    #[arg(long = "kafka-option", value_parser = parse_key_value)]
+    kafka_options: Vec<(String, String)>,
+    /// A file holding the SASL password (`sasl.password`), kept off the command line.
+    #[arg(long, env = "CALLGRID_KAFKA_PASSWORD_FILE")]
+    kafka_password_file: Option<PathBuf>,
+}
+
+impl KafkaClientArgs {
+    /// The librdkafka properties, with the password read from its file.
+    fn config(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut c = self.kafka_options.clone();
+        if c.iter().any(|(k, _)| k == "sasl.password") {
+            anyhow::bail!("give the SASL password with --kafka-password-file, not --kafka-option");
+        }
+        if let Some(f) = &self.kafka_password_file {
+            let p = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            c.push(("sasl.password".into(), p.trim_end_matches(['\n', '\r']).to_owned()));
+        }
+        Ok(c)
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if k.trim().is_empty() {
+        return Err(format!("expected KEY=VALUE, got {s:?}"));
+    }
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
 /// A Kafka event log.
-fn kafka_log(brokers: &str, replication: i32) -> anyhow::Result<Arc<dyn EventLog>> {
+fn kafka_log(
+    brokers: &str,
+    replication: i32,
+    client: &KafkaClientArgs,
+) -> anyhow::Result<Arc<dyn EventLog>> {
     let options = KafkaLogOptions {
         replication,
+        client_config: client.config()?,
         ..KafkaLogOptions::new(brokers.to_owned())
     };
     Ok(Arc::new(KafkaLog::new(options).with_context(|| {
@@ -735,7 +871,7 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&c.data_dir)
         .with_context(|| format!("cannot create data directory {}", c.data_dir.display()))?;
     let log: Arc<dyn EventLog> = match &c.kafka {
-        Some(brokers) => kafka_log(brokers, 1)?,
+        Some(brokers) => kafka_log(brokers, 1, &c.kafka_client)?,
         None => {
             let db = c.data_dir.join("events.sqlite");
             if !db.exists() {
@@ -792,7 +928,7 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let access = open_access(&log).await?;
-    let Some(task) = c.projections.start(log, store, access).await? else {
+    let Some(task) = c.projections.start(log, store, access, &c.tls).await? else {
         anyhow::bail!("--no-projector leaves the projector nothing to do");
     };
     tracing::info!(
@@ -807,6 +943,11 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
 
 async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let a = &s.router;
+    s.tls.check("--listen", a.listen)?;
+    if let Some(addr) = s.metrics.metrics_listen {
+        s.tls.check("--metrics-listen", addr)?;
+    }
+    let grpc_tls = s.tls.grpc()?;
     // listen first: a taken address fails before anything is written
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
@@ -822,7 +963,9 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         true => None,
         false => {
             let store = ProjectionArgs::open_store(&a.data_dir)?;
-            s.projections.start(log, store, access.clone()).await?
+            s.projections
+                .start(log, store, access.clone(), &s.tls)
+                .await?
         }
     };
     tracing::info!(
@@ -849,9 +992,15 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         router.on_tenant_loaded(move |file| for_loads.upsert_tenant(file.clone()));
         Some(edge)
     };
-    let metrics = serve_metrics(metrics_listener, edge.clone(), access.clone());
+    let metrics = serve_metrics(
+        metrics_listener,
+        edge.clone(),
+        access.clone(),
+        s.tls.http()?,
+    );
     let gate = Gate::new(access.clone(), grpc::policy, a.admin_allow.clone(), false);
-    grpc::serve_on(router, access, &gate, listener, interrupted()).await;
+    let options = ServerTlsArgs::server("grpc", grpc_tls);
+    grpc::serve_on(router, access, &gate, listener, options, interrupted()).await;
     if let Some(m) = metrics {
         m.abort();
     }

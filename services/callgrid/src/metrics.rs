@@ -62,6 +62,7 @@ pub(crate) fn serve(
     listener: TcpListener,
     render: Arc<dyn Fn() -> String + Send + Sync>,
     gate: &Arc<Gate>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> JoinHandle<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(metrics = %addr, "metrics listening (GET /metrics)");
@@ -70,6 +71,7 @@ pub(crate) fn serve(
     let options = callgrid_http::ServerOptions {
         max_connections: 64,
         max_connections_per_ip: 16,
+        tls,
         ..callgrid_http::ServerOptions::named("metrics")
     };
     tokio::spawn(callgrid_http::serve(

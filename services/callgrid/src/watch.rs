@@ -20,7 +20,8 @@ pub(crate) struct WatchArgs {
     /// The tenant to watch.
     #[arg(long)]
     tenant: String,
-    /// The supervisor service (`callgrid serve` or `callgrid projector` serve it).
+    /// The supervisor service (`callgrid serve` or `callgrid projector` serve it); `https://`
+    /// for TLS (see --tls-ca).
     #[arg(
         long,
         env = "CALLGRID_SUPERVISOR",
@@ -32,6 +33,8 @@ pub(crate) struct WatchArgs {
     once: bool,
     #[command(flatten)]
     token: crate::client::TokenArgs,
+    #[command(flatten)]
+    tls: crate::client::ClientTlsArgs,
 }
 
 /// The live views as the monitor keeps them.
@@ -149,23 +152,49 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `host:port` of an `http://host:port[/]` address.
-fn host_port(url: &str) -> anyhow::Result<&str> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("--supervisor must be http://HOST:PORT, got {url:?}");
+/// Whether an address is `https://`, and its `host:port` (`http[s]://host:port[/]`).
+fn host_port(url: &str) -> anyhow::Result<(bool, &str)> {
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => bail!("--supervisor must be http[s]://HOST:PORT, got {url:?}"),
     };
     let hp = rest.trim_end_matches('/');
     if hp.is_empty() || hp.contains('/') {
-        bail!("--supervisor must be http://HOST:PORT, got {url:?}");
+        bail!("--supervisor must be http[s]://HOST:PORT, got {url:?}");
     }
-    Ok(hp)
+    Ok((tls, hp))
+}
+
+/// A connection to the supervisor service, over TLS for `https://`.
+trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
+async fn connect(a: &WatchArgs, tls: bool, hp: &str) -> anyhow::Result<Box<dyn Conn>> {
+    let tcp = TcpStream::connect(hp)
+        .await
+        .with_context(|| format!("cannot reach the supervisor service at {hp}"))?;
+    if !tls {
+        return Ok(Box::new(tcp));
+    }
+    let host = hp
+        .rsplit_once(':')
+        .map_or(hp, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .with_context(|| format!("{host:?} is not a host name or address"))?;
+    let connector = tokio_rustls::TlsConnector::from(a.tls.rustls()?);
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("tls with the supervisor service at {hp}"))?;
+    Ok(Box::new(stream))
 }
 
 pub(crate) async fn run(a: WatchArgs) -> anyhow::Result<()> {
-    let hp = host_port(&a.supervisor)?;
-    let mut stream = TcpStream::connect(hp)
-        .await
-        .with_context(|| format!("cannot reach the supervisor service at {hp}"))?;
+    let (tls, hp) = host_port(&a.supervisor)?;
+    let mut stream = connect(&a, tls, hp).await?;
     let path = format!("/api/v1/tenants/{}/live/stream", a.tenant);
     let auth = match a.token.resolve()? {
         Some(t) => format!("Authorization: Bearer {t}\r\n"),
@@ -258,10 +287,11 @@ mod tests {
     fn supervisor_addresses_must_be_http_host_port() {
         assert_eq!(
             host_port("http://127.0.0.1:7310").ok(),
-            Some("127.0.0.1:7310")
+            Some((false, "127.0.0.1:7310"))
         );
-        assert_eq!(host_port("http://h:1/").ok(), Some("h:1"));
-        assert!(host_port("https://h:1").is_err());
+        assert_eq!(host_port("http://h:1/").ok(), Some((false, "h:1")));
+        assert_eq!(host_port("https://h:1").ok(), Some((true, "h:1")));
+        assert!(host_port("ftp://h:1").is_err());
         assert!(host_port("http://h:1/x").is_err());
         assert!(host_port("h:1").is_err());
     }

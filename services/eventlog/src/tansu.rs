@@ -45,24 +45,28 @@ impl Drop for Broker {
     }
 }
 
-/// Starts a broker on a free port of 127.0.0.1 and waits until it listens.
-///
-/// # Panics
-/// If the binary is missing or the broker does not listen within 30 s.
+/// Starts a broker on a free port of 127.0.0.1 (memory storage), ready to take connections.
 pub fn start() -> Broker {
+    start_advertising(None)
+}
+
+/// [`start`], telling clients to reach the broker at `advertised` (`host:port`), e.g. a TLS
+/// proxy in front of it; `brokers` is still the broker's own address.
+pub fn start_advertising(advertised: Option<&str>) -> Broker {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
         .expect("addr")
         .port();
     let url = format!("tcp://127.0.0.1:{port}");
+    let advertised = advertised.map_or_else(|| url.clone(), |a| format!("tcp://{a}"));
     let child = Command::new(binary())
         .args([
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

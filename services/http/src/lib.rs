@@ -7,11 +7,14 @@
 //! - a client has `header_timeout` to send a request head (HTTP/1);
 //! - a connection whose writes make no progress for `write_timeout` is dropped, so a client
 //!   that stops reading (a push stream to a dead browser) cannot hold a task and its buffers;
-//! - HTTP/1.1 and HTTP/2 (gRPC: prior knowledge over plain TCP) on one port.
+//! - HTTP/1.1 and HTTP/2 (gRPC: prior knowledge over plain TCP, ALPN over TLS) on one port;
+//! - TLS with rustls when given a configuration (`tls`), mutual TLS when that configuration
+//!   asks clients for a certificate; the handshake must end within `header_timeout`.
 //!
 //! **Invariant**: knows nothing of callgrid's routes or credentials; it serves a router.
 
 mod io;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +45,8 @@ pub struct ServerOptions {
     pub write_timeout: Duration,
     /// HTTP/2 keep-alive pings, so dead peers of long streams are noticed.
     pub keepalive: Duration,
+    /// TLS (`tls::server_config`); `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ServerOptions {
@@ -54,6 +59,7 @@ impl ServerOptions {
             header_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct ServerCounters {
     pub refused_total: AtomicU64,
     /// Connections closed at once: over `max_connections_per_ip`.
     pub refused_per_ip: AtomicU64,
+    /// TLS handshakes that failed or did not end in time.
+    pub tls_failed: AtomicU64,
 }
 
 /// Connections open per address.
@@ -147,7 +155,35 @@ pub async fn serve(
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let name = options.name;
-        let ended = graceful.watch(connection(stream, peer, app.clone(), &options));
+        let app = app.clone();
+        let ended = match &options.tls {
+            None => {
+                let watched = graceful.watch(connection(stream, peer, app, &options));
+                Box::pin(watched) as std::pin::Pin<Box<dyn Future<Output = Served> + Send>>
+            }
+            Some(config) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                let watcher = graceful.watcher();
+                let options = options.clone();
+                let counters = counters.clone();
+                Box::pin(async move {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(options.header_timeout, handshake).await {
+                        Ok(Ok(tls)) => watcher.watch(connection(tls, peer, app, &options)).await,
+                        Ok(Err(e)) => {
+                            counters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(server = name, %peer, error = %e, "tls handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            counters.tls_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(server = name, %peer, "tls handshake timed out");
+                            Ok(())
+                        }
+                    }
+                })
+            }
+        };
         tokio::spawn(async move {
             if let Err(e) = ended.await {
                 tracing::debug!(server = name, %peer, error = %e, "connection ended with an error");
@@ -159,6 +195,9 @@ pub async fn serve(
     // connections that do not finish within a few seconds are dropped with the runtime
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
+
+/// What serving a connection ends with.
+type Served = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// One connection, HTTP/1 or HTTP/2, with the peer's address in every request.
 fn connection<I>(

@@ -24,7 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::{partition_for, validate_topic_name, EventLog, LogError, Record, StoredRecord};
 
 /// How a [`KafkaLog`] connects and writes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaLogOptions {
     /// `host:port[,host:port...]`.
     pub brokers: String,
@@ -36,6 +36,10 @@ pub struct KafkaLogOptions {
     pub request_timeout: Duration,
     /// Largest record (key plus value) accepted.
     pub max_record_bytes: usize,
+    /// More librdkafka properties for every client of the log: TLS and SASL toward brokers
+    /// that require them (`security.protocol=sasl_ssl`, `ssl.ca.location`,
+    /// `sasl.mechanisms=SCRAM-SHA-512`, `sasl.username`, `sasl.password`...).
+    pub client_config: Vec<(String, String)>,
 }
 
 impl KafkaLogOptions {
@@ -47,7 +51,32 @@ impl KafkaLogOptions {
             linger: Duration::from_millis(2),
             request_timeout: Duration::from_secs(30),
             max_record_bytes: 1 << 20,
+            client_config: Vec::new(),
         }
+    }
+}
+
+impl std::fmt::Debug for KafkaLogOptions {
+    /// Values of secret properties (passwords, keys) are not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config: Vec<(&str, &str)> = self
+            .client_config
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "key.pem", "private"]
+                    .iter()
+                    .any(|s| k.contains(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaLogOptions")
+            .field("brokers", &self.brokers)
+            .field("replication", &self.replication)
+            .field("linger", &self.linger)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("client_config", &config)
+            .finish()
     }
 }
 
@@ -93,6 +122,9 @@ impl KafkaLog {
                     options.request_timeout.as_millis().to_string(),
                 )
                 .set("allow.auto.create.topics", "false");
+            for (k, v) in &options.client_config {
+                c.set(k, v);
+            }
             for (k, v) in extra {
                 c.set(*k, *v);
             }

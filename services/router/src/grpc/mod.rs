@@ -160,21 +160,16 @@ pub fn routes(router: Arc<Router>, access: Arc<Access>, gate: &Arc<Gate>) -> axu
     gate.guard(routes.prepare().into_axum_router())
 }
 
-/// Serves every service on a bound listener until `shutdown` completes.
+/// Serves every service on a bound listener (with `options`: TLS, limits) until `shutdown`
+/// completes.
 pub async fn serve_on(
     router: Arc<Router>,
     access: Arc<Access>,
     gate: &Arc<Gate>,
     listener: tokio::net::TcpListener,
+    options: callgrid_http::ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     let app = routes(router, access, gate);
-    callgrid_http::serve(
-        listener,
-        app,
-        callgrid_http::ServerOptions::named("grpc"),
-        Arc::default(),
-        shutdown,
-    )
-    .await;
+    callgrid_http::serve(listener, app, options, Arc::default(), shutdown).await;
 }

@@ -79,7 +79,8 @@ pub async fn start_with(opts: RouterOptions) -> Harness {
     let gate = Gate::new(access.clone(), grpc::policy, AllowList::loopback(), false);
     let served = (router.clone(), access.clone());
     tokio::spawn(async move {
-        grpc::serve_on(served.0, served.1, &gate, listener, std::future::pending()).await
+        let options = callgrid_http::ServerOptions::named("grpc");
+        grpc::serve_on(served.0, served.1, &gate, listener, options, std::future::pending()).await
     });
     let mut h = Harness {
         router,
