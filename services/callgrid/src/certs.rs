@@ -42,7 +42,9 @@ fn validity(p: &mut CertificateParams, days: u32) {
 pub(crate) fn run(a: CertsArgs) -> anyhow::Result<()> {
     for n in &a.names {
         anyhow::ensure!(
-            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "--name {n:?}: letters, digits, - and _ only (it names the files)"
         );
     }

@@ -36,50 +36,70 @@ pub(crate) struct ClientTlsArgs {
     pub(crate) tls_ca: Option<PathBuf>,
     /// This client's certificate (PEM), for a server that asks for one (mutual TLS between
     /// nodes).
-    #[arg(long, env = "CALLGRID_TLS_CLIENT_CERT", requires = "tls_client_key", global = true)]
+    #[arg(
+        long,
+        env = "CALLGRID_TLS_CLIENT_CERT",
+        requires = "tls_client_key",
+        global = true
+    )]
     pub(crate) tls_client_cert: Option<PathBuf>,
     /// This client's private key (PEM).
-    #[arg(long, env = "CALLGRID_TLS_CLIENT_KEY", requires = "tls_client_cert", global = true)]
+    #[arg(
+        long,
+        env = "CALLGRID_TLS_CLIENT_KEY",
+        requires = "tls_client_cert",
+        global = true
+    )]
     pub(crate) tls_client_key: Option<PathBuf>,
 }
 
 impl ClientTlsArgs {
     /// The TLS of a tonic channel to `url` (`None` for `http://`).
-    pub(crate) fn tonic(&self, url: &str) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+    pub(crate) fn tonic(
+        &self,
+        url: &str,
+    ) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
         if !url.starts_with("https://") {
             return Ok(None);
         }
-        let ca = self
-            .tls_ca
-            .as_ref()
-            .context("an https:// address needs --tls-ca (the CA that signed the server's certificate)")?;
-        let read = |p: &PathBuf| {
-            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-        };
+        let ca = self.tls_ca.as_ref().context(
+            "an https:// address needs --tls-ca (the CA that signed the server's certificate)",
+        )?;
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
         let mut tls = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
         if let (Some(cert), Some(key)) = (&self.tls_client_cert, &self.tls_client_key) {
-            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(cert)?,
+                read(key)?,
+            ));
         }
         Ok(Some(tls))
     }
 
     /// A rustls client configuration for HTTP/1.1 (`callgrid watch` over https).
     pub(crate) fn rustls(&self) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
-        let ca = self
-            .tls_ca
-            .as_ref()
-            .context("an https:// address needs --tls-ca (the CA that signed the server's certificate)")?;
+        let ca = self.tls_ca.as_ref().context(
+            "an https:// address needs --tls-ca (the CA that signed the server's certificate)",
+        )?;
         let identity = self
             .tls_client_cert
             .as_deref()
             .zip(self.tls_client_key.as_deref());
-        Ok(callgrid_http::tls::client_config(ca, identity, &[b"http/1.1"])?)
+        Ok(callgrid_http::tls::client_config(
+            ca,
+            identity,
+            &[b"http/1.1"],
+        )?)
     }
 }
 
 /// A tonic endpoint for `url`, with TLS when it is `https://`.
-pub(crate) fn endpoint(url: &str, tls: &ClientTlsArgs) -> anyhow::Result<tonic::transport::Endpoint> {
+pub(crate) fn endpoint(
+    url: &str,
+    tls: &ClientTlsArgs,
+) -> anyhow::Result<tonic::transport::Endpoint> {
     let mut e = tonic::transport::Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("bad router address {url}"))?
         .tcp_nodelay(true);

@@ -405,7 +405,12 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
     let edge = Arc::new(edge);
     // the edge keeps no credentials: the router says who a metrics scraper is
     let verifier = Arc::new(verifier::RouterVerifier::new(channel));
-    let metrics = serve_metrics(metrics_listener, Some(edge.clone()), verifier, a.tls.http()?);
+    let metrics = serve_metrics(
+        metrics_listener,
+        Some(edge.clone()),
+        verifier,
+        a.tls.http()?,
+    );
     tracing::info!(sip = %edge.local_addr(), %router, "sip edge serving");
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down");
@@ -835,7 +840,10 @@ impl KafkaClientArgs {
         if let Some(f) = &self.kafka_password_file {
             let p = std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read {}", f.display()))?;
-            c.push(("sasl.password".into(), p.trim_end_matches(['\n', '\r']).to_owned()));
+            c.push((
+                "sasl.password".into(),
+                p.trim_end_matches(['\n', '\r']).to_owned(),
+            ));
         }
         Ok(c)
     }

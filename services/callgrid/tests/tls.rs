@@ -65,8 +65,14 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
         "--days",
         "2",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for f in ["ca.pem", "ca.key", "node.pem", "node.key", "cli.pem", "cli.key"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.pem", "ca.key", "node.pem", "node.key", "cli.pem", "cli.key",
+    ] {
         assert!(certs.join(f).exists(), "{f}");
     }
     use std::os::unix::fs::PermissionsExt;
@@ -150,7 +156,10 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
             &format!("GET /api/v1/tenants HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n"),
         ))
         .expect("https");
-    assert!(r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
+        "{r}"
+    );
     assert!(r.contains("\"demo\""), "{r}");
     let r = rt
         .block_on(https(
@@ -162,7 +171,15 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
     assert!(r.contains(" 200 "), "{r}");
     // a session cookie over TLS is Secure
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["user", "add", "--tenant", "demo", "--role", "supervisor", "sue"])
+        .args([
+            "user",
+            "add",
+            "--tenant",
+            "demo",
+            "--role",
+            "supervisor",
+            "sue",
+        ])
         .args(["--router", &router, "--token-file", path(&token_file)])
         .args(["--tls-ca", path(&ca)])
         .args(["--tls-client-cert", path(&certs.join("cli.pem"))])
@@ -180,7 +197,11 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
             c.wait_with_output()
         })
         .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body = r#"{"tenant":"demo","user":"sue","password":"sue's long password"}"#;
     let r = rt
         .block_on(https(
@@ -261,7 +282,11 @@ fn the_router_reaches_a_kafka_broker_that_requires_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = dir.path().join("certs");
     let out = callgrid(&["certs", "--out", path(&certs), "--name", "broker"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     // Tansu behind a TLS proxy: clients only ever reach the broker through the proxy
     let tls_port = free_port();
@@ -328,7 +353,11 @@ fn the_router_reaches_a_kafka_broker_that_requires_tls() {
         })
         .expect("kafka over tls");
         let mut found = false;
-        for p in 0..log.partition_count("callgrid.events.v1").await.expect("topic") {
+        for p in 0..log
+            .partition_count("callgrid.events.v1")
+            .await
+            .expect("topic")
+        {
             for r in log
                 .read("callgrid.events.v1", p, 0, usize::MAX)
                 .await
@@ -343,5 +372,8 @@ fn the_router_reaches_a_kafka_broker_that_requires_tls() {
         }
         found
     });
-    assert!(found, "alice's login, caused by the admin token, is in the topic");
+    assert!(
+        found,
+        "alice's login, caused by the admin token, is in the topic"
+    );
 }

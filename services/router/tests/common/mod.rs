@@ -80,7 +80,15 @@ pub async fn start_with(opts: RouterOptions) -> Harness {
     let served = (router.clone(), access.clone());
     tokio::spawn(async move {
         let options = callgrid_http::ServerOptions::named("grpc");
-        grpc::serve_on(served.0, served.1, &gate, listener, options, std::future::pending()).await
+        grpc::serve_on(
+            served.0,
+            served.1,
+            &gate,
+            listener,
+            options,
+            std::future::pending(),
+        )
+        .await
     });
     let mut h = Harness {
         router,
