@@ -382,6 +382,10 @@ struct SipEdgeArgs {
     metrics: MetricsArgs,
     #[command(flatten)]
     tls: ServerTlsArgs,
+    /// The routers' secrets key (64 hex digits), for tenant files whose trunk secrets are
+    /// kept encrypted (`password_enc`).
+    #[arg(long, env = "CALLGRID_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
 }
 
 async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
@@ -399,7 +403,12 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
             bearer,
         ),
     ));
-    let edge = callgrid_sip_edge::SipEdge::start_with(a.sip.options(&a.data_dir), tenants, link)
+    let mut options = a.sip.options(&a.data_dir);
+    options.secrets_key = match &a.secrets_key_file {
+        Some(path) => Some(callgrid_config::secrets::SecretsKey::read(path)?),
+        None => None,
+    };
+    let edge = callgrid_sip_edge::SipEdge::start_with(options, tenants, link)
         .await
         .context("cannot start the sip edge")?;
     let edge = Arc::new(edge);
@@ -483,6 +492,26 @@ struct RouterArgs {
     /// other addresses get PERMISSION_DENIED whatever their token.
     #[arg(long, env = "CALLGRID_ADMIN_ALLOW", default_value = "127.0.0.0/8,::1", value_parser = AllowList::parse)]
     admin_allow: AllowList,
+    /// The key trunk secrets of tenant files are kept encrypted with (64 hex digits); made
+    /// on the first start when missing [default: DATA_DIR/secrets.key]. Every node of a
+    /// cluster (routers, SIP edges) needs the same key.
+    #[arg(long, env = "CALLGRID_SECRETS_KEY_FILE")]
+    secrets_key_file: Option<PathBuf>,
+}
+
+impl RouterArgs {
+    /// The secrets key, made on the first start.
+    fn secrets_key(&self) -> anyhow::Result<callgrid_config::secrets::SecretsKey> {
+        let path = self
+            .secrets_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets.key"));
+        let (key, made) = callgrid_config::secrets::SecretsKey::read_or_create(&path)?;
+        if made {
+            tracing::info!(path = %path.display(), "secrets key written (mode 0600): trunk secrets are kept encrypted with it; give every node of a cluster the same key");
+        }
+        Ok(key)
+    }
 }
 
 #[derive(Args)]
@@ -646,6 +675,9 @@ struct RouterCmdArgs {
     /// them by key).
     #[arg(long, default_value_t = 8)]
     partitions: u32,
+    /// The SIP digest realm of the edges: agents' passwords are kept as HA1s for it.
+    #[arg(long, default_value = "callgrid")]
+    sip_realm: String,
     #[command(flatten)]
     tls: ServerTlsArgs,
 }
@@ -729,11 +761,14 @@ async fn open_router(
     a: &RouterArgs,
     log: Arc<dyn EventLog>,
     partitions: u32,
+    sip_realm: &str,
 ) -> anyhow::Result<(Arc<Router>, Vec<callgrid_config::TenantFile>)> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let mut opts = RouterOptions {
         partitions,
+        sip_realm: sip_realm.to_owned(),
+        secrets_key: Some(a.secrets_key()?),
         clock: Clock::scaled(a.time_scale),
         edge_grace_ms: a.edge_grace_seconds * 1000,
         snapshot: (a.snapshot_every > 0).then(|| SnapshotPolicy {
@@ -771,12 +806,18 @@ async fn open_router(
     };
     let mut tenant_files = Vec::new();
     for (name, yaml) in files {
-        tenant_files
-            .push(callgrid_config::load_str(&name, &yaml).map_err(|e| anyhow::anyhow!("{e}"))?);
         let (tenant, version) = router
             .load_tenant(&name, &yaml)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // the file as the router keeps it (secrets sealed), for the edge of this process
+        let kept = router
+            .tenant(tenant.as_str())
+            .map(|t| t.yaml.read().map(|y| y.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        tenant_files.push(
+            callgrid_config::load_trusted_str(&name, &kept).map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
         tracing::info!(%tenant, version, file = %name, "tenant ready");
     }
     Ok((router, tenant_files))
@@ -803,7 +844,7 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
     };
     let access = open_access(&log).await?;
     first_admin_token(&access, &a.data_dir).await?;
-    let (router, _) = open_router(a, log, c.partitions).await?;
+    let (router, _) = open_router(a, log, c.partitions, &c.sip_realm).await?;
     tracing::info!(
         listen = %a.listen,
         log = c.kafka.as_deref().unwrap_or("embedded"),
@@ -965,8 +1006,13 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let log = open_embedded_log(a).await?;
     let access = open_access(&log).await?;
     first_admin_token(&access, &a.data_dir).await?;
-    let (router, tenant_files) =
-        open_router(a, log.clone(), RouterOptions::default().partitions).await?;
+    let (router, tenant_files) = open_router(
+        a,
+        log.clone(),
+        RouterOptions::default().partitions,
+        &s.sip.sip_realm,
+    )
+    .await?;
     let projections = match s.projections.no_projector {
         true => None,
         false => {
@@ -988,10 +1034,11 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         // the edge and the router share this process: the edge opens call streams on the
         // router's call-control service directly (docs/DECISIONS.md, "In-process call control")
         let link = Arc::new(InProcess::new(grpc::CallControlSvc::new(router.clone())));
-        let edge =
-            callgrid_sip_edge::SipEdge::start_with(s.sip.options(&a.data_dir), tenant_files, link)
-                .await
-                .context("cannot start the sip edge")?;
+        let mut options = s.sip.options(&a.data_dir);
+        options.secrets_key = Some(a.secrets_key()?);
+        let edge = callgrid_sip_edge::SipEdge::start_with(options, tenant_files, link)
+            .await
+            .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");
         let edge = Arc::new(edge);
         // a tenant loaded later (Admin LoadTenant) reaches the edge too: its numbers, trunks

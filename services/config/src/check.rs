@@ -50,6 +50,7 @@ impl Checker {
         self.dialled_numbers(t);
         self.unique("trunks", "trunk id", t.trunks.iter().map(|k| k.id.as_str()));
         self.trunks(t);
+        self.secrets(t);
 
         let index = Index {
             agents: t.agents.iter().map(|a| a.id.as_str()).collect(),
@@ -192,6 +193,33 @@ impl Checker {
                         first.insert(addr, i);
                     }
                 }
+            }
+        }
+    }
+
+    /// A secret is given once: as written (`sip_password`, `password`) or as callgrid keeps it
+    /// (`sip_ha1`, `password_enc`), not both; a trunk account needs its secret.
+    fn secrets(&mut self, t: &TenantFile) {
+        for (i, a) in t.agents.iter().enumerate() {
+            if a.sip_password.is_some() && a.sip_ha1.is_some() {
+                self.push(
+                    vec![key("agents"), Seg::Index(i), key("sip_ha1")],
+                    "give sip_password or sip_ha1, not both".to_owned(),
+                );
+            }
+        }
+        for (i, k) in t.trunks.iter().enumerate() {
+            let at = |field| vec![key("trunks"), Seg::Index(i), key(field)];
+            match (k.password.is_some(), k.password_enc.is_some()) {
+                (true, true) => self.push(
+                    at("password_enc"),
+                    "give password or password_enc, not both".to_owned(),
+                ),
+                (false, false) if k.username.is_some() => self.push(
+                    at("password"),
+                    "required with username (the account's secret)".to_owned(),
+                ),
+                _ => {}
             }
         }
     }

@@ -70,6 +70,7 @@ pub fn generate_tenant(
                     "pw-{tenant_id}-{i}-{}",
                     rng.next() % 100_000
                 ))),
+                sip_ha1: None,
                 skills,
             }
         })

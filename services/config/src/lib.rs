@@ -54,6 +54,7 @@ mod generate;
 mod load;
 mod model;
 mod schema;
+pub mod secrets;
 mod setup;
 
 pub use setup::to_setup;
@@ -62,9 +63,9 @@ pub use error::{ConfigError, FieldError};
 pub use generate::{generate_tenant, to_yaml, MAX_GENERATED_QUEUES};
 pub use load::{load_dir, load_file, load_str, load_trusted_str, validate};
 pub use model::{
-    Agent, Defaults, Group, Limits, Member, Menu, Number, NumberKind, Queue, SipPassword, Strategy,
-    Target, TenantFile, Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER,
-    CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, REASON_MISSED_OFFERS,
+    Agent, Defaults, Group, Limits, Member, Menu, Number, NumberKind, Queue, SipHa1, SipPassword,
+    Strategy, Target, TenantFile, Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT,
+    CAUSE_NO_ANSWER, CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, REASON_MISSED_OFFERS,
 };
 
 /// The JSON Schema of tenant files (`schemas/tenant.schema.json`, draft 2020-12), e.g. for

@@ -103,9 +103,13 @@ pub struct Trunk {
     /// Account id for digest authentication, both ways.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// Secret for digest authentication.
+    /// Secret for digest authentication (as written; kept encrypted: `password_enc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SipPassword>,
+    /// The secret encrypted with the platform's secrets key (`secrets::SecretsKey`), as
+    /// callgrid keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_enc: Option<String>,
     /// Most calls on this trunk at once; `None` = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
@@ -208,12 +212,29 @@ pub struct Agent {
     pub name: String,
     /// Extension, 5 or 6 digits; several agents may share one (A1).
     pub extension: String,
-    /// Password for SIP digest authentication of the agent's phones (A4).
+    /// Password for SIP digest authentication of the agent's phones (A4), as written; kept
+    /// as `sip_ha1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_password: Option<SipPassword>,
+    /// The digest HA1s of the agent's password, as callgrid keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_ha1: Option<SipHa1>,
     /// Skill name -> proficiency 1..=10.
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
+}
+
+/// An agent's SIP password as digest HA1s (RFC 2617), for the realm they were made for and
+/// the two user names a phone may register with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipHa1 {
+    /// The digest realm.
+    pub realm: String,
+    /// `MD5(tenant.agent:realm:password)`.
+    pub ha1: String,
+    /// `MD5(agent:realm:password)`.
+    pub ha1b: String,
 }
 
 /// A SIP digest password. Its `Debug` output is redacted so it never reaches a log.

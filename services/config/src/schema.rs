@@ -294,7 +294,10 @@ fn describe_error(
             None => (Some(root), ""),
         },
     };
-    let secret = matches!(path.last(), Some(Seg::Key(k)) if k == "sip_password");
+    // values of secrets never reach an error message (nor a log)
+    let secret = path.iter().any(|s| {
+        matches!(s, Seg::Key(k) if matches!(k.as_str(), "sip_password" | "password" | "password_enc" | "sip_ha1"))
+    });
     let got = || {
         if secret {
             "a hidden value".to_owned()

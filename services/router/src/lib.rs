@@ -62,6 +62,9 @@ pub enum RouterError {
     /// The journal stopped.
     #[error(transparent)]
     Journal(#[from] journal::JournalClosed),
+    /// A tenant file's secrets cannot be kept as they must be (no secrets key...).
+    #[error("{0}")]
+    Secret(#[from] callgrid_config::secrets::SecretError),
     /// A tenant file too large for one record of the event log.
     #[error("yaml: the tenant file makes a configuration event of {bytes} bytes; the event log takes at most {max}")]
     TooLarge {
@@ -89,6 +92,11 @@ pub struct RouterOptions {
     /// `UNAVAILABLE` (the edge answers 503 with a Reason) instead of queueing behind an
     /// overloaded router until every caller has given up (docs/DECISIONS.md, "Overload").
     pub max_pending_arrivals: usize,
+    /// The SIP digest realm agents' passwords are kept for (as HA1s: docs/SECURITY.md).
+    pub sip_realm: String,
+    /// The key trunk secrets are kept encrypted with; without one a tenant file with a trunk
+    /// secret is refused.
+    pub secrets_key: Option<callgrid_config::secrets::SecretsKey>,
 }
 
 impl Default for RouterOptions {
@@ -100,6 +108,8 @@ impl Default for RouterOptions {
             edge_grace_ms: 30_000,
             snapshot: None,
             max_pending_arrivals: 1_000,
+            sip_realm: "callgrid".into(),
+            secrets_key: None,
         }
     }
 }
@@ -116,6 +126,8 @@ pub struct Router {
     numbers: RwLock<HashMap<String, TenantId>>,
     load_lock: tokio::sync::Mutex<()>,
     tenant_listeners: RwLock<Vec<TenantListener>>,
+    sip_realm: String,
+    secrets_key: Option<callgrid_config::secrets::SecretsKey>,
 }
 
 /// Told of every tenant file `load_tenant` installed (once its `TenantConfigured` is durable):
@@ -214,6 +226,8 @@ impl Router {
             numbers: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             tenant_listeners: RwLock::new(Vec::new()),
+            sip_realm: opts.sip_realm.clone(),
+            secrets_key: opts.secrets_key.clone(),
         });
         let events = recovered.events;
         let calls: usize = recovered.tenants.values().map(|t| t.core.calls.len()).sum();
@@ -349,8 +363,10 @@ impl Router {
         Ok(tenant)
     }
 
-    /// Loads (or replaces) a tenant's configuration from YAML text: validated, written to the
-    /// log as an event (durable), then installed. Loading the same text again changes nothing.
+    /// Loads (or replaces) a tenant's configuration from YAML text: validated, its secrets
+    /// sealed (agents' passwords as HA1s, trunk secrets encrypted: the log never holds them in
+    /// plain text), written to the log as an event (durable), then installed. Loading the same
+    /// text again changes nothing.
     pub async fn load_tenant(
         &self,
         source_name: &str,
@@ -366,6 +382,11 @@ impl Router {
         yaml: &str,
         by: Option<&str>,
     ) -> Result<(TenantId, u64), RouterError> {
+        callgrid_config::load_str(source_name, yaml)?;
+        let sealed =
+            callgrid_config::secrets::seal(yaml, &self.sip_realm, self.secrets_key.as_ref())?;
+        let yaml = sealed.as_str();
+        // what the edge and the setup are built from: the file as it is kept
         let file = callgrid_config::load_str(source_name, yaml)?;
         let _guard = self.load_lock.lock().await;
         let id = TenantId::new(&file.tenant);

@@ -176,25 +176,39 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// `MD5(username:realm:password)` (RFC 2617's HA1).
+pub fn ha1(username: &str, realm: &str, password: &str) -> String {
+    md5_hex(&[username, realm, password])
+}
+
 /// The response a client with `password` must send for `method` (RFC 2617 §3.2.2.1).
 pub fn expected_response(c: &Credentials, method: &str, password: &str) -> String {
-    let ha1 = md5_hex(&[&c.username, &c.realm, password]);
+    expected_response_ha1(c, method, &ha1(&c.username, &c.realm, password))
+}
+
+/// The response a client whose HA1 is `ha1` must send for `method`.
+pub fn expected_response_ha1(c: &Credentials, method: &str, ha1: &str) -> String {
     let ha2 = md5_hex(&[method, &c.uri]);
     match c.qop.as_deref() {
         Some(qop) => md5_hex(&[
-            &ha1,
+            ha1,
             &c.nonce,
             c.nc.as_deref().unwrap_or(""),
             c.cnonce.as_deref().unwrap_or(""),
             qop,
             &ha2,
         ]),
-        None => md5_hex(&[&ha1, &c.nonce, &ha2]),
+        None => md5_hex(&[ha1, &c.nonce, &ha2]),
     }
 }
 
 /// Whether the credentials prove knowledge of `password` (compared in constant time).
 pub fn verify(c: &Credentials, method: &str, password: &str) -> bool {
+    verify_ha1(c, method, &ha1(&c.username, &c.realm, password))
+}
+
+/// Whether the credentials prove knowledge of the password whose HA1 is `ha1`.
+pub fn verify_ha1(c: &Credentials, method: &str, ha1: &str) -> bool {
     if c.algorithm
         .as_deref()
         .is_some_and(|a| !a.eq_ignore_ascii_case("md5"))
@@ -207,7 +221,7 @@ pub fn verify(c: &Credentials, method: &str, password: &str) -> bool {
     {
         return false;
     }
-    let want = expected_response(c, method, password);
+    let want = expected_response_ha1(c, method, ha1);
     let got = c.response.to_ascii_lowercase();
     want.len() == got.len()
         && want

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use callgrid_config::secrets::SecretsKey;
 use callgrid_config::{TenantFile, TrunkTransport};
 
 /// A hotline number as the router knows it.
@@ -31,7 +32,7 @@ pub struct TrunkEntry {
     pub transport: TrunkTransport,
     /// Digest account, both ways.
     pub username: Option<String>,
-    /// Digest secret.
+    /// Digest secret (decrypted from the file's `password_enc` with the secrets key).
     pub password: Option<String>,
     /// Most calls at once.
     pub max_calls: Option<u32>,
@@ -58,6 +59,32 @@ impl TrunkEntry {
     }
 }
 
+/// What an agent's phone proves in a digest: its password, as written in a tenant file, or
+/// the HA1s callgrid keeps instead (`sip_ha1`).
+#[derive(Clone)]
+pub enum AgentCredential {
+    /// The password (tenant files read by `callgrid sip-edge`).
+    Password(String),
+    /// HA1s for `tenant.agent` (`ha1`) and `agent` (`ha1b`) in `realm`.
+    Ha1 {
+        /// The realm they were made for.
+        realm: String,
+        /// `MD5(tenant.agent:realm:password)`.
+        ha1: String,
+        /// `MD5(agent:realm:password)`.
+        ha1b: String,
+    },
+}
+
+impl std::fmt::Debug for AgentCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AgentCredential::Password(_) => "Password(***)",
+            AgentCredential::Ha1 { .. } => "Ha1(***)",
+        })
+    }
+}
+
 /// An agent who may register phones.
 #[derive(Debug, Clone)]
 pub struct AgentEntry {
@@ -65,8 +92,34 @@ pub struct AgentEntry {
     pub tenant: Arc<str>,
     /// Agent id.
     pub agent: Arc<str>,
-    /// Digest password; agents without one cannot register.
-    pub password: Option<String>,
+    /// Its digest credential; agents without one cannot register.
+    pub credential: Option<AgentCredential>,
+}
+
+impl AgentEntry {
+    /// The HA1 a digest with `username` in `realm` must be made with, if the agent has one
+    /// for them.
+    pub fn ha1(&self, username: &str, realm: &str) -> Option<String> {
+        match self.credential.as_ref()? {
+            AgentCredential::Password(p) => Some(crate::digest::ha1(username, realm, p)),
+            AgentCredential::Ha1 {
+                realm: r,
+                ha1,
+                ha1b,
+            } => {
+                if r != realm {
+                    return None;
+                }
+                if username == format!("{}.{}", self.tenant, self.agent) {
+                    Some(ha1.clone())
+                } else if username == &*self.agent {
+                    Some(ha1b.clone())
+                } else {
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// The edge's view of every tenant.
@@ -104,8 +157,12 @@ impl Eq for AgentEntry {}
 
 impl Directory {
     /// Builds the directory of these tenants. `counters` keeps each trunk's call count
-    /// across rebuilds.
-    pub fn build(tenants: &[TenantFile], counters: &TrunkCounters) -> Directory {
+    /// across rebuilds; `key` opens trunk secrets kept encrypted.
+    pub fn build(
+        tenants: &[TenantFile],
+        counters: &TrunkCounters,
+        key: Option<&SecretsKey>,
+    ) -> Directory {
         let mut d = Directory::default();
         for t in tenants {
             let tenant: Arc<str> = Arc::from(t.tenant.as_str());
@@ -129,7 +186,7 @@ impl Directory {
                     addr,
                     transport: k.transport,
                     username: k.username.clone(),
-                    password: k.password.as_ref().map(|p| p.expose().to_owned()),
+                    password: trunk_secret(&t.tenant, k, key),
                     max_calls: k.max_concurrent_calls,
                     active: counters.get(&t.tenant, &k.id),
                 });
@@ -151,7 +208,15 @@ impl Directory {
                     AgentEntry {
                         tenant: tenant.clone(),
                         agent: agent.clone(),
-                        password: a.sip_password.as_ref().map(|p| p.expose().to_owned()),
+                        credential: match (&a.sip_password, &a.sip_ha1) {
+                            (Some(p), _) => Some(AgentCredential::Password(p.expose().to_owned())),
+                            (None, Some(h)) => Some(AgentCredential::Ha1 {
+                                realm: h.realm.clone(),
+                                ha1: h.ha1.clone(),
+                                ha1b: h.ha1b.clone(),
+                            }),
+                            (None, None) => None,
+                        },
                     },
                 );
                 d.agent_tenants
@@ -237,18 +302,46 @@ impl TrunkCounters {
     }
 }
 
+/// A trunk's digest secret: as written, or opened with the secrets key (an error logged,
+/// and no secret, when it cannot be).
+fn trunk_secret(
+    tenant: &str,
+    k: &callgrid_config::Trunk,
+    key: Option<&SecretsKey>,
+) -> Option<String> {
+    if let Some(p) = &k.password {
+        return Some(p.expose().to_owned());
+    }
+    let sealed = k.password_enc.as_ref()?;
+    match key.map(|key| key.open(sealed)) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            tracing::error!(%tenant, trunk = %k.id, error = %e, "trunk secret unusable: its calls cannot authenticate");
+            None
+        }
+        None => {
+            tracing::error!(%tenant, trunk = %k.id, "trunk secret is encrypted and the edge has no secrets key (--secrets-key-file): its calls cannot authenticate");
+            None
+        }
+    }
+}
+
 /// The current directory, replaced atomically when tenants change.
 #[derive(Debug, Default)]
 pub struct SharedDirectory {
     current: RwLock<Arc<Directory>>,
     counters: TrunkCounters,
     files: Mutex<Vec<TenantFile>>,
+    key: Option<SecretsKey>,
 }
 
 impl SharedDirectory {
-    /// From these tenants.
-    pub fn new(tenants: Vec<TenantFile>) -> SharedDirectory {
-        let d = SharedDirectory::default();
+    /// From these tenants; `key` opens trunk secrets kept encrypted.
+    pub fn new(tenants: Vec<TenantFile>, key: Option<SecretsKey>) -> SharedDirectory {
+        let d = SharedDirectory {
+            key,
+            ..SharedDirectory::default()
+        };
         d.replace_all(tenants);
         d
     }
@@ -263,7 +356,11 @@ impl SharedDirectory {
 
     /// Replaces every tenant.
     pub fn replace_all(&self, tenants: Vec<TenantFile>) {
-        let built = Arc::new(Directory::build(&tenants, &self.counters));
+        let built = Arc::new(Directory::build(
+            &tenants,
+            &self.counters,
+            self.key.as_ref(),
+        ));
         *self
             .files
             .lock()
@@ -282,7 +379,7 @@ impl SharedDirectory {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         files.retain(|t| t.tenant != tenant.tenant);
         files.push(tenant);
-        let built = Arc::new(Directory::build(&files, &self.counters));
+        let built = Arc::new(Directory::build(&files, &self.counters, self.key.as_ref()));
         *self
             .current
             .write()
@@ -300,7 +397,7 @@ mod tests {
 
     #[test]
     fn numbers_match_with_or_without_plus() {
-        let d = Directory::build(&[demo()], &TrunkCounters::default());
+        let d = Directory::build(&[demo()], &TrunkCounters::default(), None);
         assert_eq!(
             &*d.number("842873000200").expect("n").number,
             "+842873000200"
@@ -313,7 +410,7 @@ mod tests {
     fn agents_are_found_by_several_spellings() {
         let mut other = demo();
         other.tenant = "other".into();
-        let d = Directory::build(&[demo(), other], &TrunkCounters::default());
+        let d = Directory::build(&[demo(), other], &TrunkCounters::default(), None);
         assert!(
             matches!(d.agent("demo.alice", "127.0.0.1"), AgentLookup::Found(a) if &*a.tenant == "demo")
         );
@@ -322,7 +419,7 @@ mod tests {
         );
         assert_eq!(d.agent("alice", "127.0.0.1"), AgentLookup::Ambiguous);
         assert_eq!(d.agent("nobody", "127.0.0.1"), AgentLookup::Unknown);
-        let single = Directory::build(&[demo()], &TrunkCounters::default());
+        let single = Directory::build(&[demo()], &TrunkCounters::default(), None);
         assert!(matches!(
             single.agent("bob", "127.0.0.1"),
             AgentLookup::Found(_)
@@ -331,7 +428,7 @@ mod tests {
 
     #[test]
     fn trunks_are_found_by_source_and_limited() {
-        let shared = SharedDirectory::new(vec![demo()]);
+        let shared = SharedDirectory::new(vec![demo()], None);
         let d = shared.get();
         let t = d
             .trunk_by_source("127.0.0.1:40000".parse().expect("addr"), "demo")
@@ -355,5 +452,39 @@ mod tests {
         assert!(!again.try_acquire());
         again.release();
         assert!(t.try_acquire());
+    }
+
+    #[test]
+    fn kept_secrets_serve_as_written_ones() {
+        use callgrid_config::secrets::{seal, SecretsKey};
+        let key = SecretsKey::from_bytes(&[3; 32]);
+        let yaml = callgrid_config::DEMO_TENANT_YAML.replace(
+            "address: \"127.0.0.1:5080\",",
+            "address: \"127.0.0.1:5080\", username: carrier, password: carrier-secret,",
+        );
+        let kept = seal(&yaml, "callgrid", Some(&key)).expect("sealed");
+        let file = callgrid_config::load_str("kept.yaml", &kept).expect("loads");
+        let d = Directory::build(
+            std::slice::from_ref(&file),
+            &TrunkCounters::default(),
+            Some(&key),
+        );
+        let trunk = &d.trunks_by_username("carrier")[0];
+        assert_eq!(trunk.password.as_deref(), Some("carrier-secret"));
+        let AgentLookup::Found(alice) = d.agent("demo.alice", "x") else {
+            panic!("alice");
+        };
+        let by_password = crate::digest::ha1("demo.alice", "callgrid", "alice-demo-secret");
+        assert_eq!(alice.ha1("demo.alice", "callgrid"), Some(by_password));
+        assert_eq!(
+            alice.ha1("alice", "callgrid"),
+            Some(crate::digest::ha1("alice", "callgrid", "alice-demo-secret"))
+        );
+        // another realm, another user name: nothing to check against
+        assert_eq!(alice.ha1("demo.alice", "elsewhere"), None);
+        assert_eq!(alice.ha1("demo.bob", "callgrid"), None);
+        // without the key the trunk cannot authenticate
+        let d = Directory::build(&[file], &TrunkCounters::default(), None);
+        assert!(d.trunks_by_username("carrier")[0].password.is_none());
     }
 }

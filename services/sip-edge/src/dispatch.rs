@@ -135,7 +135,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     // unknown agents are challenged and checked like known ones, so the answers do not tell
     // which agent ids exist; their credentials can never verify
     let agent = match directory.agent(&user, &domain) {
-        AgentLookup::Found(a) if a.password.is_some() => Some(a),
+        AgentLookup::Found(a) if a.credential.is_some() => Some(a),
         AgentLookup::Ambiguous => {
             Metrics::inc(&shared.metrics.registrations_refused);
             let _ = tx
@@ -188,8 +188,8 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
             directory.agent(&c.username, &domain),
             AgentLookup::Found(ref a) if a == agent
         );
-        let password = agent.password.as_deref()?;
-        (same_agent && digest::verify(c, "REGISTER", password)).then(|| agent.clone())
+        let ha1 = agent.ha1(&c.username, &c.realm)?;
+        (same_agent && digest::verify_ha1(c, "REGISTER", &ha1)).then(|| agent.clone())
     });
     let agent = match checked {
         Checked::Verified(agent) => agent,

@@ -135,6 +135,9 @@ pub struct EdgeOptions {
     /// Most nonces whose nonce counts are kept (65,536); beyond, the oldest are forgotten
     /// and answered with a fresh challenge.
     pub tracked_nonces: usize,
+    /// The key trunk secrets are kept encrypted with (`password_enc` in tenant files); the
+    /// same as the router's.
+    pub secrets_key: Option<callgrid_config::secrets::SecretsKey>,
 }
 
 impl Default for EdgeOptions {
@@ -155,6 +158,7 @@ impl Default for EdgeOptions {
             auth_ban: AuthBan::default(),
             tracked_sources: 65_536,
             tracked_nonces: 65_536,
+            secrets_key: None,
         }
     }
 }
@@ -204,7 +208,7 @@ impl SipEdge {
     ) -> Result<SipEdge, EdgeError> {
         let cancel = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
-        let directory = Arc::new(SharedDirectory::new(tenants));
+        let directory = Arc::new(SharedDirectory::new(tenants, options.secrets_key.clone()));
         let defences = Arc::new(Defences::new(
             defences::Guard::new(
                 options.source_limits,

@@ -55,7 +55,9 @@ impl api::admin_server::Admin for AdminSvc {
             .await
             .map_err(|e| match e {
                 RouterError::Config(c) => Status::invalid_argument(c.to_string()),
-                RouterError::TooLarge { .. } => Status::invalid_argument(e.to_string()),
+                RouterError::TooLarge { .. } | RouterError::Secret(_) => {
+                    Status::invalid_argument(e.to_string())
+                }
                 // the owner is another tenant's business
                 RouterError::NumberTaken { number, .. } if !by.platform_wide() => {
                     Status::already_exists(format!("number {number} belongs to another tenant"))
