@@ -274,16 +274,22 @@ impl Node {
     /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth from
     /// that port first (the edge reaches a phone where its REGISTER came from, RFC 3581).
     fn phone(&self, agent: &str, scenario: &str, extra: &[&str]) -> Proc {
-        let port = free_port(false);
-        self.register(agent, port, "agent_register.xml");
-        let mut args = vec!["-p".to_owned(), port.to_string(), "-m".into(), "1".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        // the UAS instance is not a client: it does not dial the edge, but SIPp wants a
-        // remote address; the edge's is harmless
-        let phone = self.sipp(scenario, &args);
-        wait_bound(port);
-        phone
+        // between the REGISTER and the UAS the port is free: another test may take it, and
+        // the UAS cannot start; then the phone registers again from another port
+        for _ in 0..3 {
+            let port = free_port(false);
+            self.register(agent, port, "agent_register.xml");
+            let mut args = vec!["-p".to_owned(), port.to_string(), "-m".into(), "1".into()];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            // the UAS instance is not a client: it does not dial the edge, but SIPp wants a
+            // remote address; the edge's is harmless
+            let mut phone = self.sipp(scenario, &args);
+            if wait_bound(port, &mut phone) {
+                return phone;
+            }
+        }
+        panic!("the phone of {agent} could not start on three ports")
     }
 
     /// Registers `agent` from 127.0.0.1:`port` (its Contact names the same port).
@@ -372,10 +378,23 @@ impl Node {
     }
 }
 
-/// Waits until something (a SIPp UAS starting) holds UDP `port` on 127.0.0.1.
-fn wait_bound(port: u16) {
+/// Waits until a UDP socket on `port` exists (read from /proc/net/udp: binding the port to
+/// find out could take it from the SIPp starting there); false if `proc` exited first.
+fn wait_bound(port: u16, proc: &mut Proc) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    let hex = format!(":{port:04X} ");
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        if table.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| format!("{a} ").ends_with(&hex))
+        }) {
+            return true;
+        }
+        if proc.child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
         assert!(Instant::now() < deadline, "nothing listens on udp {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
