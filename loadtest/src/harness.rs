@@ -432,8 +432,7 @@ pub fn agent_password(i: usize) -> String {
 /// port of its own, so the trunk is matched by address only (the edge tries the exact port
 /// first, then any port of the address). Checked against the trunk schema of the SIP edge
 /// commit (schemas/tenant.schema.json, `trunks`); no call limit.
-const TRUNK_YAML: &str =
-    "trunks:\n  - { id: load-carrier, name: Load carrier, address: \"127.0.0.1\" }\n";
+const TRUNK_YAML: &str = "trunks:\n  - { id: load-carrier, name: Load carrier, address: \"127.0.0.1\", max_concurrent_calls: 1000000 }\n";
 
 /// The tenant of a callgrid load test: `agents` agents a0001.. with extensions and SIP
 /// passwords, all members of queue 200 (longest idle, no wrap-up), the number routed to it.
@@ -441,6 +440,7 @@ const TRUNK_YAML: &str =
 pub fn load_tenant_yaml(agents: usize, number: &str) -> String {
     let mut y = String::from(
         "tenant: load\nname: SIP load test\ntimezone: UTC\nreason_codes: [break]\n\
+         limits: { max_concurrent_calls: 1000000 }\n\
          defaults: { wrapup_seconds: 0, max_missed_offers: 0, service_level_seconds: 20 }\nagents:\n",
     );
     for i in 1..=agents {

@@ -111,6 +111,7 @@ struct Stats {
 fn tenant_yaml(a: &Args, i: usize) -> String {
     let mut y = format!(
         "tenant: {p}{i}\nname: Load tenant {i}\ntimezone: UTC\nreason_codes: [break]\n\
+         limits: {{ max_concurrent_calls: 1000000 }}\n\
          defaults: {{ wrapup_seconds: 0, max_missed_offers: 0, service_level_seconds: {sl} }}\nagents:\n",
         p = a.prefix,
         sl = a.sl_s.round().max(1.0) as u64

@@ -183,3 +183,58 @@ async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
     };
     assert_eq!(configured, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_outage_turns_health_not_serving_and_new_work_is_refused() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let broker = tansu::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _router = start_router(&broker.brokers, dir.path(), port);
+    let ch = connect(port, dir.path()).await;
+    let bare = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let health = || async {
+        tonic_health::pb::health_client::HealthClient::new(bare.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+    };
+    assert_eq!(health().await.ok(), Some(ServingStatus::Serving as i32));
+    let mut agents = api::agent_service_client::AgentServiceClient::new(ch);
+    let login = |agent: &str| api::LoginRequest {
+        tenant: "demo".into(),
+        agent: agent.into(),
+        devices: vec![],
+        not_ready_reason: String::new(),
+    };
+    agents
+        .login(login("alice"))
+        .await
+        .expect("a login while Kafka is up");
+
+    // the broker goes away: the health service says so, without any write to notice it
+    drop(broker);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health().await.ok() != Some(ServingStatus::NotServing as i32) {
+        assert!(
+            Instant::now() < deadline,
+            "health still SERVING without Kafka"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // and new work is refused (UNAVAILABLE), not left hanging behind the outage
+    let r = tokio::time::timeout(Duration::from_secs(20), agents.login(login("bob")))
+        .await
+        .expect("an answer, not a hang");
+    assert_eq!(
+        r.err().map(|e| e.code()),
+        Some(tonic::Code::Unavailable),
+        "a login while Kafka is out"
+    );
+}

@@ -65,7 +65,8 @@ pub use load::{load_dir, load_file, load_str, load_trusted_str, validate};
 pub use model::{
     Agent, Defaults, Group, Limits, Member, Menu, Number, NumberKind, Queue, SipHa1, SipPassword,
     Strategy, Target, TenantFile, Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT,
-    CAUSE_NO_ANSWER, CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, REASON_MISSED_OFFERS,
+    CAUSE_NO_ANSWER, CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, DEFAULT_TENANT_MAX_CALLS,
+    DEFAULT_TRUNK_MAX_CALLS, REASON_MISSED_OFFERS,
 };
 
 /// The JSON Schema of tenant files (`schemas/tenant.schema.json`, draft 2020-12), e.g. for

@@ -71,10 +71,16 @@ pub struct TenantFile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Most calls in progress at once; `None` = no limit.
+    /// Most calls in progress at once; `None`: [`DEFAULT_TENANT_MAX_CALLS`] (N8: never
+    /// unlimited by omission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
 }
+
+/// A tenant's concurrent-call limit when its file gives none (N8).
+pub const DEFAULT_TENANT_MAX_CALLS: u32 = 1_000;
+/// A trunk's concurrent-call limit when its file gives none (N8).
+pub const DEFAULT_TRUNK_MAX_CALLS: u32 = 500;
 
 /// Transport toward a trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -110,7 +116,7 @@ pub struct Trunk {
     /// callgrid keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_enc: Option<String>,
-    /// Most calls on this trunk at once; `None` = no limit.
+    /// Most calls on this trunk at once; `None`: [`DEFAULT_TRUNK_MAX_CALLS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
 }

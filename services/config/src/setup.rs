@@ -153,7 +153,11 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
         menus,
         numbers,
     );
-    setup.max_calls = file.limits.max_concurrent_calls;
+    setup.max_calls = Some(
+        file.limits
+            .max_concurrent_calls
+            .unwrap_or(crate::DEFAULT_TENANT_MAX_CALLS),
+    );
     setup
 }
 

@@ -30,7 +30,14 @@ pub struct Journal {
     healthy: Arc<AtomicBool>,
     counters: Arc<Counters>,
     max_record: usize,
+    /// When the write in progress began (ms since `epoch`), 0 when none is.
+    writing_since: Arc<AtomicU64>,
+    epoch: std::time::Instant,
 }
+
+/// A write that has not finished after this long means the log is not answering (a broker
+/// down: librdkafka would retry for minutes): the journal says it is unhealthy meanwhile.
+pub const STALLED: Duration = Duration::from_secs(5);
 
 /// What the journal has written.
 #[derive(Default, Debug)]
@@ -52,11 +59,17 @@ impl Journal {
         let (durable_tx, durable) = watch::channel(0);
         let healthy = Arc::new(AtomicBool::new(true));
         let counters = Arc::new(Counters::default());
+        let epoch = std::time::Instant::now();
+        let writing_since = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer(
             log,
             rx,
             durable_tx,
-            healthy.clone(),
+            Health {
+                healthy: healthy.clone(),
+                writing_since: writing_since.clone(),
+                epoch,
+            },
             counters.clone(),
         ));
         Arc::new(Journal {
@@ -65,6 +78,8 @@ impl Journal {
             healthy,
             counters,
             max_record,
+            writing_since,
+            epoch,
         })
     }
 
@@ -122,9 +137,28 @@ impl Journal {
         )
     }
 
-    /// False after a write failed and has not yet succeeded on retry.
+    /// False after a write failed and has not yet succeeded on retry, or while a write has
+    /// been in progress for [`STALLED`] or more.
     pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        if !self.healthy.load(Ordering::Relaxed) {
+            return false;
+        }
+        let since = self.writing_since.load(Ordering::Relaxed);
+        since == 0
+            || (self.epoch.elapsed().as_millis() as u64).saturating_sub(since)
+                < STALLED.as_millis() as u64
+    }
+
+    /// Waits until `ticket` is durable, at most `limit`: `Ok(false)` when it is not yet.
+    pub async fn wait_at_most(
+        &self,
+        ticket: Ticket,
+        limit: Duration,
+    ) -> Result<bool, JournalClosed> {
+        match tokio::time::timeout(limit, self.wait(ticket)).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Ok(false),
+        }
     }
 }
 
@@ -139,6 +173,19 @@ fn permanent(e: &LogError) -> bool {
     )
 }
 
+/// What the writer tells of its health.
+struct Health {
+    healthy: Arc<AtomicBool>,
+    writing_since: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
+impl Health {
+    fn store(&self, ok: bool, o: Ordering) {
+        self.healthy.store(ok, o);
+    }
+}
+
 /// Appends a batch; returns the records written. Transient failures are retried (nothing
 /// is acknowledged until it is written); a batch the log refuses for good is written record
 /// by record, and a record refused for good is dropped with an error, so one bad record
@@ -146,7 +193,20 @@ fn permanent(e: &LogError) -> bool {
 async fn write(
     log: &dyn EventLog,
     batch: Vec<Record>,
-    healthy: &AtomicBool,
+    healthy: &Health,
+    counters: &Counters,
+) -> u64 {
+    let started = (healthy.epoch.elapsed().as_millis() as u64).max(1);
+    healthy.writing_since.store(started, Ordering::Relaxed);
+    let n = write_all(log, batch, healthy, counters).await;
+    healthy.writing_since.store(0, Ordering::Relaxed);
+    n
+}
+
+async fn write_all(
+    log: &dyn EventLog,
+    batch: Vec<Record>,
+    healthy: &Health,
     counters: &Counters,
 ) -> u64 {
     let n = batch.len() as u64;
@@ -205,7 +265,7 @@ async fn writer(
     log: Arc<dyn EventLog>,
     mut rx: mpsc::UnboundedReceiver<(Ticket, Vec<Record>)>,
     durable: watch::Sender<Ticket>,
-    healthy: Arc<AtomicBool>,
+    healthy: Health,
     counters: Arc<Counters>,
 ) {
     const MAX_BATCH: usize = 20_000;

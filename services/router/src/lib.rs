@@ -65,6 +65,9 @@ pub enum RouterError {
     /// A tenant file's secrets cannot be kept as they must be (no secrets key...).
     #[error("{0}")]
     Secret(#[from] callgrid_config::secrets::SecretError),
+    /// The event log did not make the change durable in time (an outage).
+    #[error("the event log is not answering: the change is not durable yet")]
+    NotDurable,
     /// A tenant file too large for one record of the event log.
     #[error("yaml: the tenant file makes a configuration event of {bytes} bytes; the event log takes at most {max}")]
     TooLarge {
@@ -128,6 +131,57 @@ pub struct Router {
     tenant_listeners: RwLock<Vec<TenantListener>>,
     sip_realm: String,
     secrets_key: Option<callgrid_config::secrets::SecretsKey>,
+    /// Whether the log answered its last probe (`probe_log`).
+    log_reachable: std::sync::atomic::AtomicBool,
+}
+
+/// The longest an API request waits for its events to be durable before it answers
+/// `UNAVAILABLE` (its change may still become durable later).
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often the log is probed, and how long a probe may take before the log counts as
+/// unreachable.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Probes the log (the end offset of the events topic's first partition) while the router
+/// lives, one probe at a time, so an outage is seen even when nothing is written.
+async fn probe_log(router: std::sync::Weak<Router>) {
+    use std::sync::atomic::Ordering;
+    let mut running: Option<(std::time::Instant, tokio::task::JoinHandle<bool>)> = None;
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let Some(r) = router.upgrade() else { return };
+        let reachable = match running.take() {
+            Some((_, h)) if h.is_finished() => Some(h.await.unwrap_or(false)),
+            Some((started, h)) => {
+                if started.elapsed() >= PROBE_LIMIT {
+                    // still no answer: unreachable, and wait for it before probing again
+                    running = Some((started, h));
+                    Some(false)
+                } else {
+                    running = Some((started, h));
+                    None
+                }
+            }
+            None => None,
+        };
+        if let Some(ok) = reachable {
+            let was = r.log_reachable.swap(ok, Ordering::Relaxed);
+            if was && !ok {
+                tracing::error!("the event log does not answer: new work is refused until it does");
+            } else if !was && ok {
+                tracing::info!("the event log answers again");
+            }
+        }
+        if running.is_none() {
+            let log = r.log.clone();
+            running = Some((
+                std::time::Instant::now(),
+                tokio::spawn(async move { log.end_offset(EVENTS_TOPIC, 0).await.is_ok() }),
+            ));
+        }
+    }
 }
 
 /// Told of every tenant file `load_tenant` installed (once its `TenantConfigured` is durable):
@@ -228,7 +282,9 @@ impl Router {
             tenant_listeners: RwLock::new(Vec::new()),
             sip_realm: opts.sip_realm.clone(),
             secrets_key: opts.secrets_key.clone(),
+            log_reachable: std::sync::atomic::AtomicBool::new(true),
         });
+        tokio::spawn(probe_log(Arc::downgrade(&router)));
         let events = recovered.events;
         let calls: usize = recovered.tenants.values().map(|t| t.core.calls.len()).sum();
         for t in recovered.sorted() {
@@ -264,6 +320,16 @@ impl Router {
     /// The event log.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// Whether the router takes new work: its journal writes, and its log answers probes.
+    /// Otherwise new calls and commands are refused at once (`UNAVAILABLE`) and the health
+    /// service says NOT_SERVING, instead of work piling up behind an outage.
+    pub fn serving(&self) -> bool {
+        self.shared.journal.healthy()
+            && self
+                .log_reachable
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A tenant.
@@ -437,6 +503,8 @@ impl Router {
                 value,
                 env.time_ms,
             )]);
+        // no time limit: the configuration is installed once it is durable, whatever that
+        // takes (new loads are refused at once while the log is out: `serving`)
         self.shared.journal.wait(ticket).await?;
         self.install(setup, yaml.to_string(), None)?;
         tracing::info!(tenant = %id, version, source = source_name, "tenant configuration loaded");

@@ -187,7 +187,10 @@ impl Directory {
                     transport: k.transport,
                     username: k.username.clone(),
                     password: trunk_secret(&t.tenant, k, key),
-                    max_calls: k.max_concurrent_calls,
+                    max_calls: Some(
+                        k.max_concurrent_calls
+                            .unwrap_or(callgrid_config::DEFAULT_TRUNK_MAX_CALLS),
+                    ),
                     active: counters.get(&t.tenant, &k.id),
                 });
                 d.trunks_by_ip

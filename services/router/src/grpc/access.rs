@@ -8,7 +8,7 @@ use callgrid_domain::AgentId;
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{caller, limits};
+use super::{caller, limits, writable};
 use crate::convert::access_status;
 use crate::Router;
 
@@ -93,6 +93,7 @@ impl api::access_server::Access for AccessSvc {
         req: Request<api::CreateTokenRequest>,
     ) -> Result<Response<api::CreateTokenResponse>, Status> {
         let by = caller(&req)?;
+        writable(&self.router)?;
         let r = req.into_inner();
         let role = role(&r.role)?;
         limits::optional_id("tenant", &r.tenant)?;
@@ -129,6 +130,7 @@ impl api::access_server::Access for AccessSvc {
         req: Request<api::RevokeTokenRequest>,
     ) -> Result<Response<api::RevokeTokenResponse>, Status> {
         let by = caller(&req)?;
+        writable(&self.router)?;
         let id = req.into_inner().id;
         if !callgrid_access::is_credential_id(&id) {
             return Err(Status::invalid_argument(
@@ -164,6 +166,7 @@ impl api::access_server::Access for AccessSvc {
         req: Request<api::AddUserRequest>,
     ) -> Result<Response<api::UserInfo>, Status> {
         let by = caller(&req)?;
+        writable(&self.router)?;
         let r = req.into_inner();
         let role = role(&r.role)?;
         limits::id("tenant", &r.tenant)?;
@@ -191,6 +194,7 @@ impl api::access_server::Access for AccessSvc {
         req: Request<api::SetPasswordRequest>,
     ) -> Result<Response<api::UserInfo>, Status> {
         let by = caller(&req)?;
+        writable(&self.router)?;
         let r = req.into_inner();
         limits::id("tenant", &r.tenant)?;
         limits::id("name", &r.name)?;
@@ -209,6 +213,7 @@ impl api::access_server::Access for AccessSvc {
         req: Request<api::RemoveUserRequest>,
     ) -> Result<Response<api::RemoveUserResponse>, Status> {
         let by = caller(&req)?;
+        writable(&self.router)?;
         let r = req.into_inner();
         limits::id("tenant", &r.tenant)?;
         limits::id("name", &r.name)?;

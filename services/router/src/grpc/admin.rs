@@ -5,7 +5,7 @@ use std::sync::Arc;
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{caller, denied, limits};
+use super::{caller, denied, limits, writable};
 use crate::{Router, RouterError};
 use callgrid_access::Permission;
 
@@ -49,6 +49,7 @@ impl api::admin_server::Admin for AdminSvc {
             by.check(Permission::TenantLoad, &file.tenant, None)
                 .map_err(denied)?;
         }
+        writable(&self.router)?;
         let (id, version) = self
             .router
             .load_tenant_by(source, &r.yaml, Some(&by.id))
@@ -58,6 +59,7 @@ impl api::admin_server::Admin for AdminSvc {
                 RouterError::TooLarge { .. } | RouterError::Secret(_) => {
                     Status::invalid_argument(e.to_string())
                 }
+                RouterError::NotDurable => Status::unavailable(e.to_string()),
                 // the owner is another tenant's business
                 RouterError::NumberTaken { number, .. } if !by.platform_wide() => {
                     Status::already_exists(format!("number {number} belongs to another tenant"))

@@ -8,7 +8,7 @@ use callgrid_domain::{
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{caller, limits, mailbox, scoped};
+use super::{caller, durable, limits, mailbox, scoped, writable};
 use crate::actors::{AgentMsg, CallMsg, GetAgent};
 use crate::convert;
 use crate::tenant::Tenant;
@@ -61,6 +61,7 @@ impl AgentSvc {
         cmd: AgentCommand,
     ) -> Result<Response<api::AgentStatus>, Status> {
         let (t, addr) = self.agent(by, tenant_id, agent)?;
+        writable(&self.router)?;
         let ticket = addr
             .send(AgentMsg(cmd, Some(by.id.clone())))
             .await
@@ -91,14 +92,9 @@ impl AgentSvc {
         Ok((t, addr))
     }
 
-    /// Waits until the events of `ticket` are durable.
+    /// Waits until the events of `ticket` are durable (at most `DURABLE_WAIT`).
     async fn durable(&self, ticket: crate::journal::Ticket) -> Result<(), Status> {
-        self.router
-            .shared
-            .journal
-            .wait(ticket)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))
+        durable(&self.router, ticket).await
     }
 }
 
@@ -174,6 +170,7 @@ impl api::agent_service_server::AgentService for AgentSvc {
             return Err(Status::invalid_argument("target is required"));
         }
         limits::text("target", &r.target, limits::MAX_NUMBER)?;
+        writable(&self.router)?;
         let agent = AgentId::new(&r.agent);
         let a = addr.send(GetAgent).await.map_err(mailbox)?;
         let call = match &a.state {

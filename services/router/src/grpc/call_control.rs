@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{caller, denied, limits, mailbox};
+use super::{caller, denied, durable, limits, mailbox, writable};
 use crate::actors::{CallActor, CallMsg, EdgeReport};
 use crate::convert;
 use crate::journal::Ticket;
@@ -175,6 +175,7 @@ impl CallControlSvc {
             .transpose()?
             .ok_or_else(|| Status::invalid_argument("the stream ended before arrived"))?;
         // shed load before doing any work for the call
+        writable(&self.router)?;
         let _slot = self.router.shared.arrivals.try_begin().ok_or_else(|| {
             Status::unavailable("the router is overloaded: too many new calls in progress")
         })?;
@@ -242,10 +243,7 @@ impl CallControlSvc {
             .map_err(mailbox)?
             .map_err(|r| convert::status(&r))?;
         let journal = self.router.shared.journal.clone();
-        journal
-            .wait(ticket)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        durable(&self.router, ticket).await?;
         // the arrival's result, if asked for
         if first.ack {
             if let Some(tx) = weak.upgrade() {

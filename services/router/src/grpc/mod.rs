@@ -58,6 +58,33 @@ fn scoped(
     tenant(router, tenant_id)
 }
 
+/// `UNAVAILABLE` at once while the router takes no new work (its log is out).
+fn writable(router: &Router) -> Result<(), Status> {
+    if router.serving() {
+        Ok(())
+    } else {
+        Err(Status::unavailable(
+            "the event log is not answering: new work is refused until it does",
+        ))
+    }
+}
+
+/// Waits for `ticket` to be durable, at most [`crate::DURABLE_WAIT`].
+async fn durable(router: &Router, ticket: crate::journal::Ticket) -> Result<(), Status> {
+    match router
+        .shared
+        .journal
+        .wait_at_most(ticket, crate::DURABLE_WAIT)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Status::unavailable(
+            "the event log is not answering: the change is not durable yet (it may still be)",
+        )),
+        Err(e) => Err(Status::unavailable(e.to_string())),
+    }
+}
+
 /// Who is calling (the gate put it there); a request that did not pass the gate is refused.
 fn caller<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
     req.extensions()
@@ -120,13 +147,32 @@ pub const MAX_MESSAGE: usize = 64 << 10;
 /// the access service manages `access`.
 pub fn routes(router: Arc<Router>, access: Arc<Access>, gate: &Arc<Gate>) -> axum::Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
+    // the health service follows whether the router takes new work (its log answers)
+    let watched = Arc::downgrade(&router);
     tokio::spawn(async move {
-        health_reporter
-            .set_serving::<api::call_control_server::CallControlServer<CallControlSvc>>()
-            .await;
-        health_reporter
-            .set_serving::<api::agent_service_server::AgentServiceServer<AgentSvc>>()
-            .await;
+        use tonic_health::ServingStatus;
+        let mut last = None;
+        loop {
+            let Some(r) = watched.upgrade() else { return };
+            let serving = r.serving();
+            drop(r);
+            if last != Some(serving) {
+                let status = if serving {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                for name in [
+                    "",
+                    <api::call_control_server::CallControlServer<CallControlSvc> as tonic::server::NamedService>::NAME,
+                    <api::agent_service_server::AgentServiceServer<AgentSvc> as tonic::server::NamedService>::NAME,
+                ] {
+                    health_reporter.set_service_status(name, status).await;
+                }
+                last = Some(serving);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     });
     let mut routes = tonic::service::Routes::new(health)
         .add_service(
