@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -56,15 +55,26 @@ struct Parts {
     tokens: Vec<(&'static str, Cred, String)>,
     /// The session in use; a new one when a request signs it out.
     session: Mutex<(u32, Known)>,
-    _dir: TempDir,
 }
 
-/// A directory removed when the fixture goes (it lives as long as the process).
-struct TempDir(PathBuf);
+/// The fixture's directories are named by process id; a static is never dropped, so each
+/// fixture removes those of processes that have ended.
+const DIR_PREFIX: &str = "callgrid-fuzz-http-";
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+fn remove_stale_dirs(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        let ended = std::path::Path::new("/proc").is_dir()
+            && !std::path::Path::new("/proc").join(pid).exists();
+        if ended {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -83,13 +93,14 @@ fn fixture() -> &'static Fixture {
 }
 
 async fn build() -> Parts {
-    let dir = std::env::temp_dir().join(format!("callgrid-fuzz-http-{}", std::process::id()));
+    let tmp = std::env::temp_dir();
+    remove_stale_dirs(&tmp);
+    let dir = tmp.join(format!("{DIR_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("fixture directory");
-    let dir = TempDir(dir);
     let log: Arc<dyn EventLog> = Arc::new(
         SqliteLog::open_async(
-            dir.0.join("events.sqlite"),
+            dir.join("events.sqlite"),
             SqliteLogOptions {
                 durability: callgrid_eventlog::Durability::ProcessCrashSafe,
                 ..SqliteLogOptions::default()
@@ -148,7 +159,7 @@ async fn build() -> Parts {
     log.append_to(EVENTS_TOPIC, 0, records)
         .await
         .expect("append events");
-    let store = Arc::new(SqliteStore::open(&dir.0.join("projections.sqlite")).expect("store"));
+    let store = Arc::new(SqliteStore::open(&dir.join("projections.sqlite")).expect("store"));
     let projector = Projector::new(log.clone(), store, ProjectorOptions::default());
     projector.catch_up().await.expect("projected");
 
@@ -200,7 +211,6 @@ async fn build() -> Parts {
         log,
         tokens: tokens.into_iter().map(|(p, c, k)| (p, c, k.text)).collect(),
         session: Mutex::new((100, session)),
-        _dir: dir,
     }
 }
 
