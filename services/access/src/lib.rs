@@ -11,6 +11,8 @@
 //! it; a request the gate refuses runs nothing.
 
 mod directory;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gate;
 pub mod role;
 mod secret;

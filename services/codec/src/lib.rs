@@ -2,6 +2,9 @@
 //! of the log's persistence contract, shared by the router (it writes and recovers) and the
 //! projector (it reads).
 
+#[doc(hidden)]
+pub mod fuzz;
+
 use std::sync::Arc;
 
 use callgrid_domain::event::{LeaseKind, LeaveReason, RouteReason};

@@ -50,6 +50,8 @@
 
 mod check;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod generate;
 mod load;
 mod model;

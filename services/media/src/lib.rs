@@ -93,6 +93,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod g711;
 pub mod prompts;
 pub mod record;

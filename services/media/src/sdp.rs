@@ -743,6 +743,9 @@ fn parse_text(text: &str) -> Result<Sdp, MediaError> {
                     address: address.to_owned(),
                 });
             }
+            // an empty name reads as a missing one ("-"), as we write it: parsed and written
+            // back, a description parses to itself
+            b's' if value.is_empty() => session_name = Some("-".to_owned()),
             b's' => session_name = Some(value.to_owned()),
             b'c' => {
                 let ip = parse_connection(n, value)?;
@@ -1069,6 +1072,14 @@ mod tests {
         let odd = OFFER.replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:8 opus/48000/2");
         let sdp = Sdp::parse(odd.as_bytes()).unwrap();
         assert_eq!(choose_codec(&sdp).unwrap(), Codec::Pcmu);
+    }
+
+    #[test]
+    fn an_empty_session_name_reads_as_we_write_it() {
+        let body = "v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\ns=x\r\nt=0 0\r\ns=\r\nm=audio 5 RTP/AVP 0\r\n";
+        let sdp = Sdp::parse(body.as_bytes()).unwrap();
+        assert_eq!(sdp.session_name, "-");
+        assert_eq!(Sdp::parse(sdp.to_string().as_bytes()).unwrap(), sdp);
     }
 
     #[test]

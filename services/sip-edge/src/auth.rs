@@ -50,15 +50,15 @@ pub(crate) fn check<T>(
 }
 
 /// What the checks need of the edge.
-struct Checker<'a> {
-    nonces: &'a digest::Nonces,
-    counts: &'a digest::NonceCounts,
-    realm: &'a str,
-    metrics: &'a Metrics,
+pub(crate) struct Checker<'a> {
+    pub(crate) nonces: &'a digest::Nonces,
+    pub(crate) counts: &'a digest::NonceCounts,
+    pub(crate) realm: &'a str,
+    pub(crate) metrics: &'a Metrics,
 }
 
 impl Checker<'_> {
-    fn check<T>(
+    pub(crate) fn check<T>(
         &self,
         credentials: Option<&Credentials>,
         request_uri: &Uri,

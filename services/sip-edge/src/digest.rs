@@ -405,6 +405,11 @@ impl NonceCounts {
         let Some(stamp) = stamp_of(&c.nonce) else {
             return CountCheck::Forgotten;
         };
+        // a nonce past its lifetime has had its record dropped below: taken as new, a replay
+        // arriving as the lifetime ends (checked fresh a moment before) would be accepted
+        if now.saturating_sub(stamp) > NONCE_LIFETIME_SECS {
+            return CountCheck::Forgotten;
+        }
         let mut inner = self
             .inner
             .lock()
@@ -823,6 +828,24 @@ mod tests {
         let fresh = issuer.issue_at(2_000, PHONE);
         counts.admit_at(&used(&fresh, 1), 2_000);
         assert_eq!(counts.len(), 1, "every older nonce is past its lifetime");
+    }
+
+    #[test]
+    fn a_nonce_past_its_lifetime_is_never_taken_again() {
+        let counts = NonceCounts::new(100);
+        let n = Nonces::new().issue_at(1_000, PHONE);
+        let end = 1_000 + NONCE_LIFETIME_SECS;
+        assert_eq!(counts.admit_at(&used(&n, 1), end), CountCheck::Fresh);
+        assert_eq!(counts.admit_at(&used(&n, 1), end), CountCheck::Replayed);
+        // the same credentials a second later, when the record has expired with the nonce
+        assert_eq!(
+            counts.admit_at(&used(&n, 1), end + 1),
+            CountCheck::Forgotten
+        );
+        assert_eq!(
+            counts.admit_at(&used(&n, 2), end + 1),
+            CountCheck::Forgotten
+        );
     }
 
     fn ruri(s: &str) -> rsipstack::sip::Uri {

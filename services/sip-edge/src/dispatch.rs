@@ -303,7 +303,7 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
 
 /// A Contact asked for less than the shortest registration (423, RFC 3261 §10.3 step 6).
 #[derive(Debug, PartialEq, Eq)]
-struct TooBrief;
+pub(crate) struct TooBrief;
 
 /// The bindings a REGISTER's contacts ask for: lifetimes from each contact's `expires` or
 /// the request's, capped by `(min, max)`. Every binding is reached at `source` over the
@@ -311,7 +311,7 @@ struct TooBrief;
 /// mapping, never the Contact's own host (a private address behind NAT, or a third party a
 /// forged REGISTER names); over TCP the phone's own connection (it may not accept new ones).
 /// The Contact stays the Request-URI of the requests sent to the phone.
-fn contact_updates(
+pub(crate) fn contact_updates(
     contacts: &[rsipstack::sip::typed::Contact],
     default_expires: u64,
     (source, transport): (SocketAddr, Transport),

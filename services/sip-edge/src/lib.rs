@@ -17,6 +17,8 @@ pub mod digest;
 pub mod directory;
 mod dispatch;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod registrar;
 mod transport;

@@ -18,6 +18,8 @@
 //! - `/api/v1/tenants/{t}/agents/{agent}/states?from=MS&to=MS` — state history (H2);
 //! - `/api/v1/tenants/{t}/intervals?from=MS&to=MS` — 15-minute figures (H3, H5).
 
+#[doc(hidden)]
+pub mod fuzz;
 mod routes;
 
 use std::collections::HashMap;

@@ -156,7 +156,7 @@ fn new_call_id() -> String {
 }
 
 /// The number dialled: the Request-URI's user part, else the To header's.
-fn dialled_number(req: &Request) -> String {
+pub(crate) fn dialled_number(req: &Request) -> String {
     let from_uri = req.uri.user().map(str::to_owned);
     from_uri
         .or_else(|| {
@@ -1223,35 +1223,15 @@ impl Call {
 
     /// DTMF by SIP INFO (application/dtmf-relay or application/dtmf).
     async fn info(&mut self, req: &Request, handle: TransactionHandle) {
-        let content_type = req
-            .headers
-            .iter()
-            .find_map(|h| match h {
-                Header::ContentType(c) => Some(c.value().to_ascii_lowercase()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        let body = String::from_utf8_lossy(&req.body);
-        let digit = if content_type.starts_with("application/dtmf-relay") {
-            body.lines()
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix("Signal=")
-                        .or_else(|| l.trim().strip_prefix("Signal ="))
-                })
-                .and_then(|s| s.trim().chars().next())
-        } else if content_type.starts_with("application/dtmf") {
-            body.trim().chars().next()
-        } else {
-            let _ = handle.reply(StatusCode::UnsupportedMediaType).await;
-            return;
-        };
-        match digit {
-            Some(d) if d.is_ascii_digit() || d == '*' || d == '#' => {
+        match info_digit(req) {
+            InfoDigit::Digit(d) => {
                 let _ = handle.reply(StatusCode::OK).await;
                 self.digit(d).await;
             }
-            _ => {
+            InfoDigit::Unsupported => {
+                let _ = handle.reply(StatusCode::UnsupportedMediaType).await;
+            }
+            InfoDigit::Bad => {
                 let _ = handle.reply(StatusCode::BadRequest).await;
             }
         }
@@ -1376,9 +1356,51 @@ async fn respond_sdp(handle: TransactionHandle, answer: Result<(Vec<u8>, bool), 
     }
 }
 
+/// What an INFO request carries.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InfoDigit {
+    /// A DTMF key: `0-9`, `*` or `#`.
+    Digit(char),
+    /// Neither application/dtmf-relay nor application/dtmf: 415.
+    Unsupported,
+    /// A DTMF body without a key: 400.
+    Bad,
+}
+
+/// The key of an INFO request's DTMF body (application/dtmf-relay `Signal=5`, or
+/// application/dtmf `5`).
+pub(crate) fn info_digit(req: &Request) -> InfoDigit {
+    let content_type = req
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().to_ascii_lowercase()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&req.body);
+    let digit = if content_type.starts_with("application/dtmf-relay") {
+        body.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Signal=")
+                    .or_else(|| l.trim().strip_prefix("Signal ="))
+            })
+            .and_then(|s| s.trim().chars().next())
+    } else if content_type.starts_with("application/dtmf") {
+        body.trim().chars().next()
+    } else {
+        return InfoDigit::Unsupported;
+    };
+    match digit {
+        Some(d) if d.is_ascii_digit() || d == '*' || d == '#' => InfoDigit::Digit(d),
+        _ => InfoDigit::Bad,
+    }
+}
+
 /// Why a Refer-To cannot be followed.
 #[derive(Debug, PartialEq, Eq)]
-enum ReferProblem {
+pub(crate) enum ReferProblem {
     Malformed,
     /// It names a dialog to replace (attended transfer, RFC 3891).
     Attended,
@@ -1386,7 +1408,7 @@ enum ReferProblem {
 
 /// The target of a blind transfer: the user part of the Refer-To URI (`<sip:201@host>` →
 /// `201`), percent-decoded; the router resolves it (extension, queue, agent, number...).
-fn refer_target(value: &str) -> Result<String, ReferProblem> {
+pub(crate) fn refer_target(value: &str) -> Result<String, ReferProblem> {
     let v = value.trim();
     let uri = match (v.find('<'), v.rfind('>')) {
         (Some(a), Some(b)) if a < b => &v[a + 1..b],
