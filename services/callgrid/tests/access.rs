@@ -991,6 +991,19 @@ async fn oversized_input_is_refused_naming_the_field_and_the_platform_goes_on() 
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().starts_with(field), "{field}: {e:?}");
     }
+    // a device off loopback and outside the tenant's device domains: a login that could
+    // place calls anywhere at the tenant's cost
+    let e = agents
+        .login(api::LoginRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            devices: vec!["sip:1900555@premium.example".into()],
+            not_ready_reason: String::new(),
+        })
+        .await
+        .expect_err("a device outside the device domains");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("devices"), "{e:?}");
     let big = format!(
         "{}\n# {}\n",
         callgrid_config::DEMO_TENANT_YAML,

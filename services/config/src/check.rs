@@ -51,6 +51,14 @@ impl Checker {
         self.unique("trunks", "trunk id", t.trunks.iter().map(|k| k.id.as_str()));
         self.trunks(t);
         self.secrets(t);
+        for (i, d) in t.device_domains.iter().enumerate() {
+            if callgrid_domain::DeviceDomain::parse(d).is_none() {
+                self.push(
+                    vec![key("device_domains"), Seg::Index(i)],
+                    format!("{} is not a host name, an address or ADDR/BITS", quote(d)),
+                );
+            }
+        }
 
         let index = Index {
             agents: t.agents.iter().map(|a| a.id.as_str()).collect(),

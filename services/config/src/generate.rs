@@ -216,6 +216,7 @@ pub fn generate_tenant(
         numbers: number_list,
         trunks: Vec::new(),
         limits: Default::default(),
+        device_domains: Vec::new(),
         record: false,
     }
 }

@@ -62,6 +62,10 @@ pub struct TenantFile {
     /// Tenant limits (N8).
     #[serde(default)]
     pub limits: Limits,
+    /// Where agents' login devices may be (host names, addresses, `ADDR/BITS` networks);
+    /// loopback is always allowed, nothing else by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_domains: Vec<String>,
     /// Record every inbound call (C4). Default false.
     #[serde(default)]
     pub record: bool,

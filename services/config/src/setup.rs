@@ -153,6 +153,11 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
         menus,
         numbers,
     );
+    setup.device_domains = file
+        .device_domains
+        .iter()
+        .filter_map(|d| callgrid_domain::DeviceDomain::parse(d))
+        .collect();
     setup.max_calls = Some(
         file.limits
             .max_concurrent_calls

@@ -287,6 +287,9 @@ impl Agent {
                         return Err(Rejection::UnknownReason(r.clone()));
                     }
                 }
+                if let Some(d) = devices.iter().find(|d| !setup.device_allowed(d.as_str())) {
+                    return Err(Rejection::DeviceNotAllowed(d.to_string()));
+                }
                 ev(EventBody::AgentLoggedIn {
                     agent,
                     devices: devices.clone(),

@@ -24,4 +24,4 @@ pub use ids::*;
 pub use queue::{Queue, QueueCommand};
 pub use react::{Command, Instruction};
 pub use rejection::Rejection;
-pub use setup::{Strategy, Target, TenantSetup};
+pub use setup::{sip_uri_host, DeviceDomain, Strategy, Target, TenantSetup};

@@ -67,6 +67,10 @@ pub enum Rejection {
     /// A digit that is not 0-9, * or #.
     #[error("invalid digit {0:?}")]
     InvalidDigit(char),
+    /// A login device the tenant does not allow (a SIP URI off loopback and outside its
+    /// device domains).
+    #[error("devices: {0:?} is not a sip: URI on loopback or in the tenant's device_domains")]
+    DeviceNotAllowed(String),
     /// The events of the command would not fit in one record of the event log: refused
     /// before anything changes, so the log never holds a record it cannot take.
     #[error("the command's events take {bytes} bytes, more than the event log's {max} per event")]

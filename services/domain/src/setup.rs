@@ -262,9 +262,110 @@ pub struct TenantSetup {
     pub extensions: HashMap<Arc<str>, Vec<AgentId>>,
     /// Most calls of the tenant in progress at once (N8); `None` = no limit.
     pub max_calls: Option<u32>,
+    /// Where an agent's login devices may be (`sip:user@HOST`); none: loopback only. A device
+    /// is a SIP URI the edge rings: one anywhere would let an agent's credentials place calls
+    /// to any destination at the tenant's cost.
+    pub device_domains: Vec<DeviceDomain>,
+}
+
+/// A place login devices may be: a host name, or an IP network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceDomain {
+    /// A host name, lowercase (`pbx.example.com`).
+    Host(String),
+    /// An IP network (`10.0.0.0/8`, `192.0.2.7`).
+    Net(std::net::IpAddr, u8),
+}
+
+impl DeviceDomain {
+    /// `HOST`, `ADDR` or `ADDR/BITS`; `None` if it is none of them.
+    pub fn parse(s: &str) -> Option<DeviceDomain> {
+        let s = s.trim();
+        if let Some((a, b)) = s.split_once('/') {
+            let ip: std::net::IpAddr = a.parse().ok()?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let bits: u8 = b.parse().ok().filter(|b| *b <= max)?;
+            return Some(DeviceDomain::Net(ip, bits));
+        }
+        if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+            return Some(DeviceDomain::Net(ip, if ip.is_ipv4() { 32 } else { 128 }));
+        }
+        let host = s.to_ascii_lowercase();
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then_some(DeviceDomain::Host(host))
+    }
+
+    fn covers(&self, host: &str) -> bool {
+        match self {
+            DeviceDomain::Host(h) => h.eq_ignore_ascii_case(host),
+            DeviceDomain::Net(net, bits) => match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => in_net(*net, *bits, ip),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+fn in_net(net: std::net::IpAddr, bits: u8, ip: std::net::IpAddr) -> bool {
+    let (n, a): (Vec<u8>, Vec<u8>) = match (net, ip) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+            (n.octets().into(), a.octets().into())
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+            (n.octets().into(), a.octets().into())
+        }
+        _ => return false,
+    };
+    let full = (bits / 8) as usize;
+    if n[..full] != a[..full] {
+        return false;
+    }
+    let rest = bits % 8;
+    rest == 0 || (n[full] & (0xffu8 << (8 - rest))) == (a[full] & (0xffu8 << (8 - rest)))
+}
+
+/// The host of a `sip:` / `sips:` URI (`sip:user@host:port;params`), if it is one.
+pub fn sip_uri_host(uri: &str) -> Option<&str> {
+    let uri = uri.trim();
+    let lower = uri
+        .get(..5)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let rest = if lower.starts_with("sips:") {
+        &uri[5..]
+    } else if lower.starts_with("sip:") {
+        &uri[4..]
+    } else {
+        return None;
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let rest = rest.split([';', '?', '>']).next()?;
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        rest.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
 }
 
 impl TenantSetup {
+    /// Whether an agent may log in with `device`: a SIP URI whose host is loopback, or in
+    /// one of the tenant's device domains.
+    pub fn device_allowed(&self, device: &str) -> bool {
+        let Some(host) = sip_uri_host(device) else {
+            return false;
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback || self.device_domains.iter().any(|d| d.covers(host))
+    }
+
     /// Where a transfer to `to` goes (C5). `kind:id` names the step exactly (`queue:200`,
     /// `agent:ann`, `extension:20001`, `group:g`, `menu:100`); a bare name is looked up as an
     /// extension, then a queue, an agent, a group, a menu, and last a number of the tenant
@@ -336,6 +437,7 @@ impl TenantSetup {
             agent_queues: HashMap::new(),
             extensions: HashMap::new(),
             max_calls: None,
+            device_domains: Vec::new(),
         };
         setup.reindex();
         setup
@@ -439,5 +541,43 @@ impl TenantSetup {
             vec![],
             vec![number],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_devices_must_be_on_loopback_or_in_the_device_domains() {
+        let mut s = TenantSetup::new(
+            TenantId::new("t"),
+            1,
+            vec![],
+            Defaults::default(),
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
+        assert!(s.device_allowed("sip:alice@127.0.0.1:5999"));
+        assert!(s.device_allowed("sip:alice@localhost"));
+        assert!(s.device_allowed("sip:alice@[::1]:5060;transport=tcp"));
+        assert!(!s.device_allowed("sip:premium@evil.example"));
+        assert!(!s.device_allowed("sip:1900123@203.0.113.9"));
+        assert!(!s.device_allowed("tel:+84900000000"));
+        assert!(!s.device_allowed("alice"));
+        s.device_domains = ["pbx.example.com", "10.0.0.0/8", "192.0.2.7"]
+            .iter()
+            .filter_map(|d| DeviceDomain::parse(d))
+            .collect();
+        assert!(s.device_allowed("sip:a@PBX.example.com:5060"));
+        assert!(s.device_allowed("sips:a@10.20.30.40"));
+        assert!(s.device_allowed("sip:a@192.0.2.7;transport=udp"));
+        assert!(!s.device_allowed("sip:a@192.0.2.8"));
+        assert!(!s.device_allowed("sip:a@evil.pbx.example.com"));
+        assert!(DeviceDomain::parse("10.0.0.0/33").is_none());
+        assert!(DeviceDomain::parse("bad host!").is_none());
     }
 }

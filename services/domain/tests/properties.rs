@@ -127,7 +127,7 @@ fn run(steps: Vec<Step>) {
             Step::Login(a, ready) => Some(Command::Agent(
                 AGENTS[a].into(),
                 AgentCommand::Login {
-                    devices: vec![DeviceId::new("dev")],
+                    devices: vec![DeviceId::new("sip:dev@127.0.0.1")],
                     not_ready: (!ready).then(|| ReasonCode::new("break")),
                 },
             )),

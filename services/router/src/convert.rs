@@ -18,9 +18,10 @@ pub fn status(r: &Rejection) -> tonic::Status {
         | Rejection::UnknownCall(_)
         | Rejection::UnknownNumber(_)
         | Rejection::UnknownTarget(_) => Status::not_found(msg),
-        Rejection::UnknownReason(_) | Rejection::InvalidDigit(_) | Rejection::TooLarge { .. } => {
-            Status::invalid_argument(msg)
-        }
+        Rejection::UnknownReason(_)
+        | Rejection::InvalidDigit(_)
+        | Rejection::TooLarge { .. }
+        | Rejection::DeviceNotAllowed(_) => Status::invalid_argument(msg),
         Rejection::CallExists(_) | Rejection::Duplicate(_) => Status::already_exists(msg),
         Rejection::IllegalTransition { .. }
         | Rejection::NotAvailable { .. }

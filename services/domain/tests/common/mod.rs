@@ -126,7 +126,7 @@ pub fn login(core: &mut TenantCore, a: &str, now: TimeMs) -> Output {
         Command::Agent(
             AgentId::new(a),
             AgentCommand::Login {
-                devices: vec![DeviceId::new(format!("sip:{a}@phone"))],
+                devices: vec![DeviceId::new(format!("sip:{a}@127.0.0.1"))],
                 not_ready: None,
             },
         ),
