@@ -74,6 +74,7 @@ fn empty_setup() -> TenantSetup {
         agent_queues: HashMap::new(),
         extensions: HashMap::new(),
         max_calls: None,
+        device_domains: Vec::new(),
     }
 }
 
