@@ -14,8 +14,9 @@
 # (fuzz/dict/TARGET.dict), the committed seeds (fuzz/corpus/TARGET, read only) and a working
 # corpus outside the clone that later runs go on from.
 #
-# Prints per target: executions, exec/s, corpus size, peak RSS, and whether it failed; exits
-# non-zero if any target crashed, timed out or ran out of memory, naming the reproducer.
+# Prints per target: executions, exec/s, CPU seconds (user + system), corpus size, peak RSS,
+# and whether it failed; exits non-zero if any target crashed, timed out or ran out of memory,
+# naming the reproducer.
 #
 # Installs cargo-fuzz if missing (`cargo install cargo-fuzz --locked`). Builds on the stable
 # toolchain with RUSTC_BOOTSTRAP=1 (cargo fuzz needs nightly flags) into
@@ -111,6 +112,20 @@ fi
 # smaller quarantine than ASan's 256 MB leaves the 512 MB limit to the target itself.
 export ASAN_OPTIONS="detect_odr_violation=0:quarantine_size_mb=64${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
+# Sets children_cpu to the CPU seconds (user + system) this script's ended children used so
+# far, from `times`; called in this shell (in a command substitution `times` would count
+# the subshell's children).
+times_file="$(mktemp)"
+trap 'rm -f "$times_file"' EXIT
+read_children_cpu() {
+  times >"$times_file"
+  children_cpu="$(sed -n 2p "$times_file" | awk '{
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+    printf "%.0f", t
+  }')"
+}
+
 failed=0
 summary=()
 for n in "${names[@]}"; do
@@ -134,12 +149,16 @@ for n in "${names[@]}"; do
   fi
   echo "== $n: up to ${seconds} s${runs:+ or $runs runs} (log: $log)"
   status=0
+  read_children_cpu
+  cpu_before=$children_cpu
   "$bin_dir/$n" "${args[@]}" "$corpus" "fuzz/corpus/$n" >"$log" 2>&1 || status=$?
   stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
   execs="$(stat number_of_executed_units)"
   rate="$(stat average_exec_per_sec)"
   rss="$(stat peak_rss_mb)"
   files="$(find "$corpus" -type f | wc -l)"
+  read_children_cpu
+  cpu=$((children_cpu - cpu_before))
   if [ "$status" -eq 0 ]; then
     verdict="ok"
   else
@@ -149,8 +168,8 @@ for n in "${names[@]}"; do
     verdict="FAILED ($kind) reproducer: ${unit:-none written}; log: $log"
     tail -n 40 "$log"
   fi
-  line="$(printf '%-14s execs %-10s exec/s %-8s corpus %-6s peak RSS %-5s MB  %s' \
-    "$n" "${execs:--}" "${rate:--}" "$files" "${rss:--}" "$verdict")"
+  line="$(printf '%-14s execs %-10s exec/s %-8s CPU %-6s s corpus %-6s peak RSS %-5s MB  %s' \
+    "$n" "${execs:--}" "${rate:--}" "$cpu" "$files" "${rss:--}" "$verdict")"
   echo "$line"
   summary+=("$line")
 done

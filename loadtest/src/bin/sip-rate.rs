@@ -28,6 +28,13 @@
 //! `--final-duration` run at the highest passing rate and a `--latency-duration` run at half
 //! of it.
 //!
+//! `--overload` (callgrid) measures goodput under overload in one run: the rate held (the
+//! `--find-max` steps and bisection, or `--capacity`), then twice it for `--overload-duration`
+//! seconds, then half of it: 5 s to settle and `--recovery-duration` seconds that must have no
+//! failure. It prints the calls completed per second under overload (answered by an agent)
+//! against the rate held, how fast the refused INVITEs were answered (the probe's INVITE ->
+//! 503 times, HDR p50/p99), and the failures after the load dropped.
+//!
 //! Everything runs on 127.0.0.1. Children write to files in a work directory (kept, and the
 //! tails printed, when something fails) and are killed when the program ends, on error, on
 //! panic, on Ctrl-C and on SIGTERM.
@@ -89,6 +96,18 @@ struct Args {
     /// --latency-duration at half of it.
     #[arg(long)]
     find_max: bool,
+    /// Measure goodput under overload (see the top of this file).
+    #[arg(long, conflicts_with_all = ["rate", "find_max"])]
+    overload: bool,
+    /// With --overload: the rate held, calls/s (skips the search).
+    #[arg(long, requires = "overload")]
+    capacity: Option<f64>,
+    /// With --overload: seconds at twice the rate held.
+    #[arg(long, default_value_t = 30.0)]
+    overload_duration: f64,
+    /// With --overload: seconds at half the rate held, from 5 s after the overload ended.
+    #[arg(long, default_value_t = 20.0)]
+    recovery_duration: f64,
     /// First rate of --find-max, calls/s.
     #[arg(long, default_value_t = 200.0)]
     start_rate: f64,
@@ -459,7 +478,30 @@ struct ProbeResult {
     failed: u64,
     /// INVITE -> 200, microseconds
     hist: Option<Histogram<u64>>,
+    /// INVITE -> a final refusal (4xx-6xx), microseconds
+    refusals: Option<Histogram<u64>>,
     errors: HashMap<String, u64>,
+}
+
+/// Why a probe call failed, and when the INVITE was refused if it was.
+struct ProbeFail {
+    why: String,
+    refused_after: Option<Duration>,
+}
+
+impl From<String> for ProbeFail {
+    fn from(why: String) -> Self {
+        ProbeFail {
+            why,
+            refused_after: None,
+        }
+    }
+}
+
+impl From<&str> for ProbeFail {
+    fn from(why: &str) -> Self {
+        ProbeFail::from(why.to_string())
+    }
 }
 
 type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<(Instant, SipMsg)>>>>;
@@ -562,7 +604,7 @@ async fn probe_call(
     id: u64,
     run: &str,
     mut rx: mpsc::UnboundedReceiver<(Instant, SipMsg)>,
-) -> Result<Duration, String> {
+) -> Result<Duration, ProbeFail> {
     let call_id = format!("probe-{run}-{id}@127.0.0.1");
     let tag = format!("pr{id}");
     let branch = format!("z9hG4bK-pr{run}-{id}-1");
@@ -605,13 +647,16 @@ async fn probe_call(
                             n = c.number, sut = c.sut, l = c.local
                         );
                         c.send(&ack).await;
-                        return Err(format!("INVITE answered {code}"));
+                        return Err(ProbeFail {
+                            why: format!("INVITE answered {code}"),
+                            refused_after: Some(at.duration_since(sent)),
+                        });
                     }
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= deadline {
-                    return Err(if provisional { "no final response".into() } else { "no response".into() });
+                    return Err(if provisional { "no final response" } else { "no response" }.into());
                 }
                 c.send(&invite).await;
                 retrans = (retrans * 2).min(Duration::from_secs(4));
@@ -654,7 +699,7 @@ async fn probe_call(
                 let Some((_, m)) = m else { return Err("socket closed".into()) };
                 match m.status() {
                     Some(code) if m.cseq_method() == "BYE" && code >= 200 => {
-                        return if code == 200 || code == 481 { Ok(latency) } else { Err(format!("BYE answered {code}")) };
+                        return if code == 200 || code == 481 { Ok(latency) } else { Err(format!("BYE answered {code}").into()) };
                     }
                     Some(_) if m.cseq_method() == "INVITE" => c.send(&ack).await,
                     _ => {}
@@ -681,6 +726,7 @@ async fn probe(
 ) -> anyhow::Result<ProbeResult> {
     let mut res = ProbeResult {
         hist: Some(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        refusals: Some(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         ..Default::default()
     };
     if rate <= 0.0 {
@@ -720,7 +766,7 @@ async fn probe(
             }
         }
     });
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<Duration, ProbeFail>>();
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut id = 0u64;
@@ -754,7 +800,10 @@ async fn probe(
             }
             Err(e) => {
                 res.failed += 1;
-                *res.errors.entry(e).or_default() += 1;
+                if let (Some(h), Some(d)) = (res.refusals.as_mut(), e.refused_after) {
+                    h.saturating_record(d.as_micros().max(1) as u64);
+                }
+                *res.errors.entry(e.why).or_default() += 1;
             }
         }
     }
@@ -1099,26 +1148,58 @@ struct Outcome {
     final_run: Option<StepResult>,
     half_run: Option<StepResult>,
     fixed_run: Option<StepResult>,
+    overload: Option<Overload>,
 }
 
-async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
-    let mut out = Outcome {
-        steps: Vec::new(),
-        max: None,
-        final_run: None,
-        half_run: None,
-        fixed_run: None,
-    };
-    let mut idx = 0;
+/// What an --overload run saw.
+struct Overload {
+    capacity: f64,
+    over: StepResult,
+    settle: StepResult,
+    after: StepResult,
+}
+
+impl Overload {
+    /// Calls an agent answered and that ended normally, per second offered.
+    fn completed_per_s(r: &StepResult) -> f64 {
+        r.agent_ok.min(r.ok + r.probe.ok) as f64 / r.duration
+    }
+
+    fn goodput(&self) -> f64 {
+        Overload::completed_per_s(&self.over) / self.capacity
+    }
+
+    /// The probe's INVITE -> refusal time at quantile `q` under overload, ms.
+    fn refusal_ms(&self, q: f64) -> Option<f64> {
+        self.over
+            .probe
+            .refusals
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+    }
+
+    fn failures(r: &StepResult) -> u64 {
+        r.failed + r.probe.failed + r.unreached + r.problems.len() as u64
+    }
+
+    fn passes(&self) -> bool {
+        self.goodput() >= 0.8
+            && self.refusal_ms(0.99).is_some_and(|ms| ms <= 50.0)
+            && Overload::failures(&self.after) == 0
+    }
+}
+
+/// The search of --find-max and --overload: steps of --step-duration from --start-rate up
+/// until one fails, then --refine bisection steps; returns the highest rate that passed.
+async fn search(
+    a: &Args,
+    s: &mut Session,
+    idx: &mut usize,
+    out: &mut Outcome,
+) -> anyhow::Result<Option<f64>> {
     let pause = Duration::from_secs(3);
     let tag = s.name();
-    if let Some(rate) = a.rate {
-        idx += 1;
-        let r = run_step(a, s, idx, rate, a.duration).await?;
-        println!("[{tag}] {}", r.line(a));
-        out.fixed_run = Some(r);
-        return Ok(out);
-    }
     let next = |r: f64| match a.step_add {
         Some(add) => r + add,
         None => r * a.step_factor,
@@ -1126,10 +1207,10 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
     let mut rate = a.start_rate;
     let mut lo: Option<f64> = None;
     let mut hi: Option<f64> = None;
-    while rate <= a.max_rate && idx < 40 {
-        idx += 1;
-        let r = run_step(a, s, idx, rate.round(), a.step_duration).await?;
-        println!("[{tag}] step {idx:>2}: {}", r.line(a));
+    while rate <= a.max_rate && *idx < 40 {
+        *idx += 1;
+        let r = run_step(a, s, *idx, rate.round(), a.step_duration).await?;
+        println!("[{tag}] step {:>2}: {}", *idx, r.line(a));
         let pass = r.passes(a);
         out.steps.push(r);
         if !pass {
@@ -1142,7 +1223,7 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
     }
     let Some(mut best) = lo else {
         println!("[{tag}] even {:.0} calls/s fails", a.start_rate);
-        return Ok(out);
+        return Ok(None);
     };
     if let Some(mut top) = hi {
         for _ in 0..a.refine {
@@ -1151,9 +1232,9 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
                 break;
             }
             tokio::time::sleep(pause).await;
-            idx += 1;
-            let r = run_step(a, s, idx, mid, a.step_duration).await?;
-            println!("[{tag}] refine {idx:>2}: {}", r.line(a));
+            *idx += 1;
+            let r = run_step(a, s, *idx, mid, a.step_duration).await?;
+            println!("[{tag}] refine {:>2}: {}", *idx, r.line(a));
             if r.passes(a) {
                 best = mid;
             } else {
@@ -1166,6 +1247,79 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
         "[{tag}] highest passing rate in {:.0} s steps: {best:.0} calls/s",
         a.step_duration
     );
+    Ok(Some(best))
+}
+
+/// One step of a run, printed with its name.
+async fn named_step(
+    a: &Args,
+    s: &mut Session,
+    idx: &mut usize,
+    name: &str,
+    rate: f64,
+    duration: f64,
+) -> anyhow::Result<StepResult> {
+    *idx += 1;
+    let r = run_step(a, s, *idx, rate.round(), duration).await?;
+    println!("[{}] {name} {duration:.0} s: {}", s.name(), r.line(a));
+    Ok(r)
+}
+
+/// The --overload run: the rate held, twice it, then half of it.
+async fn overload(
+    a: &Args,
+    s: &mut Session,
+    idx: &mut usize,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
+    let tag = s.name();
+    let capacity = match a.capacity {
+        Some(c) => c,
+        None => match search(a, s, idx, out).await? {
+            Some(c) => c,
+            None => return Ok(()),
+        },
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("[{tag}] rate held {capacity:.0} calls/s: now twice that, then half");
+    let over = named_step(a, s, idx, "overload", 2.0 * capacity, a.overload_duration).await?;
+    let settle = named_step(a, s, idx, "settle", capacity / 2.0, 5.0).await?;
+    let after = named_step(a, s, idx, "recovered", capacity / 2.0, a.recovery_duration).await?;
+    out.overload = Some(Overload {
+        capacity,
+        over,
+        settle,
+        after,
+    });
+    Ok(())
+}
+
+async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
+    let mut out = Outcome {
+        steps: Vec::new(),
+        max: None,
+        final_run: None,
+        half_run: None,
+        fixed_run: None,
+        overload: None,
+    };
+    let mut idx = 0;
+    let pause = Duration::from_secs(3);
+    let tag = s.name();
+    if let Some(rate) = a.rate {
+        idx += 1;
+        let r = run_step(a, s, idx, rate, a.duration).await?;
+        println!("[{tag}] {}", r.line(a));
+        out.fixed_run = Some(r);
+        return Ok(out);
+    }
+    if a.overload {
+        overload(a, s, &mut idx, &mut out).await?;
+        return Ok(out);
+    }
+    let Some(mut best) = search(a, s, &mut idx, &mut out).await? else {
+        return Ok(out);
+    };
     // hold it for the final duration; a short step can pass where a minute does not
     // (memory, queues and timers have a minute to fill), so step down 5 % at a time until
     // a rate holds, and report only a rate that held
@@ -1315,6 +1469,38 @@ fn report(name: &str, o: &Outcome, a: &Args) {
     if let Some(r) = &o.half_run {
         describe_run(name, "at half that rate", r, a);
     }
+    if let Some(ov) = &o.overload {
+        describe_run(name, "overload (twice the rate held)", &ov.over, a);
+        describe_run(
+            name,
+            "the first 5 s after it (half the rate held)",
+            &ov.settle,
+            a,
+        );
+        describe_run(name, "from 5 s after it (half the rate held)", &ov.after, a);
+        let ms = |q| ov.refusal_ms(q).map_or("-".into(), |v| format!("{v:.1}"));
+        println!(
+            "  goodput under 2x overload: {:.0} completed calls/s = {:.1} % of the {:.0}/s held (line: >= 80 %)",
+            Overload::completed_per_s(&ov.over),
+            100.0 * ov.goodput(),
+            ov.capacity
+        );
+        println!(
+            "  refused INVITEs answered (probe, INVITE -> 503): p50 {} ms, p99 {} ms, {} refusals (line: p99 <= 50 ms)",
+            ms(0.5),
+            ms(0.99),
+            ov.over.probe.refusals.as_ref().map_or(0, |h| h.len())
+        );
+        println!(
+            "  after the load dropped: {} failed in the first 5 s, {} from 5 s on (line: 0)",
+            Overload::failures(&ov.settle),
+            Overload::failures(&ov.after)
+        );
+        println!(
+            "  overload goodput: {}",
+            if ov.passes() { "PASS" } else { "FAIL" }
+        );
+    }
 }
 
 fn main_run(o: &Outcome) -> Option<&StepResult> {
@@ -1375,8 +1561,21 @@ fn compare(k: &Outcome, c: &Outcome, a: &Args) {
 
 fn check_args(a: &Args) -> anyhow::Result<()> {
     ensure!(
-        a.rate.is_some() || a.find_max,
-        "give --rate R (with --duration S) or --find-max"
+        a.rate.is_some() || a.find_max || a.overload,
+        "give --rate R (with --duration S), --find-max or --overload"
+    );
+    ensure!(
+        !a.overload || a.target == Target::Callgrid,
+        "--overload measures callgrid: give --target callgrid"
+    );
+    ensure!(
+        a.capacity.is_none_or(|c| c > 0.0 && 2.0 * c <= a.max_rate),
+        "--capacity must be in (0, --max-rate / 2]"
+    );
+    ensure!(
+        (3.0..=3600.0).contains(&a.overload_duration)
+            && (3.0..=3600.0).contains(&a.recovery_duration),
+        "--overload-duration and --recovery-duration must be 3..3600 s"
     );
     if let Some(r) = a.rate {
         ensure!(

@@ -14,6 +14,12 @@
 //!
 //! It loads tenants and plays the edge, so it shows a platform admin's token
 //! (`CALLGRID_TOKEN` or `--token-file`).
+//!
+//! `--overload` measures goodput under overload in one run: it finds the rate the router
+//! holds (10 s steps from `--rate` up by `--step-factor` until a step completes less than
+//! 99 % of its calls or fails one), offers twice that for `--overload-seconds`, then half of it for
+//! `--recovery-seconds`, and prints per phase: completed calls/s, refusals and how fast they
+//! were answered (HDR p50/p99), and failures from 5 s after the load dropped.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,6 +99,28 @@ struct Args {
     /// RNG seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Measure goodput under overload (see the top of this file); `--rate` is where the
+    /// search for the rate held starts.
+    #[arg(long)]
+    overload: bool,
+    /// Rate held: skip the search and take this one (calls/s, real time).
+    #[arg(long)]
+    capacity: Option<f64>,
+    /// Search steps: each this many times the last.
+    #[arg(long, default_value_t = 1.15)]
+    step_factor: f64,
+    /// Seconds of each search step.
+    #[arg(long, default_value_t = 10.0)]
+    step_seconds: f64,
+    /// Seconds at twice the rate held.
+    #[arg(long, default_value_t = 30.0)]
+    overload_seconds: f64,
+    /// Seconds at half the rate held, after the overload.
+    #[arg(long, default_value_t = 20.0)]
+    recovery_seconds: f64,
+    /// Also print each phase's refusals by second of arrival (count and slowest).
+    #[arg(long)]
+    per_second: bool,
 }
 
 struct Stats {
@@ -101,11 +129,132 @@ struct Stats {
     abandoned: AtomicU64,
     completed: AtomicU64,
     failed: AtomicU64,
+    /// Calls the router refused at once (UNAVAILABLE: shed; RESOURCE_EXHAUSTED: a limit).
+    refused: AtomicU64,
+    /// Calls that ended normally after an agent answered.
+    talked: AtomicU64,
     refused_reports: AtomicU64,
     in_sl: AtomicU64,
     wait_sum_ms: AtomicU64,
     decision_us: Mutex<Histogram<u64>>,
     wait_ms: Mutex<Histogram<u64>>,
+    /// Arrival sent -> refusal received (µs).
+    refusal_us: Mutex<Histogram<u64>>,
+    /// How late the generator's own tasks run (µs; a 5 ms timer's lateness): when it is
+    /// large, the generator itself is behind and its latencies include its own wait.
+    lag_us: Mutex<Histogram<u64>>,
+    /// When the phase began, and the refusals of each of its seconds: (count, worst µs).
+    began: Instant,
+    refusals_by_second: Mutex<Vec<(u64, u64)>>,
+}
+
+impl Stats {
+    fn new() -> anyhow::Result<Arc<Stats>> {
+        Ok(Arc::new(Stats {
+            offered: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            talked: AtomicU64::new(0),
+            refused_reports: AtomicU64::new(0),
+            in_sl: AtomicU64::new(0),
+            wait_sum_ms: AtomicU64::new(0),
+            decision_us: Mutex::new(Histogram::new(3)?),
+            wait_ms: Mutex::new(Histogram::new(3)?),
+            refusal_us: Mutex::new(Histogram::new(3)?),
+            lag_us: Mutex::new(Histogram::new(3)?),
+            began: Instant::now(),
+            refusals_by_second: Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a call needs that does not change from call to call.
+struct Plan {
+    tenants: usize,
+    talk_s: f64,
+    ring_delay_s: f64,
+    patience_s: Option<f64>,
+    sl_s: f64,
+    scale: f64,
+    numbers: Vec<String>,
+    id_prefix: String,
+    channels: Vec<Authed>,
+    free: Arc<Vec<AtomicI64>>,
+}
+
+/// Offers Poisson arrivals at `rate` calls/s (real time) for `duration` seconds or until
+/// `limit` calls, counting into `stats`; returns the calls' tasks and the seconds spent
+/// offering. Call ids go on from `*n`.
+async fn offer(
+    plan: &Plan,
+    rng: &mut SmallRng,
+    rate: f64,
+    duration: f64,
+    limit: u64,
+    n: &mut u64,
+    stats: &Arc<Stats>,
+) -> (tokio::task::JoinSet<()>, f64) {
+    let started = Instant::now();
+    let mut next = 0.0f64; // real seconds since start
+    let mut offered = 0u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    while offered < limit {
+        next += exp(rng, 1.0 / rate);
+        if next > duration {
+            break;
+        }
+        let at = started + Duration::from_secs_f64(next);
+        if at > Instant::now() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let tenant = rng.random_range(0..plan.tenants);
+        let talk = Duration::from_secs_f64(exp(rng, plan.talk_s) / plan.scale);
+        let patience = plan
+            .patience_s
+            .map(|p| Duration::from_secs_f64(exp(rng, p) / plan.scale));
+        let ch = plan.channels[(*n as usize) % plan.channels.len()].clone();
+        let ctx = CallCtx {
+            id: format!("{}-{n}", plan.id_prefix),
+            tenant,
+            number: plan.numbers[tenant].clone(),
+            talk,
+            ring_delay: Duration::from_secs_f64(plan.ring_delay_s / plan.scale),
+            patience,
+            sl: Duration::from_secs_f64(plan.sl_s / plan.scale),
+            scale: plan.scale,
+            stats: stats.clone(),
+            free: plan.free.clone(),
+        };
+        stats.offered.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(run_call(ch, ctx));
+        *n += 1;
+        offered += 1;
+        // reap finished tasks now and then to bound memory
+        while tasks.try_join_next().is_some() {}
+    }
+    (tasks, started.elapsed().as_secs_f64().min(duration))
+}
+
+/// Waits for `tasks` at most `limit`; returns how many were still running (then aborted).
+async fn drain(mut tasks: tokio::task::JoinSet<()>, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    while !tasks.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let n = tasks.len();
+            tasks.abort_all();
+            return n;
+        }
+        let _ = tokio::time::timeout(left, tasks.join_next()).await;
+    }
+    0
 }
 
 fn tenant_yaml(a: &Args, i: usize) -> String {
@@ -208,18 +357,7 @@ async fn main() -> anyhow::Result<()> {
             .map(|_| AtomicI64::new(a.agents as i64))
             .collect(),
     );
-    let stats = Arc::new(Stats {
-        offered: AtomicU64::new(0),
-        answered: AtomicU64::new(0),
-        abandoned: AtomicU64::new(0),
-        completed: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        refused_reports: AtomicU64::new(0),
-        in_sl: AtomicU64::new(0),
-        wait_sum_ms: AtomicU64::new(0),
-        decision_us: Mutex::new(Histogram::new(3)?),
-        wait_ms: Mutex::new(Histogram::new(3)?),
-    });
+    let stats = Stats::new()?;
     let stats_before = admin
         .stats(api::StatsRequest {
             reset_latency: true,
@@ -227,6 +365,24 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .into_inner();
     println!("{}", machine::describe());
+    println!("{}", machine::speed_reference());
+    let plan = Plan {
+        tenants: a.tenants,
+        talk_s: a.talk_s,
+        ring_delay_s: a.ring_delay_s,
+        patience_s: a.patience_s,
+        sl_s: a.sl_s,
+        scale,
+        numbers: (0..a.tenants).map(|i| number(&a, i)).collect(),
+        id_prefix: format!("{}-{}", a.prefix, a.seed),
+        channels,
+        free,
+    };
+    let mut rng = SmallRng::seed_from_u64(a.seed);
+    let mut n = 0u64;
+    if a.overload {
+        return overload(&a, &plan, &mut rng, &mut n, &mut admin).await;
+    }
     println!(
         "offering {:.1} calls/s of model time ({:.1}/s real) to {} tenants x {} agents, mean talk {} s, scale {}",
         rate,
@@ -237,58 +393,24 @@ async fn main() -> anyhow::Result<()> {
         scale
     );
     let started = Instant::now();
-    let mut rng = SmallRng::seed_from_u64(a.seed);
-    let mut next = 0.0f64; // real seconds since start
-    let mut n = 0u64;
-    let mut tasks = tokio::task::JoinSet::new();
     let limit = a.calls.unwrap_or(u64::MAX);
-    while n < limit {
-        next += exp(&mut rng, 1.0 / (rate * scale));
-        if next > a.duration {
-            break;
-        }
-        let at = started + Duration::from_secs_f64(next);
-        if at > Instant::now() {
-            tokio::time::sleep_until(at.into()).await;
-        }
-        let tenant = rng.random_range(0..a.tenants);
-        let talk = Duration::from_secs_f64(exp(&mut rng, a.talk_s) / scale);
-        let patience = a
-            .patience_s
-            .map(|p| Duration::from_secs_f64(exp(&mut rng, p) / scale));
-        let ch = channels[(n as usize) % channels.len()].clone();
-        let ctx = CallCtx {
-            id: format!("{}-{}-{n}", a.prefix, a.seed),
-            tenant,
-            number: number(&a, tenant),
-            talk,
-            ring_delay: Duration::from_secs_f64(a.ring_delay_s / scale),
-            patience,
-            sl: Duration::from_secs_f64(a.sl_s / scale),
-            scale,
-            stats: stats.clone(),
-            free: free.clone(),
-        };
-        stats.offered.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(run_call(ch, ctx));
-        n += 1;
-        // reap finished tasks now and then to bound memory
-        while tasks.try_join_next().is_some() {}
-    }
-    let offering_s = started.elapsed().as_secs_f64();
-    let drain_deadline =
-        Instant::now() + Duration::from_secs_f64((a.talk_s * 20.0 / scale).max(30.0));
-    while !tasks.is_empty() {
-        let left = drain_deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            println!(
-                "warning: {} calls still in progress at the end",
-                tasks.len()
-            );
-            tasks.abort_all();
-            break;
-        }
-        let _ = tokio::time::timeout(left, tasks.join_next()).await;
+    let (tasks, offering_s) = offer(
+        &plan,
+        &mut rng,
+        rate * scale,
+        a.duration,
+        limit,
+        &mut n,
+        &stats,
+    )
+    .await;
+    let left = drain(
+        tasks,
+        Duration::from_secs_f64((a.talk_s * 20.0 / scale).max(30.0)),
+    )
+    .await;
+    if left > 0 {
+        println!("warning: {left} calls still in progress at the end");
     }
     let elapsed = started.elapsed().as_secs_f64();
     let stats_after = admin
@@ -311,6 +433,210 @@ async fn main() -> anyhow::Result<()> {
             d.p50, d.p90, d.p99, d.p999, d.max, d.count
         );
     }
+    Ok(())
+}
+
+/// What one phase of the overload run saw.
+struct Phase {
+    name: &'static str,
+    rate: f64,
+    seconds: f64,
+    stats: Arc<Stats>,
+    /// Calls still running when the phase's drain ended.
+    stuck: usize,
+}
+
+impl Phase {
+    fn talked_per_s(&self) -> f64 {
+        Stats::get(&self.stats.talked) as f64 / self.seconds
+    }
+
+    /// Held: at least 99 % of the calls offered completed (the shedder refuses a few during
+    /// the embedded log's checkpoints, as SIP-rate steps fail a few), none failed or stuck.
+    fn held(&self) -> bool {
+        let s = &self.stats;
+        Stats::get(&s.failed) == 0
+            && self.stuck == 0
+            && Stats::get(&s.talked) as f64 >= 0.99 * Stats::get(&s.offered) as f64
+    }
+
+    fn print(&self) {
+        let s = &self.stats;
+        let (r50, r99, rmax) = s.refusal_us.lock().map_or((0, 0, 0), |h| {
+            (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+        });
+        let (d50, d99) = s.decision_us.lock().map_or((0, 0), |h| {
+            (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+        });
+        let lag99 = s.lag_us.lock().map_or(0, |h| h.value_at_quantile(0.99));
+        println!(
+            "{:<10} {:>7.0}/s {:>5.0} s  offered {:>7}  completed {:>7} ({:>6.0}/s)  refused {:>7} (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms)  failed {:>5}  stuck {:>4}  ring p50 {:.1} ms p99 {:.1} ms  generator lag p99 {:.1} ms",
+            self.name,
+            self.rate,
+            self.seconds,
+            Stats::get(&s.offered),
+            Stats::get(&s.talked),
+            self.talked_per_s(),
+            Stats::get(&s.refused),
+            r50 as f64 / 1000.0,
+            r99 as f64 / 1000.0,
+            rmax as f64 / 1000.0,
+            Stats::get(&s.failed),
+            self.stuck,
+            d50 as f64 / 1000.0,
+            d99 as f64 / 1000.0,
+            lag99 as f64 / 1000.0,
+        );
+    }
+}
+
+/// Runs one phase: offers `rate` for `seconds`, then waits for its calls.
+async fn phase(
+    name: &'static str,
+    plan: &Plan,
+    rng: &mut SmallRng,
+    n: &mut u64,
+    rate: f64,
+    seconds: f64,
+    per_second: bool,
+) -> anyhow::Result<Phase> {
+    let stats = Stats::new()?;
+    let probe = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            const EVERY: Duration = Duration::from_millis(5);
+            loop {
+                let t = Instant::now();
+                tokio::time::sleep(EVERY).await;
+                let late = t.elapsed().saturating_sub(EVERY).as_micros() as u64;
+                if let Ok(mut h) = stats.lag_us.lock() {
+                    let _ = h.record(late.max(1));
+                }
+            }
+        })
+    };
+    let (tasks, _) = offer(plan, rng, rate, seconds, u64::MAX, n, &stats).await;
+    probe.abort();
+    let stuck = drain(
+        tasks,
+        Duration::from_secs_f64((plan.talk_s * 20.0 / plan.scale).max(10.0)),
+    )
+    .await;
+    let p = Phase {
+        name,
+        rate,
+        seconds,
+        stats,
+        stuck,
+    };
+    p.print();
+    if per_second {
+        if let Ok(v) = p.stats.refusals_by_second.lock() {
+            let line: Vec<String> = v
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| *n > 0)
+                .map(|(i, (n, w))| format!("{i}s:{n}/{:.0}ms", *w as f64 / 1000.0))
+                .collect();
+            println!(
+                "  refusals by second of arrival (count/worst): {}",
+                line.join(" ")
+            );
+        }
+    }
+    Ok(p)
+}
+
+/// The overload run: the rate held, twice it, then half of it (see the top of this file).
+async fn overload(
+    a: &Args,
+    plan: &Plan,
+    rng: &mut SmallRng,
+    n: &mut u64,
+    admin: &mut api::admin_client::AdminClient<Authed>,
+) -> anyhow::Result<()> {
+    let shed_before = admin
+        .stats(api::StatsRequest {
+            reset_latency: false,
+        })
+        .await?
+        .into_inner()
+        .calls_shed;
+    let capacity = match a.capacity {
+        Some(c) => c,
+        None => {
+            println!("-- search for the rate held ({} s steps)", a.step_seconds);
+            let mut rate = a.rate;
+            let mut held = None;
+            loop {
+                let p = phase("search", plan, rng, n, rate, a.step_seconds, a.per_second).await?;
+                if !p.held() {
+                    break;
+                }
+                held = Some(rate);
+                rate *= a.step_factor;
+                // let the router settle between steps
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            held.ok_or_else(|| anyhow::anyhow!("not even {} calls/s held", a.rate))?
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("-- rate held {capacity:.0} calls/s: now twice that, then half");
+    let over = phase(
+        "overload",
+        plan,
+        rng,
+        n,
+        2.0 * capacity,
+        a.overload_seconds,
+        a.per_second,
+    )
+    .await?;
+    // the recovery phase starts as the overload's offering ends (its drain overlaps)
+    let settle = phase("settle", plan, rng, n, capacity / 2.0, 5.0, a.per_second).await?;
+    let after = phase(
+        "recovered",
+        plan,
+        rng,
+        n,
+        capacity / 2.0,
+        (a.recovery_seconds - 5.0).max(5.0),
+        a.per_second,
+    )
+    .await?;
+    let st = admin
+        .stats(api::StatsRequest {
+            reset_latency: false,
+        })
+        .await?
+        .into_inner();
+    let goodput = over.talked_per_s() / capacity;
+    let refusal_p99_ms = over
+        .stats
+        .refusal_us
+        .lock()
+        .map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
+    let after_failures =
+        Stats::get(&after.stats.refused) + Stats::get(&after.stats.failed) + after.stuck as u64;
+    println!(
+        "goodput under 2x overload: {:.0} completed calls/s = {:.1} % of the {capacity:.0}/s held (line: >= 80 %)",
+        over.talked_per_s(),
+        100.0 * goodput
+    );
+    println!("refusals answered in p99 {refusal_p99_ms:.1} ms (line: <= 50 ms)");
+    println!(
+        "after the load dropped: {} refused or failed in the first 5 s, {after_failures} from 5 s on (line: 0)",
+        Stats::get(&settle.stats.refused) + Stats::get(&settle.stats.failed) + settle.stuck as u64
+    );
+    println!(
+        "router: {} calls shed by the backlog, shedding probability now {:.3}, backlog {} us",
+        st.calls_shed - shed_before,
+        st.shed_probability,
+        st.backlog_us
+    );
+    let pass = goodput >= 0.8 && refusal_p99_ms <= 50.0 && after_failures == 0;
+    println!("overload goodput: {}", if pass { "PASS" } else { "FAIL" });
     Ok(())
 }
 
@@ -358,8 +684,8 @@ async fn run_call(ch: Authed, c: CallCtx) {
     let mut client = api::call_control_client::CallControlClient::new(ch);
     let mut stream = match client.call(ReceiverStream::new(rx)).await {
         Ok(s) => s.into_inner(),
-        Err(_) => {
-            c.stats.failed.fetch_add(1, Ordering::Relaxed);
+        Err(st) => {
+            refused_or_failed(&c.stats, &st, arrived);
             return;
         }
     };
@@ -412,9 +738,18 @@ async fn run_call(ch: Authed, c: CallCtx) {
                     }
                     _ => {}
                 },
-                Ok(None) => break,
-                Err(_) => {
-                    c.stats.failed.fetch_add(1, Ordering::Relaxed);
+                Ok(None) => {
+                    if answered {
+                        c.stats.talked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    break;
+                }
+                Err(st) => {
+                    if answered {
+                        c.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        refused_or_failed(&c.stats, &st, arrived);
+                    }
                     break;
                 }
             },
@@ -448,6 +783,31 @@ async fn run_call(ch: Authed, c: CallCtx) {
     c.stats.completed.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts a call the router ended before it was answered: a refusal (`UNAVAILABLE`, load
+/// shed, or `RESOURCE_EXHAUSTED`, a limit), timed from the arrival, or a failure.
+fn refused_or_failed(s: &Stats, st: &tonic::Status, arrived: Instant) {
+    match st.code() {
+        tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
+            s.refused.fetch_add(1, Ordering::Relaxed);
+            let us = (arrived.elapsed().as_micros() as u64).max(1);
+            if let Ok(mut h) = s.refusal_us.lock() {
+                let _ = h.record(us);
+            }
+            let second = arrived.saturating_duration_since(s.began).as_secs() as usize;
+            if let Ok(mut v) = s.refusals_by_second.lock() {
+                if v.len() <= second {
+                    v.resize(second + 1, (0, 0));
+                }
+                v[second].0 += 1;
+                v[second].1 = v[second].1.max(us);
+            }
+        }
+        _ => {
+            s.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn report(a: &Args, s: &Stats, rate: f64, offering_s: f64, elapsed_s: f64, events: u64) {
     let offered = s.offered.load(Ordering::Relaxed);
     let answered = s.answered.load(Ordering::Relaxed);
@@ -459,6 +819,7 @@ fn report(a: &Args, s: &Stats, rate: f64, offering_s: f64, elapsed_s: f64, event
     println!("answered           {answered}");
     println!("abandoned          {abandoned}");
     println!("failed streams     {}", s.failed.load(Ordering::Relaxed));
+    println!("refused at arrival {}", s.refused.load(Ordering::Relaxed));
     println!(
         "refused reports    {}",
         s.refused_reports.load(Ordering::Relaxed)

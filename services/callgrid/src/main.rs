@@ -497,9 +497,28 @@ struct RouterArgs {
     /// cluster (routers, SIP edges) needs the same key.
     #[arg(long, env = "CALLGRID_SECRETS_KEY_FILE")]
     secrets_key_file: Option<PathBuf>,
+    /// The queueing delay (ms) above which new calls are shed (503 at the SIP edge,
+    /// UNAVAILABLE at the router), measured on the I/O threads, the actor threads and the
+    /// journal (docs/DECISIONS.md, "Overload"); 0 = shed only past 1,000 arrivals in progress.
+    #[arg(long, env = "CALLGRID_SHED_TARGET_MS", default_value_t = 20)]
+    shed_target_ms: u64,
 }
 
 impl RouterArgs {
+    /// The process's load shedder, watching the current tokio runtime.
+    fn shedder(&self) -> callgrid_overload::Shedder {
+        let target = match self.shed_target_ms {
+            0 => std::time::Duration::from_secs(86_400),
+            ms => std::time::Duration::from_millis(ms),
+        };
+        let s = callgrid_overload::Shedder::new(callgrid_overload::ShedOptions {
+            target,
+            ..Default::default()
+        });
+        s.probe_runtime("io", callgrid_router::PROBE_RUNTIME_EVERY);
+        s
+    }
+
     /// The secrets key, made on the first start.
     fn secrets_key(&self) -> anyhow::Result<callgrid_config::secrets::SecretsKey> {
         let path = self
@@ -762,6 +781,7 @@ async fn open_router(
     log: Arc<dyn EventLog>,
     partitions: u32,
     sip_realm: &str,
+    shedder: Option<callgrid_overload::Shedder>,
 ) -> anyhow::Result<(Arc<Router>, Vec<callgrid_config::TenantFile>)> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
@@ -776,6 +796,7 @@ async fn open_router(
             every_events: a.snapshot_every,
             interval: std::time::Duration::from_secs(5),
         }),
+        shedder: Some(shedder.unwrap_or_else(|| a.shedder())),
         ..RouterOptions::default()
     };
     if let Some(n) = a.arbiters {
@@ -844,7 +865,7 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
     };
     let access = open_access(&log).await?;
     first_admin_token(&access, &a.data_dir).await?;
-    let (router, _) = open_router(a, log, c.partitions, &c.sip_realm).await?;
+    let (router, _) = open_router(a, log, c.partitions, &c.sip_realm, None).await?;
     tracing::info!(
         listen = %a.listen,
         log = c.kafka.as_deref().unwrap_or("embedded"),
@@ -1006,11 +1027,15 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     let log = open_embedded_log(a).await?;
     let access = open_access(&log).await?;
     first_admin_token(&access, &a.data_dir).await?;
+    // one shedder for the process: the edge sheds new INVITEs at its intake from the delays
+    // of the I/O runtime, the actor threads and the journal (docs/DECISIONS.md, "Overload")
+    let shedder = a.shedder();
     let (router, tenant_files) = open_router(
         a,
         log.clone(),
         RouterOptions::default().partitions,
         &s.sip.sip_realm,
+        Some(shedder.clone()),
     )
     .await?;
     let projections = match s.projections.no_projector {
@@ -1036,6 +1061,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         let link = Arc::new(InProcess::new(grpc::CallControlSvc::new(router.clone())));
         let mut options = s.sip.options(&a.data_dir);
         options.secrets_key = Some(a.secrets_key()?);
+        options.shedder = Some(shedder);
         let edge = callgrid_sip_edge::SipEdge::start_with(options, tenant_files, link)
             .await
             .context("cannot start the sip edge")?;

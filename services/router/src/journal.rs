@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callgrid_eventlog::{EventLog, LogError, Record};
 use tokio::sync::{mpsc, watch};
@@ -18,9 +18,12 @@ pub type Ticket = u64;
 /// The topic every domain event goes to (DESIGN.md).
 pub const EVENTS_TOPIC: &str = "callgrid.events.v1";
 
+/// Records enqueued together: their ticket, when, and the records.
+type Entry = (Ticket, Instant, Vec<Record>);
+
 struct Queue {
     next: Ticket,
-    tx: mpsc::UnboundedSender<(Ticket, Vec<Record>)>,
+    tx: mpsc::UnboundedSender<Entry>,
 }
 
 /// The shared front of the event log.
@@ -33,6 +36,8 @@ pub struct Journal {
     /// When the write in progress began (ms since `epoch`), 0 when none is.
     writing_since: Arc<AtomicU64>,
     epoch: std::time::Instant,
+    /// How long the last write took (µs).
+    last_write_us: Arc<AtomicU64>,
 }
 
 /// A write that has not finished after this long means the log is not answering (a broker
@@ -54,6 +59,16 @@ pub struct Counters {
 impl Journal {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(log: Arc<dyn EventLog>) -> Arc<Journal> {
+        Journal::start_watched(log, None)
+    }
+
+    /// Starts the writer task; `backlog` is told how long each batch waited in the queue
+    /// beyond one write (a batch that arrives while a write runs waits for it: group commit;
+    /// waiting longer means records come faster than the log takes them), for load shedding.
+    pub fn start_watched(
+        log: Arc<dyn EventLog>,
+        backlog: Option<callgrid_overload::Source>,
+    ) -> Arc<Journal> {
         let max_record = log.max_record_bytes();
         let (tx, rx) = mpsc::unbounded_channel();
         let (durable_tx, durable) = watch::channel(0);
@@ -61,6 +76,7 @@ impl Journal {
         let counters = Arc::new(Counters::default());
         let epoch = std::time::Instant::now();
         let writing_since = Arc::new(AtomicU64::new(0));
+        let last_write_us = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer(
             log,
             rx,
@@ -71,6 +87,8 @@ impl Journal {
                 epoch,
             },
             counters.clone(),
+            backlog,
+            last_write_us.clone(),
         ));
         Arc::new(Journal {
             queue: Mutex::new(Queue { next: 1, tx }),
@@ -80,7 +98,14 @@ impl Journal {
             max_record,
             writing_since,
             epoch,
+            last_write_us,
         })
+    }
+
+    /// How long the last write (group commit) took: what a record waits at least, beyond
+    /// any backlog, to become durable.
+    pub fn last_write(&self) -> Duration {
+        Duration::from_micros(self.last_write_us.load(Ordering::Relaxed))
     }
 
     /// The largest record the log takes (actors refuse commands whose events exceed it).
@@ -100,7 +125,7 @@ impl Journal {
         }
         let ticket = q.next;
         q.next += 1;
-        if q.tx.send((ticket, records)).is_err() {
+        if q.tx.send((ticket, Instant::now(), records)).is_err() {
             tracing::error!(ticket, "journal writer is gone, events not written");
             self.healthy.store(false, Ordering::Relaxed);
         }
@@ -263,23 +288,32 @@ pub struct JournalClosed;
 
 async fn writer(
     log: Arc<dyn EventLog>,
-    mut rx: mpsc::UnboundedReceiver<(Ticket, Vec<Record>)>,
+    mut rx: mpsc::UnboundedReceiver<Entry>,
     durable: watch::Sender<Ticket>,
     healthy: Health,
     counters: Arc<Counters>,
+    backlog: Option<callgrid_overload::Source>,
+    last_write_us: Arc<AtomicU64>,
 ) {
     const MAX_BATCH: usize = 20_000;
-    while let Some((mut last, mut batch)) = rx.recv().await {
+    let mut last_write = Duration::ZERO;
+    while let Some((mut last, enqueued, mut batch)) = rx.recv().await {
+        if let Some(b) = &backlog {
+            b.record(enqueued.elapsed().saturating_sub(last_write));
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((t, mut more)) => {
+                Ok((t, _, mut more)) => {
                     batch.append(&mut more);
                     last = t;
                 }
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
         let n = write(log.as_ref(), batch, &healthy, &counters).await;
+        last_write = started.elapsed();
+        last_write_us.store(last_write.as_micros() as u64, Ordering::Relaxed);
         counters.events.fetch_add(n, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         let _ = durable.send(last);

@@ -95,6 +95,11 @@ pub struct RouterOptions {
     /// `UNAVAILABLE` (the edge answers 503 with a Reason) instead of queueing behind an
     /// overloaded router until every caller has given up (docs/DECISIONS.md, "Overload").
     pub max_pending_arrivals: usize,
+    /// Sheds new calls from the measured backlog (docs/DECISIONS.md, "Overload"); the router
+    /// adds its actor threads and its journal to its sources. `None`: the router makes one
+    /// and also watches its own tokio runtime with it. `callgrid serve` gives the one its SIP
+    /// edge sheds with, so a call is refused once, at the edge's intake.
+    pub shedder: Option<callgrid_overload::Shedder>,
     /// The SIP digest realm agents' passwords are kept for (as HA1s: docs/SECURITY.md).
     pub sip_realm: String,
     /// The key trunk secrets are kept encrypted with; without one a tenant file with a trunk
@@ -111,6 +116,7 @@ impl Default for RouterOptions {
             edge_grace_ms: 30_000,
             snapshot: None,
             max_pending_arrivals: 1_000,
+            shedder: None,
             sip_realm: "callgrid".into(),
             secrets_key: None,
         }
@@ -180,6 +186,45 @@ async fn probe_log(router: std::sync::Weak<Router>) {
                 std::time::Instant::now(),
                 tokio::spawn(async move { log.end_offset(EVENTS_TOPIC, 0).await.is_ok() }),
             ));
+        }
+    }
+}
+
+/// How often a probe measures a thread's queueing delay for the shedder.
+pub const PROBE_RUNTIME_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Measures each actor thread's queueing delay for the shedder: a task handed to the
+/// arbiter every 5 ms waits behind every actor that is ready to run there. Stops when the
+/// arbiters do.
+async fn probe_arbiters(shedder: callgrid_overload::Shedder, arbiters: Vec<ArbiterHandle>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const NAMES: [&str; 8] = [
+        "actors-0", "actors-1", "actors-2", "actors-3", "actors-4", "actors-5", "actors-6",
+        "actors-7",
+    ];
+    let probes: Vec<_> = arbiters
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let source = shedder.source(NAMES.get(i).copied().unwrap_or("actors-n"));
+            (a, source, Arc::new(AtomicBool::new(false)))
+        })
+        .collect();
+    drop(shedder);
+    while probes.iter().all(|(_, s, _)| s.watched()) {
+        tokio::time::sleep(PROBE_RUNTIME_EVERY).await;
+        for (arbiter, source, in_flight) in &probes {
+            if in_flight.swap(true, Ordering::AcqRel) {
+                continue; // the last probe has not run yet: its age is the delay
+            }
+            let sent = source.sent();
+            let (source, flag) = (source.clone(), in_flight.clone());
+            if !arbiter.spawn(async move {
+                source.answered(sent, std::time::Duration::ZERO);
+                flag.store(false, Ordering::Release);
+            }) {
+                return; // the actor system stopped
+            }
         }
     }
 }
@@ -261,13 +306,24 @@ impl Router {
         };
         let in_snapshot = snap.as_ref().map_or(0, |s| s.events);
         let recovered = recovery::replay_from(log.as_ref(), snap).await?;
-        let journal = Journal::start(log.clone());
+        let shedder = match &opts.shedder {
+            Some(s) => s.clone(),
+            None => {
+                let s = callgrid_overload::Shedder::new(Default::default());
+                s.probe_runtime("router-io", PROBE_RUNTIME_EVERY);
+                s
+            }
+        };
+        let journal = Journal::start_watched(log.clone(), Some(shedder.source("journal")));
         let shared = Shared::new(
             journal,
             opts.clock,
             opts.edge_grace_ms,
             opts.max_pending_arrivals,
+            shedder.clone(),
         );
+        let arbiters = start_arbiters(opts.arbiters)?;
+        tokio::spawn(probe_arbiters(shedder, arbiters.clone()));
         let router = Arc::new(Router {
             shared,
             recovery: (
@@ -275,7 +331,7 @@ impl Router {
                 started.elapsed().as_millis() as u64,
             ),
             log,
-            arbiters: start_arbiters(opts.arbiters)?,
+            arbiters,
             tenants: RwLock::new(HashMap::new()),
             numbers: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),

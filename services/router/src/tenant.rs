@@ -31,6 +31,11 @@ pub struct Shared {
     pub decisions: Mutex<hdrhistogram::Histogram<u64>>,
     /// New calls whose arrival is in progress (overload protection).
     pub arrivals: Arrivals,
+    /// Sheds new calls from the measured backlog (docs/DECISIONS.md, "Overload").
+    pub shedder: callgrid_overload::Shedder,
+    /// Tells the shedder how long each arrival took from its first report to durable,
+    /// beyond one journal write: the backlog on the whole arrival path, wherever it is.
+    pub arrival_delay: callgrid_overload::Source,
 }
 
 /// Counts arrivals in progress against a limit.
@@ -89,6 +94,7 @@ impl Shared {
         clock: Clock,
         edge_grace_ms: u64,
         max_pending_arrivals: usize,
+        shedder: callgrid_overload::Shedder,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             journal,
@@ -100,6 +106,8 @@ impl Shared {
                     .expect("static histogram bounds are valid"),
             ),
             arrivals: Arrivals::new(max_pending_arrivals),
+            arrival_delay: shedder.source("arrivals"),
+            shedder,
         })
     }
 

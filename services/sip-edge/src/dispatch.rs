@@ -20,6 +20,10 @@ use crate::registrar::{ContactUpdate, RegisterError};
 use crate::transport::ALLOW;
 use crate::Shared;
 
+/// Retry-After of a new call shed at the intake, in seconds: short, because a carrier that
+/// honours it sends nothing at all to this edge meanwhile (RFC 3261 §21.5.4; RFC 6357 §3.1).
+const RETRY_AFTER_S: &str = "1";
+
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut incoming: TransactionReceiver,
@@ -72,6 +76,19 @@ fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
     let shared = shared.clone();
     match method {
         Method::Invite => {
+            // shed load before doing any work for the call (docs/DECISIONS.md, "Overload")
+            if !shared.shedder.admit() {
+                Metrics::inc(&shared.metrics.calls_shed);
+                spawn_reply(
+                    tx,
+                    StatusCode::ServiceUnavailable,
+                    vec![
+                        Header::RetryAfter(RETRY_AFTER_S.into()),
+                        Header::Reason("SIP;cause=503;text=\"overloaded\"".into()),
+                    ],
+                );
+                return;
+            }
             tokio::spawn(async move { crate::call::inbound(shared, tx).await });
         }
         Method::Register => {

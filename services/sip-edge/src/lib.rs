@@ -140,6 +140,11 @@ pub struct EdgeOptions {
     /// The key trunk secrets are kept encrypted with (`password_enc` in tenant files); the
     /// same as the router's.
     pub secrets_key: Option<callgrid_config::secrets::SecretsKey>,
+    /// Sheds new INVITEs (503 with Retry-After) from the measured backlog (docs/DECISIONS.md,
+    /// "Overload"). `None`: the edge makes one that watches its own tokio runtime;
+    /// `callgrid serve` gives the one its router also feeds with its actor threads' and
+    /// journal's delays.
+    pub shedder: Option<callgrid_overload::Shedder>,
 }
 
 impl Default for EdgeOptions {
@@ -161,6 +166,7 @@ impl Default for EdgeOptions {
             tracked_sources: 65_536,
             tracked_nonces: 65_536,
             secrets_key: None,
+            shedder: None,
         }
     }
 }
@@ -182,6 +188,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) router: Arc<dyn RouterLink>,
     pub(crate) media: call::MediaContext,
+    pub(crate) shedder: callgrid_overload::Shedder,
 }
 
 /// A running edge.
@@ -287,7 +294,16 @@ impl SipEdge {
             .as_str(),
         )
         .map_err(|e| EdgeError::Sip(format!("contact uri: {e}")))?;
+        let shedder = match &options.shedder {
+            Some(s) => s.clone(),
+            None => {
+                let s = callgrid_overload::Shedder::new(Default::default());
+                s.probe_runtime("sip-io", Duration::from_millis(5));
+                s
+            }
+        };
         let shared = Arc::new(Shared {
+            shedder,
             local,
             advertise_ip,
             contact,

@@ -80,6 +80,9 @@ counters! {
     calls_router_failed,
     /// Calls refused with 503 because the router was overloaded (load shed).
     calls_overloaded,
+    /// New INVITEs refused at the edge's intake with 503 and Retry-After because of the
+    /// backlog (load shed before any work for them; docs/DECISIONS.md, "Overload").
+    calls_shed,
     /// Calls whose caller leg ended.
     calls_ended,
     /// Agent legs started (INVITEs to agent devices).

@@ -144,6 +144,9 @@ impl api::admin_server::Admin for AdminSvc {
             events_recovered: self.router.recovery.0,
             recovery_ms: self.router.recovery.1,
             decision_us,
+            calls_shed: self.router.shared.shedder.counts().1,
+            shed_probability: self.router.shared.shedder.probability(),
+            backlog_us: self.router.shared.shedder.delay().as_micros() as u64,
         }))
     }
 }

@@ -147,6 +147,19 @@ fn result(call: &str, seq: u64, st: &Status) -> api::RouterInstruction {
     }
 }
 
+/// How long a refused edge should keep new calls away (gRPC's retry pushback, and the SIP
+/// edge's Retry-After).
+pub(super) const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The refusal of a new call the router cannot take now, with the retry pushback.
+fn overloaded() -> Status {
+    let mut st = Status::unavailable("the router is overloaded: new calls are refused for now");
+    if let Ok(v) = RETRY_AFTER.as_millis().to_string().parse() {
+        st.metadata_mut().insert("grpc-retry-pushback-ms", v);
+    }
+    st
+}
+
 #[tonic::async_trait]
 impl api::call_control_server::CallControl for CallControlSvc {
     type CallStream = Out;
@@ -156,6 +169,11 @@ impl api::call_control_server::CallControl for CallControlSvc {
         req: Request<Streaming<api::EdgeReport>>,
     ) -> Result<Response<Out>, Status> {
         let by = caller(&req)?;
+        // shed load before reading anything of the call (docs/DECISIONS.md, "Overload");
+        // the in-process edge of `callgrid serve` sheds at its own intake instead
+        if !self.router.shared.shedder.admit() {
+            return Err(overloaded());
+        }
         self.open(req.into_inner(), &by).await.map(Response::new)
     }
 }
@@ -174,11 +192,15 @@ impl CallControlSvc {
             .await
             .transpose()?
             .ok_or_else(|| Status::invalid_argument("the stream ended before arrived"))?;
+        let begun = std::time::Instant::now();
         // shed load before doing any work for the call
         writable(&self.router)?;
-        let _slot = self.router.shared.arrivals.try_begin().ok_or_else(|| {
-            Status::unavailable("the router is overloaded: too many new calls in progress")
-        })?;
+        let _slot = self
+            .router
+            .shared
+            .arrivals
+            .try_begin()
+            .ok_or_else(overloaded)?;
         let Some(api::edge_report::Report::Arrived(arrived)) = first.report else {
             return Err(Status::invalid_argument("the first report must be arrived"));
         };
@@ -244,6 +266,10 @@ impl CallControlSvc {
             .map_err(|r| convert::status(&r))?;
         let journal = self.router.shared.journal.clone();
         durable(&self.router, ticket).await?;
+        let shared = &self.router.shared;
+        shared
+            .arrival_delay
+            .record(begun.elapsed().saturating_sub(shared.journal.last_write()));
         // the arrival's result, if asked for
         if first.ack {
             if let Some(tx) = weak.upgrade() {
