@@ -214,6 +214,12 @@ def http_requests():
         ("GET", "/api/v1/tenants/demo/intervals?from=0&to=86400000", "@SUP@"),
         ("GET", "/api/v1/session", "@AGENT@"),
         ("GET", "/api/v1/nothing", "@SUP@"),
+        # paged history reads: a cursor of a call record (1, 'c', time 0, "c1"), of an agent
+        # state (1, 's', 1000, offset 2), and bad limits and cursors
+        ("GET", "/api/v1/tenants/demo/calls?limit=2&cursor=AWMAAAAAAAAAAGMx", "@SUP@"),
+        ("GET", "/api/v1/tenants/demo/agents/alice/states?limit=1&cursor=AXMAAAAAAAAD6AAAAAAAAAAC", "@AGENT@"),
+        ("GET", "/api/v1/tenants/demo/intervals?limit=5001&cursor=garbage", "@SUP@"),
+        ("GET", "/api/v1/tenants/demo/calls?limit=2&cursor=AWMAAAAAAAAAAGMx", "@OTHER@"),
     ]
     out = []
     for i, (method, target, cred) in enumerate(routes):

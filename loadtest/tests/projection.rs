@@ -9,7 +9,9 @@ use std::time::Duration;
 use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
 use callgrid_loadtest::day::{simulate, Day, DayCall, DayParams};
 use callgrid_projector::{Projector, ProjectorOptions, EVENTS_TOPIC};
-use callgrid_store::{Batch, ProjectionStore, Span, SqliteStore, Stats, Subject};
+use callgrid_store::{
+    read_all, Batch, ProjectionStore, Span, SqliteStore, Stats, Subject, MAX_PAGE_LIMIT,
+};
 
 const SL_MS: u64 = 20_000;
 
@@ -161,8 +163,7 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
     assert_eq!(projector.progress().borrow().skipped, 0);
 
     // interval figures of every queue, summed over the day, equal the generator's
-    let intervals = store
-        .intervals("acme", Span::all())
+    let intervals = read_all(MAX_PAGE_LIMIT, |p| store.intervals("acme", Span::all(), p))
         .await
         .expect("intervals");
     let mut by_queue: BTreeMap<String, Stats> = BTreeMap::new();
@@ -260,10 +261,11 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
     assert!(live.agents.iter().all(|a| a.state == "logged_out"));
 
     // one call record per call, with the generator's outcome, agent and durations
-    let records = store
-        .call_records("acme", Span::all())
-        .await
-        .expect("records");
+    let records = read_all(MAX_PAGE_LIMIT, |p| {
+        store.call_records("acme", Span::all(), p)
+    })
+    .await
+    .expect("records");
     assert_eq!(records.len(), day.calls.len());
     let by_call: BTreeMap<&str, _> = records.iter().map(|r| (r.call.as_str(), r)).collect();
     let mut want_wrapup = 0u64;
@@ -348,10 +350,11 @@ async fn a_simulated_days_projections_agree_with_the_generators_record() {
     );
     // the agent state history of one agent covers its shift without gaps
     let shift = &day.shifts[0];
-    let spans = store
-        .agent_states("acme", &shift.agent, Span::all())
-        .await
-        .expect("states");
+    let spans = read_all(MAX_PAGE_LIMIT, |p| {
+        store.agent_states("acme", &shift.agent, Span::all(), p)
+    })
+    .await
+    .expect("states");
     assert_eq!(spans.first().map(|s| s.start_ms), Some(shift.login_ms));
     for w in spans.windows(2) {
         assert_eq!(w[0].end_ms, w[1].start_ms, "spans follow each other");
@@ -447,10 +450,11 @@ async fn no_tenant_sees_another_tenants_rows() {
     assert_eq!(store.tenants().await.expect("tenants"), ["acme", "globex"]);
     for (tenant, day) in [("acme", &acme), ("globex", &globex)] {
         let prefix = format!("{tenant}-");
-        let records = store
-            .call_records(tenant, Span::all())
-            .await
-            .expect("records");
+        let records = read_all(MAX_PAGE_LIMIT, |p| {
+            store.call_records(tenant, Span::all(), p)
+        })
+        .await
+        .expect("records");
         assert_eq!(records.len(), day.calls.len());
         assert!(records
             .iter()
@@ -458,8 +462,7 @@ async fn no_tenant_sees_another_tenants_rows() {
         let live = store.live(tenant).await.expect("live");
         assert!(live.queues.iter().all(|q| q.tenant == tenant));
         assert!(live.agents.iter().all(|a| a.tenant == tenant));
-        let intervals = store
-            .intervals(tenant, Span::all())
+        let intervals = read_all(MAX_PAGE_LIMIT, |p| store.intervals(tenant, Span::all(), p))
             .await
             .expect("intervals");
         assert!(intervals.iter().all(|r| r.tenant == tenant));

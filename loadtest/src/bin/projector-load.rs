@@ -16,7 +16,7 @@ use callgrid_eventlog::{Durability, EventLog, SqliteLog, SqliteLogOptions};
 use callgrid_loadtest::day::{simulate, DayParams};
 use callgrid_loadtest::machine;
 use callgrid_projector::{Projector, ProjectorOptions, EVENTS_TOPIC};
-use callgrid_store::{ProjectionStore, Span, SqliteStore};
+use callgrid_store::{read_all, ProjectionStore, Span, SqliteStore, MAX_PAGE_LIMIT};
 use clap::Parser;
 use hdrhistogram::Histogram;
 
@@ -134,10 +134,12 @@ async fn main() -> anyhow::Result<()> {
     let records: usize = {
         let mut n = 0;
         for t in 0..a.tenants {
-            n += store
-                .call_records(&format!("t{t:03}"), Span::all())
-                .await?
-                .len();
+            let tenant = format!("t{t:03}");
+            n += read_all(MAX_PAGE_LIMIT, |p| {
+                store.call_records(&tenant, Span::all(), p)
+            })
+            .await?
+            .len();
         }
         n
     };

@@ -640,9 +640,15 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
         ("/api/v1/tenants/demo/live", &bob),
         ("/api/v1/tenants/demo/live/stream", &bob),
         ("/api/v1/tenants/demo/calls", &wall),
+        ("/api/v1/tenants/demo/calls?limit=2&cursor=AQ", &wall),
         ("/api/v1/tenants/demo/calls/x/offers", &wall),
         ("/api/v1/tenants/demo/intervals", &wall),
+        ("/api/v1/tenants/demo/intervals?from=0&limit=5000", &wall),
         ("/api/v1/tenants/demo/agents/alice/states", &bob),
+        (
+            "/api/v1/tenants/demo/agents/alice/states?limit=1&cursor=AQ",
+            &bob,
+        ),
         ("/api/v1/tenants", &metrics),
         ("/api/v1/session", &String::from("cg_0123456789abcdef_nope")),
     ] {

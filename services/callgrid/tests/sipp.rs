@@ -350,7 +350,9 @@ impl Node {
                 &store,
                 "siptest",
                 callgrid_store::Span::all(),
+                callgrid_store::PageRequest::default(),
             ))
+            .map(|page| page.rows)
             .expect("records");
         assert_eq!(records.len(), 1, "{records:#?}");
         records.into_iter().next().expect("one record")

@@ -1,7 +1,7 @@
 //! The supervisor service of `callgrid serve`: the live snapshot, the push stream of
 //! changes (an agent's login reaches a connected client), `callgrid watch --once`, errors
-//! for unknown tenants and bad parameters, and one tenant's stream never carrying another
-//! tenant's rows.
+//! for unknown tenants and bad parameters, paging through an agent's state history, and one
+//! tenant's stream never carrying another tenant's rows.
 
 mod common;
 
@@ -266,8 +266,13 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
     let (code, body) = get(http, &token, "/api/v1/tenants/demo/calls?from=yesterday").await;
     assert_eq!(code, 400);
     assert!(body.contains("from must be milliseconds"), "{body}");
-    let (code, _) = get(http, &token, "/api/v1/tenants/demo/calls?from=0&to=1").await;
-    assert_eq!(code, 200);
+    let (code, body) = get(http, &token, "/api/v1/tenants/demo/calls?from=0&to=1").await;
+    assert_eq!((code, body.as_str()), (200, r#"{"rows":[]}"#));
+    for (query, field) in [("limit=5001", "limit"), ("cursor=nonsense", "cursor")] {
+        let (code, body) = get(http, &token, &format!("/api/v1/tenants/demo/calls?{query}")).await;
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(body.contains(field), "{query}: {body}");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args(["watch", "--tenant", "nobody", "--once", "--supervisor"])
         .arg(format!("http://127.0.0.1:{http}"))
@@ -281,4 +286,39 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // history pages: alice's state spans (written behind the push: wait for her break's),
+    // one a page, each page's cursor reading the next, are the spans of one large page
+    let states = "/api/v1/tenants/demo/agents/alice/states?from=0";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let whole = loop {
+        let (code, body) = get(http, &token, &format!("{states}&limit=5000")).await;
+        assert_eq!(code, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).expect("json");
+        assert!(page.get("next_cursor").is_none(), "{body}");
+        let rows = page["rows"].as_array().cloned().unwrap_or_default();
+        if rows.iter().any(|r| r["state"] == "not_ready") {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's break never reached the history"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(whole.len() >= 2, "{whole:?}");
+    let mut paged = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (code, body) = get(http, &token, &format!("{states}&limit=1{cursor}")).await;
+        assert_eq!(code, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).expect("json");
+        paged.extend(page["rows"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+        assert!(paged.len() <= whole.len(), "paging runs past the rows");
+    }
+    assert_eq!(paged, whole);
 }

@@ -13,7 +13,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::rows::*;
-use crate::{Batch, ProjectionStore, Span, StoreError};
+use crate::{
+    read_all, Batch, Page, PageRequest, ProjectionStore, Span, StoreError, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+};
 
 /// A store under test and whatever must live as long as it (a temporary directory, a
 /// keyspace to drop).
@@ -217,6 +220,52 @@ async fn write(s: &dyn ProjectionStore, rows: Vec<Row>) {
     .expect("write");
 }
 
+/// Every call record of `t` within `span`, read two to a page (so every case pages).
+async fn calls_of(s: &dyn ProjectionStore, t: &str, span: Span) -> Vec<CallRecord> {
+    read_all(2, |p| s.call_records(t, span, p))
+        .await
+        .expect("read")
+}
+
+/// Every state span of agent `a` within `span`, read two to a page.
+async fn states_of(s: &dyn ProjectionStore, t: &str, a: &str, span: Span) -> Vec<AgentStateRecord> {
+    read_all(2, |p| s.agent_states(t, a, span, p))
+        .await
+        .expect("read")
+}
+
+/// Every interval row of `t` within `span`, read two to a page.
+async fn intervals_of(s: &dyn ProjectionStore, t: &str, span: Span) -> Vec<IntervalRow> {
+    read_all(2, |p| s.intervals(t, span, p))
+        .await
+        .expect("read")
+}
+
+/// Pages through a read `limit` rows at a time and checks the pages: every page but the
+/// last is full and has a cursor, the last has none. Every row, in page order.
+async fn page_through<T, F, Fut>(limit: u64, mut read: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..10_000 {
+        let page = read(request.clone()).await.expect("a page");
+        let n = page.rows.len() as u64;
+        assert!(n <= limit, "a page of {n} rows over its limit {limit}");
+        out.extend(page.rows);
+        match page.next_cursor {
+            Some(c) => {
+                assert_eq!(n, limit, "a page before the last is full");
+                request = PageRequest::after(limit, c);
+            }
+            None => return out,
+        }
+    }
+    panic!("paging never ends");
+}
+
 /// Every row kind round-trips through `write` and `get`; a missing key is `None`.
 pub async fn every_row_kind_round_trips(t: TestStore) {
     let s = t.store.as_ref();
@@ -282,10 +331,7 @@ pub async fn a_write_replaces_the_row(t: TestStore) {
             .expect("get"),
         Some(Row::Record(new_record.clone()))
     );
-    assert_eq!(
-        s.call_records("a", Span::all()).await.expect("read"),
-        [new_record]
-    );
+    assert_eq!(calls_of(s, "a", Span::all()).await, [new_record]);
 }
 
 /// Checkpoints are per partition, readable after their batch, and may move backwards.
@@ -324,17 +370,9 @@ pub async fn clear_removes_everything(t: TestStore) {
     assert_eq!(s.checkpoint(0).await.expect("read"), None);
     assert!(s.tenants().await.expect("tenants").is_empty());
     for t in ["a", "b"] {
-        assert!(s
-            .call_records(t, Span::all())
-            .await
-            .expect("read")
-            .is_empty());
-        assert!(s.intervals(t, Span::all()).await.expect("read").is_empty());
-        assert!(s
-            .agent_states(t, "ann", Span::all())
-            .await
-            .expect("read")
-            .is_empty());
+        assert!(calls_of(s, t, Span::all()).await.is_empty());
+        assert!(intervals_of(s, t, Span::all()).await.is_empty());
+        assert!(states_of(s, t, "ann", Span::all()).await.is_empty());
         let live = s.live(t).await.expect("live");
         assert!(live.queues.is_empty() && live.agents.is_empty() && live.calls.is_empty());
     }
@@ -343,18 +381,9 @@ pub async fn clear_removes_everything(t: TestStore) {
     write(s, every_kind("a")).await;
     assert_eq!(s.dump().await.expect("dump").len(), every_kind("a").len());
     assert_eq!(s.tenants().await.expect("tenants"), ["a"]);
-    assert_eq!(
-        s.call_records("a", Span::all()).await.expect("read").len(),
-        1
-    );
-    assert_eq!(s.intervals("a", Span::all()).await.expect("read").len(), 1);
-    assert_eq!(
-        s.agent_states("a", "ann", Span::all())
-            .await
-            .expect("read")
-            .len(),
-        1
-    );
+    assert_eq!(calls_of(s, "a", Span::all()).await.len(), 1);
+    assert_eq!(intervals_of(s, "a", Span::all()).await.len(), 1);
+    assert_eq!(states_of(s, "a", "ann", Span::all()).await.len(), 1);
 }
 
 /// `live` has every queue and agent sorted by id, and only the calls not ended.
@@ -415,29 +444,19 @@ pub async fn span_reads_honour_the_span_and_order(t: TestStore) {
     .await;
     let calls = |v: Vec<CallRecord>| v.into_iter().map(|r| r.call).collect::<Vec<_>>();
     assert_eq!(
-        calls(s.call_records("a", Span::all()).await.expect("read")),
+        calls(calls_of(s, "a", Span::all()).await),
         ["early", "mid", "late"]
     );
     assert_eq!(
-        calls(
-            s.call_records("a", Span::new(5, day).expect("span"))
-                .await
-                .expect("read")
-        ),
+        calls(calls_of(s, "a", Span::new(5, day).expect("span")).await),
         ["early"]
     );
     assert_eq!(
-        calls(
-            s.call_records("a", Span::new(6, day + 1).expect("span"))
-                .await
-                .expect("read")
-        ),
+        calls(calls_of(s, "a", Span::new(6, day + 1).expect("span")).await),
         ["mid"]
     );
-    assert!(s
-        .call_records("a", Span::new(0, 5).expect("span"))
+    assert!(calls_of(s, "a", Span::new(0, 5).expect("span"))
         .await
-        .expect("read")
         .is_empty());
     let seqs: Vec<u32> = s
         .offers("a", "mid")
@@ -448,33 +467,26 @@ pub async fn span_reads_honour_the_span_and_order(t: TestStore) {
         .collect();
     assert_eq!(seqs, [1, 2]);
     assert!(s.offers("a", "nope").await.expect("read").is_empty());
-    let spans: Vec<(u64, u64)> = s
-        .agent_states("a", "ann", Span::all())
+    let spans: Vec<(u64, u64)> = states_of(s, "a", "ann", Span::all())
         .await
-        .expect("read")
         .iter()
         .map(|r| (r.start_ms, r.start_offset))
         .collect();
     assert_eq!(spans, [(100, 10), (100, 20), (2 * day, 30)]);
-    let spans: Vec<(u64, u64)> = s
-        .agent_states("a", "ann", Span::new(100, 2 * day).expect("span"))
+    let spans: Vec<(u64, u64)> = states_of(s, "a", "ann", Span::new(100, 2 * day).expect("span"))
         .await
-        .expect("read")
         .iter()
         .map(|r| (r.start_ms, r.start_offset))
         .collect();
     assert_eq!(spans, [(100, 10), (100, 20)], "`to` is excluded");
     assert_eq!(
-        s.agent_states("a", "ann", Span::new(101, 3 * day).expect("span"))
+        states_of(s, "a", "ann", Span::new(101, 3 * day).expect("span"))
             .await
-            .expect("read")
             .len(),
         1
     );
-    let iv: Vec<(u64, Subject, String)> = s
-        .intervals("a", Span::all())
+    let iv: Vec<(u64, Subject, String)> = intervals_of(s, "a", Span::all())
         .await
-        .expect("read")
         .into_iter()
         .map(|r| (r.start_ms, r.subject, r.id))
         .collect();
@@ -488,24 +500,20 @@ pub async fn span_reads_honour_the_span_and_order(t: TestStore) {
         ]
     );
     assert_eq!(
-        s.intervals("a", Span::new(900_001, u64::MAX).expect("span"))
+        intervals_of(s, "a", Span::new(900_001, u64::MAX).expect("span"))
             .await
-            .expect("read")
             .len(),
         1
     );
     assert_eq!(
-        s.intervals("a", Span::new(900_000, day).expect("span"))
+        intervals_of(s, "a", Span::new(900_000, day).expect("span"))
             .await
-            .expect("read")
             .len(),
         3,
         "`from` is included, `to` excluded"
     );
-    assert!(s
-        .intervals("a", Span::new(day, day).expect("span"))
+    assert!(intervals_of(s, "a", Span::new(day, day).expect("span"))
         .await
-        .expect("read")
         .is_empty());
 }
 
@@ -516,22 +524,10 @@ pub async fn tenants_are_isolated(t: TestStore) {
     assert_eq!(s.tenants().await.expect("tenants"), ["a"]);
     let live = s.live("b").await.expect("live");
     assert!(live.queues.is_empty() && live.agents.is_empty() && live.calls.is_empty());
-    assert!(s
-        .call_records("b", Span::all())
-        .await
-        .expect("read")
-        .is_empty());
+    assert!(calls_of(s, "b", Span::all()).await.is_empty());
     assert!(s.offers("b", "c1").await.expect("read").is_empty());
-    assert!(s
-        .agent_states("b", "ann", Span::all())
-        .await
-        .expect("read")
-        .is_empty());
-    assert!(s
-        .intervals("b", Span::all())
-        .await
-        .expect("read")
-        .is_empty());
+    assert!(states_of(s, "b", "ann", Span::all()).await.is_empty());
+    assert!(intervals_of(s, "b", Span::all()).await.is_empty());
     for row in every_kind("b") {
         assert_eq!(s.get(&row.key()).await.expect("get"), None);
     }
@@ -552,11 +548,9 @@ pub async fn tenants_are_isolated(t: TestStore) {
         assert!(live.queues.iter().all(|q| q.tenant == t));
         assert!(live.agents.iter().all(|a| a.tenant == t));
         assert!(live.calls.iter().all(|c| c.tenant == t));
-        assert_eq!(s.call_records(t, Span::all()).await.expect("read").len(), 1);
-        assert!(s
-            .intervals(t, Span::all())
+        assert_eq!(calls_of(s, t, Span::all()).await.len(), 1);
+        assert!(intervals_of(s, t, Span::all())
             .await
-            .expect("read")
             .iter()
             .all(|r| r.tenant == t));
     }
@@ -570,12 +564,22 @@ pub async fn bad_input_is_refused(t: TestStore) {
     assert!(invalid(
         s.get(&RowKey::Tenant(String::new())).await.map(|_| ())
     ));
-    assert!(invalid(s.call_records("", Span::all()).await.map(|_| ())));
+    assert!(invalid(
+        s.call_records("", Span::all(), PageRequest::default())
+            .await
+            .map(|_| ())
+    ));
     assert!(invalid(s.offers("", "c").await.map(|_| ())));
     assert!(invalid(
-        s.agent_states("", "a", Span::all()).await.map(|_| ())
+        s.agent_states("", "a", Span::all(), PageRequest::default())
+            .await
+            .map(|_| ())
     ));
-    assert!(invalid(s.intervals("", Span::all()).await.map(|_| ())));
+    assert!(invalid(
+        s.intervals("", Span::all(), PageRequest::default())
+            .await
+            .map(|_| ())
+    ));
     let mut rows = every_kind("a");
     rows.push(Row::Agent(agent("", "ghost")));
     assert!(invalid(
@@ -635,6 +639,395 @@ pub async fn a_large_batch_writes_whole(t: TestStore) {
     assert_eq!(s.checkpoint(3).await.expect("read"), Some(5_000));
 }
 
+const DAY_MS: u64 = 86_400_000;
+
+/// Rows of tenant `t` of the three paged reads, over three days, many sharing a time (so ties
+/// are broken by id), with ids that sort differently as text and as numbers, written in no
+/// particular order: call records, state spans of `ann`, interval rows.
+fn paged_rows(t: &str) -> (Vec<CallRecord>, Vec<AgentStateRecord>, Vec<IntervalRow>) {
+    let calls = (0..23u64)
+        .map(|i| record(t, &format!("c{i}"), (i % 3) * DAY_MS + (i % 4) * 1_000))
+        .chain([record(t, "é", 1_000), record(t, "Z", 1_000)])
+        .collect();
+    let states = (0..17u64)
+        .map(|i| span(t, "ann", (i % 3) * DAY_MS + (i % 2) * 100, 1_000 - i))
+        .collect();
+    let mut intervals = Vec::new();
+    for id in ["201", "ann", "200", "1000"] {
+        for subject in [Subject::Queue, Subject::Agent] {
+            for start in [DAY_MS, 0, 900_000, DAY_MS + 900_000, 2 * DAY_MS] {
+                intervals.push(interval(t, start, subject, id));
+            }
+        }
+    }
+    (calls, states, intervals)
+}
+
+fn rows_of(
+    (calls, states, intervals): &(Vec<CallRecord>, Vec<AgentStateRecord>, Vec<IntervalRow>),
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    rows.extend(calls.iter().cloned().map(Row::Record));
+    rows.extend(states.iter().cloned().map(Row::AgentState));
+    rows.extend(intervals.iter().cloned().map(Row::Interval));
+    rows
+}
+
+fn call_key(r: &CallRecord) -> (u64, String) {
+    (r.start_ms, r.call.clone())
+}
+
+fn state_key(r: &AgentStateRecord) -> (u64, u64) {
+    (r.start_ms, r.start_offset)
+}
+
+fn interval_key(r: &IntervalRow) -> (u64, Subject, String) {
+    (r.start_ms, r.subject, r.id.clone())
+}
+
+/// Paging through each read with any limit returns every row within the span once, in key
+/// order (time, then id); every page but the last is full and has a cursor; another tenant's
+/// and agent's rows never show.
+pub async fn paging_returns_every_row_once_in_order(t: TestStore) {
+    let s = t.store.as_ref();
+    let mine = paged_rows("a");
+    let (calls, states, intervals) = &mine;
+    let mut rows = rows_of(&mine);
+    rows.extend(rows_of(&paged_rows("b")));
+    rows.extend(paged_rows("a").1.into_iter().map(|mut r| {
+        r.agent = "bob".into();
+        Row::AgentState(r)
+    }));
+    rows.reverse();
+    write(s, rows).await;
+
+    let spans = [
+        Span::all(),
+        // from and to inside days: both cut through ties of time
+        Span::new(1_000, DAY_MS + 1_000).expect("span"),
+        Span::new(100, 2 * DAY_MS).expect("span"),
+        Span::new(DAY_MS, DAY_MS).expect("span"),
+    ];
+    for span in spans {
+        let within = |ms: u64| span.from_ms <= ms && ms < span.to_ms;
+        let mut want_calls: Vec<_> = calls
+            .iter()
+            .filter(|r| within(r.start_ms))
+            .cloned()
+            .collect();
+        want_calls.sort_by_key(call_key);
+        let mut want_states: Vec<_> = states
+            .iter()
+            .filter(|r| within(r.start_ms))
+            .cloned()
+            .collect();
+        want_states.sort_by_key(state_key);
+        let mut want_intervals: Vec<_> = intervals
+            .iter()
+            .filter(|r| within(r.start_ms))
+            .cloned()
+            .collect();
+        want_intervals.sort_by_key(interval_key);
+        for limit in [1, 2, 3, 7, 24, 25, 26, MAX_PAGE_LIMIT] {
+            let got = page_through(limit, |p| s.call_records("a", span, p)).await;
+            assert_eq!(
+                got.iter().map(call_key).collect::<Vec<_>>(),
+                want_calls.iter().map(call_key).collect::<Vec<_>>(),
+                "call records, {span:?}, {limit} a page"
+            );
+            assert_eq!(got, want_calls);
+            let got = page_through(limit, |p| s.agent_states("a", "ann", span, p)).await;
+            assert_eq!(
+                got.iter().map(state_key).collect::<Vec<_>>(),
+                want_states.iter().map(state_key).collect::<Vec<_>>(),
+                "agent states, {span:?}, {limit} a page"
+            );
+            assert_eq!(got, want_states);
+            let got = page_through(limit, |p| s.intervals("a", span, p)).await;
+            assert_eq!(
+                got.iter().map(interval_key).collect::<Vec<_>>(),
+                want_intervals.iter().map(interval_key).collect::<Vec<_>>(),
+                "intervals, {span:?}, {limit} a page"
+            );
+            assert_eq!(got, want_intervals);
+        }
+    }
+    assert_eq!(calls_of(s, "a", Span::all()).await.len(), calls.len());
+    assert!(calls_of(s, "c", Span::all()).await.is_empty());
+
+    // without a limit, a page holds DEFAULT_PAGE_LIMIT rows
+    let many: Vec<Row> = (0..DEFAULT_PAGE_LIMIT + 1)
+        .map(|i| Row::AgentState(span("a", "cat", 7 * DAY_MS + i, i)))
+        .collect();
+    write(s, many).await;
+    let first = s
+        .agent_states("a", "cat", Span::all(), PageRequest::default())
+        .await
+        .expect("a page");
+    assert_eq!(first.rows.len() as u64, DEFAULT_PAGE_LIMIT);
+    let cursor = first.next_cursor.expect("a second page");
+    let second = s
+        .agent_states(
+            "a",
+            "cat",
+            Span::all(),
+            PageRequest {
+                limit: None,
+                cursor: Some(cursor),
+            },
+        )
+        .await
+        .expect("a page");
+    assert_eq!(second.rows.len(), 1);
+    assert_eq!(second.next_cursor, None);
+}
+
+/// Rows written between the reads of two pages never make a row show twice or go missing:
+/// the pass goes on after the last key it returned, so rows written at earlier keys are not
+/// seen by it, rows written at later keys are, and rows already returned and rewritten in
+/// place are not returned again. A cursor past the last row reads an empty page without a
+/// cursor; a cursor before the span's start reads the span's first page.
+pub async fn paging_is_stable_under_writes_between_pages(t: TestStore) {
+    let s = t.store.as_ref();
+    let mine = paged_rows("a");
+    let (calls, states, intervals) = &mine;
+    write(s, rows_of(&mine)).await;
+
+    // read two pages, then write rows before, at and after the cursor
+    let first = s
+        .call_records("a", Span::all(), PageRequest::first(5))
+        .await
+        .expect("a page");
+    let second = s
+        .call_records(
+            "a",
+            Span::all(),
+            PageRequest::after(5, first.next_cursor.clone().expect("more")),
+        )
+        .await
+        .expect("a page");
+    let cursor = second.next_cursor.clone().expect("more");
+    let last_seen = call_key(second.rows.last().expect("rows"));
+    let mut rewritten = second.rows[0].clone();
+    rewritten.wrapup_ms += 1;
+    let early = record("a", "early", 0);
+    // the same time as the last row seen, a smaller id ('!' sorts before every id here)
+    // and a larger one (a longer id it is a prefix of)
+    let tie_before = record("a", "!", last_seen.0);
+    let tie_after = record("a", &format!("{}~", last_seen.1), last_seen.0);
+    let late = record("a", "late", 5 * DAY_MS);
+    write(
+        s,
+        vec![
+            Row::Record(rewritten),
+            Row::Record(early),
+            Row::Record(tie_before),
+            Row::Record(tie_after.clone()),
+            Row::Record(late.clone()),
+        ],
+    )
+    .await;
+    let rest = page_through_from(cursor, 5, |p| s.call_records("a", Span::all(), p)).await;
+    let mut got: Vec<(u64, String)> = first.rows.iter().map(call_key).collect();
+    got.extend(second.rows.iter().map(call_key));
+    got.extend(rest.iter().map(call_key));
+    let mut want: Vec<CallRecord> = calls.clone();
+    want.extend([tie_after, late]);
+    let mut want: Vec<(u64, String)> = want.iter().map(call_key).collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "every row once, in order; none of those before the cursor"
+    );
+
+    // the same for agent states and intervals: a page, then a row before and one after
+    let first = s
+        .agent_states("a", "ann", Span::all(), PageRequest::first(4))
+        .await
+        .expect("a page");
+    let before = span("a", "ann", 0, 1);
+    let after = span("a", "ann", 9 * DAY_MS, 1);
+    write(
+        s,
+        vec![Row::AgentState(before), Row::AgentState(after.clone())],
+    )
+    .await;
+    let rest = page_through_from(first.next_cursor.expect("more"), 4, |p| {
+        s.agent_states("a", "ann", Span::all(), p)
+    })
+    .await;
+    let mut got: Vec<(u64, u64)> = first.rows.iter().map(state_key).collect();
+    got.extend(rest.iter().map(state_key));
+    let mut want: Vec<(u64, u64)> = states.iter().chain([&after]).map(state_key).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    let first = s
+        .intervals("a", Span::all(), PageRequest::first(6))
+        .await
+        .expect("a page");
+    let before = interval("a", 0, Subject::Agent, "0");
+    let after = interval("a", 9 * DAY_MS, Subject::Agent, "0");
+    write(s, vec![Row::Interval(before), Row::Interval(after.clone())]).await;
+    let rest = page_through_from(first.next_cursor.expect("more"), 6, |p| {
+        s.intervals("a", Span::all(), p)
+    })
+    .await;
+    let mut got: Vec<(u64, Subject, String)> = first.rows.iter().map(interval_key).collect();
+    got.extend(rest.iter().map(interval_key));
+    let mut want: Vec<_> = intervals.iter().chain([&after]).map(interval_key).collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // a cursor at the last row: an empty page without a cursor. Rows x@10, y@20, z@30: a
+    // page of two has a cursor at y; z then moves before it (its arrival changed).
+    let rows = [
+        record("z", "x", 10),
+        record("z", "y", 20),
+        record("z", "z", 30),
+    ];
+    write(s, rows.iter().cloned().map(Row::Record).collect()).await;
+    let page = s
+        .call_records("z", Span::all(), PageRequest::first(2))
+        .await
+        .expect("a page");
+    let cursor = page.next_cursor.expect("z is after the page");
+    write(s, vec![Row::Record(record("z", "z", 5))]).await;
+    let last = s
+        .call_records("z", Span::all(), PageRequest::after(2, cursor.clone()))
+        .await
+        .expect("a page");
+    assert_eq!(
+        last,
+        Page {
+            rows: vec![],
+            next_cursor: None
+        }
+    );
+    // a cursor past the span's end, and one before its start
+    let cut = Span::new(0, 20).expect("span");
+    let page = s
+        .call_records("z", cut, PageRequest::after(2, cursor.clone()))
+        .await
+        .expect("a page");
+    assert_eq!(
+        page,
+        Page {
+            rows: vec![],
+            next_cursor: None
+        }
+    );
+    let later = Span::new(21, u64::MAX).expect("span");
+    write(s, vec![Row::Record(record("z", "w", 40))]).await;
+    let page = s
+        .call_records("z", later, PageRequest::after(2, cursor))
+        .await
+        .expect("a page");
+    assert_eq!(
+        page.rows.iter().map(call_key).collect::<Vec<_>>(),
+        [(40, "w".to_owned())]
+    );
+    assert_eq!(page.next_cursor, None);
+}
+
+/// The cursor of a page that has one.
+fn cursor_of<T: std::fmt::Debug>(page: Result<Page<T>, StoreError>) -> String {
+    page.expect("a page").next_cursor.expect("more")
+}
+
+/// [`page_through`] from the page after `cursor`.
+async fn page_through_from<T, F, Fut>(cursor: String, limit: u64, mut read: F) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut first = Some(cursor);
+    page_through(limit, move |mut p| {
+        if let Some(c) = first.take() {
+            p.cursor = Some(c);
+        }
+        read(p)
+    })
+    .await
+}
+
+/// A limit of 0 or over [`MAX_PAGE_LIMIT`] is refused naming `limit`; a cursor that is not
+/// one the store gave (garbage, empty, cut short, of another read) naming `cursor`. Nothing
+/// panics.
+pub async fn a_bad_limit_or_cursor_is_refused(t: TestStore) {
+    let s = t.store.as_ref();
+    write(s, rows_of(&paged_rows("a"))).await;
+    let field = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Invalid { field, .. }) => field,
+        other => panic!("not refused: {other:?}"),
+    };
+    let calls =
+        |p: PageRequest| async move { s.call_records("a", Span::all(), p).await.map(|_| ()) };
+    let states = |p: PageRequest| async move {
+        s.agent_states("a", "ann", Span::all(), p).await.map(|_| ())
+    };
+    let intervals =
+        |p: PageRequest| async move { s.intervals("a", Span::all(), p).await.map(|_| ()) };
+    let call_cursor = cursor_of(
+        s.call_records("a", Span::all(), PageRequest::first(1))
+            .await,
+    );
+    let state_cursor = cursor_of(
+        s.agent_states("a", "ann", Span::all(), PageRequest::first(1))
+            .await,
+    );
+    let interval_cursor = cursor_of(s.intervals("a", Span::all(), PageRequest::first(1)).await);
+    // an agent state's key has a fixed size: cut short, it is no key
+    let mut cut = state_cursor.clone();
+    cut.truncate(cut.len() - 3);
+    assert_eq!(field(states(PageRequest::after(5, cut)).await), "cursor");
+    for limit in [0, MAX_PAGE_LIMIT + 1, u64::MAX] {
+        assert_eq!(field(calls(PageRequest::first(limit)).await), "limit");
+        assert_eq!(field(states(PageRequest::first(limit)).await), "limit");
+        assert_eq!(field(intervals(PageRequest::first(limit)).await), "limit");
+    }
+    for garbage in ["", "garbage", "not a cursor!", "AAAA", "%%%", "Zm9vYmFy"] {
+        assert_eq!(
+            field(calls(PageRequest::after(5, garbage)).await),
+            "cursor",
+            "{garbage:?}"
+        );
+        assert_eq!(
+            field(states(PageRequest::after(5, garbage)).await),
+            "cursor",
+            "{garbage:?}"
+        );
+        assert_eq!(
+            field(intervals(PageRequest::after(5, garbage)).await),
+            "cursor",
+            "{garbage:?}"
+        );
+    }
+    // a cursor of one read is not one of another
+    assert_eq!(
+        field(calls(PageRequest::after(5, state_cursor.clone())).await),
+        "cursor"
+    );
+    assert_eq!(
+        field(states(PageRequest::after(5, interval_cursor.clone())).await),
+        "cursor"
+    );
+    assert_eq!(
+        field(intervals(PageRequest::after(5, call_cursor.clone())).await),
+        "cursor"
+    );
+    // and the good ones, with the largest limit, read
+    calls(PageRequest::after(MAX_PAGE_LIMIT, call_cursor))
+        .await
+        .expect("a page");
+    states(PageRequest::after(MAX_PAGE_LIMIT, state_cursor))
+        .await
+        .expect("a page");
+    intervals(PageRequest::after(MAX_PAGE_LIMIT, interval_cursor))
+        .await
+        .expect("a page");
+}
+
 /// One `#[tokio::test]` per conformance case, each on a fresh store from `$factory`.
 ///
 /// - `store_conformance_tests!(factory)`: `factory` is an `async fn() -> TestStore`.
@@ -664,6 +1057,9 @@ macro_rules! store_conformance_tests {
             bad_input_is_refused,
             dump_is_every_row_in_key_order,
             a_large_batch_writes_whole,
+            paging_returns_every_row_once_in_order,
+            paging_is_stable_under_writes_between_pages,
+            a_bad_limit_or_cursor_is_refused,
         );
     };
     (@each [$factory:path] [] $($case:ident,)*) => {

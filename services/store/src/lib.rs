@@ -12,15 +12,25 @@
 //! transactions keeps that order, so a crash in between leaves history at or ahead of the
 //! live views, and the live views at or ahead of the checkpoint — which the position check
 //! makes harmless (docs/DECISIONS.md, "Projections").
+//!
+//! # Paging
+//!
+//! The history reads that can grow without bound (call records, agent states, intervals)
+//! return a [`Page`]: at most a limit of rows (500 by default, 5,000 at most) in the order of
+//! their primary key, and a cursor to the next page: keyset paging, so a page costs one
+//! indexed seek however deep it is, and paging through returns every row once ([`Page`],
+//! [`PageRequest`]).
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod page;
 pub mod rows;
 mod scylla;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use page::{read_all, Page, PageRequest, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 pub use rows::{
     AgentCounts, AgentStateRecord, AgentView, CallRecord, CallView, IntervalRow, OfferRecord,
     Offering, Position, QueueView, Row, RowKey, Stats, Subject, TenantRow, Waiting,
@@ -195,22 +205,37 @@ pub trait ProjectionStore: Send + Sync {
     /// The live views of a tenant: every queue and agent, and the calls not ended.
     async fn live(&self, tenant: &str) -> Result<LiveViews, StoreError>;
 
-    /// Call detail records of a tenant whose call arrived within `span`, by arrival.
-    async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError>;
+    /// A page of the call detail records of a tenant whose call arrived within `span`, by
+    /// arrival, then call id: at most `page.limit` of them, after `page.cursor` (see
+    /// [`PageRequest`]; a bad limit or cursor is [`StoreError::Invalid`] naming it).
+    async fn call_records(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<CallRecord>, StoreError>;
 
     /// The offers of one call, in order.
     async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError>;
 
-    /// State spans of an agent starting within `span`, in order.
+    /// A page of the state spans of an agent starting within `span`, by start, then the
+    /// offset of the event that opened them.
     async fn agent_states(
         &self,
         tenant: &str,
         agent: &str,
         span: Span,
-    ) -> Result<Vec<AgentStateRecord>, StoreError>;
+        page: PageRequest,
+    ) -> Result<Page<AgentStateRecord>, StoreError>;
 
-    /// Interval rows of a tenant starting within `span`, by start, subject, id.
-    async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError>;
+    /// A page of the interval rows of a tenant starting within `span`, by start, subject,
+    /// id.
+    async fn intervals(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<IntervalRow>, StoreError>;
 
     /// Every row, in key order (tests compare stores with it).
     async fn dump(&self) -> Result<Vec<Row>, StoreError>;

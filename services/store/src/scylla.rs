@@ -16,7 +16,10 @@
 //!
 //! Where a read's partition key has a day (`start_ms / 86_400_000`), a span read visits the
 //! days the tenant has rows of that kind (`tenant_days`), never every day of the span
-//! (`Span::all()` covers 213 billion of them).
+//! (`Span::all()` covers 213 billion of them). A page (crate doc, "Paging") reads those days
+//! in order, lazily, starting at its cursor's day, each with a `LIMIT` of the rows it still
+//! needs: within a day partition rows come in clustering order, which is the page's key
+//! order, so a page reads the partitions it needs, from a seek, and at most `limit + 1` rows.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -28,8 +31,9 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::batch::{Batch as CqlBatch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
+use crate::page::{Key, KeyKind};
 use crate::rows::*;
-use crate::{check_tenant, Batch, LiveViews, ProjectionStore, Span, StoreError};
+use crate::{check_tenant, Batch, LiveViews, Page, PageRequest, ProjectionStore, Span, StoreError};
 
 const SCHEMA: &str = include_str!("../../../schemas/cql/projections.cql");
 const DAY_MS: u64 = 86_400_000;
@@ -135,9 +139,12 @@ struct Statements {
     get_interval: PreparedStatement,
     days: PreparedStatement,
     records_of_day: PreparedStatement,
+    records_after: PreparedStatement,
     offers_of_call: PreparedStatement,
     states_of_day: PreparedStatement,
+    states_after: PreparedStatement,
     intervals_of_day: PreparedStatement,
+    intervals_after: PreparedStatement,
     tenants: PreparedStatement,
 }
 
@@ -329,8 +336,16 @@ impl ScyllaStore {
                 "SELECT day FROM {ks}.tenant_days WHERE tenant = ? AND kind = ? AND day >= ? AND day <= ?"
             ))
             .await?,
+            // the paged reads (`page_over_days`): a day's rows within the span, or its rows
+            // after a cursor (the clustering key as a tuple; ScyllaDB refuses a tuple bound
+            // together with a bound on its first column, scylladb/scylladb#4244, so the
+            // store's code stops these at the span's end)
             records_of_day: p(format!(
-                "SELECT data FROM {ks}.call_records WHERE tenant = ? AND day = ? AND start_ms >= ? AND start_ms < ?"
+                "SELECT data FROM {ks}.call_records WHERE tenant = ? AND day = ? AND start_ms >= ? AND start_ms < ? LIMIT ?"
+            ))
+            .await?,
+            records_after: p(format!(
+                "SELECT data FROM {ks}.call_records WHERE tenant = ? AND day = ? AND (start_ms, call) > (?, ?) LIMIT ?"
             ))
             .await?,
             offers_of_call: p(format!(
@@ -338,11 +353,19 @@ impl ScyllaStore {
             ))
             .await?,
             states_of_day: p(format!(
-                "SELECT data FROM {ks}.agent_states WHERE tenant = ? AND agent = ? AND day = ? AND start_ms >= ? AND start_ms < ?"
+                "SELECT data FROM {ks}.agent_states WHERE tenant = ? AND agent = ? AND day = ? AND start_ms >= ? AND start_ms < ? LIMIT ?"
+            ))
+            .await?,
+            states_after: p(format!(
+                "SELECT data FROM {ks}.agent_states WHERE tenant = ? AND agent = ? AND day = ? AND (start_ms, start_offset) > (?, ?) LIMIT ?"
             ))
             .await?,
             intervals_of_day: p(format!(
-                "SELECT data FROM {ks}.intervals WHERE tenant = ? AND day = ? AND start_ms >= ? AND start_ms < ?"
+                "SELECT data FROM {ks}.intervals WHERE tenant = ? AND day = ? AND start_ms >= ? AND start_ms < ? LIMIT ?"
+            ))
+            .await?,
+            intervals_after: p(format!(
+                "SELECT data FROM {ks}.intervals WHERE tenant = ? AND day = ? AND (start_ms, subject, id) > (?, ?, ?) LIMIT ?"
             ))
             .await?,
             tenants: p(format!("SELECT tenant FROM {ks}.tenants")).await?,
@@ -390,45 +413,64 @@ impl ScyllaStore {
         Ok(self.datas(stmt, values).await?.into_iter().next())
     }
 
-    /// The days of `kind` a tenant has within `span`.
-    async fn days(&self, tenant: &str, kind: &str, span: Span) -> Result<Vec<i64>, StoreError> {
-        if span.from_ms >= span.to_ms {
-            return Ok(Vec::new());
-        }
-        // the day of the last ms within the span (`to` is excluded)
-        let to = day_of(span.to_ms - 1);
-        let pager = self
-            .session
-            .execute_iter(
-                self.st.days.clone(),
-                (tenant, kind, day_of(span.from_ms), to),
-            )
-            .await
-            .map_err(fail("read the days of a tenant"))?;
-        let rows: Vec<(i64,)> = pager
-            .rows_stream::<(i64,)>()
-            .map_err(fail("read the days of a tenant"))?
-            .try_collect()
-            .await
-            .map_err(fail("read the days of a tenant"))?;
-        Ok(rows.into_iter().map(|(d,)| d).collect())
-    }
-
-    /// The rows a span read finds, day partition by day partition: `stmt` with the values
-    /// `values(day)` for every day of `kind` the tenant has within `span`, decoded.
-    async fn over_days<T: serde::de::DeserializeOwned, V: scylla::serialize::row::SerializeRow>(
+    /// One more than a page of a span read over day partitions (rows in key order; the
+    /// caller makes the page of them). The days of `kind` the tenant has, from the day of
+    /// `after` (the cursor's time, at or after the span's start) or else of the span's start,
+    /// to the day of its end, are read in order and lazily; on each, `read(day, after_day,
+    /// rows)` reads at most `rows` rows: after the cursor on the cursor's day (`after_day`),
+    /// within the span on the others. A row at or past the span's end ends the read (only
+    /// the cursor's day is read without an upper bound), and so does having enough rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn page_over_days<T, F, Fut>(
         &self,
         tenant: &str,
         kind: &str,
         span: Span,
+        after: Option<u64>,
+        limit: usize,
         table: &'static str,
-        stmt: &PreparedStatement,
-        values: impl Fn(i64) -> V,
-    ) -> Result<Vec<T>, StoreError> {
+        start_ms: impl Fn(&T) -> u64,
+        mut read: F,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: FnMut(i64, bool, i32) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+    {
+        let want = limit + 1;
+        let first = after.unwrap_or(span.from_ms).max(span.from_ms);
         let mut out = Vec::new();
-        for day in self.days(tenant, kind, span).await? {
-            for d in self.datas(stmt, values(day)).await? {
-                out.push(decode::<T>(table, &d)?);
+        if first >= span.to_ms {
+            return Ok(out);
+        }
+        let after_day = after.map(day_of);
+        // the day of the last ms within the span (`to` is excluded)
+        let pager = self
+            .session
+            .execute_iter(
+                self.st.days.clone(),
+                (tenant, kind, day_of(first), day_of(span.to_ms - 1)),
+            )
+            .await
+            .map_err(fail("read the days of a tenant"))?;
+        let mut days = pager
+            .rows_stream::<(i64,)>()
+            .map_err(fail("read the days of a tenant"))?;
+        while let Some((day,)) = days
+            .try_next()
+            .await
+            .map_err(fail("read the days of a tenant"))?
+        {
+            let rows = i32::try_from(want - out.len()).unwrap_or(i32::MAX);
+            for d in read(day, Some(day) == after_day, rows).await? {
+                let row: T = decode(table, &d)?;
+                if start_ms(&row) >= span.to_ms {
+                    return Ok(out);
+                }
+                out.push(row);
+            }
+            if out.len() >= want {
+                break;
             }
         }
         Ok(out)
@@ -750,20 +792,50 @@ impl ProjectionStore for ScyllaStore {
         Ok(views)
     }
 
-    async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError> {
+    async fn call_records(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<CallRecord>, StoreError> {
         check_tenant(tenant)?;
-        let mut out: Vec<CallRecord> = self
-            .over_days(
+        let (limit, after) = page.check(KeyKind::Call)?;
+        // a cursor before the span's start: the span's first page
+        let after = match after {
+            Some(Key::Call { start_ms, call }) if start_ms >= span.from_ms => {
+                Some((start_ms, call))
+            }
+            _ => None,
+        };
+        let st = &self.st;
+        let after = &after;
+        let rows = self
+            .page_over_days(
                 tenant,
                 "records",
                 span,
+                after.as_ref().map(|(ms, _)| *ms),
+                limit,
                 "call_records",
-                &self.st.records_of_day,
-                |day| (tenant, day, ms(span.from_ms), ms(span.to_ms)),
+                |r: &CallRecord| r.start_ms,
+                |day, after_day, rows| async move {
+                    match after {
+                        Some((start, call)) if after_day => {
+                            self.datas(&st.records_after, (tenant, day, ms(*start), call, rows))
+                                .await
+                        }
+                        _ => {
+                            self.datas(
+                                &st.records_of_day,
+                                (tenant, day, ms(span.from_ms), ms(span.to_ms), rows),
+                            )
+                            .await
+                        }
+                    }
+                },
             )
             .await?;
-        out.sort_by(|a, b| (a.start_ms, &a.call).cmp(&(b.start_ms, &b.call)));
-        Ok(out)
+        Ok(Page::of(rows, limit, Key::of_call))
     }
 
     async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError> {
@@ -780,37 +852,99 @@ impl ProjectionStore for ScyllaStore {
         tenant: &str,
         agent: &str,
         span: Span,
-    ) -> Result<Vec<AgentStateRecord>, StoreError> {
+        page: PageRequest,
+    ) -> Result<Page<AgentStateRecord>, StoreError> {
         check_tenant(tenant)?;
+        let (limit, after) = page.check(KeyKind::AgentState)?;
+        let after = match after {
+            Some(Key::AgentState {
+                start_ms,
+                start_offset,
+            }) if start_ms >= span.from_ms => Some((start_ms, start_offset)),
+            _ => None,
+        };
         let kind = format!("states/{agent}");
-        let mut out: Vec<AgentStateRecord> = self
-            .over_days(
+        let st = &self.st;
+        let rows = self
+            .page_over_days(
                 tenant,
                 &kind,
                 span,
+                after.map(|(ms, _)| ms),
+                limit,
                 "agent_states",
-                &self.st.states_of_day,
-                |day| (tenant, agent, day, ms(span.from_ms), ms(span.to_ms)),
+                |r: &AgentStateRecord| r.start_ms,
+                |day, after_day, rows| async move {
+                    match after {
+                        Some((start, offset)) if after_day => {
+                            self.datas(
+                                &st.states_after,
+                                (tenant, agent, day, ms(start), ms(offset), rows),
+                            )
+                            .await
+                        }
+                        _ => {
+                            self.datas(
+                                &st.states_of_day,
+                                (tenant, agent, day, ms(span.from_ms), ms(span.to_ms), rows),
+                            )
+                            .await
+                        }
+                    }
+                },
             )
             .await?;
-        out.sort_by_key(|r| (r.start_ms, r.start_offset));
-        Ok(out)
+        Ok(Page::of(rows, limit, Key::of_state))
     }
 
-    async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError> {
+    async fn intervals(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<IntervalRow>, StoreError> {
         check_tenant(tenant)?;
-        let mut out: Vec<IntervalRow> = self
-            .over_days(
+        let (limit, after) = page.check(KeyKind::Interval)?;
+        let after = match after {
+            Some(Key::Interval {
+                start_ms,
+                subject,
+                id,
+            }) if start_ms >= span.from_ms => Some((start_ms, subject, id)),
+            _ => None,
+        };
+        let st = &self.st;
+        let after = &after;
+        let rows = self
+            .page_over_days(
                 tenant,
                 "intervals",
                 span,
+                after.as_ref().map(|(ms, _, _)| *ms),
+                limit,
                 "intervals",
-                &self.st.intervals_of_day,
-                |day| (tenant, day, ms(span.from_ms), ms(span.to_ms)),
+                |r: &IntervalRow| r.start_ms,
+                |day, after_day, rows| async move {
+                    match after {
+                        Some((start, subject, id)) if after_day => {
+                            self.datas(
+                                &st.intervals_after,
+                                (tenant, day, ms(*start), subject.name(), id, rows),
+                            )
+                            .await
+                        }
+                        _ => {
+                            self.datas(
+                                &st.intervals_of_day,
+                                (tenant, day, ms(span.from_ms), ms(span.to_ms), rows),
+                            )
+                            .await
+                        }
+                    }
+                },
             )
             .await?;
-        out.sort_by(|a, b| (a.start_ms, a.subject, &a.id).cmp(&(b.start_ms, b.subject, &b.id)));
-        Ok(out)
+        Ok(Page::of(rows, limit, Key::of_interval))
     }
 
     async fn dump(&self) -> Result<Vec<Row>, StoreError> {

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 
+use crate::page::{Key, KeyKind};
 use crate::rows::*;
-use crate::{check_tenant, Batch, LiveViews, ProjectionStore, Span, StoreError};
+use crate::{check_tenant, Batch, LiveViews, Page, PageRequest, ProjectionStore, Span, StoreError};
 
 const SCHEMA: &str = include_str!("../../../schemas/sqlite/projections.sql");
 
@@ -320,6 +321,36 @@ fn put(tx: &rusqlite::Transaction<'_>, row: &Row, data: &str) -> Result<(), Stor
     r.map(|_| ()).map_err(db("write a projection row"))
 }
 
+// The paged history reads: a seek to the first key wanted, then rows in key order, one more
+// than the page holds (it tells whether a next page exists). `tests` checks SQLite's plans.
+
+/// The first page of call records within a span (tenant, from, to, rows): the index
+/// `call_records_start` is (tenant, start_ms) and, the table being WITHOUT ROWID, ends
+/// with the rest of the primary key (call), so both the seek and the order are the index's.
+const CALLS_FIRST: &str = "SELECT data FROM call_records WHERE tenant = ?1 \
+     AND start_ms >= ?2 AND start_ms < ?3 \
+     ORDER BY start_ms, call LIMIT ?4";
+/// The call records after a cursor (tenant, start_ms, call, to, rows).
+const CALLS_AFTER: &str = "SELECT data FROM call_records WHERE tenant = ?1 \
+     AND (start_ms, call) > (?2, ?3) AND start_ms < ?4 \
+     ORDER BY start_ms, call LIMIT ?5";
+/// The first page of an agent's state spans (tenant, agent, from, to, rows): the primary key.
+const STATES_FIRST: &str = "SELECT data FROM agent_states WHERE tenant = ?1 AND agent = ?2 \
+     AND start_ms >= ?3 AND start_ms < ?4 \
+     ORDER BY start_ms, start_offset LIMIT ?5";
+/// An agent's state spans after a cursor (tenant, agent, start_ms, start_offset, to, rows).
+const STATES_AFTER: &str = "SELECT data FROM agent_states WHERE tenant = ?1 AND agent = ?2 \
+     AND (start_ms, start_offset) > (?3, ?4) AND start_ms < ?5 \
+     ORDER BY start_ms, start_offset LIMIT ?6";
+/// The first page of interval rows (tenant, from, to, rows): the primary key.
+const INTERVALS_FIRST: &str = "SELECT data FROM intervals WHERE tenant = ?1 \
+     AND start_ms >= ?2 AND start_ms < ?3 \
+     ORDER BY start_ms, subject, id LIMIT ?4";
+/// The interval rows after a cursor (tenant, start_ms, subject, id, to, rows).
+const INTERVALS_AFTER: &str = "SELECT data FROM intervals WHERE tenant = ?1 \
+     AND (start_ms, subject, id) > (?2, ?3, ?4) AND start_ms < ?5 \
+     ORDER BY start_ms, subject, id LIMIT ?6";
+
 /// The rows `sql` selects (its one column is `data`), decoded.
 fn select<T: DeserializeOwned>(
     c: &Connection,
@@ -517,19 +548,38 @@ impl ProjectionStore for SqliteStore {
         .await
     }
 
-    async fn call_records(&self, tenant: &str, span: Span) -> Result<Vec<CallRecord>, StoreError> {
+    async fn call_records(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<CallRecord>, StoreError> {
         check_tenant(tenant)?;
-        let t = tenant.to_owned();
-        self.read(move |c| {
-            select(
-                c,
-                "call_records",
-                "SELECT data FROM call_records WHERE tenant = ?1 AND start_ms >= ?2 \
-                 AND start_ms < ?3 ORDER BY start_ms, call",
-                params![t, sql_u64(span.from_ms), sql_u64(span.to_ms)],
-            )
-        })
-        .await
+        let (limit, after) = page.check(KeyKind::Call)?;
+        let (t, from, to, n) = (
+            tenant.to_owned(),
+            span.from_ms,
+            span.to_ms,
+            limit as i64 + 1,
+        );
+        let rows = self
+            .read(move |c| match after {
+                Some(Key::Call { start_ms, call }) if start_ms >= from => select(
+                    c,
+                    "call_records",
+                    CALLS_AFTER,
+                    params![t, sql_u64(start_ms), call, sql_u64(to), n],
+                ),
+                // no cursor, or one before the span's start: the span's first page
+                _ => select(
+                    c,
+                    "call_records",
+                    CALLS_FIRST,
+                    params![t, sql_u64(from), sql_u64(to), n],
+                ),
+            })
+            .await?;
+        Ok(Page::of(rows, limit, Key::of_call))
     }
 
     async fn offers(&self, tenant: &str, call: &str) -> Result<Vec<OfferRecord>, StoreError> {
@@ -551,34 +601,76 @@ impl ProjectionStore for SqliteStore {
         tenant: &str,
         agent: &str,
         span: Span,
-    ) -> Result<Vec<AgentStateRecord>, StoreError> {
+        page: PageRequest,
+    ) -> Result<Page<AgentStateRecord>, StoreError> {
         check_tenant(tenant)?;
+        let (limit, after) = page.check(KeyKind::AgentState)?;
         let (t, a) = (tenant.to_owned(), agent.to_owned());
-        self.read(move |c| {
-            select(
-                c,
-                "agent_states",
-                "SELECT data FROM agent_states WHERE tenant = ?1 AND agent = ?2 \
-                 AND start_ms >= ?3 AND start_ms < ?4 ORDER BY start_ms, start_offset",
-                params![t, a, sql_u64(span.from_ms), sql_u64(span.to_ms)],
-            )
-        })
-        .await
+        let (from, to, n) = (span.from_ms, span.to_ms, limit as i64 + 1);
+        let rows = self
+            .read(move |c| match after {
+                Some(Key::AgentState {
+                    start_ms,
+                    start_offset,
+                }) if start_ms >= from => select(
+                    c,
+                    "agent_states",
+                    STATES_AFTER,
+                    params![
+                        t,
+                        a,
+                        sql_u64(start_ms),
+                        sql_u64(start_offset),
+                        sql_u64(to),
+                        n
+                    ],
+                ),
+                _ => select(
+                    c,
+                    "agent_states",
+                    STATES_FIRST,
+                    params![t, a, sql_u64(from), sql_u64(to), n],
+                ),
+            })
+            .await?;
+        Ok(Page::of(rows, limit, Key::of_state))
     }
 
-    async fn intervals(&self, tenant: &str, span: Span) -> Result<Vec<IntervalRow>, StoreError> {
+    async fn intervals(
+        &self,
+        tenant: &str,
+        span: Span,
+        page: PageRequest,
+    ) -> Result<Page<IntervalRow>, StoreError> {
         check_tenant(tenant)?;
-        let t = tenant.to_owned();
-        self.read(move |c| {
-            select(
-                c,
-                "intervals",
-                "SELECT data FROM intervals WHERE tenant = ?1 AND start_ms >= ?2 \
-                 AND start_ms < ?3 ORDER BY start_ms, subject, id",
-                params![t, sql_u64(span.from_ms), sql_u64(span.to_ms)],
-            )
-        })
-        .await
+        let (limit, after) = page.check(KeyKind::Interval)?;
+        let (t, from, to, n) = (
+            tenant.to_owned(),
+            span.from_ms,
+            span.to_ms,
+            limit as i64 + 1,
+        );
+        let rows = self
+            .read(move |c| match after {
+                Some(Key::Interval {
+                    start_ms,
+                    subject,
+                    id,
+                }) if start_ms >= from => select(
+                    c,
+                    "intervals",
+                    INTERVALS_AFTER,
+                    params![t, sql_u64(start_ms), subject.name(), id, sql_u64(to), n],
+                ),
+                _ => select(
+                    c,
+                    "intervals",
+                    INTERVALS_FIRST,
+                    params![t, sql_u64(from), sql_u64(to), n],
+                ),
+            })
+            .await?;
+        Ok(Page::of(rows, limit, Key::of_interval))
     }
 
     async fn dump(&self) -> Result<Vec<Row>, StoreError> {
@@ -604,5 +696,43 @@ impl ProjectionStore for SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paged_reads_seek_an_index_and_read_in_its_order() {
+        let store = SqliteStore::in_memory().expect("store");
+        let c = store.conn.lock().expect("connection");
+        for sql in [
+            CALLS_FIRST,
+            CALLS_AFTER,
+            STATES_FIRST,
+            STATES_AFTER,
+            INTERVALS_FIRST,
+            INTERVALS_AFTER,
+        ] {
+            let mut stmt = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            // parameters left unbound are NULL: the plan is the same
+            let mut rows = stmt.raw_query();
+            let mut plan = Vec::new();
+            while let Some(r) = rows.next().expect("plan") {
+                plan.push(r.get::<_, String>(3).expect("plan"));
+            }
+            let plan = plan.join("; ");
+            assert!(
+                plan.starts_with("SEARCH ") && plan.contains("start_ms<?"),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}: sorts: {plan}");
+            if sql.contains(") > (") {
+                assert!(plan.contains(")>("), "{sql}: no seek to the cursor: {plan}");
+            }
+        }
     }
 }

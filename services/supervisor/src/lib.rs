@@ -3,7 +3,7 @@
 //! HTTP, read from the projection store and pushed from the projector in the same process.
 //!
 //! Routes (all `GET`; an unknown tenant is 404, a bad parameter 400, both with
-//! `{"error": ...}`):
+//! `{"error": ...}`; the history reads of unbounded length are paged, see below):
 //! - `/api/v1/tenants` — tenants with projections;
 //! - `/api/v1/projector` — the projector's progress: events projected and not projectable
 //!   since it started, and per partition the next offset it will project;
@@ -13,10 +13,17 @@
 //!   projector batch that changed this tenant's live views (the changed rows only; a call
 //!   whose state is `ended` leaves the list), a fresh `snapshot` if this client fell behind;
 //!   a keep-alive comment every 15 s;
-//! - `/api/v1/tenants/{t}/calls?from=MS&to=MS` — call detail records by arrival (C3, H1);
+//! - `/api/v1/tenants/{t}/calls?from=MS&to=MS` — call detail records by arrival, then call
+//!   id (C3, H1), paged;
 //! - `/api/v1/tenants/{t}/calls/{call}/offers` — which agents the call rang (H1);
-//! - `/api/v1/tenants/{t}/agents/{agent}/states?from=MS&to=MS` — state history (H2);
-//! - `/api/v1/tenants/{t}/intervals?from=MS&to=MS` — 15-minute figures (H3, H5).
+//! - `/api/v1/tenants/{t}/agents/{agent}/states?from=MS&to=MS` — state history (H2), paged;
+//! - `/api/v1/tenants/{t}/intervals?from=MS&to=MS` — 15-minute figures (H3, H5), paged.
+//!
+//! A paged read takes `limit` (rows, 1 to 5,000, default 500) and `cursor`, and answers
+//! `{"rows": [...], "next_cursor": "..."}`; `next_cursor` is absent on the last page, and
+//! passed back as `cursor` it reads the next one (keyset paging: `callgrid_store::Page`). A
+//! limit out of range or a cursor this server did not give is 400, naming `limit` or
+//! `cursor`.
 
 #[doc(hidden)]
 pub mod fuzz;
@@ -98,8 +105,6 @@ pub struct LiveJson {
 pub struct SupervisorOptions {
     /// Push streams one tenant may have open at once (more get 429).
     pub max_streams_per_tenant: usize,
-    /// Most rows one history read returns; a longer answer says where the next page starts.
-    pub max_page: usize,
     /// Whether session cookies are marked `Secure` (served over TLS).
     pub secure_cookies: bool,
 }
@@ -108,7 +113,6 @@ impl Default for SupervisorOptions {
     fn default() -> Self {
         SupervisorOptions {
             max_streams_per_tenant: 500,
-            max_page: 1_000,
             secure_cookies: false,
         }
     }

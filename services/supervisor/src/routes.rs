@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use callgrid_access::{AccessError, Denied, Gate, Permission, Principal, Rule};
-use callgrid_store::{Span, StoreError};
+use callgrid_store::{PageRequest, Span, StoreError, MAX_PAGE_LIMIT};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -56,8 +56,14 @@ impl From<Denied> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::warn!(error = %e, "supervisor read failed");
-        ApiError::Unavailable(e.to_string())
+        match e {
+            // the request's fault (a limit or cursor the store refused), named by its field
+            StoreError::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+            StoreError::Backend { .. } | StoreError::Corrupt { .. } => {
+                tracing::warn!(error = %e, "supervisor read failed");
+                ApiError::Unavailable(e.to_string())
+            }
+        }
     }
 }
 
@@ -142,6 +148,25 @@ fn span_of(q: &HashMap<String, String>) -> Api<Span> {
     Span::new(from, to).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// `limit` (rows, 1 to 5,000; 500 when absent) and `cursor` (a page's `next_cursor`) of a
+/// request; the store checks both and refuses bad ones by name (400).
+fn page_of(q: &HashMap<String, String>) -> Api<PageRequest> {
+    let limit = q
+        .get("limit")
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "limit must be a number of rows from 1 to {MAX_PAGE_LIMIT}, got {v:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(PageRequest {
+        limit,
+        cursor: q.get("cursor").cloned(),
+    })
+}
+
 async fn tenants(State(s): State<Arc<Supervisor>>, Extension(me): Me) -> Api<Json<Vec<String>>> {
     let mut t = s.store.tenants().await?;
     t.extend(s.projector.unwritten_tenants());
@@ -216,8 +241,8 @@ async fn calls(
 ) -> Api<Response> {
     me.check(Permission::HistoryRead, &t, None)?;
     s.known(&t).await?;
-    let span = span_of(&q)?;
-    Ok(Json(s.store.call_records(&t, span).await?).into_response())
+    let (span, page) = (span_of(&q)?, page_of(&q)?);
+    Ok(Json(s.store.call_records(&t, span, page).await?).into_response())
 }
 
 async fn offers(
@@ -238,8 +263,8 @@ async fn states(
 ) -> Api<Response> {
     me.check(Permission::AgentHistoryRead, &t, Some(&agent))?;
     s.known(&t).await?;
-    let span = span_of(&q)?;
-    Ok(Json(s.store.agent_states(&t, &agent, span).await?).into_response())
+    let (span, page) = (span_of(&q)?, page_of(&q)?);
+    Ok(Json(s.store.agent_states(&t, &agent, span, page).await?).into_response())
 }
 
 async fn intervals(
@@ -250,8 +275,8 @@ async fn intervals(
 ) -> Api<Response> {
     me.check(Permission::HistoryRead, &t, None)?;
     s.known(&t).await?;
-    let span = span_of(&q)?;
-    Ok(Json(s.store.intervals(&t, span).await?).into_response())
+    let (span, page) = (span_of(&q)?, page_of(&q)?);
+    Ok(Json(s.store.intervals(&t, span, page).await?).into_response())
 }
 
 /// A sign-in.
