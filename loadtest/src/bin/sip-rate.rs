@@ -35,7 +35,14 @@
 //! against the rate held, how fast the refused INVITEs were answered (the probe's INVITE ->
 //! 503 times, HDR p50/p99), and the failures after the load dropped.
 //!
-//! Everything runs on 127.0.0.1. Children write to files in a work directory (kept, and the
+//! `--flood R` (callgrid) measures the SIP defences in one run: the rate held (as
+//! `--overload`), then `--duration` seconds of real calls from the carrier trunk (127.0.0.1) at
+//! half of it, first alone and then while two SIPp processes on `--flood-from` (127.0.0.2)
+//! send R messages/s: INVITEs to unknown numbers (`flood_invite.xml`) and REGISTERs for the
+//! tenant's agents with wrong passwords (`flood_register.xml`), half each. It prints the share
+//! of the real calls that completed (line: >= 99 %).
+//!
+//! Everything runs on loopback. Children write to files in a work directory (kept, and the
 //! tails printed, when something fails) and are killed when the program ends, on error, on
 //! panic, on Ctrl-C and on SIGTERM.
 //!
@@ -99,9 +106,16 @@ struct Args {
     /// Measure goodput under overload (see the top of this file).
     #[arg(long, conflicts_with_all = ["rate", "find_max"])]
     overload: bool,
-    /// With --overload: the rate held, calls/s (skips the search).
-    #[arg(long, requires = "overload")]
+    /// With --overload or --flood: the rate held, calls/s (skips the search).
+    #[arg(long)]
     capacity: Option<f64>,
+    /// Measure the SIP defences (see the top of this file): flood messages/s.
+    #[arg(long, conflicts_with_all = ["rate", "find_max", "overload"])]
+    flood: Option<f64>,
+    /// With --flood: the address the flood comes from (a loopback address other than the
+    /// carrier trunk's 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.2")]
+    flood_from: std::net::Ipv4Addr,
     /// With --overload: seconds at twice the rate held.
     #[arg(long, default_value_t = 30.0)]
     overload_duration: f64,
@@ -952,6 +966,60 @@ async fn run_step(
     rate: f64,
     duration: f64,
 ) -> anyhow::Result<StepResult> {
+    run_step_with(a, s, idx, rate, duration, None).await
+}
+
+/// The flood's SIPp processes (`--flood`): INVITEs to unknown numbers and REGISTERs with
+/// wrong passwords, `rate` messages/s in all, for `duration` seconds.
+fn start_flood(
+    a: &Args,
+    s: &Session,
+    dir: &Path,
+    rate: f64,
+    duration: f64,
+) -> anyhow::Result<Vec<(Proc, PathBuf)>> {
+    let per = rate / 2.0;
+    let count = (per * duration).ceil().max(1.0) as u64;
+    let from = a.flood_from.to_string();
+    let csv = dir.join("flood-agents.csv");
+    let mut text = String::from("SEQUENTIAL\n");
+    for i in 1..=a.agents.min(1_000) {
+        text.push_str(&format!("a{i:04}\n"));
+    }
+    fs::create_dir_all(dir)?;
+    fs::write(&csv, text)?;
+    let mut procs = Vec::new();
+    for (name, extra) in [
+        ("flood-invite", vec!["-s".to_string(), "99999".to_string()]),
+        (
+            "flood-register",
+            vec!["-inf".to_string(), csv.display().to_string()],
+        ),
+    ] {
+        let mut cmd = Command::new(&a.sipp);
+        cmd.arg(s.sip.to_string())
+            .arg("-sf")
+            .arg(a.scenarios.join(format!("{}.xml", name.replace('-', "_"))))
+            .args(&extra)
+            .args(["-i", &from])
+            .args(["-r", &format!("{per:.3}"), "-rp", "1000"])
+            .args(["-m", &count.to_string()])
+            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"])
+            .args(["-timeout", &format!("{}s", (duration + 30.0).ceil() as u64)]);
+        let fdir = dir.join(name);
+        procs.push((Proc::spawn(name, &mut cmd, &fdir, false)?, fdir));
+    }
+    Ok(procs)
+}
+
+async fn run_step_with(
+    a: &Args,
+    s: &mut Session,
+    idx: usize,
+    rate: f64,
+    duration: f64,
+    flood: Option<f64>,
+) -> anyhow::Result<StepResult> {
     let dir = s.work.join(format!("step{idx:02}-{rate:.0}"));
     let per = rate / a.callers as f64;
     let count = (per * duration).ceil().max(1.0) as u64;
@@ -991,6 +1059,10 @@ async fn run_step(
         callers.push(Proc::spawn(&format!("caller-{i}"), &mut cmd, &cdir, false)?);
         caller_dirs.push(cdir);
     }
+    let mut flooders = match flood {
+        Some(r) => start_flood(a, s, &dir, r, duration)?,
+        None => Vec::new(),
+    };
     let probe_task = tokio::spawn(probe(
         s.sip,
         a.probe_rate,
@@ -1039,6 +1111,20 @@ async fn run_step(
                 problems.push(format!("{} exited with {st}", c.name));
             }
         }
+    }
+    let mut flood_sent = 0;
+    for (f, fdir) in flooders.iter_mut() {
+        f.stop();
+        if let Ok(rows) = read_stat(&fdir.join("stat.csv")) {
+            flood_sent += rows.last().map_or(0, |r| r.created);
+        }
+    }
+    if flood.is_some() {
+        println!(
+            "  flood: {flood_sent} messages sent from {} in {:.0} s",
+            a.flood_from,
+            started.elapsed().as_secs_f64()
+        );
     }
     let wall_s = started.elapsed().as_secs_f64();
     let probe =
@@ -1149,6 +1235,24 @@ struct Outcome {
     half_run: Option<StepResult>,
     fixed_run: Option<StepResult>,
     overload: Option<Overload>,
+    flood: Option<Flood>,
+}
+
+/// What a --flood run saw.
+struct Flood {
+    capacity: f64,
+    rate: f64,
+    alone: StepResult,
+    flooded: StepResult,
+}
+
+impl Flood {
+    /// The share of the real calls that completed (an agent answered, no failure), %.
+    fn completed_pct(r: &StepResult) -> f64 {
+        let total = r.created + r.probe.sent;
+        let failed = r.failed + r.probe.failed + r.unreached;
+        100.0 * total.saturating_sub(failed) as f64 / total.max(1) as f64
+    }
 }
 
 /// What an --overload run saw.
@@ -1265,6 +1369,39 @@ async fn named_step(
     Ok(r)
 }
 
+/// The --flood run: half the rate held, alone and under the flood.
+async fn flood(
+    a: &Args,
+    s: &mut Session,
+    idx: &mut usize,
+    out: &mut Outcome,
+    rate: f64,
+) -> anyhow::Result<()> {
+    let tag = s.name();
+    let capacity = match a.capacity {
+        Some(c) => c,
+        None => match search(a, s, idx, out).await? {
+            Some(c) => c,
+            None => return Ok(()),
+        },
+    };
+    let half = (capacity / 2.0).round();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("[{tag}] rate held {capacity:.0} calls/s: real calls at {half:.0}/s, alone, then under a flood of {rate:.0}/s from {}", a.flood_from);
+    let alone = named_step(a, s, idx, "alone", half, a.duration).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    *idx += 1;
+    let flooded = run_step_with(a, s, *idx, half, a.duration, Some(rate)).await?;
+    println!("[{tag}] flooded {:.0} s: {}", a.duration, flooded.line(a));
+    out.flood = Some(Flood {
+        capacity,
+        rate,
+        alone,
+        flooded,
+    });
+    Ok(())
+}
+
 /// The --overload run: the rate held, twice it, then half of it.
 async fn overload(
     a: &Args,
@@ -1302,6 +1439,7 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
         half_run: None,
         fixed_run: None,
         overload: None,
+        flood: None,
     };
     let mut idx = 0;
     let pause = Duration::from_secs(3);
@@ -1315,6 +1453,10 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
     }
     if a.overload {
         overload(a, s, &mut idx, &mut out).await?;
+        return Ok(out);
+    }
+    if let Some(rate) = a.flood {
+        flood(a, s, &mut idx, &mut out, rate).await?;
         return Ok(out);
     }
     let Some(mut best) = search(a, s, &mut idx, &mut out).await? else {
@@ -1501,6 +1643,20 @@ fn report(name: &str, o: &Outcome, a: &Args) {
             if ov.passes() { "PASS" } else { "FAIL" }
         );
     }
+    if let Some(f) = &o.flood {
+        describe_run(name, "real calls alone (half the rate held)", &f.alone, a);
+        describe_run(name, "real calls under the flood", &f.flooded, a);
+        let pct = Flood::completed_pct(&f.flooded);
+        println!(
+            "  real calls completed at {:.0}/s (half the {:.0}/s held): {:.3} % alone, {pct:.3} % under a flood of {:.0} messages/s from {} (line: >= 99 %)",
+            f.alone.rate,
+            f.capacity,
+            Flood::completed_pct(&f.alone),
+            f.rate,
+            a.flood_from
+        );
+        println!("  flood: {}", if pct >= 99.0 { "PASS" } else { "FAIL" });
+    }
 }
 
 fn main_run(o: &Outcome) -> Option<&StepResult> {
@@ -1561,12 +1717,21 @@ fn compare(k: &Outcome, c: &Outcome, a: &Args) {
 
 fn check_args(a: &Args) -> anyhow::Result<()> {
     ensure!(
-        a.rate.is_some() || a.find_max || a.overload,
-        "give --rate R (with --duration S), --find-max or --overload"
+        a.rate.is_some() || a.find_max || a.overload || a.flood.is_some(),
+        "give --rate R (with --duration S), --find-max, --overload or --flood R"
     );
     ensure!(
-        !a.overload || a.target == Target::Callgrid,
-        "--overload measures callgrid: give --target callgrid"
+        !(a.overload || a.flood.is_some()) || a.target == Target::Callgrid,
+        "--overload and --flood measure callgrid: give --target callgrid"
+    );
+    ensure!(
+        a.flood.is_none_or(|r| r > 0.0 && r <= 20_000.0),
+        "--flood must be in (0, 20000] messages/s"
+    );
+    ensure!(
+        a.flood.is_none()
+            || (a.flood_from.is_loopback() && a.flood_from != std::net::Ipv4Addr::LOCALHOST),
+        "--flood-from must be a loopback address other than 127.0.0.1 (the carrier trunk's)"
     );
     ensure!(
         a.capacity.is_none_or(|c| c > 0.0 && 2.0 * c <= a.max_rate),

@@ -43,9 +43,13 @@ use api::router_instruction::Instruction as I;
 #[derive(Parser, Clone, Debug)]
 #[command(about = "Drive a callgrid router over gRPC as a SIP edge would")]
 struct Args {
-    /// Router address.
+    /// Router address (`https://` with --tls-ca).
     #[arg(long, default_value = "http://127.0.0.1:7300")]
     router: String,
+    /// The CA that signed the router's certificate, for an `https://` address (`callgrid
+    /// certs` makes one).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
     /// A platform admin's token (the generator loads tenants and plays the edge).
     #[arg(long = "token", env = "CALLGRID_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -319,8 +323,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut channels = Vec::new();
     for _ in 0..a.connections.max(1) {
-        let ch = Channel::from_shared(a.router.clone())?
-            .tcp_nodelay(true)
+        let mut endpoint = Channel::from_shared(a.router.clone())?.tcp_nodelay(true);
+        if let Some(ca) = &a.tls_ca {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("cannot read the CA {}", ca.display()))?;
+            endpoint = endpoint.tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )?;
+        }
+        let ch = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", a.router))?;

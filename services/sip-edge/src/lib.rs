@@ -247,9 +247,22 @@ impl SipEdge {
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
         let udp = tokio::net::UdpSocket::from_std(std_udp)
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
-        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(
-            transport::ScreenedUdp::new(udp, metrics.clone(), defences.clone()),
-        );
+        let shedder = match &options.shedder {
+            Some(s) => s.clone(),
+            None => {
+                let s = callgrid_overload::Shedder::new(Default::default());
+                s.probe_runtime("sip-io", Duration::from_millis(5));
+                s
+            }
+        };
+        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> =
+            Arc::new(transport::ScreenedUdp::new(
+                udp,
+                metrics.clone(),
+                defences.clone(),
+                Some(shedder.source("sip-udp")),
+                Arc::new(transport::QueueAge::new()),
+            ));
         let udp = UdpConnection::from_socket(screened, None, Some(cancel.child_token()))
             .await
             .map_err(|e| EdgeError::Sip(e.to_string()))?;
@@ -294,14 +307,6 @@ impl SipEdge {
             .as_str(),
         )
         .map_err(|e| EdgeError::Sip(format!("contact uri: {e}")))?;
-        let shedder = match &options.shedder {
-            Some(s) => s.clone(),
-            None => {
-                let s = callgrid_overload::Shedder::new(Default::default());
-                s.probe_runtime("sip-io", Duration::from_millis(5));
-                s
-            }
-        };
         let shared = Arc::new(Shared {
             shedder,
             local,

@@ -31,6 +31,46 @@ pub(crate) struct ScreenedUdp {
     sock: tokio::net::UdpSocket,
     metrics: Arc<Metrics>,
     defences: Arc<Defences>,
+    /// Told how long the socket's receive queue has not been empty (load shedding: a
+    /// datagram read then waited at most that long in the kernel, and a queue that never
+    /// empties is a backlog the edge does not keep up with).
+    backlog: Option<callgrid_overload::Source>,
+    age: Arc<QueueAge>,
+}
+
+/// How long the SIP UDP socket's receive queue has not been empty: an upper bound of how long
+/// the datagram being handled waited in the kernel.
+#[derive(Debug)]
+pub(crate) struct QueueAge {
+    epoch: std::time::Instant,
+    /// When the receive queue was last seen empty (µs since `epoch`).
+    empty_at_us: std::sync::atomic::AtomicU64,
+    /// The reader is waiting for a datagram: the queue is empty.
+    waiting: std::sync::atomic::AtomicBool,
+}
+
+impl QueueAge {
+    pub(crate) fn new() -> QueueAge {
+        QueueAge {
+            epoch: std::time::Instant::now(),
+            empty_at_us: std::sync::atomic::AtomicU64::new(0),
+            waiting: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// How long the queue has held datagrams without emptying (zero while it is empty).
+    pub(crate) fn get(&self) -> std::time::Duration {
+        use std::sync::atomic::Ordering;
+        if self.waiting.load(Ordering::Relaxed) {
+            return std::time::Duration::ZERO;
+        }
+        let since = self.empty_at_us.load(Ordering::Relaxed);
+        std::time::Duration::from_micros(self.now_us().saturating_sub(since))
+    }
 }
 
 impl ScreenedUdp {
@@ -38,11 +78,39 @@ impl ScreenedUdp {
         sock: tokio::net::UdpSocket,
         metrics: Arc<Metrics>,
         defences: Arc<Defences>,
+        backlog: Option<callgrid_overload::Source>,
+        age: Arc<QueueAge>,
     ) -> ScreenedUdp {
         ScreenedUdp {
             sock,
             metrics,
             defences,
+            backlog,
+            age,
+        }
+    }
+
+    /// The next datagram, noting when the queue was empty: a read that has to wait found it
+    /// empty; one that does not was queued behind the datagrams read since.
+    async fn next(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        use std::sync::atomic::Ordering;
+        match self.sock.try_recv_from(buf) {
+            Ok(got) => {
+                if let Some(b) = &self.backlog {
+                    b.record(self.age.get());
+                }
+                Ok(got)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.age.waiting.store(true, Ordering::Relaxed);
+                let got = self.sock.recv_from(buf).await;
+                self.age
+                    .empty_at_us
+                    .store(self.age.now_us(), Ordering::Relaxed);
+                self.age.waiting.store(false, Ordering::Relaxed);
+                got
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -173,7 +241,7 @@ fn not_implemented(packet: &[u8]) -> Option<Vec<u8>> {
 impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
         loop {
-            let (len, from) = self.sock.recv_from(buf).await?;
+            let (len, from) = self.next(buf).await?;
             // per-source limits and bans first: a flood costs no parsing
             if self.defences.message(from.ip()) != Verdict::Pass {
                 continue;
