@@ -117,6 +117,9 @@ impl Supervisor {
             .route("/api/v1/tenants/{t}/intervals", get(intervals))
             .fallback(|| async { ApiError::NotFound("no such path".into()) })
             .layer(DefaultBodyLimit::max(16 * 1024))
+            // gzip for clients that ask (Accept-Encoding), for bodies over 32 bytes; never the
+            // push stream (text/event-stream: each event must leave at once)
+            .layer(tower_http::compression::CompressionLayer::new())
             .with_state(Arc::clone(self));
         gate.guard(routes)
     }

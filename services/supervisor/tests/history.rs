@@ -500,3 +500,70 @@ async fn paging_parameters_do_not_get_around_the_access_rules() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_gzipped_for_clients_that_ask_and_reads_the_same() {
+    use std::io::Read;
+    let f = fixture().await;
+    let path = "/api/v1/tenants/demo/calls?from=0&to=999999999999&limit=100";
+    let (status, plain) = f.get(Some(&f.sup), path).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut req = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.sup))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .expect("a request");
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    let resp = f.app.clone().oneshot(req).await.expect("an answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes()),
+        Some(&b"gzip"[..]),
+        "{:?}",
+        resp.headers()
+    );
+    let body = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .expect("a body");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    let unzipped: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(unzipped, plain);
+    assert!(
+        body.len() < text.len(),
+        "{} compressed bytes for {} plain",
+        body.len(),
+        text.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_stream_is_never_gzipped() {
+    let f = fixture().await;
+    let mut req = Request::builder()
+        .uri("/api/v1/tenants/demo/live/stream")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.sup))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .expect("a request");
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    let resp = f.app.clone().oneshot(req).await.expect("an answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec());
+    assert_eq!(ct.as_deref(), Some(&b"text/event-stream"[..]));
+    assert!(
+        resp.headers().get(header::CONTENT_ENCODING).is_none(),
+        "{:?}",
+        resp.headers()
+    );
+}
