@@ -224,6 +224,19 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// `GET path` as the demo supervisor, accepting gzip: the response, body unread.
+    async fn get_gzip(&self, path: &str) -> axum::response::Response {
+        let mut req = Request::builder()
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.sup))
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Body::empty())
+            .expect("a request");
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+        self.app.clone().oneshot(req).await.expect("an answer")
+    }
+
     /// `GET path` with `token` (none: no credentials): status and JSON body.
     async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
         let mut req = Request::builder().uri(path);
@@ -508,15 +521,7 @@ async fn history_is_gzipped_for_clients_that_ask_and_reads_the_same() {
     let path = "/api/v1/tenants/demo/calls?from=0&to=999999999999&limit=100";
     let (status, plain) = f.get(Some(&f.sup), path).await;
     assert_eq!(status, StatusCode::OK);
-    let mut req = Request::builder()
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.sup))
-        .header(header::ACCEPT_ENCODING, "gzip")
-        .body(Body::empty())
-        .expect("a request");
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
-    let resp = f.app.clone().oneshot(req).await.expect("an answer");
+    let resp = f.get_gzip(path).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.headers()
@@ -546,15 +551,7 @@ async fn history_is_gzipped_for_clients_that_ask_and_reads_the_same() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_push_stream_is_never_gzipped() {
     let f = fixture().await;
-    let mut req = Request::builder()
-        .uri("/api/v1/tenants/demo/live/stream")
-        .header(header::AUTHORIZATION, format!("Bearer {}", f.sup))
-        .header(header::ACCEPT_ENCODING, "gzip")
-        .body(Body::empty())
-        .expect("a request");
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
-    let resp = f.app.clone().oneshot(req).await.expect("an answer");
+    let resp = f.get_gzip("/api/v1/tenants/demo/live/stream").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let ct = resp
         .headers()
