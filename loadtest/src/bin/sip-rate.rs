@@ -1354,7 +1354,20 @@ async fn search(
     Ok(Some(best))
 }
 
-/// One step of a run, printed with its name.
+/// The rate held: `--capacity`, else the search's result (`None`: not even the first rate).
+async fn capacity(
+    a: &Args,
+    s: &mut Session,
+    idx: &mut usize,
+    out: &mut Outcome,
+) -> anyhow::Result<Option<f64>> {
+    match a.capacity {
+        Some(c) => Ok(Some(c)),
+        None => search(a, s, idx, out).await,
+    }
+}
+
+/// One step of a run (under a flood of `flood` messages/s if given), printed with its name.
 async fn named_step(
     a: &Args,
     s: &mut Session,
@@ -1362,9 +1375,10 @@ async fn named_step(
     name: &str,
     rate: f64,
     duration: f64,
+    flood: Option<f64>,
 ) -> anyhow::Result<StepResult> {
     *idx += 1;
-    let r = run_step(a, s, *idx, rate.round(), duration).await?;
+    let r = run_step_with(a, s, *idx, rate.round(), duration, flood).await?;
     println!("[{}] {name} {duration:.0} s: {}", s.name(), r.line(a));
     Ok(r)
 }
@@ -1378,21 +1392,15 @@ async fn flood(
     rate: f64,
 ) -> anyhow::Result<()> {
     let tag = s.name();
-    let capacity = match a.capacity {
-        Some(c) => c,
-        None => match search(a, s, idx, out).await? {
-            Some(c) => c,
-            None => return Ok(()),
-        },
+    let Some(capacity) = capacity(a, s, idx, out).await? else {
+        return Ok(());
     };
     let half = (capacity / 2.0).round();
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!("[{tag}] rate held {capacity:.0} calls/s: real calls at {half:.0}/s, alone, then under a flood of {rate:.0}/s from {}", a.flood_from);
-    let alone = named_step(a, s, idx, "alone", half, a.duration).await?;
+    let alone = named_step(a, s, idx, "alone", half, a.duration, None).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    *idx += 1;
-    let flooded = run_step_with(a, s, *idx, half, a.duration, Some(rate)).await?;
-    println!("[{tag}] flooded {:.0} s: {}", a.duration, flooded.line(a));
+    let flooded = named_step(a, s, idx, "flooded", half, a.duration, Some(rate)).await?;
     out.flood = Some(Flood {
         capacity,
         rate,
@@ -1410,18 +1418,32 @@ async fn overload(
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
     let tag = s.name();
-    let capacity = match a.capacity {
-        Some(c) => c,
-        None => match search(a, s, idx, out).await? {
-            Some(c) => c,
-            None => return Ok(()),
-        },
+    let Some(capacity) = capacity(a, s, idx, out).await? else {
+        return Ok(());
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     println!("[{tag}] rate held {capacity:.0} calls/s: now twice that, then half");
-    let over = named_step(a, s, idx, "overload", 2.0 * capacity, a.overload_duration).await?;
-    let settle = named_step(a, s, idx, "settle", capacity / 2.0, 5.0).await?;
-    let after = named_step(a, s, idx, "recovered", capacity / 2.0, a.recovery_duration).await?;
+    let over = named_step(
+        a,
+        s,
+        idx,
+        "overload",
+        2.0 * capacity,
+        a.overload_duration,
+        None,
+    )
+    .await?;
+    let settle = named_step(a, s, idx, "settle", capacity / 2.0, 5.0, None).await?;
+    let after = named_step(
+        a,
+        s,
+        idx,
+        "recovered",
+        capacity / 2.0,
+        a.recovery_duration,
+        None,
+    )
+    .await?;
     out.overload = Some(Overload {
         capacity,
         over,

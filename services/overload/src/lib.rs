@@ -244,15 +244,9 @@ impl Shedder {
         });
     }
 
-    /// Stops the controller (drop does too, once every clone is gone).
+    /// Stops the controller (it also ends once every clone is gone).
     pub fn stop(&self) {
         self.0.stopped.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stopped.store(true, Ordering::Relaxed);
     }
 }
 
