@@ -76,6 +76,23 @@ struct Inner {
     stopped: AtomicBool,
 }
 
+impl Inner {
+    fn new(opts: ShedOptions, p: f64, stopped: bool) -> Inner {
+        Inner {
+            opts,
+            epoch: Instant::now(),
+            sources: Mutex::new(Vec::new()),
+            p: AtomicU32::new((p.clamp(0.0, 1.0) * f64::from(ONE)) as u32),
+            delay_us: AtomicU64::new(0),
+            rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
+            admitted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            shedding_ticks: AtomicU64::new(0),
+            stopped: AtomicBool::new(stopped),
+        }
+    }
+}
+
 /// Decides whether new work is taken; cheap to clone (all clones are one shedder).
 #[derive(Clone)]
 pub struct Shedder(Arc<Inner>);
@@ -136,18 +153,7 @@ impl Shedder {
     /// A shedder that admits everything until its sources report delays; its controller
     /// runs on a thread of its own until every clone is dropped.
     pub fn new(opts: ShedOptions) -> Shedder {
-        let inner = Arc::new(Inner {
-            opts,
-            epoch: Instant::now(),
-            sources: Mutex::new(Vec::new()),
-            p: AtomicU32::new(0),
-            delay_us: AtomicU64::new(0),
-            rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
-            admitted: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            shedding_ticks: AtomicU64::new(0),
-            stopped: AtomicBool::new(false),
-        });
+        let inner = Arc::new(Inner::new(opts, 0.0, false));
         let weak = Arc::downgrade(&inner);
         let tick = inner.opts.tick;
         let spawned = std::thread::Builder::new()
@@ -158,6 +164,12 @@ impl Shedder {
             tracing::error!(error = %e, "the load shedder's thread did not start: nothing is shed");
         }
         Shedder(inner)
+    }
+
+    /// A shedder that refuses with the probability `p` (0 to 1) whatever its sources say,
+    /// with no controller: for tests of what is done with a refusal.
+    pub fn fixed(p: f64) -> Shedder {
+        Shedder(Arc::new(Inner::new(ShedOptions::default(), p, true)))
     }
 
     /// A queue to watch, named for metrics and logs.
@@ -446,10 +458,8 @@ mod tests {
 
     #[test]
     fn admission_follows_the_probability() {
-        let s = Shedder::new(opts());
-        s.stop();
-        assert!((0..1_000).all(|_| s.admit()));
-        s.0.p.store(ONE / 4, Ordering::Relaxed);
+        assert!((0..1_000).all(|_| Shedder::fixed(0.0).admit()));
+        let s = Shedder::fixed(0.25);
         let taken = (0..100_000).filter(|_| s.admit()).count();
         assert!(
             (70_000..80_000).contains(&taken),
@@ -458,7 +468,8 @@ mod tests {
         s.0.p.store(ONE, Ordering::Relaxed);
         assert!((0..1_000).all(|_| !s.admit()));
         let (admitted, refused, _) = s.counts();
-        assert_eq!(admitted + refused, 102_000);
+        assert_eq!(admitted + refused, 101_000);
+        assert_eq!(admitted as usize, taken);
     }
 
     #[test]

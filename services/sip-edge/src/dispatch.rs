@@ -76,8 +76,13 @@ fn sort(shared: &Arc<Shared>, mut tx: Transaction) {
     let shared = shared.clone();
     match method {
         Method::Invite => {
-            // shed load before doing any work for the call (docs/DECISIONS.md, "Overload")
-            if !shared.shedder.admit() {
+            // shed load before doing any work for the call (docs/DECISIONS.md, "Overload");
+            // over UDP the front door has decided already (transport::spawn_front_door)
+            let over_udp = tx
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.transport() == Transport::Udp);
+            if !over_udp && !shared.shedder.admit() {
                 Metrics::inc(&shared.metrics.calls_shed);
                 spawn_reply(
                     tx,

@@ -245,8 +245,6 @@ impl SipEdge {
         let local = std_udp
             .local_addr()
             .map_err(|e| EdgeError::Bind(options.listen, e))?;
-        let udp = tokio::net::UdpSocket::from_std(std_udp)
-            .map_err(|e| EdgeError::Bind(options.listen, e))?;
         let shedder = match &options.shedder {
             Some(s) => s.clone(),
             None => {
@@ -255,14 +253,23 @@ impl SipEdge {
                 s
             }
         };
-        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> =
-            Arc::new(transport::ScreenedUdp::new(
-                udp,
-                metrics.clone(),
-                defences.clone(),
-                Some(shedder.source("sip-udp")),
-                Arc::new(transport::QueueAge::new()),
-            ));
+        let (to_stack, inbound) = tokio::sync::mpsc::channel(transport::FRONT_QUEUE);
+        let reader = std_udp
+            .try_clone()
+            .map_err(|e| EdgeError::Bind(options.listen, e))?;
+        transport::spawn_front_door(
+            reader,
+            to_stack,
+            metrics.clone(),
+            defences.clone(),
+            shedder.clone(),
+            cancel.child_token(),
+        )
+        .map_err(|e| EdgeError::Bind(local, e))?;
+        let screened: Arc<dyn rsipstack::platform::net::UdpSocket> = Arc::new(
+            transport::ScreenedUdp::new(std_udp, inbound, Some(shedder.source("sip-udp")))
+                .map_err(|e| EdgeError::Bind(local, e))?,
+        );
         let udp = UdpConnection::from_socket(screened, None, Some(cancel.child_token()))
             .await
             .map_err(|e| EdgeError::Sip(e.to_string()))?;

@@ -83,6 +83,9 @@ counters! {
     /// New INVITEs refused at the edge's intake with 503 and Retry-After because of the
     /// backlog (load shed before any work for them; docs/DECISIONS.md, "Overload").
     calls_shed,
+    /// SIP datagrams dropped because the queue from the UDP front door to the stack was full
+    /// (the I/O thread far behind; the shedder refuses new calls long before).
+    udp_queue_full,
     /// Calls whose caller leg ended.
     calls_ended,
     /// Agent legs started (INVITEs to agent devices).

@@ -1,9 +1,11 @@
 //! The edge's sockets, in front of rsipstack.
 //!
-//! - [`ScreenedUdp`], the UDP socket handed to the stack: it drops datagrams from banned or
-//!   over-the-rate addresses before anything is parsed (`defences.rs`), drops what cannot be a
-//!   SIP message, counts both, and answers requests with an unknown method 501 (RFC 3261
-//!   §8.2.1). rsipstack on its own drops unparsable datagrams silently.
+//! - [`spawn_front_door`], the thread that reads the SIP UDP socket: it drops datagrams from
+//!   banned or over-the-rate addresses before anything is parsed (`defences.rs`), drops what
+//!   cannot be a SIP message, counts both, answers requests with an unknown method 501 (RFC
+//!   3261 §8.2.1; rsipstack on its own drops unparsable datagrams silently) and new calls the
+//!   shedder refuses 503, and queues the rest for [`ScreenedUdp`], the socket handed to the
+//!   stack.
 //! - [`serve_tcp`], the TCP listener (in place of rsipstack's, which takes every connection):
 //!   a connection from a banned address, over the address's accept rate or over its cap on
 //!   open connections is closed at once; the others are handed to the stack.
@@ -26,93 +28,270 @@ use crate::metrics::Metrics;
 /// Methods the edge answers (for `Allow` headers).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, UPDATE, REGISTER";
 
-/// A UDP socket that screens incoming datagrams.
+/// The UDP socket handed to the stack: it takes what the front door let in (a queue filled by
+/// the `callgrid-sip-udp` thread, [`spawn_front_door`]) and sends on the socket directly.
 pub(crate) struct ScreenedUdp {
-    sock: tokio::net::UdpSocket,
-    metrics: Arc<Metrics>,
-    defences: Arc<Defences>,
-    /// Told how long the socket's receive queue has not been empty (load shedding: a
-    /// datagram read then waited at most that long in the kernel, and a queue that never
-    /// empties is a backlog the edge does not keep up with).
+    /// For sending only: the front door alone reads the socket.
+    sock: std::net::UdpSocket,
+    local: SocketAddr,
+    inbound: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Inbound>>,
+    /// Told how long each datagram waited between the front door and the stack (load
+    /// shedding: a queue that does not empty is a backlog the edge does not keep up with).
     backlog: Option<callgrid_overload::Source>,
-    age: Arc<QueueAge>,
 }
 
-/// How long the SIP UDP socket's receive queue has not been empty: an upper bound of how long
-/// the datagram being handled waited in the kernel.
-#[derive(Debug)]
-pub(crate) struct QueueAge {
-    epoch: std::time::Instant,
-    /// When the receive queue was last seen empty (µs since `epoch`).
-    empty_at_us: std::sync::atomic::AtomicU64,
-    /// The reader is waiting for a datagram: the queue is empty.
-    waiting: std::sync::atomic::AtomicBool,
+/// A datagram the front door let in, and when it was read off the socket.
+pub(crate) struct Inbound {
+    packet: Vec<u8>,
+    from: SocketAddr,
+    read_at: std::time::Instant,
 }
 
-impl QueueAge {
-    pub(crate) fn new() -> QueueAge {
-        QueueAge {
-            epoch: std::time::Instant::now(),
-            empty_at_us: std::sync::atomic::AtomicU64::new(0),
-            waiting: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
+/// Datagrams the front door holds for the stack at most; past it new ones are dropped and
+/// counted (`udp_queue_full`), as the kernel does with a full receive buffer. Thousands of
+/// calls' signalling: the shedder refuses new calls long before it fills.
+pub(crate) const FRONT_QUEUE: usize = 16_384;
 
-    fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
-    }
+/// The largest datagram the stack takes (rsipstack's receive buffer).
+const MAX_DATAGRAM: usize = 8_192;
 
-    /// How long the queue has held datagrams without emptying (zero while it is empty).
-    pub(crate) fn get(&self) -> std::time::Duration {
-        use std::sync::atomic::Ordering;
-        if self.waiting.load(Ordering::Relaxed) {
-            return std::time::Duration::ZERO;
-        }
-        let since = self.empty_at_us.load(Ordering::Relaxed);
-        std::time::Duration::from_micros(self.now_us().saturating_sub(since))
-    }
-}
+/// How long a send waits for room in a full socket send buffer before it fails.
+const SEND_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl ScreenedUdp {
+    /// `sock` is the socket (non-blocking) the stack sends on; `inbound` the front door's
+    /// queue.
     pub(crate) fn new(
-        sock: tokio::net::UdpSocket,
-        metrics: Arc<Metrics>,
-        defences: Arc<Defences>,
+        sock: std::net::UdpSocket,
+        inbound: tokio::sync::mpsc::Receiver<Inbound>,
         backlog: Option<callgrid_overload::Source>,
-        age: Arc<QueueAge>,
-    ) -> ScreenedUdp {
-        ScreenedUdp {
+    ) -> std::io::Result<ScreenedUdp> {
+        Ok(ScreenedUdp {
+            local: sock.local_addr()?,
             sock,
-            metrics,
-            defences,
+            inbound: tokio::sync::Mutex::new(inbound),
             backlog,
-            age,
+        })
+    }
+}
+
+/// The edge's SIP UDP front door: a thread of its own reads every datagram, drops those from
+/// banned or over-the-rate addresses before anything is parsed (`defences.rs`), drops what
+/// cannot be a SIP message, answers unknown methods 501, and decides about each new call
+/// (INVITE without a To tag) at once: the shedder's refusals are answered here, statelessly
+/// (a 503 with Retry-After, RFC 3261 §8.2.7), so a refusal never waits behind the work the
+/// edge is overloaded with. The rest goes to the stack on the I/O thread, in order.
+/// Stops at `cancel` or when the stack is gone.
+pub(crate) fn spawn_front_door(
+    sock: std::net::UdpSocket,
+    to_stack: tokio::sync::mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+    defences: Arc<Defences>,
+    shedder: callgrid_overload::Shedder,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("callgrid-sip-udp".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let sock = match tokio::net::UdpSocket::from_std(sock) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIP UDP front door cannot use its socket");
+                        return;
+                    }
+                };
+                let mut door = FrontDoor {
+                    intake: Intake::new(shedder),
+                    metrics,
+                    defences,
+                };
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    let got = tokio::select! {
+                        got = sock.recv_from(&mut buf) => got,
+                        _ = cancel.cancelled() => return,
+                    };
+                    let (len, from) = match got {
+                        Ok(got) => got,
+                        // ICMP errors of earlier sends and the like: not this datagram's
+                        Err(e) => {
+                            tracing::debug!(error = %e, "SIP UDP receive error");
+                            continue;
+                        }
+                    };
+                    let read_at = std::time::Instant::now();
+                    match door.sort(&buf[..len], from, read_at) {
+                        Door::Pass => {
+                            let inbound = Inbound {
+                                packet: buf[..len].to_vec(),
+                                from,
+                                read_at,
+                            };
+                            match to_stack.try_send(inbound) {
+                                Ok(()) => {}
+                                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                                    Metrics::inc(&door.metrics.udp_queue_full);
+                                }
+                                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                            }
+                        }
+                        Door::Answer(reply) => {
+                            let _ = sock.send_to(&reply, from).await;
+                        }
+                        Door::Drop => {}
+                    }
+                }
+            })
+        })?;
+    Ok(())
+}
+
+/// What the front door does with a datagram.
+#[derive(Debug, PartialEq, Eq)]
+enum Door {
+    /// To the stack.
+    Pass,
+    /// Answer this to the sender, statelessly.
+    Answer(Vec<u8>),
+    /// Counted (or an ACK of a stateless refusal) and dropped.
+    Drop,
+}
+
+struct FrontDoor {
+    intake: Intake,
+    metrics: Arc<Metrics>,
+    defences: Arc<Defences>,
+}
+
+impl FrontDoor {
+    fn sort(&mut self, packet: &[u8], from: SocketAddr, now: std::time::Instant) -> Door {
+        // per-source limits and bans first: a flood costs no parsing
+        if self.defences.message(from.ip()) != Verdict::Pass {
+            return Door::Drop;
+        }
+        if packet.len() > MAX_DATAGRAM {
+            Metrics::inc(&self.metrics.malformed_messages);
+            tracing::debug!(src = %from, len = packet.len(), "oversized sip datagram dropped");
+            return Door::Drop;
+        }
+        match screen(packet) {
+            Screen::Pass => Door::Pass,
+            Screen::NewCall(call_id) => {
+                let again = match self.intake.decide(&call_id, now) {
+                    Decision::Admit => return Door::Pass,
+                    Decision::Refuse { again } => again,
+                };
+                if !again {
+                    Metrics::inc(&self.metrics.calls_shed);
+                }
+                match shed_reply(packet, &call_id) {
+                    Some(reply) => Door::Answer(reply),
+                    None => Door::Drop,
+                }
+            }
+            Screen::ShedAck => Door::Drop,
+            Screen::NotImplemented(resp) => {
+                Metrics::inc(&self.metrics.unknown_methods);
+                tracing::debug!(src = %from, "request with an unknown method answered 501");
+                Door::Answer(resp)
+            }
+            Screen::Malformed => {
+                Metrics::inc(&self.metrics.malformed_messages);
+                tracing::debug!(src = %from, len = packet.len(), "malformed sip message dropped");
+                Door::Drop
+            }
+        }
+    }
+}
+
+/// The front door's decisions about new calls, remembered per Call-ID for as long as the
+/// caller may retransmit its INVITE (64 × T1): a retransmission of a call let in is let in
+/// again (a 503 to it would fail a call in progress), one of a call refused gets the same
+/// 503 (a stateless UAS answers the same request the same way, RFC 3261 §8.2.7).
+struct Intake {
+    shedder: callgrid_overload::Shedder,
+    decided: std::collections::HashMap<u64, bool>,
+    order: std::collections::VecDeque<(std::time::Instant, u64)>,
+}
+
+/// How long a decision is remembered: the INVITE client transaction's timeout (64 × T1).
+const REMEMBER: std::time::Duration = std::time::Duration::from_secs(32);
+/// Decisions remembered at most (a flood of new Call-IDs ages them out sooner).
+const REMEMBER_MAX: usize = 1 << 17;
+
+impl Intake {
+    fn new(shedder: callgrid_overload::Shedder) -> Intake {
+        Intake {
+            shedder,
+            decided: std::collections::HashMap::new(),
+            order: std::collections::VecDeque::new(),
         }
     }
 
-    /// The next datagram, noting when the queue was empty: a read that has to wait found it
-    /// empty; one that does not was queued behind the datagrams read since.
-    async fn next(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        use std::sync::atomic::Ordering;
-        match self.sock.try_recv_from(buf) {
-            Ok(got) => {
-                if let Some(b) = &self.backlog {
-                    b.record(self.age.get());
-                }
-                Ok(got)
+    fn decide(&mut self, call_id: &str, now: std::time::Instant) -> Decision {
+        while let Some(&(at, key)) = self.order.front() {
+            if now.duration_since(at) < REMEMBER && self.order.len() < REMEMBER_MAX {
+                break;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.age.waiting.store(true, Ordering::Relaxed);
-                let got = self.sock.recv_from(buf).await;
-                self.age
-                    .empty_at_us
-                    .store(self.age.now_us(), Ordering::Relaxed);
-                self.age.waiting.store(false, Ordering::Relaxed);
-                got
+            self.order.pop_front();
+            self.decided.remove(&key);
+        }
+        let key = fnv1a(call_id.as_bytes());
+        let (admitted, again) = match self.decided.get(&key) {
+            Some(&admitted) => (admitted, true),
+            None => {
+                let admitted = self.shedder.admit();
+                self.decided.insert(key, admitted);
+                self.order.push_back((now, key));
+                (admitted, false)
             }
-            Err(e) => Err(e),
+        };
+        if admitted {
+            Decision::Admit
+        } else {
+            Decision::Refuse { again }
         }
     }
+}
+
+/// The intake's answer about one INVITE of a new call.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    Admit,
+    /// Refused; `again` if this call was refused before (a retransmission).
+    Refuse {
+        again: bool,
+    },
+}
+
+/// FNV-1a, 64 bits: a stable hash (the stateless To tag must be the same for the same
+/// request across restarts of nothing; any process computes it alike).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The To tag of the edge's stateless refusals: its ACK is recognised by it and dropped.
+const SHED_TAG: &str = "cgshed";
+
+/// The stateless 503 refusing a new call the shedder does not take, with Retry-After (RFC
+/// 3261 §21.5.4; RFC 6357 §3.1) and the same To tag for the same call.
+fn shed_reply(packet: &[u8], call_id: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(packet).ok()?;
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.split("\r\n");
+    lines.next()?;
+    stateless_reply(
+        lines,
+        "503 Service Unavailable",
+        &format!("{SHED_TAG}{:016x}", fnv1a(call_id.as_bytes())),
+        "Retry-After: 1\r\nReason: SIP;cause=503;text=\"overloaded\"\r\n",
+    )
 }
 
 /// What to do with a datagram.
@@ -120,6 +299,11 @@ impl ScreenedUdp {
 pub(crate) enum Screen {
     /// Give it to the stack (a SIP message with the mandatory headers, or a keep-alive).
     Pass,
+    /// A new call (an INVITE without a To tag, so of no dialog), with its Call-ID: the
+    /// shedder decides.
+    NewCall(String),
+    /// An ACK of the front door's stateless 503 (its To tag): nothing to do.
+    ShedAck,
     /// A request with a method we do not know: answer this.
     NotImplemented(Vec<u8>),
     /// Garbage: count and drop.
@@ -132,12 +316,32 @@ pub(crate) fn screen(packet: &[u8]) -> Screen {
         return Screen::Pass; // keep-alives (CRLF) are the stack's business
     }
     match SipMessage::try_from(packet) {
-        Ok(msg) if well_formed(&msg) && body_complete(&msg, packet) => Screen::Pass,
+        Ok(msg) if well_formed(&msg) && body_complete(&msg, packet) => kind(&msg),
         Ok(_) => Screen::Malformed,
         Err(_) => match not_implemented(packet) {
             Some(r) => Screen::NotImplemented(r),
             None => Screen::Malformed,
         },
+    }
+}
+
+/// A well-formed message: a new call, an ACK of a stateless refusal, or anything else.
+fn kind(msg: &SipMessage) -> Screen {
+    let SipMessage::Request(req) = msg else {
+        return Screen::Pass;
+    };
+    let to_tag = msg
+        .to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .map(|t| t.value().to_owned());
+    match (&req.method, to_tag) {
+        (rsipstack::sip::Method::Invite, None) => match msg.call_id_header() {
+            Ok(c) => Screen::NewCall(c.value().to_owned()),
+            Err(_) => Screen::Malformed,
+        },
+        (rsipstack::sip::Method::Ack, Some(tag)) if tag.starts_with(SHED_TAG) => Screen::ShedAck,
+        _ => Screen::Pass,
     }
 }
 
@@ -202,6 +406,23 @@ fn not_implemented(packet: &[u8]) -> Option<Vec<u8>> {
         // malformed, not unimplemented
         return None;
     }
+    stateless_reply(
+        lines,
+        "501 Not Implemented",
+        &format!("{:08x}", crate::random_u64() as u32),
+        &format!("Allow: {ALLOW}\r\n"),
+    )
+}
+
+/// A response to a request from its header lines (after the request line): its Vias, From,
+/// To (with `to_tag` added if it has none), Call-ID and CSeq, then `extra` (whole header
+/// lines). `None` if the request lacks one of them.
+fn stateless_reply<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    status: &str,
+    to_tag: &str,
+    extra: &str,
+) -> Option<Vec<u8>> {
     let mut vias = Vec::new();
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
     for line in lines {
@@ -223,16 +444,16 @@ fn not_implemented(packet: &[u8]) -> Option<Vec<u8>> {
     let to = if to.contains(";tag=") {
         to.to_owned()
     } else {
-        format!("{to};tag={:08x}", crate::random_u64() as u32)
+        format!("{to};tag={to_tag}")
     };
-    let mut r = String::from("SIP/2.0 501 Not Implemented\r\n");
+    let mut r = format!("SIP/2.0 {status}\r\n");
     for v in vias {
         r.push_str("Via: ");
         r.push_str(v);
         r.push_str("\r\n");
     }
     r.push_str(&format!(
-        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nAllow: {ALLOW}\r\nContent-Length: 0\r\n\r\n"
+        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n{extra}Content-Length: 0\r\n\r\n"
     ));
     Some(r.into_bytes())
 }
@@ -240,33 +461,42 @@ fn not_implemented(packet: &[u8]) -> Option<Vec<u8>> {
 #[async_trait::async_trait]
 impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
     async fn recv_from(&self, buf: &mut [u8]) -> rsipstack::Result<(usize, SocketAddr)> {
+        let got = self.inbound.lock().await.recv().await;
+        let Some(d) = got else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the SIP UDP front door stopped",
+            )
+            .into());
+        };
+        if let Some(b) = &self.backlog {
+            b.record(d.read_at.elapsed());
+        }
+        let len = d.packet.len().min(buf.len());
+        buf[..len].copy_from_slice(&d.packet[..len]);
+        Ok((len, d.from))
+    }
+
+    /// Sends on the socket directly (it is not registered with the I/O thread's reactor,
+    /// which would then wake for every datagram the front door reads); a full send buffer is
+    /// waited out for a while.
+    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        let started = std::time::Instant::now();
         loop {
-            let (len, from) = self.next(buf).await?;
-            // per-source limits and bans first: a flood costs no parsing
-            if self.defences.message(from.ip()) != Verdict::Pass {
-                continue;
-            }
-            match screen(&buf[..len]) {
-                Screen::Pass => return Ok((len, from)),
-                Screen::NotImplemented(resp) => {
-                    Metrics::inc(&self.metrics.unknown_methods);
-                    tracing::debug!(src = %from, "request with an unknown method answered 501");
-                    let _ = self.sock.send_to(&resp, from).await;
+            match self.sock.send_to(buf, addr) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && started.elapsed() < SEND_PATIENCE =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
-                Screen::Malformed => {
-                    Metrics::inc(&self.metrics.malformed_messages);
-                    tracing::debug!(src = %from, len, "malformed sip message dropped");
-                }
+                other => return Ok(other?),
             }
         }
     }
 
-    async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
-        Ok(self.sock.send_to(buf, addr).await?)
-    }
-
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {
-        Ok(self.sock.local_addr()?)
+        Ok(self.local)
     }
 }
 
@@ -427,6 +657,154 @@ mod tests {
             let req = req.replace("OPTIONS", "INVITE");
             assert_eq!(screen(req.as_bytes()), Screen::Malformed, "{req}");
         }
+    }
+
+    const INVITE: &str = "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK2\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    const SRC: SocketAddr = SocketAddr::new(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+        5999,
+    );
+
+    fn door(refusing: f64) -> FrontDoor {
+        use crate::defences::{AuthBan, Guard, SourceLimits};
+        let metrics = Arc::new(Metrics::default());
+        let directory = Arc::new(crate::directory::SharedDirectory::new(vec![], None));
+        let guard = Guard::new(
+            SourceLimits::TRUNKS,
+            SourceLimits::TRUNKS,
+            AuthBan::default(),
+            100,
+        );
+        FrontDoor {
+            intake: Intake::new(callgrid_overload::Shedder::fixed(refusing)),
+            defences: Arc::new(Defences::new(guard, directory, metrics.clone())),
+            metrics,
+        }
+    }
+
+    fn shed(door: &FrontDoor) -> u64 {
+        door.metrics
+            .calls_shed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn new_calls_are_told_from_requests_in_a_dialog() {
+        assert_eq!(screen(INVITE.as_bytes()), Screen::NewCall("c1".into()));
+        let re_invite = INVITE.replace("<sip:100@127.0.0.1>\r\n", "<sip:100@127.0.0.1>;tag=x\r\n");
+        assert_eq!(screen(re_invite.as_bytes()), Screen::Pass);
+        let ack = re_invite
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("1 INVITE", "1 ACK");
+        assert_eq!(screen(ack.as_bytes()), Screen::Pass);
+    }
+
+    #[test]
+    fn a_refused_call_gets_the_same_stateless_503_each_time_and_its_ack_is_dropped() {
+        let mut door = door(1.0);
+        let now = std::time::Instant::now();
+        let Door::Answer(first) = door.sort(INVITE.as_bytes(), SRC, now) else {
+            panic!("a refused INVITE is answered");
+        };
+        let text = String::from_utf8(first.clone()).expect("text");
+        assert!(
+            text.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{text}"
+        );
+        for line in [
+            "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK2\r\n",
+            "From: <sip:a@127.0.0.1>;tag=1\r\n",
+            "Call-ID: c1\r\n",
+            "CSeq: 1 INVITE\r\n",
+            "Retry-After: 1\r\n",
+            "Content-Length: 0\r\n\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
+        // the caller retransmits (the 503 was lost): the same answer, the same To tag, one
+        // refusal counted
+        assert_eq!(door.sort(INVITE.as_bytes(), SRC, now), Door::Answer(first));
+        assert_eq!(shed(&door), 1);
+        let tag = text
+            .split("To: <sip:100@127.0.0.1>;tag=")
+            .nth(1)
+            .and_then(|t| t.split("\r\n").next())
+            .expect("a To tag");
+        assert!(tag.starts_with(SHED_TAG), "{tag}");
+        let ack = INVITE
+            .replace("INVITE sip:", "ACK sip:")
+            .replace("1 INVITE", "1 ACK")
+            .replace(
+                "<sip:100@127.0.0.1>\r\n",
+                &format!("<sip:100@127.0.0.1>;tag={tag}\r\n"),
+            );
+        assert_eq!(screen(ack.as_bytes()), Screen::ShedAck);
+        assert_eq!(door.sort(ack.as_bytes(), SRC, now), Door::Drop);
+    }
+
+    #[test]
+    fn a_call_let_in_stays_in_when_shedding_starts() {
+        let mut door = door(0.0);
+        let now = std::time::Instant::now();
+        assert_eq!(door.sort(INVITE.as_bytes(), SRC, now), Door::Pass);
+        door.intake.shedder = callgrid_overload::Shedder::fixed(1.0);
+        // its retransmission goes to the stack (which knows the transaction), a new call
+        // does not
+        assert_eq!(door.sort(INVITE.as_bytes(), SRC, now), Door::Pass);
+        let other = INVITE.replace("Call-ID: c1", "Call-ID: c2");
+        assert!(matches!(
+            door.sort(other.as_bytes(), SRC, now),
+            Door::Answer(_)
+        ));
+        // decisions are forgotten once no retransmission can come
+        let later = now + REMEMBER + std::time::Duration::from_secs(1);
+        assert!(matches!(
+            door.sort(INVITE.as_bytes(), SRC, later),
+            Door::Answer(_)
+        ));
+        assert_eq!(door.intake.decided.len(), 1);
+        assert_eq!(shed(&door), 2);
+    }
+
+    #[test]
+    fn the_front_door_thread_refuses_new_calls_and_queues_the_rest() {
+        use crate::defences::{AuthBan, Guard, SourceLimits};
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        server.set_nonblocking(true).expect("nonblocking");
+        let addr = server.local_addr().expect("addr");
+        let (to_stack, mut inbound) = tokio::sync::mpsc::channel(8);
+        let metrics = Arc::new(Metrics::default());
+        let directory = Arc::new(crate::directory::SharedDirectory::new(vec![], None));
+        let guard = Guard::new(
+            SourceLimits::TRUNKS,
+            SourceLimits::TRUNKS,
+            AuthBan::default(),
+            100,
+        );
+        let cancel = CancellationToken::new();
+        spawn_front_door(
+            server,
+            to_stack,
+            metrics.clone(),
+            Arc::new(Defences::new(guard, directory, metrics)),
+            callgrid_overload::Shedder::fixed(1.0),
+            cancel.clone(),
+        )
+        .expect("front door");
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        client.send_to(INVITE.as_bytes(), addr).expect("send");
+        let mut buf = [0u8; 2048];
+        let (len, _) = client.recv_from(&mut buf).expect("a 503");
+        assert!(buf[..len].starts_with(b"SIP/2.0 503 "));
+        client.send_to(OPTIONS.as_bytes(), addr).expect("send");
+        client.send_to(b"garbage", addr).expect("send");
+        let got = inbound.blocking_recv().expect("the OPTIONS queued");
+        assert_eq!(got.packet, OPTIONS.as_bytes());
+        assert_eq!(got.from, client.local_addr().expect("addr"));
+        cancel.cancel();
     }
 
     #[test]
