@@ -53,6 +53,17 @@ pub fn start() -> Broker {
 /// [`start`], telling clients to reach the broker at `advertised` (`host:port`), e.g. a TLS
 /// proxy in front of it; `brokers` is still the broker's own address.
 pub fn start_advertising(advertised: Option<&str>) -> Broker {
+    spawn(advertised, &[])
+}
+
+/// [`start`], requiring clients to authenticate with SASL (SCRAM; Tansu 0.6 keeps users only
+/// in persistent storage, so on memory storage every client is refused: for tests of how a
+/// refusal is reported).
+pub fn start_authenticating() -> Broker {
+    spawn(None, &["--authentication"])
+}
+
+fn spawn(advertised: Option<&str>, extra: &[&str]) -> Broker {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -68,6 +79,7 @@ pub fn start_advertising(advertised: Option<&str>) -> Broker {
             "--advertised-listener-url",
             &advertised,
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -17,3 +17,36 @@ async fn kafka_test_log() -> TestLog {
 }
 
 callgrid_eventlog::conformance_tests!(kafka_test_log);
+
+/// A broker that refuses the log's SASL credentials: operations fail within their timeout and
+/// the error names the refusal, not only "broker transport failure" (an operator with a wrong
+/// password or user must see that at once).
+#[tokio::test]
+async fn a_refused_sasl_login_is_named_in_the_error() {
+    use callgrid_eventlog::EventLog;
+    let broker = tansu::start_authenticating();
+    let mut options = KafkaLogOptions::new(broker.brokers.clone());
+    options.request_timeout = Duration::from_secs(5);
+    options.client_config = [
+        ("security.protocol", "sasl_plaintext"),
+        ("sasl.mechanisms", "SCRAM-SHA-512"),
+        ("sasl.username", "callgrid"),
+        ("sasl.password", "not-a-user-here"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let log = KafkaLog::new(options).expect("kafka log");
+    let started = std::time::Instant::now();
+    let err = log
+        .create_topic("refused", 1)
+        .await
+        .expect_err("the broker refuses unknown users");
+    let text = err.to_string();
+    assert!(
+        text.contains("the broker refused the connection") && text.contains("SASL"),
+        "{text}"
+    );
+    // within the request timeout, not librdkafka's retries forever
+    assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+    drop(broker);
+}

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -80,20 +80,40 @@ impl std::fmt::Debug for KafkaLogOptions {
     }
 }
 
+/// The settings every client of the log shares (brokers, timeouts, TLS and SASL), then `extra`.
+fn client_config(options: &KafkaLogOptions, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &options.brokers)
+        .set(
+            "socket.timeout.ms",
+            options.request_timeout.as_millis().to_string(),
+        )
+        .set("allow.auto.create.topics", "false");
+    for (k, v) in &options.client_config {
+        c.set(k, v);
+    }
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c
+}
+
 /// The most partitions a topic may have here (as the embedded log).
 pub(crate) const MAX_PARTITIONS: u32 = 10_000;
 
 /// An [`EventLog`] on a Kafka cluster.
 pub struct KafkaLog {
     options: KafkaLogOptions,
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<Watch>,
+    admin: AdminClient<Watch>,
     /// For metadata and watermarks (no group).
-    meta: Arc<BaseConsumer>,
+    meta: Arc<BaseConsumer<Watch>>,
     /// For reads: one at a time, assigned to the partition being read.
-    reader: Arc<Mutex<BaseConsumer>>,
+    reader: Arc<Mutex<BaseConsumer<Watch>>>,
     /// One unsubscribed consumer per group, for offset commits and lookups.
-    groups: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    groups: Mutex<HashMap<String, Arc<BaseConsumer<Watch>>>>,
+    /// The broker's last refusal of these clients, shared by all of them.
+    watch: Watch,
     /// Partition counts of the topics seen: a topic's count never changes here (the
     /// `EventLog` contract), so appends and reads need not fetch metadata every time.
     partitions: Mutex<HashMap<String, u32>>,
@@ -107,30 +127,55 @@ impl std::fmt::Debug for KafkaLog {
     }
 }
 
-fn kafka(context: &str, e: KafkaError) -> LogError {
-    LogError::storage(context, e)
+/// Every client's context: logs librdkafka's errors as its default context does, and keeps
+/// the last one saying that the broker refused these clients (SASL authentication, TLS), so
+/// that an operation failing for it says so instead of "broker transport failure".
+#[derive(Clone, Default)]
+struct Watch(Arc<Mutex<Option<(Instant, String)>>>);
+
+/// How long a refusal explains later failures.
+const REFUSAL_RECENT: Duration = Duration::from_secs(120);
+
+impl ClientContext for Watch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!("librdkafka: {error}: {reason}");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), reason.to_owned()));
+        }
+    }
+}
+
+impl ConsumerContext for Watch {}
+
+impl Watch {
+    /// A storage error doing `context`, with the broker's recent refusal if there was one.
+    fn fail(&self, context: &str, e: KafkaError) -> LogError {
+        let refusal = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < REFUSAL_RECENT)
+            .map(|(_, reason)| reason.clone());
+        match refusal {
+            Some(reason) => LogError::Storage(format!(
+                "{context}: {e}; the broker refused the connection: {reason}"
+            )),
+            None => LogError::storage(context, e),
+        }
+    }
 }
 
 impl KafkaLog {
     /// Connects (lazily: librdkafka connects on first use) with `options`.
     pub fn new(options: KafkaLogOptions) -> Result<Self, LogError> {
-        let base = |extra: &[(&str, &str)]| {
-            let mut c = ClientConfig::new();
-            c.set("bootstrap.servers", &options.brokers)
-                .set(
-                    "socket.timeout.ms",
-                    options.request_timeout.as_millis().to_string(),
-                )
-                .set("allow.auto.create.topics", "false");
-            for (k, v) in &options.client_config {
-                c.set(k, v);
-            }
-            for (k, v) in extra {
-                c.set(*k, *v);
-            }
-            c
-        };
-        let producer: FutureProducer = base(&[
+        let watch = Watch::default();
+        let base = |extra: &[(&str, &str)]| client_config(&options, extra);
+        let producer: FutureProducer<Watch> = base(&[
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("compression.type", "none"),
@@ -140,12 +185,12 @@ impl KafkaLog {
             "message.max.bytes",
             (options.max_record_bytes + 4096).to_string(),
         )
-        .create()
-        .map_err(|e| kafka("create the producer", e))?;
+        .create_with_context(watch.clone())
+        .map_err(|e| watch.fail("create the producer", e))?;
         let admin = base(&[])
-            .create()
-            .map_err(|e| kafka("create the admin client", e))?;
-        let consumer = |group: Option<&str>| -> Result<BaseConsumer, LogError> {
+            .create_with_context(watch.clone())
+            .map_err(|e| watch.fail("create the admin client", e))?;
+        let consumer = |group: Option<&str>| -> Result<BaseConsumer<Watch>, LogError> {
             let mut c = base(&[
                 ("enable.auto.commit", "false"),
                 ("enable.partition.eof", "true"),
@@ -153,7 +198,8 @@ impl KafkaLog {
                 ("fetch.wait.max.ms", "5"),
             ]);
             c.set("group.id", group.unwrap_or("callgrid-eventlog-reader"));
-            c.create().map_err(|e| kafka("create a consumer", e))
+            c.create_with_context(watch.clone())
+                .map_err(|e| watch.fail("create a consumer", e))
         };
         Ok(Self {
             meta: Arc::new(consumer(None)?),
@@ -163,6 +209,7 @@ impl KafkaLog {
             producer,
             admin,
             options,
+            watch,
         })
     }
 
@@ -172,12 +219,13 @@ impl KafkaLog {
 
     /// The partition count of `topic`, `None` if the broker does not know it.
     async fn partitions_of(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        let watch = self.watch.clone();
         let meta = Arc::clone(&self.meta);
         let (topic, timeout) = (topic.to_owned(), self.timeout());
         blocking(move || {
             let md = meta
                 .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| kafka("fetch metadata", e))?;
+                .map_err(|e| watch.fail("fetch metadata", e))?;
             Ok(md
                 .topics()
                 .iter()
@@ -237,6 +285,7 @@ impl KafkaLog {
         topic: &str,
         records: Vec<(u32, Record)>,
     ) -> Result<Vec<(u32, u64)>, LogError> {
+        let watch = self.watch.clone();
         let mut pending = Vec::with_capacity(records.len());
         for (partition, r) in &records {
             let record = FutureRecord::to(topic)
@@ -247,14 +296,14 @@ impl KafkaLog {
             let delivery = self
                 .producer
                 .send_result(record)
-                .map_err(|(e, _)| kafka("enqueue a record", e))?;
+                .map_err(|(e, _)| watch.fail("enqueue a record", e))?;
             pending.push(delivery);
         }
         let mut out = Vec::with_capacity(pending.len());
         for delivery in pending {
             match delivery.await {
                 Ok(Ok(d)) => out.push((d.partition as u32, d.offset as u64)),
-                Ok(Err((e, _))) => return Err(kafka("deliver a record", e)),
+                Ok(Err((e, _))) => return Err(watch.fail("deliver a record", e)),
                 Err(_) => return Err(LogError::Closed),
             }
         }
@@ -269,14 +318,15 @@ impl KafkaLog {
         from: i64,
         max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
+        let watch = self.watch.clone();
         let reader = Arc::clone(&self.reader);
         let (topic, timeout) = (topic.to_owned(), self.timeout());
         blocking(move || {
             let reader = reader.lock().unwrap_or_else(|e| e.into_inner());
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(from))
-                .map_err(|e| kafka("assign", e))?;
-            reader.assign(&tpl).map_err(|e| kafka("assign", e))?;
+                .map_err(|e| watch.fail("assign", e))?;
+            reader.assign(&tpl).map_err(|e| watch.fail("assign", e))?;
             let deadline = Instant::now() + timeout;
             let mut out = Vec::new();
             while out.len() < max {
@@ -289,7 +339,7 @@ impl KafkaLog {
                 match reader.poll(left.min(Duration::from_millis(200))) {
                     None => {}
                     Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => return Err(kafka("read", e)),
+                    Some(Err(e)) => return Err(watch.fail("read", e)),
                     Some(Ok(m)) if m.offset() < from => {}
                     Some(Ok(m)) => out.push(StoredRecord {
                         partition,
@@ -300,7 +350,7 @@ impl KafkaLog {
                     }),
                 }
             }
-            reader.unassign().map_err(|e| kafka("unassign", e))?;
+            reader.unassign().map_err(|e| watch.fail("unassign", e))?;
             Ok(out)
         })
         .await
@@ -308,12 +358,13 @@ impl KafkaLog {
 
     /// The end offset of a partition already checked to exist.
     async fn end_of(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
+        let watch = self.watch.clone();
         let meta = Arc::clone(&self.meta);
         let (name, timeout) = (topic.to_owned(), self.timeout());
         let high = blocking(move || {
             let (_, high) = meta
                 .fetch_watermarks(&name, partition as i32, timeout)
-                .map_err(|e| kafka("fetch watermarks", e))?;
+                .map_err(|e| watch.fail("fetch watermarks", e))?;
             Ok(high.max(0))
         })
         .await?;
@@ -332,7 +383,8 @@ impl KafkaLog {
             .max(high as u64))
     }
 
-    fn group(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+    fn group(&self, group: &str) -> Result<Arc<BaseConsumer<Watch>>, LogError> {
+        let watch = self.watch.clone();
         if group.is_empty() {
             return Err(LogError::EmptyGroupName);
         }
@@ -340,13 +392,12 @@ impl KafkaLog {
         if let Some(c) = groups.get(group) {
             return Ok(Arc::clone(c));
         }
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.options.brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(|e| kafka("create a group consumer", e))?;
+        // the same connection settings as every other client (TLS, SASL)
+        let c: BaseConsumer<Watch> =
+            client_config(&self.options, &[("enable.auto.commit", "false")])
+                .set("group.id", group)
+                .create_with_context(watch.clone())
+                .map_err(|e| watch.fail("create a group consumer", e))?;
         let c = Arc::new(c);
         groups.insert(group.to_owned(), Arc::clone(&c));
         Ok(c)
@@ -369,6 +420,7 @@ impl EventLog for KafkaLog {
     }
 
     async fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
+        let watch = self.watch.clone();
         validate_topic_name(topic)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(LogError::InvalidPartitionCount {
@@ -401,7 +453,7 @@ impl EventLog for KafkaLog {
             .admin
             .create_topics([&new], &opts)
             .await
-            .map_err(|e| kafka("create topic", e))?;
+            .map_err(|e| watch.fail("create topic", e))?;
         for r in results {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -485,6 +537,7 @@ impl EventLog for KafkaLog {
         partition: u32,
         next_offset: u64,
     ) -> Result<(), LogError> {
+        let watch = self.watch.clone();
         let consumer = self.group(group)?;
         self.require_partition(topic, partition).await?;
         let offset = crate::offset_to_i64(next_offset)?;
@@ -492,10 +545,10 @@ impl EventLog for KafkaLog {
         blocking(move || {
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(offset))
-                .map_err(|e| kafka("commit", e))?;
+                .map_err(|e| watch.fail("commit", e))?;
             consumer
                 .commit(&tpl, CommitMode::Sync)
-                .map_err(|e| kafka("commit", e))
+                .map_err(|e| watch.fail("commit", e))
         })
         .await
     }
@@ -506,6 +559,7 @@ impl EventLog for KafkaLog {
         topic: &str,
         partition: u32,
     ) -> Result<Option<u64>, LogError> {
+        let watch = self.watch.clone();
         let consumer = self.group(group)?;
         self.require_partition(topic, partition).await?;
         let (topic, timeout) = (topic.to_owned(), self.timeout());
@@ -514,7 +568,7 @@ impl EventLog for KafkaLog {
             tpl.add_partition(&topic, partition as i32);
             let got = consumer
                 .committed_offsets(tpl, timeout)
-                .map_err(|e| kafka("committed offsets", e))?;
+                .map_err(|e| watch.fail("committed offsets", e))?;
             Ok(got
                 .find_partition(&topic, partition as i32)
                 .and_then(|p| match p.offset() {
