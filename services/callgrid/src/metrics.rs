@@ -161,5 +161,33 @@ pub(crate) fn render(edge: Option<&SipEdge>) -> String {
         "# HELP {name} Media legs open now (two per bridged call).\n# TYPE {name} gauge\n{name} {}",
         edge.media_legs_active()
     );
+    shedding(&mut s, edge.shedder());
     s
+}
+
+/// The load shedder's state (docs/DECISIONS.md "Overload"): how likely a new call is refused
+/// now, the backlog it acts on, each source's delay, and its decisions so far.
+fn shedding(s: &mut String, shedder: &callgrid_overload::Shedder) {
+    let (admitted, refused, _) = shedder.counts();
+    let _ = writeln!(
+        s,
+        "# HELP callgrid_shed_probability The probability that a new call is refused now (0-1).\n\
+         # TYPE callgrid_shed_probability gauge\ncallgrid_shed_probability {}\n\
+         # HELP callgrid_shed_backlog_seconds The standing queueing delay the shedder acts on.\n\
+         # TYPE callgrid_shed_backlog_seconds gauge\ncallgrid_shed_backlog_seconds {}\n\
+         # HELP callgrid_shed_decisions_total New calls the shedder was asked about, by outcome.\n\
+         # TYPE callgrid_shed_decisions_total counter\n\
+         callgrid_shed_decisions_total{{outcome=\"admitted\"}} {admitted}\n\
+         callgrid_shed_decisions_total{{outcome=\"refused\"}} {refused}",
+        shedder.probability(),
+        shedder.delay().as_secs_f64(),
+    );
+    let name = "callgrid_shed_source_delay_seconds";
+    let _ = writeln!(
+        s,
+        "# HELP {name} The queueing delay last taken from each watched queue or thread.\n# TYPE {name} gauge"
+    );
+    for (source, delay) in shedder.delays() {
+        let _ = writeln!(s, "{name}{{source=\"{source}\"}} {}", delay.as_secs_f64());
+    }
 }

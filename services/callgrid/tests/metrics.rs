@@ -230,6 +230,13 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
         "callgrid_rtp_packets_dropped_total{reason=\"peer_busy\"}",
         "callgrid_rtp_packets_dropped_total{reason=\"send_failed\"}",
         "callgrid_rtp_legs_active",
+        "callgrid_shed_probability",
+        "callgrid_shed_backlog_seconds",
+        "callgrid_shed_decisions_total{outcome=\"admitted\"}",
+        "callgrid_shed_decisions_total{outcome=\"refused\"}",
+        // the process's shedder watches the edge's UDP queue and the router's journal
+        "callgrid_shed_source_delay_seconds{source=\"sip-udp\"}",
+        "callgrid_shed_source_delay_seconds{source=\"journal\"}",
     ] {
         assert!(
             sample(&before, name).is_some(),
@@ -242,10 +249,21 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
         "# TYPE callgrid_rtp_packets_relayed_total counter",
         "# TYPE callgrid_rtp_packets_dropped_total counter",
         "# TYPE callgrid_rtp_legs_active gauge",
+        "# TYPE callgrid_shed_probability gauge",
+        "# TYPE callgrid_shed_decisions_total counter",
     ] {
         assert!(before.lines().any(|l| l == line), "no {line:?}:\n{before}");
     }
     assert_eq!(sample(&before, "callgrid_rtp_legs_active"), Some(0.0));
+    // an idle platform sheds nothing
+    assert_eq!(sample(&before, "callgrid_shed_probability"), Some(0.0));
+    assert_eq!(
+        sample(
+            &before,
+            "callgrid_shed_decisions_total{outcome=\"refused\"}"
+        ),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&before, "callgrid_rtp_packets_received_total"),
         Some(0.0)

@@ -355,6 +355,11 @@ impl SipEdge {
         self.shared.local
     }
 
+    /// The load shedder the edge asks about new calls (in `callgrid serve`, the process's).
+    pub fn shedder(&self) -> &callgrid_overload::Shedder {
+        &self.shared.shedder
+    }
+
     /// Counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut m = self.shared.metrics.snapshot();
