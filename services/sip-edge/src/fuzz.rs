@@ -54,6 +54,19 @@ pub fn sip(data: &[u8]) {
             String::from_utf8_lossy(reply)
         );
     }
+    if let Screen::NewCall(call_id) = &screened {
+        // the stateless 503 of the front door is a SIP response too, when it can be built
+        if let Some(reply) = crate::transport::shed_reply(data, call_id) {
+            assert!(
+                matches!(
+                    SipMessage::try_from(reply.as_slice()),
+                    Ok(SipMessage::Response(_))
+                ),
+                "our 503 does not parse: {:?}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+    }
     let Ok(msg) = SipMessage::try_from(data) else {
         // only keep-alives (whitespace) pass without parsing
         assert!(
@@ -85,10 +98,18 @@ fn req_or_resp_body(msg: &SipMessage) -> &[u8] {
     }
 }
 
-/// The Request-URI as the datagram writes it (what a phone puts in its digest `uri`).
+/// The Request-URI as the datagram writes it (what a phone puts in its digest `uri`), when
+/// the request line is RFC 3261's `Method SP Request-URI SP SIP-Version`: the parser also
+/// takes other whitespace between them (found by the fuzzer: `REGISTER\r\r\t\r\r127.0...`),
+/// and then what the URI "is as written" is not defined.
 fn request_uri_text(data: &[u8]) -> Option<&str> {
     let line = data.split(|&b| b == b'\n').next()?;
-    let uri = line.split(|&b| b == b' ').nth(1)?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (_method, uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version != b"SIP/2.0" {
+        return None;
+    }
     std::str::from_utf8(uri).ok()
 }
 

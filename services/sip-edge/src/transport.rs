@@ -281,7 +281,7 @@ const SHED_TAG: &str = "cgshed";
 
 /// The stateless 503 refusing a new call the shedder does not take, with Retry-After (RFC
 /// 3261 §21.5.4; RFC 6357 §3.1) and the same To tag for the same call.
-fn shed_reply(packet: &[u8], call_id: &str) -> Option<Vec<u8>> {
+pub(crate) fn shed_reply(packet: &[u8], call_id: &str) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(packet).ok()?;
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = head.split("\r\n");
