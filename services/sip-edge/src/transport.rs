@@ -665,9 +665,9 @@ mod tests {
         5999,
     );
 
-    fn door(refusing: f64) -> FrontDoor {
+    /// Defences with no tenants and the trunks' (unlimited) rates, counting into `metrics`.
+    fn open_defences(metrics: &Arc<Metrics>) -> Arc<Defences> {
         use crate::defences::{AuthBan, Guard, SourceLimits};
-        let metrics = Arc::new(Metrics::default());
         let directory = Arc::new(crate::directory::SharedDirectory::new(vec![], None));
         let guard = Guard::new(
             SourceLimits::TRUNKS,
@@ -675,9 +675,14 @@ mod tests {
             AuthBan::default(),
             100,
         );
+        Arc::new(Defences::new(guard, directory, metrics.clone()))
+    }
+
+    fn door(refusing: f64) -> FrontDoor {
+        let metrics = Arc::new(Metrics::default());
         FrontDoor {
             intake: Intake::new(callgrid_overload::Shedder::fixed(refusing)),
-            defences: Arc::new(Defences::new(guard, directory, metrics.clone())),
+            defences: open_defences(&metrics),
             metrics,
         }
     }
@@ -768,25 +773,17 @@ mod tests {
 
     #[test]
     fn the_front_door_thread_refuses_new_calls_and_queues_the_rest() {
-        use crate::defences::{AuthBan, Guard, SourceLimits};
         let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         server.set_nonblocking(true).expect("nonblocking");
         let addr = server.local_addr().expect("addr");
         let (to_stack, mut inbound) = tokio::sync::mpsc::channel(8);
         let metrics = Arc::new(Metrics::default());
-        let directory = Arc::new(crate::directory::SharedDirectory::new(vec![], None));
-        let guard = Guard::new(
-            SourceLimits::TRUNKS,
-            SourceLimits::TRUNKS,
-            AuthBan::default(),
-            100,
-        );
         let cancel = CancellationToken::new();
         spawn_front_door(
             server,
             to_stack,
             metrics.clone(),
-            Arc::new(Defences::new(guard, directory, metrics)),
+            open_defences(&metrics),
             callgrid_overload::Shedder::fixed(1.0),
             cancel.clone(),
         )
