@@ -144,6 +144,8 @@ struct Stats {
     wait_ms: Mutex<Histogram<u64>>,
     /// Arrival sent -> refusal received (µs).
     refusal_us: Mutex<Histogram<u64>>,
+    /// Refusals by status code and message (the router names the limit or the shedding).
+    refusal_reasons: Mutex<std::collections::BTreeMap<String, u64>>,
     /// How late the generator's own tasks run (µs; a 5 ms timer's lateness): when it is
     /// large, the generator itself is behind and its latencies include its own wait.
     lag_us: Mutex<Histogram<u64>>,
@@ -168,6 +170,7 @@ impl Stats {
             decision_us: Mutex::new(Histogram::new(3)?),
             wait_ms: Mutex::new(Histogram::new(3)?),
             refusal_us: Mutex::new(Histogram::new(3)?),
+            refusal_reasons: Mutex::new(std::collections::BTreeMap::new()),
             lag_us: Mutex::new(Histogram::new(3)?),
             began: Instant::now(),
             refusals_by_second: Mutex::new(Vec::new()),
@@ -499,6 +502,11 @@ impl Phase {
             d99 as f64 / 1000.0,
             lag99 as f64 / 1000.0,
         );
+        if let Ok(reasons) = s.refusal_reasons.lock() {
+            for (why, n) in reasons.iter() {
+                println!("{:<10}   refused {n:>7}: {why}", "");
+            }
+        }
     }
 }
 
@@ -802,6 +810,10 @@ fn refused_or_failed(s: &Stats, st: &tonic::Status, arrived: Instant) {
         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
             s.refused.fetch_add(1, Ordering::Relaxed);
             let us = (arrived.elapsed().as_micros() as u64).max(1);
+            if let Ok(mut r) = s.refusal_reasons.lock() {
+                let why: String = st.message().chars().take(80).collect();
+                *r.entry(format!("{:?}: {why}", st.code())).or_default() += 1;
+            }
             if let Ok(mut h) = s.refusal_us.lock() {
                 let _ = h.record(us);
             }

@@ -537,10 +537,14 @@ impl RouterArgs {
 struct ServeArgs {
     #[command(flatten)]
     router: RouterArgs,
-    /// Threads of the async runtime (SIP, RTP, gRPC); default: one per core less one, at
+    /// Threads of the async runtime (SIP, RTP); default: one per core less one, at
     /// least one (the actor and journal threads need the rest; docs/DECISIONS.md).
     #[arg(long, env = "CALLGRID_IO_THREADS")]
     io_threads: Option<usize>,
+    /// Threads of the gRPC listener's own runtime (remote edges, the admin API and the CLI);
+    /// default: one per core (docs/DECISIONS.md, "Threads of `callgrid serve`").
+    #[arg(long, env = "CALLGRID_GRPC_THREADS")]
+    grpc_threads: Option<usize>,
     #[command(flatten)]
     projections: ProjectionArgs,
     #[command(flatten)]
@@ -573,6 +577,12 @@ struct ProjectionArgs {
     /// only bounds how far history and the checkpoint trail the push.
     #[arg(long, env = "CALLGRID_PROJECTOR_WRITE_EVERY_MS", default_value_t = 500)]
     projector_write_every_ms: u64,
+    /// Nice value of the projector's threads (0-19): above 0, on a node whose cores are all
+    /// busy, calls get the CPU first and the live views fall behind, then catch up; 0 (the
+    /// default) gives the projector the calls' priority (docs/DECISIONS.md, "The router's
+    /// gRPC listener has a runtime of its own").
+    #[arg(long, env = "CALLGRID_PROJECTOR_NICE", default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+    projector_nice: i32,
 }
 
 impl ProjectionArgs {
@@ -580,6 +590,7 @@ impl ProjectionArgs {
         ProjectorOptions {
             batch: self.projector_batch.max(1),
             write_every: std::time::Duration::from_millis(self.projector_write_every_ms),
+            nice: self.projector_nice,
             ..ProjectorOptions::default()
         }
     }
@@ -705,7 +716,37 @@ struct RouterCmdArgs {
 /// router's actor thread(s) and the journal writer use. On 2 cores one I/O thread did 15 %
 /// more calls per CPU-second than two (fewer cross-thread wake-ups; docs/BENCHMARKS.md).
 fn default_io_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+    cores().saturating_sub(1).max(1)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `work` on a multi-thread runtime of its own (`threads` workers named `name`) and
+/// resolves when it ends.
+async fn on_own_runtime(
+    name: &'static str,
+    threads: usize,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("cannot start the {name} runtime"))?;
+    let (done, ended) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            runtime.block_on(work);
+            let _ = done.send(());
+        })
+        .with_context(|| format!("cannot start the {name} thread"))?;
+    ended
+        .await
+        .map_err(|_| anyhow::anyhow!("the {name} thread ended without finishing its work"))
 }
 
 /// The router's call-control service as the SIP edge's link to it, in one process (the
@@ -1030,6 +1071,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     // one shedder for the process: the edge sheds new INVITEs at its intake from the delays
     // of the I/O runtime, the actor threads and the journal (docs/DECISIONS.md, "Overload")
     let shedder = a.shedder();
+    let shedder_for_grpc = shedder.clone();
     let (router, tenant_files) = open_router(
         a,
         log.clone(),
@@ -1081,7 +1123,25 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     );
     let gate = Gate::new(access.clone(), grpc::policy, a.admin_allow.clone(), false);
     let options = ServerTlsArgs::server("grpc", grpc_tls);
-    grpc::serve_on(router, access, &gate, listener, options, interrupted()).await;
+    // the gRPC listener on a runtime of its own: its HTTP/2 work never queues behind the SIP
+    // edge's, and a refusal waits for no more than its own connections' frames
+    // (docs/DECISIONS.md, "Threads of `callgrid serve`")
+    let listener = listener.into_std()?;
+    let grpc_shedder = shedder_for_grpc.clone();
+    on_own_runtime(
+        "callgrid-grpc",
+        s.grpc_threads.unwrap_or_else(cores),
+        async move {
+            grpc_shedder.probe_runtime("grpc", callgrid_router::PROBE_RUNTIME_EVERY);
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => {
+                    grpc::serve_on(router, access, &gate, listener, options, interrupted()).await;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serve gRPC"),
+            }
+        },
+    )
+    .await?;
     if let Some(m) = metrics {
         m.abort();
     }

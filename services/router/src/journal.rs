@@ -36,8 +36,8 @@ pub struct Journal {
     /// When the write in progress began (ms since `epoch`), 0 when none is.
     writing_since: Arc<AtomicU64>,
     epoch: std::time::Instant,
-    /// How long the last write took (µs).
-    last_write_us: Arc<AtomicU64>,
+    /// The shortest write of the last minute (µs): see [`Journal::write_floor`].
+    write_floor_us: Arc<AtomicU64>,
 }
 
 /// A write that has not finished after this long means the log is not answering (a broker
@@ -63,8 +63,9 @@ impl Journal {
     }
 
     /// Starts the writer task; `backlog` is told how long each batch waited in the queue
-    /// beyond one write (a batch that arrives while a write runs waits for it: group commit;
-    /// waiting longer means records come faster than the log takes them), for load shedding.
+    /// beyond the write floor (a batch that arrives while a write runs waits for it: group
+    /// commit; writes growing beyond the floor mean records come faster than the log takes
+    /// them: the batches grow, and every write with them), for load shedding.
     pub fn start_watched(
         log: Arc<dyn EventLog>,
         backlog: Option<callgrid_overload::Source>,
@@ -76,7 +77,7 @@ impl Journal {
         let counters = Arc::new(Counters::default());
         let epoch = std::time::Instant::now();
         let writing_since = Arc::new(AtomicU64::new(0));
-        let last_write_us = Arc::new(AtomicU64::new(0));
+        let write_floor_us = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer(
             log,
             rx,
@@ -88,7 +89,7 @@ impl Journal {
             },
             counters.clone(),
             backlog,
-            last_write_us.clone(),
+            write_floor_us.clone(),
         ));
         Arc::new(Journal {
             queue: Mutex::new(Queue { next: 1, tx }),
@@ -98,14 +99,16 @@ impl Journal {
             max_record,
             writing_since,
             epoch,
-            last_write_us,
+            write_floor_us,
         })
     }
 
-    /// How long the last write (group commit) took: what a record waits at least, beyond
-    /// any backlog, to become durable.
-    pub fn last_write(&self) -> Duration {
-        Duration::from_micros(self.last_write_us.load(Ordering::Relaxed))
+    /// The shortest write (group commit) of the last minute: what a record waits at least
+    /// to become durable on this log whatever the load (a broker's round trip, an fsync).
+    /// Not the last write: under overload the batches, and every write with them, grow with
+    /// the backlog, and that growth is what load shedding must see.
+    pub fn write_floor(&self) -> Duration {
+        Duration::from_micros(self.write_floor_us.load(Ordering::Relaxed))
     }
 
     /// The largest record the log takes (actors refuse commands whose events exceed it).
@@ -281,6 +284,59 @@ async fn write_all(
     written
 }
 
+/// The shortest write of the last minute, kept in six 10-second buckets.
+struct WriteFloor {
+    epoch: Instant,
+    /// (bucket number, shortest write in it)
+    buckets: [(u64, Duration); 6],
+}
+
+impl WriteFloor {
+    const BUCKET: Duration = Duration::from_secs(10);
+
+    fn new() -> WriteFloor {
+        WriteFloor {
+            epoch: Instant::now(),
+            buckets: [(u64::MAX, Duration::ZERO); 6],
+        }
+    }
+
+    fn bucket(&self, at: Instant) -> u64 {
+        (at.duration_since(self.epoch).as_millis() / Self::BUCKET.as_millis()) as u64
+    }
+
+    /// Counts one write; returns the floor now.
+    fn observe(&mut self, took: Duration) -> Duration {
+        self.observe_at(took, Instant::now())
+    }
+
+    fn observe_at(&mut self, took: Duration, at: Instant) -> Duration {
+        let n = self.bucket(at);
+        let slot = &mut self.buckets[(n % 6) as usize];
+        if slot.0 != n {
+            *slot = (n, took);
+        } else if took < slot.1 {
+            slot.1 = took;
+        }
+        self.get_at(at)
+    }
+
+    /// The shortest write of the buckets of the last minute; zero before the first write.
+    fn get(&self) -> Duration {
+        self.get_at(Instant::now())
+    }
+
+    fn get_at(&self, at: Instant) -> Duration {
+        let n = self.bucket(at);
+        self.buckets
+            .iter()
+            .filter(|(b, _)| *b != u64::MAX && *b + 6 > n)
+            .map(|(_, d)| *d)
+            .min()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
 /// The journal's writer stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("the event journal stopped")]
@@ -293,13 +349,13 @@ async fn writer(
     healthy: Health,
     counters: Arc<Counters>,
     backlog: Option<callgrid_overload::Source>,
-    last_write_us: Arc<AtomicU64>,
+    write_floor_us: Arc<AtomicU64>,
 ) {
     const MAX_BATCH: usize = 20_000;
-    let mut last_write = Duration::ZERO;
+    let mut floor = WriteFloor::new();
     while let Some((mut last, enqueued, mut batch)) = rx.recv().await {
         if let Some(b) = &backlog {
-            b.record(enqueued.elapsed().saturating_sub(last_write));
+            b.record(enqueued.elapsed().saturating_sub(floor.get()));
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -312,10 +368,44 @@ async fn writer(
         }
         let started = Instant::now();
         let n = write(log.as_ref(), batch, &healthy, &counters).await;
-        last_write = started.elapsed();
-        last_write_us.store(last_write.as_micros() as u64, Ordering::Relaxed);
+        let floor_now = floor.observe(started.elapsed());
+        write_floor_us.store(floor_now.as_micros() as u64, Ordering::Relaxed);
         counters.events.fetch_add(n, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         let _ = durable.send(last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_floor_is_the_shortest_write_of_the_last_minute() {
+        let mut f = WriteFloor::new();
+        let t0 = f.epoch;
+        assert_eq!(f.get_at(t0), Duration::ZERO);
+        assert_eq!(f.observe_at(3 * MS, t0), 3 * MS);
+        // an overload's writes grow with its batches: the floor stays where it was
+        for s in 1..50 {
+            let at = t0 + Duration::from_secs(s);
+            assert_eq!(f.observe_at(400 * MS, at), 3 * MS, "at {s} s");
+        }
+        // a minute after the short write, the long writes are the floor
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(f.observe_at(500 * MS, later), 400 * MS);
+        // and a short write brings it down at once
+        assert_eq!(f.observe_at(2 * MS, later), 2 * MS);
+    }
+
+    #[test]
+    fn buckets_older_than_a_minute_do_not_count() {
+        let mut f = WriteFloor::new();
+        let t0 = f.epoch;
+        f.observe_at(MS, t0);
+        assert_eq!(f.get_at(t0 + Duration::from_secs(59)), MS);
+        assert_eq!(f.get_at(t0 + Duration::from_secs(60)), Duration::ZERO);
     }
 }

@@ -34,7 +34,8 @@ pub struct Shared {
     /// Sheds new calls from the measured backlog (docs/DECISIONS.md, "Overload").
     pub shedder: callgrid_overload::Shedder,
     /// Tells the shedder how long each arrival took from its first report to durable,
-    /// beyond one journal write: the backlog on the whole arrival path, wherever it is.
+    /// beyond the journal's write floor: the backlog on the whole arrival path, wherever it
+    /// is (growing group commits included).
     pub arrival_delay: callgrid_overload::Source,
 }
 

@@ -269,7 +269,7 @@ impl CallControlSvc {
         let shared = &self.router.shared;
         shared
             .arrival_delay
-            .record(begun.elapsed().saturating_sub(shared.journal.last_write()));
+            .record(begun.elapsed().saturating_sub(shared.journal.write_floor()));
         // the arrival's result, if asked for
         if first.ack {
             if let Some(tx) = weak.upgrade() {
