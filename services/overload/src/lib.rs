@@ -58,7 +58,22 @@ struct SourceCell {
     outstanding_since: AtomicU64,
     /// The delay the controller last took from this source (µs).
     last_us: AtomicU64,
+    /// Delays recorded since the controller's last tick.
+    samples: AtomicU64,
+    /// The last tick's largest recorded delay (µs) and when that tick was (µs since the
+    /// epoch + 1; 0: never): held for ticks without records, up to [`HOLD`].
+    held_us: AtomicU64,
+    held_at_us: AtomicU64,
 }
+
+/// How long a source's last report stands for ticks in which it reports nothing. Some
+/// queues report in bursts: an arrival's delay is known when its group commit completes,
+/// hundreds of ms apart under overload, all of a commit's arrivals at once. Counted as 0 in
+/// the ticks between, they made the window's least delay 0 while arrivals waited a second,
+/// and nothing was shed until the 1,000-arrivals cap refused, each refusal after its wait.
+/// Half a second bridges the longest commit seen and lets an old report lapse when a queue
+/// falls silent (no traffic: nothing waits).
+const HOLD: Duration = Duration::from_millis(500);
 
 struct Inner {
     opts: ShedOptions,
@@ -121,6 +136,7 @@ impl Source {
         self.cell
             .tick_max_us
             .fetch_max(delay.as_micros() as u64, Ordering::Relaxed);
+        self.cell.samples.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A probe is sent now: until [`Source::answered`], its age counts as this queue's delay.
@@ -179,6 +195,9 @@ impl Shedder {
             tick_max_us: AtomicU64::new(0),
             outstanding_since: AtomicU64::new(0),
             last_us: AtomicU64::new(0),
+            samples: AtomicU64::new(0),
+            held_us: AtomicU64::new(0),
+            held_at_us: AtomicU64::new(0),
         });
         lock(&self.0.sources).push(cell.clone());
         Source {
@@ -315,17 +334,40 @@ impl Pie {
         self.at = (self.at + 1) % WINDOW;
         let delay_s = self.window.iter().copied().fold(f64::INFINITY, f64::min);
         let target = o.target.as_secs_f64();
-        let mut p = self.p + o.alpha * (delay_s - target);
+        let mut step = o.alpha * (delay_s - target);
         if delay_s > target / 2.0 {
             // growth counts only near the target: a delay going from 1 to 9 ms is jitter
-            p += o.beta * (delay_s - self.prev_delay_s);
+            step += o.beta * (delay_s - self.prev_delay_s);
         }
-        if delay_s < target / 2.0 && self.prev_delay_s < target / 2.0 {
+        let mut p = self.p + step * small_steps(self.p);
+        let calm = delay_s < target / 2.0 && self.prev_delay_s < target / 2.0;
+        if calm {
             p *= o.decay;
         }
-        self.p = if p < 1e-4 { 0.0 } else { p.min(1.0) };
+        self.p = if p <= 0.0 || (calm && p < 1e-4) {
+            0.0
+        } else {
+            p.min(1.0)
+        };
         self.prev_delay_s = delay_s;
         self.p
+    }
+}
+
+/// How much of PIE's step is taken at probability `p` (RFC 8033 §4.2, its auto-tuning):
+/// while the probability is small, so are its steps, and a single slow moment (an fsync
+/// of 30 ms, a thread woken 100 ms late once) refuses a call or two instead of half the
+/// calls of the next second; a backlog that stands keeps stepping and reaches the full
+/// step within a dozen ticks.
+fn small_steps(p: f64) -> f64 {
+    match p {
+        p if p < 1e-6 => 1.0 / 2048.0,
+        p if p < 1e-5 => 1.0 / 512.0,
+        p if p < 1e-4 => 1.0 / 128.0,
+        p if p < 1e-3 => 1.0 / 32.0,
+        p if p < 1e-2 => 1.0 / 8.0,
+        p if p < 1e-1 => 1.0 / 2.0,
+        _ => 1.0,
     }
 }
 
@@ -335,6 +377,15 @@ fn step(inner: &Inner, state: &mut Pie) -> f64 {
     let mut delay_us = 0u64;
     for s in lock(&inner.sources).iter() {
         let mut d = s.tick_max_us.swap(0, Ordering::Relaxed);
+        if s.samples.swap(0, Ordering::Relaxed) > 0 {
+            s.held_us.store(d, Ordering::Relaxed);
+            s.held_at_us.store(now_us, Ordering::Relaxed);
+        } else {
+            let at = s.held_at_us.load(Ordering::Relaxed);
+            if at != 0 && now_us.saturating_sub(at) < HOLD.as_micros() as u64 {
+                d = s.held_us.load(Ordering::Relaxed);
+            }
+        }
         let since = s.outstanding_since.load(Ordering::Relaxed);
         if since != 0 {
             d = d.max(now_us.saturating_sub(since));
@@ -422,10 +473,10 @@ mod tests {
     fn a_standing_backlog_raises_the_probability_until_it_drains() {
         let mut pie = Pie::default();
         let mut p = 0.0;
-        for _ in 0..10 {
+        for _ in 0..20 {
             p = pie.update(0.060, &opts());
         }
-        assert!(p > 0.5, "after 100 ms at 60 ms of delay: {p}");
+        assert!(p > 0.5, "after 200 ms at 60 ms of delay: {p}");
         // the backlog drains: the probability falls back to nothing
         let mut ticks = 0;
         while pie.update(0.002, &opts()) > 0.0 {
@@ -445,6 +496,25 @@ mod tests {
             p > 0.0,
             "a delay rising 3 ms a tick, standing at 12 ms: {p}"
         );
+    }
+
+    #[test]
+    fn one_slow_moment_refuses_almost_nothing() {
+        let mut pie = Pie::default();
+        // calm, then 130 ms in which everything waits 30 ms (one slow fsync): the window's
+        // least delay stands at 30 ms for four ticks; then calm again
+        let mut most: f64 = 0.0;
+        for tick in 0..300 {
+            let seen = if (50..63).contains(&tick) {
+                0.030
+            } else {
+                0.003
+            };
+            most = most.max(pie.update(seen, &opts()));
+        }
+        assert!(most > 0.0, "a standing delay over the target was not seen");
+        assert!(most < 0.01, "one slow moment shed {most} of the calls");
+        assert_eq!(pie.p, 0.0, "shedding did not end");
     }
 
     #[test]
@@ -486,6 +556,37 @@ mod tests {
         assert!(s.delay() >= Duration::from_millis(30), "{:?}", s.delay());
         assert!(s.probability() > 0.0);
         assert_eq!(s.delays()[0].0, "stuck");
+    }
+
+    #[test]
+    fn a_source_reporting_in_bursts_is_held_between_them() {
+        let s = Shedder::new(opts());
+        s.stop();
+        let commits = s.source("arrivals");
+        let mut pie = Pie::default();
+        // a group commit every 200 ms (20 ticks) completes arrivals that waited 300 ms
+        for tick in 0..60 {
+            if tick % 20 == 0 {
+                commits.record(Duration::from_millis(300));
+            }
+            step(&s.0, &mut pie);
+        }
+        assert!(s.delay() >= Duration::from_millis(300), "{:?}", s.delay());
+        assert!(s.probability() > 0.5, "{}", s.probability());
+    }
+
+    #[test]
+    fn a_silent_source_lapses_after_the_hold() {
+        let s = Shedder::new(opts());
+        s.stop();
+        let src = s.source("sip-udp");
+        let mut pie = Pie::default();
+        src.record(Duration::from_millis(300));
+        step(&s.0, &mut pie);
+        assert_eq!(s.delays()[0].1, Duration::from_millis(300));
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        step(&s.0, &mut pie);
+        assert_eq!(s.delays()[0].1, Duration::ZERO);
     }
 
     #[tokio::test(flavor = "current_thread")]
