@@ -1071,7 +1071,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     // one shedder for the process: the edge sheds new INVITEs at its intake from the delays
     // of the I/O runtime, the actor threads and the journal (docs/DECISIONS.md, "Overload")
     let shedder = a.shedder();
-    let shedder_for_grpc = shedder.clone();
+    let grpc_shedder = shedder.clone();
     let (router, tenant_files) = open_router(
         a,
         log.clone(),
@@ -1127,7 +1127,6 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     // edge's, and a refusal waits for no more than its own connections' frames
     // (docs/DECISIONS.md, "Threads of `callgrid serve`")
     let listener = listener.into_std()?;
-    let grpc_shedder = shedder_for_grpc.clone();
     on_own_runtime(
         "callgrid-grpc",
         s.grpc_threads.unwrap_or_else(cores),

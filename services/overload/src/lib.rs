@@ -58,8 +58,8 @@ struct SourceCell {
     outstanding_since: AtomicU64,
     /// The delay the controller last took from this source (µs).
     last_us: AtomicU64,
-    /// Delays recorded since the controller's last tick.
-    samples: AtomicU64,
+    /// Whether a delay was recorded since the controller's last tick.
+    reported: AtomicBool,
     /// The last tick's largest recorded delay (µs) and when that tick was (µs since the
     /// epoch + 1; 0: never): held for ticks without records, up to [`HOLD`].
     held_us: AtomicU64,
@@ -136,7 +136,7 @@ impl Source {
         self.cell
             .tick_max_us
             .fetch_max(delay.as_micros() as u64, Ordering::Relaxed);
-        self.cell.samples.fetch_add(1, Ordering::Relaxed);
+        self.cell.reported.store(true, Ordering::Relaxed);
     }
 
     /// A probe is sent now: until [`Source::answered`], its age counts as this queue's delay.
@@ -195,7 +195,7 @@ impl Shedder {
             tick_max_us: AtomicU64::new(0),
             outstanding_since: AtomicU64::new(0),
             last_us: AtomicU64::new(0),
-            samples: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
             held_us: AtomicU64::new(0),
             held_at_us: AtomicU64::new(0),
         });
@@ -377,7 +377,7 @@ fn step(inner: &Inner, state: &mut Pie) -> f64 {
     let mut delay_us = 0u64;
     for s in lock(&inner.sources).iter() {
         let mut d = s.tick_max_us.swap(0, Ordering::Relaxed);
-        if s.samples.swap(0, Ordering::Relaxed) > 0 {
+        if s.reported.swap(false, Ordering::Relaxed) {
             s.held_us.store(d, Ordering::Relaxed);
             s.held_at_us.store(now_us, Ordering::Relaxed);
         } else {
@@ -459,6 +459,14 @@ mod tests {
 
     fn opts() -> ShedOptions {
         ShedOptions::default()
+    }
+
+    /// A shedder whose controller is stopped (the test steps it) and one source of it.
+    fn stopped_with(name: &'static str) -> (Shedder, Source) {
+        let s = Shedder::new(opts());
+        s.stop();
+        let src = s.source(name);
+        (s, src)
     }
 
     #[test]
@@ -544,9 +552,7 @@ mod tests {
 
     #[test]
     fn a_probe_that_never_comes_back_counts_as_delay() {
-        let s = Shedder::new(opts());
-        s.stop();
-        let src = s.source("stuck");
+        let (s, src) = stopped_with("stuck");
         src.sent();
         std::thread::sleep(Duration::from_millis(30));
         let mut pie = Pie::default();
@@ -560,9 +566,7 @@ mod tests {
 
     #[test]
     fn a_source_reporting_in_bursts_is_held_between_them() {
-        let s = Shedder::new(opts());
-        s.stop();
-        let commits = s.source("arrivals");
+        let (s, commits) = stopped_with("arrivals");
         let mut pie = Pie::default();
         // a group commit every 200 ms (20 ticks) completes arrivals that waited 300 ms
         for tick in 0..60 {
@@ -577,9 +581,7 @@ mod tests {
 
     #[test]
     fn a_silent_source_lapses_after_the_hold() {
-        let s = Shedder::new(opts());
-        s.stop();
-        let src = s.source("sip-udp");
+        let (s, src) = stopped_with("sip-udp");
         let mut pie = Pie::default();
         src.record(Duration::from_millis(300));
         step(&s.0, &mut pie);

@@ -321,11 +321,8 @@ impl WriteFloor {
         self.get_at(at)
     }
 
-    /// The shortest write of the buckets of the last minute; zero before the first write.
-    fn get(&self) -> Duration {
-        self.get_at(Instant::now())
-    }
-
+    /// The shortest write of the buckets of the last minute at `at`; zero before the first
+    /// write.
     fn get_at(&self, at: Instant) -> Duration {
         let n = self.bucket(at);
         self.buckets
@@ -353,9 +350,10 @@ async fn writer(
 ) {
     const MAX_BATCH: usize = 20_000;
     let mut floor = WriteFloor::new();
+    let mut floor_now = Duration::ZERO;
     while let Some((mut last, enqueued, mut batch)) = rx.recv().await {
         if let Some(b) = &backlog {
-            b.record(enqueued.elapsed().saturating_sub(floor.get()));
+            b.record(enqueued.elapsed().saturating_sub(floor_now));
         }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -368,7 +366,7 @@ async fn writer(
         }
         let started = Instant::now();
         let n = write(log.as_ref(), batch, &healthy, &counters).await;
-        let floor_now = floor.observe(started.elapsed());
+        floor_now = floor.observe(started.elapsed());
         write_floor_us.store(floor_now.as_micros() as u64, Ordering::Relaxed);
         counters.events.fetch_add(n, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
