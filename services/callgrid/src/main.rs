@@ -604,13 +604,15 @@ impl ProjectionArgs {
     }
 
     /// Starts the projector on `log` and the supervisor service (its users sign in with
-    /// `access`; TLS as `tls` says); `None` with --no-projector.
+    /// `access`; TLS as `tls` says); `None` with --no-projector. With the process's load
+    /// `shedder` (`serve`), the projector rests while calls wait.
     async fn start(
         &self,
         log: Arc<dyn EventLog>,
         store: Arc<dyn ProjectionStore>,
         access: Arc<Access>,
         tls: &ServerTlsArgs,
+        shedder: Option<callgrid_overload::Shedder>,
     ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
         if self.no_projector {
             return Ok(None);
@@ -620,7 +622,9 @@ impl ProjectionArgs {
         let listener = tokio::net::TcpListener::bind(self.supervisor_listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.supervisor_listen))?;
-        let projector = Projector::new(log, store, self.projector_options());
+        let mut options = self.projector_options();
+        options.busy = shedder.map(|s| callgrid_projector::Busy::new(move || s.behind()));
+        let projector = Projector::new(log, store, options);
         let supervisor = callgrid_supervisor::Supervisor::new(
             projector.clone(),
             access.clone(),
@@ -1039,7 +1043,11 @@ async fn projector_cmd(c: ProjectorArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let access = open_access(&log).await?;
-    let Some(task) = c.projections.start(log, store, access, &c.tls).await? else {
+    let Some(task) = c
+        .projections
+        .start(log, store, access, &c.tls, None)
+        .await?
+    else {
         anyhow::bail!("--no-projector leaves the projector nothing to do");
     };
     tracing::info!(
@@ -1085,7 +1093,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         false => {
             let store = ProjectionArgs::open_store(&a.data_dir)?;
             s.projections
-                .start(log, store, access.clone(), &s.tls)
+                .start(log, store, access.clone(), &s.tls, Some(shedder.clone()))
                 .await?
         }
     };

@@ -89,7 +89,46 @@ pub struct ProjectorOptions {
     /// went from p99 0.3-0.5 s to 1.3-13 s (docs/DECISIONS.md, "The router's gRPC listener
     /// has a runtime of its own").
     pub nice: i32,
+    /// Whether the node's call path is behind right now (its load shedder sees a backlog):
+    /// while it says so, the projector rests three times as long as each batch took after
+    /// it, using at most a quarter of a core, so that the CPU goes to calls first. The live
+    /// views fall behind during an overload and catch up after it (docs/DECISIONS.md, "The
+    /// projector yields to calls while they wait"). `None`: never rest.
+    pub busy: Option<Busy>,
 }
+
+/// Tells the projector whether the node's call path is behind ([`ProjectorOptions::busy`]).
+#[derive(Clone)]
+pub struct Busy(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl Busy {
+    /// `behind` answers, cheaply (it is asked after every batch), whether calls wait.
+    pub fn new(behind: impl Fn() -> bool + Send + Sync + 'static) -> Busy {
+        Busy(Arc::new(behind))
+    }
+
+    /// How long to rest after a batch that took `took`: nothing while calls do not wait.
+    fn rest(&self, took: Duration) -> Duration {
+        if (self.0)() {
+            (took * BUSY_REST_PER_WORK).clamp(BUSY_REST_MIN, BUSY_REST_MAX)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+impl std::fmt::Debug for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Busy")
+    }
+}
+
+/// Rest per unit of work while the call path is behind: 3, a quarter of a core at most.
+const BUSY_REST_PER_WORK: u32 = 3;
+/// Least rest after a batch while the call path is behind (a short batch still yields).
+const BUSY_REST_MIN: Duration = Duration::from_millis(5);
+/// Most rest after a batch: the live views still move during a long overload.
+const BUSY_REST_MAX: Duration = Duration::from_millis(250);
 
 impl Default for ProjectorOptions {
     fn default() -> Self {
@@ -101,6 +140,7 @@ impl Default for ProjectorOptions {
             projecting: 1,
             write_every: Duration::from_millis(500),
             nice: 0,
+            busy: None,
         }
     }
 }
@@ -329,6 +369,7 @@ impl Projector {
                 self.note(p, next, 0, 0);
                 return Ok(done);
             }
+            let started = Instant::now();
             let blocking = inline
                 .then(|| {
                     self.log
@@ -442,6 +483,12 @@ impl Projector {
             }
             done += projected;
             next = last;
+            if let Some(busy) = &self.options.busy {
+                let rest = busy.rest(started.elapsed());
+                if !rest.is_zero() {
+                    tokio::time::sleep(rest).await;
+                }
+            }
         }
     }
 
@@ -664,4 +711,25 @@ fn background(nice: i32) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn the_projector_rests_while_calls_wait() {
+        let waiting = Arc::new(AtomicBool::new(false));
+        let w = waiting.clone();
+        let busy = Busy::new(move || w.load(Ordering::Relaxed));
+        let batch = Duration::from_millis(20);
+        assert_eq!(busy.rest(batch), Duration::ZERO);
+        waiting.store(true, Ordering::Relaxed);
+        assert_eq!(busy.rest(batch), Duration::from_millis(60));
+        assert_eq!(busy.rest(Duration::ZERO), BUSY_REST_MIN);
+        assert_eq!(busy.rest(Duration::from_secs(1)), BUSY_REST_MAX);
+        waiting.store(false, Ordering::Relaxed);
+        assert_eq!(busy.rest(batch), Duration::ZERO);
+    }
 }

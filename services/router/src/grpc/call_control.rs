@@ -195,7 +195,7 @@ impl CallControlSvc {
         let begun = std::time::Instant::now();
         // shed load before doing any work for the call
         writable(&self.router)?;
-        let _slot = self
+        let slot = self
             .router
             .shared
             .arrivals
@@ -270,6 +270,11 @@ impl CallControlSvc {
         shared
             .arrival_delay
             .record(begun.elapsed().saturating_sub(shared.journal.write_floor()));
+        drop(slot);
+        if shared.arrivals.pending() == 0 {
+            // no arrival waits now: the delay just reported is not held for the next ticks
+            shared.arrival_delay.idle();
+        }
         // the arrival's result, if asked for
         if first.ack {
             if let Some(tx) = weak.upgrade() {
