@@ -9,6 +9,25 @@
 # CALLGRID_CACHE_MAX_GB (default 40).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Build and test from a copy of the sources at a fixed place (CALLGRID_SRC_MIRROR, default
+# ~/.cache/callgrid/src) that only changed files are written to: a fresh clone's files are all
+# new to cargo, which then rebuilds every crate of the workspace (9 of CI's 12 minutes); the
+# copy's unchanged files keep their times and their crates are not rebuilt. One run at a time
+# per machine (they share the copy and the build cache).
+if [ "${CALLGRID_MIRRORED:-0}" != 1 ]; then
+  mirror="${CALLGRID_SRC_MIRROR:-${HOME}/.cache/callgrid/src}"
+  if ! command -v python3 >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y python3
+  fi
+  python3 scripts/mirror.py . "$mirror"
+  export CALLGRID_MIRRORED=1
+  cd "$mirror"
+  exec bash scripts/test.sh "$@"
+fi
 phase_start=$SECONDS
 phase() {
   local now=$SECONDS
