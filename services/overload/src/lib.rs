@@ -530,6 +530,11 @@ mod tests {
         ShedOptions::default()
     }
 
+    /// Ticks of the burst allowance.
+    fn allowance_ticks() -> usize {
+        (opts().max_burst.as_millis() / opts().tick.as_millis()) as usize
+    }
+
     /// A shedder whose controller is stopped (the test steps it) and one source of it.
     fn stopped_with(name: &'static str) -> (Shedder, Source) {
         let s = Shedder::new(opts());
@@ -619,15 +624,19 @@ mod tests {
             pie.update(0.003, &opts());
         }
         let mut first = None;
-        for tick in 0..60 {
+        for tick in 0..WINDOW + allowance_ticks() + 30 {
             pie.update(0.060, &opts());
             if pie.refuse > 0.0 && first.is_none() {
                 first = Some(tick);
             }
         }
-        // the window (10 ticks) before the backlog stands, then 15 ticks of allowance
+        // the window before the backlog stands, then the allowance
         let first = first.expect("a standing backlog of 60 ms was never shed");
-        assert!((20..30).contains(&first), "first refusal at tick {first}");
+        let expected = WINDOW + allowance_ticks();
+        assert!(
+            (expected - 2..expected + 5).contains(&first),
+            "first refusal at tick {first}, expected about {expected}"
+        );
         assert!(pie.refuse > 0.5, "{}", pie.refuse);
         // the allowance comes back only after a calm spell
         let mut ticks = 0;
@@ -688,8 +697,8 @@ mod tests {
         src.sent();
         std::thread::sleep(Duration::from_millis(30));
         let mut pie = Pie::new(&opts());
-        // the window, then the burst allowance (150 ms)
-        for _ in 0..WINDOW + 16 {
+        // the window, then the burst allowance
+        for _ in 0..WINDOW + allowance_ticks() + 1 {
             step(&s.0, &mut pie);
         }
         assert!(s.delay() >= Duration::from_millis(30), "{:?}", s.delay());
