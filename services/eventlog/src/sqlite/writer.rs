@@ -14,7 +14,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -122,6 +122,54 @@ pub(super) struct Writer {
     checkpointer: Option<Checkpointer>,
     /// Bytes committed since the checkpointer was last woken.
     unchecked_bytes: usize,
+    /// Writes slow enough to be reported.
+    slow: SlowWrites,
+}
+
+/// A group commit slower than this is reported (at most every [`SlowWrites::EVERY`]): calls
+/// wait behind it, and the load shedder sees their wait.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
+
+/// Reports slow group commits and the writer's own checkpoints without flooding the log.
+#[derive(Default)]
+struct SlowWrites {
+    /// Slow commits since the last report, the slowest of them and its batch's records.
+    count: u64,
+    worst: Duration,
+    worst_records: usize,
+    reported: Option<Instant>,
+}
+
+impl SlowWrites {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn commit(&mut self, took: Duration, records: usize) {
+        if took < SLOW_COMMIT {
+            return;
+        }
+        self.count += 1;
+        if took > self.worst {
+            self.worst = took;
+            self.worst_records = records;
+        }
+        let now = Instant::now();
+        if self
+            .reported
+            .is_none_or(|at| now.duration_since(at) >= Self::EVERY)
+        {
+            tracing::warn!(
+                slow_commits = self.count,
+                slowest_ms = self.worst.as_millis() as u64,
+                records = self.worst_records,
+                "event log: group commits slower than {} ms (the disk's syncs); calls wait behind them",
+                SLOW_COMMIT.as_millis()
+            );
+            *self = SlowWrites {
+                reported: Some(now),
+                ..SlowWrites::default()
+            };
+        }
+    }
 }
 
 fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> LogError {
@@ -152,6 +200,7 @@ impl Writer {
             max_batch_delay: max_batch_delay.min(MAX_LINGER),
             checkpointer,
             unchecked_bytes: 0,
+            slow: SlowWrites::default(),
         }
     }
 
@@ -185,7 +234,9 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.checkpoint_if_wal_too_long();
+                let started = Instant::now();
                 self.process(&mut batch);
+                self.slow.commit(started.elapsed(), weight);
             }
         }
         self.shutdown();
@@ -217,7 +268,16 @@ impl Writer {
         if checkpointer.wal_frames() <= MAX_WAL_FRAMES {
             return;
         }
-        match checkpoint::checkpoint(&self.conn, "PASSIVE") {
+        let started = Instant::now();
+        let done = checkpoint::checkpoint(&self.conn, "PASSIVE");
+        let took = started.elapsed();
+        if took >= SLOW_COMMIT {
+            tracing::info!(
+                took_ms = took.as_millis() as u64,
+                "event log: the writer checkpointed the WAL itself before a commit"
+            );
+        }
+        match done {
             Ok(result) if !result.busy && result.checkpointed >= result.wal_frames => {
                 checkpointer.reset_wal_frames();
             }
