@@ -67,6 +67,8 @@ pub struct Directory {
     tokens: HashMap<String, TokenEntry>,
     users: HashMap<(String, String), UserEntry>,
     sessions: HashMap<String, SessionEntry>,
+    /// The ids of each user's sessions (tenant, user).
+    user_sessions: HashMap<(String, String), Vec<String>>,
     /// Records that could not be applied (unknown role...), logged when met.
     pub skipped: u64,
 }
@@ -141,6 +143,29 @@ impl Directory {
                     self.skip("session with a bad hash", &s.id);
                     return;
                 };
+                let user = (s.tenant.clone(), s.user.clone());
+                // the user's sessions that had expired when this one opened are dropped, so
+                // that sign-ins never closed by a sign-out do not pile up (the same on every
+                // node: by the record's time, not the clock's)
+                let expired: Vec<String> = self
+                    .user_sessions
+                    .get(&user)
+                    .into_iter()
+                    .flatten()
+                    .filter(|id| {
+                        self.sessions
+                            .get(*id)
+                            .is_none_or(|e| e.expires_ms <= r.time_ms)
+                    })
+                    .cloned()
+                    .collect();
+                for id in expired {
+                    self.remove_session(&id);
+                }
+                let ids = self.user_sessions.entry(user).or_default();
+                if !ids.contains(&s.id) {
+                    ids.push(s.id.clone());
+                }
                 self.sessions.insert(
                     s.id.clone(),
                     SessionEntry {
@@ -153,9 +178,7 @@ impl Directory {
                 );
             }
             Change::SessionClosed(s) => {
-                let id = s.id.clone();
-                self.sessions.remove(&id);
-                self.tokens.retain(|_, t| t.session.as_deref() != Some(&id));
+                self.remove_session(&s.id);
             }
         }
     }
@@ -174,9 +197,38 @@ impl Directory {
             .map(|(id, _)| id.clone())
             .collect();
         for id in ended {
-            self.sessions.remove(&id);
-            self.tokens.retain(|_, t| t.session.as_deref() != Some(&id));
+            self.remove_session(&id);
         }
+    }
+
+    /// Ends a session, and the tokens issued at it.
+    fn remove_session(&mut self, id: &str) {
+        if let Some(s) = self.sessions.remove(id) {
+            let user = (s.tenant, s.user);
+            if let Some(ids) = self.user_sessions.get_mut(&user) {
+                ids.retain(|i| i != id);
+                if ids.is_empty() {
+                    self.user_sessions.remove(&user);
+                }
+            }
+        }
+        self.tokens.retain(|_, t| t.session.as_deref() != Some(id));
+    }
+
+    /// A user's sessions open at `now_ms`, the one ending first first: (id, expires_ms).
+    pub fn open_sessions(&self, tenant: &str, user: &str, now_ms: i64) -> Vec<(String, i64)> {
+        let mut v: Vec<(String, i64)> = self
+            .user_sessions
+            .get(&(tenant.to_owned(), user.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let s = self.sessions.get(id)?;
+                (s.expires_ms > now_ms).then(|| (id.clone(), s.expires_ms))
+            })
+            .collect();
+        v.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        v
     }
 
     /// Who a bearer token is, at `now`.
@@ -383,5 +435,56 @@ mod tests {
         })));
         assert!(d.authenticate_session(&s.text, None, 10).is_err());
         assert!(d.authenticate_token(&t.text, 10).is_err());
+    }
+
+    /// Opens a session of acme/ann at `time_ms` ending at `expires_ms`; its cookie.
+    fn open_session(d: &mut Directory, time_ms: i64, expires_ms: i64) -> String {
+        let s = secret::new_credential(secret::SESSION_PREFIX);
+        d.apply(&pb::AccessRecord {
+            time_ms,
+            caused_by: "user:acme/ann".into(),
+            change: Some(Change::SessionOpened(pb::SessionOpened {
+                id: s.id.clone(),
+                secret_sha256: s.sha256.to_vec(),
+                csrf_sha256: secret::sha256(&secret::new_csrf()).to_vec(),
+                tenant: "acme".into(),
+                user: "ann".into(),
+                expires_ms,
+            })),
+        });
+        s.text
+    }
+
+    #[test]
+    fn a_users_expired_sessions_are_dropped_when_it_opens_another() {
+        let mut d = Directory::default();
+        d.apply(&record(Change::UserSaved(pb::UserSaved {
+            tenant: "acme".into(),
+            name: "ann".into(),
+            role: "supervisor".into(),
+            password_phc: String::new(),
+            ..Default::default()
+        })));
+        let early = open_session(&mut d, 1, 100);
+        let later = open_session(&mut d, 50, 1_000);
+        assert_eq!(d.open_sessions("acme", "ann", 60).len(), 2);
+        // both still known at 60: the early one ends at 100
+        assert!(d.authenticate_session(&early, None, 60).is_ok());
+        // a sign-in at 200 drops the session that ended at 100 (not only refuses it)
+        let third = open_session(&mut d, 200, 2_000);
+        assert_eq!(d.sessions.len(), 2);
+        assert!(matches!(
+            d.authenticate_session(&early, None, 60),
+            Err(Denied::Unauthenticated(_))
+        ));
+        let open = d.open_sessions("acme", "ann", 200);
+        assert_eq!(open.iter().map(|o| o.1).collect::<Vec<_>>(), [1_000, 2_000]);
+        assert!(d.authenticate_session(&later, None, 200).is_ok());
+        assert!(d.authenticate_session(&third, None, 200).is_ok());
+        // closing them empties the index too
+        for (id, _) in open {
+            d.apply(&record(Change::SessionClosed(pb::SessionClosed { id })));
+        }
+        assert!(d.sessions.is_empty() && d.user_sessions.is_empty());
     }
 }

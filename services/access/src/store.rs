@@ -63,6 +63,10 @@ pub struct AccessOptions {
     /// Sign-ins that may wait for a slot; more are refused at once (never a queue that
     /// stalls the node).
     pub hashing_queue: usize,
+    /// Sessions a user may have open at once; a sign-in beyond it ends the user's session
+    /// that would end first (a browser that lost its cookie must still get in, and a
+    /// script signing in over and over must not grow the directory without end).
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for AccessOptions {
@@ -73,6 +77,7 @@ impl Default for AccessOptions {
             lockout: Duration::from_secs(300),
             hashing_slots: 2,
             hashing_queue: 32,
+            max_sessions_per_user: 20,
         }
     }
 }
@@ -629,6 +634,18 @@ impl Access {
             agent: user.agent.as_deref().map(Arc::from),
             session: None,
         };
+        let open = self.read_dir().open_sessions(tenant, name, now_ms());
+        let keep = self.options.max_sessions_per_user.max(1) - 1;
+        for (id, _) in open.iter().take(open.len().saturating_sub(keep)) {
+            self.record(
+                format!("session/{id}"),
+                &by,
+                Change::SessionClosed(pb::SessionClosed { id: id.clone() }),
+            )
+            .await?;
+            tracing::info!(%tenant, user = %name, session = %id,
+                "signed in with {} sessions open already: the oldest one is ended", open.len());
+        }
         let s = secret::new_credential(secret::SESSION_PREFIX);
         let csrf = secret::new_csrf();
         let expires_ms = now_ms().saturating_add(self.options.session_ttl.as_millis() as i64);
@@ -760,6 +777,57 @@ async fn follow(access: std::sync::Weak<Access>) {
             tracing::warn!(error = %e, "following the access topic failed; retrying");
             drop(a);
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callgrid_eventlog::{SqliteLog, SqliteLogOptions};
+
+    #[tokio::test]
+    async fn a_sign_in_beyond_the_users_open_sessions_ends_the_oldest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log: Arc<dyn EventLog> = Arc::new(
+            SqliteLog::open_async(
+                dir.path().join("events.sqlite"),
+                SqliteLogOptions::default(),
+            )
+            .await
+            .expect("log"),
+        );
+        let options = AccessOptions {
+            max_sessions_per_user: 3,
+            ..AccessOptions::default()
+        };
+        let access = Access::open(log, options).await.expect("access");
+        let password = "a long enough password";
+        access
+            .save_user(
+                &Principal::system(),
+                "acme",
+                "sue",
+                Role::Supervisor,
+                None,
+                password,
+            )
+            .await
+            .expect("user");
+        let mut cookies = Vec::new();
+        for _ in 0..5 {
+            let s = access
+                .sign_in("acme", "sue", password, "192.0.2.1")
+                .await
+                .expect("sign-in");
+            cookies.push(s.cookie);
+        }
+        let now = now_ms();
+        assert_eq!(access.read_dir().open_sessions("acme", "sue", now).len(), 3);
+        // the two oldest ended, the three newest work
+        for (i, cookie) in cookies.iter().enumerate() {
+            let r = access.authenticate_session(cookie, None);
+            assert_eq!(r.is_ok(), i >= 2, "session {i}: {r:?}");
         }
     }
 }
