@@ -32,15 +32,17 @@ def mirror(src, dest):
         rel = os.path.normpath(os.path.relpath(root, src))
         if rel == ".":
             dirs[:] = [d for d in dirs if d not in SKIP]
-        dirs.sort()
+        # a link to a directory is copied as a link, like a link to a file
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = sorted(d for d in dirs if d not in links)
         out_dir = os.path.join(dest, rel)
-        if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+        if os.path.islink(out_dir) or (os.path.lexists(out_dir) and not os.path.isdir(out_dir)):
             remove(out_dir)
         os.makedirs(out_dir, exist_ok=True)
         keep.add(rel)
-        for name in dirs + files:
+        for name in dirs + files + links:
             keep.add(os.path.normpath(os.path.join(rel, name)))
-        for name in files:
+        for name in files + links:
             s = os.path.join(root, name)
             d = os.path.join(out_dir, name)
             if os.path.islink(s):

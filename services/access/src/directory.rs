@@ -397,16 +397,7 @@ mod tests {
             agent: "ann".into(),
             password_phc: String::new(),
         })));
-        let s = secret::new_credential(secret::SESSION_PREFIX);
-        let csrf = secret::new_csrf();
-        d.apply(&record(Change::SessionOpened(pb::SessionOpened {
-            id: s.id.clone(),
-            secret_sha256: s.sha256.to_vec(),
-            csrf_sha256: secret::sha256(&csrf).to_vec(),
-            tenant: "acme".into(),
-            user: "ann".into(),
-            expires_ms: 1000,
-        })));
+        let (s, csrf) = open_session(&mut d, 1, 1000);
         let t = secret::new_credential(secret::TOKEN_PREFIX);
         d.apply(&record(Change::TokenIssued(pb::TokenIssued {
             id: t.id.clone(),
@@ -437,22 +428,28 @@ mod tests {
         assert!(d.authenticate_token(&t.text, 10).is_err());
     }
 
-    /// Opens a session of acme/ann at `time_ms` ending at `expires_ms`; its cookie.
-    fn open_session(d: &mut Directory, time_ms: i64, expires_ms: i64) -> String {
+    /// Opens a session of acme/ann at `time_ms` ending at `expires_ms`: its credential (the
+    /// cookie is its text) and CSRF token.
+    fn open_session(
+        d: &mut Directory,
+        time_ms: i64,
+        expires_ms: i64,
+    ) -> (secret::NewSecret, String) {
         let s = secret::new_credential(secret::SESSION_PREFIX);
+        let csrf = secret::new_csrf();
         d.apply(&pb::AccessRecord {
             time_ms,
             caused_by: "user:acme/ann".into(),
             change: Some(Change::SessionOpened(pb::SessionOpened {
                 id: s.id.clone(),
                 secret_sha256: s.sha256.to_vec(),
-                csrf_sha256: secret::sha256(&secret::new_csrf()).to_vec(),
+                csrf_sha256: secret::sha256(&csrf).to_vec(),
                 tenant: "acme".into(),
                 user: "ann".into(),
                 expires_ms,
             })),
         });
-        s.text
+        (s, csrf)
     }
 
     #[test]
@@ -465,13 +462,13 @@ mod tests {
             password_phc: String::new(),
             ..Default::default()
         })));
-        let early = open_session(&mut d, 1, 100);
-        let later = open_session(&mut d, 50, 1_000);
+        let early = open_session(&mut d, 1, 100).0.text;
+        let later = open_session(&mut d, 50, 1_000).0.text;
         assert_eq!(d.open_sessions("acme", "ann", 60).len(), 2);
         // both still known at 60: the early one ends at 100
         assert!(d.authenticate_session(&early, None, 60).is_ok());
         // a sign-in at 200 drops the session that ended at 100 (not only refuses it)
-        let third = open_session(&mut d, 200, 2_000);
+        let third = open_session(&mut d, 200, 2_000).0.text;
         assert_eq!(d.sessions.len(), 2);
         assert!(matches!(
             d.authenticate_session(&early, None, 60),

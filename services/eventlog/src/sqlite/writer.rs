@@ -161,7 +161,7 @@ impl SlowWrites {
                 slow_commits = self.count,
                 slowest_ms = self.worst.as_millis() as u64,
                 records = self.worst_records,
-                "event log: group commits slower than {} ms (the disk's syncs); calls wait behind them",
+                "event log: group commits slower than {} ms; calls wait behind them",
                 SLOW_COMMIT.as_millis()
             );
             *self = SlowWrites {
