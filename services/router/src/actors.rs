@@ -1,25 +1,49 @@
 //! The actors: one per agent, queue and call, each the single writer of its aggregate.
-//! An actor runs a command through its domain state machine, applies the events, hands them
-//! to the journal (before anything else can see their effects), then sends the follow-up
-//! commands and, for calls, the edge instructions (released once durable).
+//! Every actor runs a command through the same sequence, written once ([`Aggregate::run`]):
+//! its domain state machine decides, a refusal changes nothing, the events are applied and
+//! handed to the journal (before anything else can see their effects), then the follow-up
+//! commands are dispatched; a call's actor also sends the edge its instructions (released
+//! once durable). Actors speak domain types only: the gRPC layer converts (grpc/convert.rs).
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use callgrid_domain::react::{instructions, reactions};
 use callgrid_domain::{
     Agent, AgentCommand, AgentView, Call, CallCommand, CallPhase, Command, EndCause, Event,
-    EventBody, Queue, QueueCommand, Rejection, TenantSetup, TimeMs,
+    EventBody, Instruction, Queue, QueueCommand, Rejection, TenantSetup, TimeMs,
 };
-use callgrid_proto::api::v1 as api;
 use tokio::sync::mpsc;
 
-use crate::convert;
 use crate::journal::Ticket;
 use crate::tenant::{Origin, Tenant};
 
+/// What a call's actor tells its edge.
+#[derive(Debug, Clone)]
+pub enum ToEdge {
+    /// Do this (answer, ring an agent, bridge...).
+    Do(Instruction),
+    /// The outcome of the edge's report number `seq`.
+    Result {
+        /// The report's number.
+        seq: u64,
+        /// Taken, or why not.
+        outcome: Result<(), Refusal>,
+    },
+}
+
+/// Why a report of the edge was not taken.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// The call's state machine refused it.
+    Rejected(Rejection),
+    /// It could not be read as a command (a field missing or out of bounds).
+    Malformed(String),
+}
+
 /// Where a call's instructions go: the edge's stream, each released once its ticket is durable.
-pub type EdgeOut = mpsc::UnboundedSender<(Ticket, api::RouterInstruction)>;
+pub type EdgeOut = mpsc::UnboundedSender<(Ticket, ToEdge)>;
 
 /// Who caused a command through an API (`token:ID`, `user:TENANT/NAME`), recorded in its
 /// events (the audit trail); `None` for the platform's own follow-ups and timers.
@@ -123,11 +147,76 @@ impl Timer {
     }
 }
 
-fn dispatch_reactions(tenant: &Tenant, setup: &TenantSetup, events: &[Event]) {
-    for e in events {
-        for c in reactions(setup, e, None) {
-            tenant.dispatch(c);
+/// An actor's aggregate as the one command sequence sees it.
+trait Aggregate {
+    /// The aggregate's id.
+    type Id: Clone + Borrow<str>;
+    /// Its commands.
+    type Cmd;
+    /// `agent`, `queue` or `call` (the events' envelope).
+    const KIND: &'static str;
+
+    fn tenant(&self) -> &Arc<Tenant>;
+    /// The configuration commands are decided under (a call keeps the version it arrived
+    /// under, R9).
+    fn setup(&self) -> Arc<TenantSetup>;
+    fn id(&self) -> &Self::Id;
+    /// The sequence number of the last event.
+    fn seq(&self) -> u64;
+    /// The W3C trace context of the events.
+    fn traceparent(&self) -> Option<Arc<str>> {
+        None
+    }
+    /// The domain's answer to a command.
+    fn decide(
+        &mut self,
+        cmd: &Self::Cmd,
+        setup: &Arc<TenantSetup>,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection>;
+    fn apply(&mut self, event: &Event);
+    /// The command addressed to this aggregate (for the refusal's follow-ups).
+    fn addressed(id: Self::Id, cmd: Self::Cmd) -> Command;
+    /// The caller and priority the follow-ups of a call's events carry.
+    fn call_context(&self, _setup: &TenantSetup) -> Option<(Arc<str>, u32)> {
+        None
+    }
+
+    /// The one sequence of every actor: decide → refuse (nothing changes) → apply →
+    /// journal → dispatch the follow-ups. The events and their ticket, and the setup they
+    /// were decided under.
+    fn run(
+        &mut self,
+        cmd: Self::Cmd,
+        by: Option<&str>,
+    ) -> Result<(Vec<Event>, Ticket, Arc<TenantSetup>), Rejection> {
+        let tenant = self.tenant().clone();
+        let setup = self.setup();
+        let handled = self.decide(&cmd, &setup, tenant.now());
+        let id = self.id().clone();
+        let traceparent = self.traceparent();
+        let origin = Origin {
+            kind: Self::KIND,
+            id: id.borrow(),
+            first_seq: self.seq() + 1,
+            plan_version: setup.version,
+            traceparent: traceparent.as_deref().unwrap_or(""),
+            caused_by: by,
+        };
+        let (events, ticket) = tenant.commit(
+            origin,
+            || Self::addressed(id.clone(), cmd),
+            handled,
+            |e| self.apply(e),
+        )?;
+        let context = self.call_context(&setup);
+        let context = context.as_ref().map(|(caller, p)| (caller, *p));
+        for e in &events {
+            for c in reactions(&setup, e, context) {
+                tenant.dispatch(c);
+            }
         }
+        Ok((events, ticket, setup))
     }
 }
 
@@ -156,26 +245,7 @@ impl AgentActor {
         by: Option<&str>,
         ctx: &mut Context<Self>,
     ) -> Result<Ticket, Rejection> {
-        let setup = self.tenant.setup();
-        let now = self.tenant.now();
-        let handled = self.agent.handle(&cmd, &setup, now);
-        let id = self.agent.id.clone();
-        let origin = Origin {
-            kind: "agent",
-            id: id.as_str(),
-            first_seq: self.agent.seq + 1,
-            plan_version: setup.version,
-            traceparent: "",
-            caused_by: by,
-        };
-        let agent = &mut self.agent;
-        let (events, ticket) = self.tenant.commit(
-            origin,
-            || Command::Agent(id.clone(), cmd),
-            handled,
-            |e| agent.apply(e),
-        )?;
-        dispatch_reactions(&self.tenant, &setup, &events);
+        let (events, ticket, setup) = self.run(cmd, by)?;
         if !events.is_empty() {
             self.send_view(&setup);
         }
@@ -199,6 +269,38 @@ impl AgentActor {
             let _ = act.process(AgentCommand::Tick, None, ctx);
             act.rearm(ctx);
         });
+    }
+}
+
+impl Aggregate for AgentActor {
+    type Id = callgrid_domain::AgentId;
+    type Cmd = AgentCommand;
+    const KIND: &'static str = "agent";
+    fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+    fn setup(&self) -> Arc<TenantSetup> {
+        self.tenant.setup()
+    }
+    fn id(&self) -> &Self::Id {
+        &self.agent.id
+    }
+    fn seq(&self) -> u64 {
+        self.agent.seq
+    }
+    fn decide(
+        &mut self,
+        cmd: &AgentCommand,
+        setup: &Arc<TenantSetup>,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.agent.handle(cmd, setup, now)
+    }
+    fn apply(&mut self, event: &Event) {
+        self.agent.apply(event);
+    }
+    fn addressed(id: Self::Id, cmd: AgentCommand) -> Command {
+        Command::Agent(id, cmd)
     }
 }
 
@@ -252,28 +354,8 @@ impl QueueActor {
     }
 
     fn process(&mut self, cmd: QueueCommand, ctx: &mut Context<Self>) -> Result<Ticket, Rejection> {
-        let setup = self.tenant.setup();
-        let now = self.tenant.now();
-        self.queue.prepare(&setup);
-        let handled = self.queue.handle(&cmd, &setup, now);
-        let id = self.queue.id.clone();
-        let origin = Origin {
-            kind: "queue",
-            id: id.as_str(),
-            first_seq: self.queue.seq + 1,
-            plan_version: setup.version,
-            traceparent: "",
-            caused_by: None,
-        };
-        let queue = &mut self.queue;
-        let (events, ticket) = self.tenant.commit(
-            origin,
-            || Command::Queue(id.clone(), cmd),
-            handled,
-            |e| queue.apply(e),
-        )?;
-        dispatch_reactions(&self.tenant, &setup, &events);
-        self.rearm(ctx, &setup, now);
+        let (_, ticket, setup) = self.run(cmd, None)?;
+        self.rearm(ctx, &setup, self.tenant.now());
         Ok(ticket)
     }
 
@@ -295,6 +377,39 @@ impl QueueActor {
             let _ = act.process(QueueCommand::Tick, ctx);
             act.schedule_match(ctx);
         });
+    }
+}
+
+impl Aggregate for QueueActor {
+    type Id = callgrid_domain::QueueId;
+    type Cmd = QueueCommand;
+    const KIND: &'static str = "queue";
+    fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+    fn setup(&self) -> Arc<TenantSetup> {
+        self.tenant.setup()
+    }
+    fn id(&self) -> &Self::Id {
+        &self.queue.id
+    }
+    fn seq(&self) -> u64 {
+        self.queue.seq
+    }
+    fn decide(
+        &mut self,
+        cmd: &QueueCommand,
+        setup: &Arc<TenantSetup>,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.queue.prepare(setup);
+        self.queue.handle(cmd, setup, now)
+    }
+    fn apply(&mut self, event: &Event) {
+        self.queue.apply(event);
+    }
+    fn addressed(id: Self::Id, cmd: QueueCommand) -> Command {
+        Command::Queue(id, cmd)
     }
 }
 
@@ -358,7 +473,7 @@ pub struct CallActor {
     duplicate: bool,
     recovered: bool,
     /// W3C trace context the edge gave at arrival, carried in the call's events (P4).
-    traceparent: String,
+    traceparent: Option<Arc<str>>,
     /// When the arrival reached this actor, until the first offer is decided.
     awaiting_first_offer: Option<std::time::Instant>,
     /// The periodic position announcement while waiting in a queue.
@@ -374,7 +489,7 @@ impl CallActor {
         tenant: Arc<Tenant>,
         edge: Option<EdgeOut>,
         duplicate: bool,
-        traceparent: String,
+        traceparent: &str,
         edge_by: Cause,
     ) -> CallActor {
         CallActor {
@@ -385,7 +500,7 @@ impl CallActor {
             timer: Timer::default(),
             duplicate,
             recovered: false,
-            traceparent,
+            traceparent: (!traceparent.is_empty()).then(|| traceparent.into()),
             awaiting_first_offer: None,
             announcer: None,
             edge_by,
@@ -403,7 +518,7 @@ impl CallActor {
             timer: Timer::default(),
             duplicate: false,
             recovered: true,
-            traceparent: String::new(),
+            traceparent: None,
             awaiting_first_offer: None,
             announcer: None,
             edge_by: None,
@@ -416,38 +531,9 @@ impl CallActor {
         by: Option<&str>,
         ctx: &mut Context<Self>,
     ) -> Result<Ticket, Rejection> {
-        let now = self.tenant.now();
-        let result = match &cmd {
-            CallCommand::Arrive { number, caller } => {
-                if self.duplicate || self.call.seq > 0 {
-                    Err(Rejection::CallExists(self.call.id.clone()))
-                } else {
-                    self.awaiting_first_offer = Some(std::time::Instant::now());
-                    Call::arrive(self.call.id.clone(), number, caller, &self.setup, now)
-                }
-            }
-            _ => self.call.handle(&cmd, &self.setup, now),
-        };
         let arriving = matches!(cmd, CallCommand::Arrive { .. });
-        let id = self.call.id.clone();
-        let origin = Origin {
-            kind: "call",
-            id: id.as_str(),
-            first_seq: self.call.seq + 1,
-            // the version the call arrived under (R9); its arrival sets it on the call
-            plan_version: self.setup.version,
-            traceparent: &self.traceparent,
-            caused_by: by,
-        };
-        let call = &mut self.call;
-        let committed = self.tenant.commit(
-            origin,
-            || Command::Call(id.clone(), cmd),
-            result,
-            |e| call.apply(e),
-        );
-        match committed {
-            Ok((events, ticket)) => {
+        match self.run(cmd, by) {
+            Ok((events, ticket, _)) => {
                 self.after(&events, ticket, ctx);
                 Ok(ticket)
             }
@@ -468,16 +554,7 @@ impl CallActor {
     /// What committed events cause: follow-ups to other actors, instructions to the edge,
     /// the announcer, the timer, or the actor's end.
     fn after(&mut self, events: &[Event], ticket: Ticket, ctx: &mut Context<Self>) {
-        let priority = self
-            .setup
-            .numbers
-            .get(&self.call.number)
-            .map_or(0, |n| n.priority);
-        let caller = self.call.caller.clone();
         for e in events {
-            for c in reactions(&self.setup, e, Some((&caller, priority))) {
-                self.tenant.dispatch(c);
-            }
             if let (EventBody::CallOffered { .. }, Some(t)) = (&e.body, self.awaiting_first_offer) {
                 self.tenant
                     .shared
@@ -485,7 +562,7 @@ impl CallActor {
                 self.awaiting_first_offer = None;
             }
             for i in instructions(&self.setup, e) {
-                self.send_edge(ticket, convert::instruction_pb(&self.call.id, &i));
+                self.send_edge(ticket, ToEdge::Do(i));
             }
         }
         self.update_announcer(ctx);
@@ -529,8 +606,7 @@ impl CallActor {
                             |res, act, _| {
                                 if let Ok(Some(ins)) = res {
                                     let ticket = act.tenant.shared.journal.append(Vec::new());
-                                    let pb = convert::instruction_pb(&act.call.id, &ins);
-                                    act.send_edge(ticket, pb);
+                                    act.send_edge(ticket, ToEdge::Do(ins));
                                 }
                             },
                         ));
@@ -541,7 +617,7 @@ impl CallActor {
         }
     }
 
-    fn send_edge(&mut self, ticket: Ticket, ins: api::RouterInstruction) {
+    fn send_edge(&mut self, ticket: Ticket, ins: ToEdge) {
         if let Some(edge) = &self.edge {
             if edge.send((ticket, ins)).is_err() {
                 // the stream is gone; the inbound side reports the loss
@@ -557,6 +633,58 @@ impl CallActor {
             act.timer.fired();
             let _ = act.process(CallCommand::Tick, None, ctx);
         });
+    }
+}
+
+impl Aggregate for CallActor {
+    type Id = callgrid_domain::CallId;
+    type Cmd = CallCommand;
+    const KIND: &'static str = "call";
+    fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+    fn setup(&self) -> Arc<TenantSetup> {
+        self.setup.clone()
+    }
+    fn id(&self) -> &Self::Id {
+        &self.call.id
+    }
+    fn seq(&self) -> u64 {
+        self.call.seq
+    }
+    fn traceparent(&self) -> Option<Arc<str>> {
+        self.traceparent.clone()
+    }
+    fn decide(
+        &mut self,
+        cmd: &CallCommand,
+        setup: &Arc<TenantSetup>,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        match cmd {
+            CallCommand::Arrive { number, caller } => {
+                if self.duplicate || self.call.seq > 0 {
+                    Err(Rejection::CallExists(self.call.id.clone()))
+                } else {
+                    self.awaiting_first_offer = Some(std::time::Instant::now());
+                    Call::arrive(self.call.id.clone(), number, caller, setup, now)
+                }
+            }
+            _ => self.call.handle(cmd, setup, now),
+        }
+    }
+    fn apply(&mut self, event: &Event) {
+        self.call.apply(event);
+    }
+    fn addressed(id: Self::Id, cmd: CallCommand) -> Command {
+        Command::Call(id, cmd)
+    }
+    fn call_context(&self, setup: &TenantSetup) -> Option<(Arc<str>, u32)> {
+        let priority = setup
+            .numbers
+            .get(&self.call.number)
+            .map_or(0, |n| n.priority);
+        Some((self.call.caller.clone(), priority))
     }
 }
 
@@ -605,24 +733,15 @@ impl Handler<EdgeReport> for CallActor {
                 break;
             }
         }
-        let (ticket, code, message) = match outcome {
-            Ok(t) => (t, 0, String::new()),
-            Err(r) => {
-                let st = convert::status(&r);
-                (0, st.code() as i32, st.message().to_string())
-            }
+        let (ticket, outcome) = match outcome {
+            Ok(t) => (t, Ok(())),
+            Err(r) => (0, Err(Refusal::Rejected(r))),
         };
-        if code == 0 && !ack {
+        if outcome.is_ok() && !ack {
             return;
         }
-        let result = api::RouterInstruction {
-            call_id: self.call.id.to_string(),
-            instruction: Some(api::router_instruction::Instruction::Result(
-                api::ReportResult { seq, code, message },
-            )),
-        };
         if let Some(edge) = edge {
-            let _ = edge.send((ticket, result));
+            let _ = edge.send((ticket, ToEdge::Result { seq, outcome }));
         }
     }
 }

@@ -8,7 +8,6 @@
 
 pub mod actors;
 pub mod clock;
-pub mod convert;
 pub mod grpc;
 pub mod journal;
 pub mod recovery;

@@ -15,7 +15,7 @@ use crate::actors::CallActor;
 use crate::journal::EVENTS_TOPIC;
 use crate::snapshot::{Snapshot, TenantSnap};
 use crate::tenant::Tenant;
-use crate::{convert, RouterError};
+use crate::RouterError;
 
 /// A tenant rebuilt from the log.
 #[derive(Clone)]
@@ -155,7 +155,9 @@ impl Recovered {
             }
             return Ok(());
         }
-        let Some(event) = convert::envelope_event(&env).map_err(|e| corrupt(e.to_string()))? else {
+        let Some(event) =
+            callgrid_codec::envelope_event(&env).map_err(|e| corrupt(e.to_string()))?
+        else {
             return Ok(());
         };
         match self.tenants.get_mut(env.tenant.as_str()) {

@@ -8,8 +8,8 @@ use callgrid_domain::AgentId;
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
+use super::convert::access_status;
 use super::{caller, limits, writable};
-use crate::convert::access_status;
 use crate::Router;
 
 /// The access service.

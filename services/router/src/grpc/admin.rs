@@ -5,8 +5,8 @@ use std::sync::Arc;
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::{caller, denied, limits, writable};
-use crate::{Router, RouterError};
+use super::{caller, convert, denied, limits, writable};
+use crate::Router;
 use callgrid_access::Permission;
 
 /// The admin service.
@@ -54,19 +54,7 @@ impl api::admin_server::Admin for AdminSvc {
             .router
             .load_tenant_by(source, &r.yaml, Some(&by.id))
             .await
-            .map_err(|e| match e {
-                RouterError::Config(c) => Status::invalid_argument(c.to_string()),
-                RouterError::TooLarge { .. } | RouterError::Secret(_) => {
-                    Status::invalid_argument(e.to_string())
-                }
-                RouterError::NotDurable => Status::unavailable(e.to_string()),
-                // the owner is another tenant's business
-                RouterError::NumberTaken { number, .. } if !by.platform_wide() => {
-                    Status::already_exists(format!("number {number} belongs to another tenant"))
-                }
-                RouterError::NumberTaken { .. } => Status::already_exists(e.to_string()),
-                other => Status::unavailable(other.to_string()),
-            })?;
+            .map_err(|e| convert::load_error(e, by.platform_wide()))?;
         let setup = self
             .router
             .tenant(id.as_str())
@@ -91,16 +79,7 @@ impl api::admin_server::Admin for AdminSvc {
             .into_iter()
             .filter(|id| by.tenant(id.as_str()).is_ok())
             .filter_map(|id| self.router.tenant(id.as_str()))
-            .map(|t| {
-                let s = t.setup();
-                api::TenantSummary {
-                    tenant: t.id.to_string(),
-                    version: s.version,
-                    agents: s.agents.len() as u32,
-                    queues: s.queues.len() as u32,
-                    calls: t.call_count() as u32,
-                }
-            })
+            .map(|t| convert::tenant_summary(&t))
             .collect();
         Ok(Response::new(api::ListTenantsResponse { tenants }))
     }

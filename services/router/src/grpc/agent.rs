@@ -2,15 +2,13 @@
 
 use std::sync::Arc;
 
-use callgrid_domain::{
-    Agent, AgentCommand, AgentId, AgentState, CallCommand, DeviceId, ReasonCode,
-};
+use callgrid_domain::{AgentCommand, AgentId, AgentState, CallCommand};
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
+use super::convert::{self, agent_status};
 use super::{caller, durable, limits, mailbox, scoped, writable};
 use crate::actors::{AgentMsg, CallMsg, GetAgent};
-use crate::convert;
 use crate::tenant::Tenant;
 use crate::Router;
 use callgrid_access::Permission;
@@ -24,31 +22,6 @@ impl AgentSvc {
     /// Over a router.
     pub fn new(router: Arc<Router>) -> AgentSvc {
         AgentSvc { router }
-    }
-}
-
-/// An agent's status as the API shows it.
-pub(crate) fn agent_status(t: &Tenant, a: &Agent) -> api::AgentStatus {
-    let setup = t.setup();
-    api::AgentStatus {
-        tenant: t.id.to_string(),
-        agent: a.id.to_string(),
-        state: a.state.name().to_string(),
-        reason: match &a.state {
-            AgentState::NotReady { reason } => reason.to_string(),
-            _ => String::new(),
-        },
-        since_ms: a.since,
-        call: a.state.call().map(|c| c.to_string()).unwrap_or_default(),
-        calls: a.calls,
-        talk_ms: a.talk_ms,
-        missed_in_row: a.missed_in_row,
-        devices: a.devices.iter().map(|d| d.to_string()).collect(),
-        queues: setup
-            .queues_of(&a.id)
-            .iter()
-            .map(|q| q.to_string())
-            .collect(),
     }
 }
 
@@ -106,18 +79,8 @@ impl api::agent_service_server::AgentService for AgentSvc {
     ) -> Result<Response<api::AgentStatus>, Status> {
         let by = caller(&req)?;
         let r = req.into_inner();
-        limits::optional_id("not_ready_reason", &r.not_ready_reason)?;
-        limits::devices(&r.devices)?;
-        let not_ready =
-            (!r.not_ready_reason.is_empty()).then(|| ReasonCode::new(&r.not_ready_reason));
-        let devices = r.devices.iter().map(DeviceId::new).collect();
-        self.run(
-            &by,
-            &r.tenant,
-            &r.agent,
-            AgentCommand::Login { devices, not_ready },
-        )
-        .await
+        let cmd = convert::login_command(&r)?;
+        self.run(&by, &r.tenant, &r.agent, cmd).await
     }
 
     async fn logout(
@@ -134,28 +97,9 @@ impl api::agent_service_server::AgentService for AgentSvc {
         &self,
         req: Request<api::SetStateRequest>,
     ) -> Result<Response<api::AgentStatus>, Status> {
-        use api::set_state_request::State;
         let by = caller(&req)?;
         let r = req.into_inner();
-        let cmd = match r.state {
-            Some(State::Available(true)) => AgentCommand::SetAvailable,
-            Some(State::NotReadyReason(reason)) if !reason.is_empty() => {
-                limits::id("not_ready_reason", &reason)?;
-                AgentCommand::SetNotReady {
-                    reason: ReasonCode::new(reason),
-                }
-            }
-            Some(State::NotReadyReason(_)) => {
-                return Err(Status::invalid_argument(
-                    "not_ready_reason must name a reason code",
-                ))
-            }
-            Some(State::Available(false)) | None => {
-                return Err(Status::invalid_argument(
-                    "state is required: available, or not_ready_reason",
-                ))
-            }
-        };
+        let cmd = convert::state_command(r.state)?;
         self.run(&by, &r.tenant, &r.agent, cmd).await
     }
 

@@ -4,15 +4,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext};
-use callgrid_domain::{AgentId, Call, CallCommand, CallId, EndCause, OfferFailure, Party};
+use callgrid_domain::{Call, CallCommand, CallId, EndCause};
 use callgrid_proto::api::v1 as api;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert;
 use super::{caller, denied, durable, limits, mailbox, writable};
-use crate::actors::{CallActor, CallMsg, EdgeReport};
-use crate::convert;
+use crate::actors::{CallActor, CallMsg, EdgeReport, Refusal, ToEdge};
 use crate::journal::Ticket;
 use crate::tenant::OverLimit;
 use crate::Router;
@@ -33,91 +33,6 @@ impl CallControlSvc {
 /// The router's instructions for one call.
 type Out = Pin<Box<dyn Stream<Item = Result<api::RouterInstruction, Status>> + Send>>;
 
-/// An edge report as call commands, or why it is malformed.
-fn commands(report: Option<api::edge_report::Report>) -> Result<Vec<CallCommand>, Status> {
-    use api::edge_report::Report as R;
-    let agent = |a: &str| limits::id("agent", a).map(|()| AgentId::new(a));
-    Ok(match report {
-        None => return Err(Status::invalid_argument("report is empty")),
-        Some(R::Arrived(_)) => {
-            return Err(Status::invalid_argument(
-                "arrived may only be the first report",
-            ))
-        }
-        Some(R::Ringing(r)) => vec![CallCommand::Ringing {
-            agent: agent(&r.agent)?,
-        }],
-        Some(R::Answered(r)) => vec![CallCommand::Answered {
-            agent: agent(&r.agent)?,
-        }],
-        Some(R::OfferFailed(r)) => vec![CallCommand::OfferFailed {
-            agent: agent(&r.agent)?,
-            cause: match api::FailureCause::try_from(r.cause)
-                .unwrap_or(api::FailureCause::Unspecified)
-            {
-                api::FailureCause::Busy => OfferFailure::Busy,
-                api::FailureCause::Rejected => OfferFailure::Rejected,
-                api::FailureCause::Unreachable => OfferFailure::Unreachable,
-                api::FailureCause::NoAnswer | api::FailureCause::Unspecified => {
-                    OfferFailure::NoAnswer
-                }
-            },
-        }],
-        Some(R::Digits(d)) => {
-            if d.digits.is_empty() {
-                return Err(Status::invalid_argument("digits is empty"));
-            }
-            limits::text("digits", &d.digits, limits::MAX_DIGITS)?;
-            d.digits
-                .chars()
-                .map(|digit| CallCommand::Digit { digit })
-                .collect()
-        }
-        Some(R::CollectTimeout(_)) => vec![CallCommand::MenuTimeout],
-        Some(R::Hangup(h)) => vec![CallCommand::Hangup {
-            cause: if h.party == api::Party::Agent as i32 {
-                EndCause::Agent
-            } else {
-                EndCause::Caller
-            },
-        }],
-        Some(R::Callback(_)) => vec![CallCommand::RequestCallback],
-        Some(R::Held(h)) => vec![CallCommand::Hold {
-            by: party(h.party)?,
-        }],
-        Some(R::Resumed(h)) => vec![CallCommand::Resume {
-            by: party(h.party)?,
-        }],
-        Some(R::Recording(r)) => {
-            limits::text("path", &r.path, limits::MAX_PATH)?;
-            vec![CallCommand::RecordingStarted {
-                path: r.path.as_str().into(),
-            }]
-        }
-        Some(R::Transfer(t)) => {
-            if t.target.is_empty() {
-                return Err(Status::invalid_argument("transfer target is required"));
-            }
-            limits::text("target", &t.target, limits::MAX_NUMBER)?;
-            vec![CallCommand::Transfer {
-                agent: agent(&t.agent)?,
-                to: t.target.as_str().into(),
-            }]
-        }
-    })
-}
-
-/// The side of a hold report; it must be named.
-fn party(p: i32) -> Result<Party, Status> {
-    match api::Party::try_from(p) {
-        Ok(api::Party::Caller) => Ok(Party::Caller),
-        Ok(api::Party::Agent) => Ok(Party::Agent),
-        _ => Err(Status::invalid_argument(
-            "hold and resume reports name the party (caller or agent)",
-        )),
-    }
-}
-
 /// Ends a call as edge-lost when dropped armed.
 struct Abandon(Option<Addr<CallActor>>);
 
@@ -131,19 +46,6 @@ impl Drop for Abandon {
                 None,
             ));
         }
-    }
-}
-
-fn result(call: &str, seq: u64, st: &Status) -> api::RouterInstruction {
-    api::RouterInstruction {
-        call_id: call.to_string(),
-        instruction: Some(api::router_instruction::Instruction::Result(
-            api::ReportResult {
-                seq,
-                code: st.code() as i32,
-                message: st.message().to_string(),
-            },
-        )),
     }
 }
 
@@ -201,7 +103,7 @@ impl CallControlSvc {
             .arrivals
             .try_begin()
             .ok_or_else(overloaded)?;
-        let Some(api::edge_report::Report::Arrived(arrived)) = first.report else {
+        let Some(api::edge_report::Report::Arrived(mut arrived)) = first.report else {
             return Err(Status::invalid_argument("the first report must be arrived"));
         };
         if first.call_id.is_empty() {
@@ -240,15 +142,15 @@ impl CallControlSvc {
                     arrived.number
                 )),
             })?;
-        let (tx, rx) = mpsc::unbounded_channel::<(Ticket, api::RouterInstruction)>();
+        let (tx, rx) = mpsc::unbounded_channel::<(Ticket, ToEdge)>();
         let weak = tx.downgrade();
         let t = tenant.clone();
         let id = call_id.clone();
-        let traceparent = arrived.traceparent.clone();
+        let traceparent = std::mem::take(&mut arrived.traceparent);
         let edge_by = Some(by.id.clone());
         let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |ctx| {
             let duplicate = !t.register_call(id.clone(), ctx.address());
-            CallActor::new(Call::new(id), t, Some(tx), duplicate, traceparent, edge_by)
+            CallActor::new(Call::new(id), t, Some(tx), duplicate, &traceparent, edge_by)
         });
         // from here on the call exists: if this future is dropped (the edge gave up) or
         // fails before the report reader runs, the call ends as edge-lost
@@ -278,7 +180,11 @@ impl CallControlSvc {
         // the arrival's result, if asked for
         if first.ack {
             if let Some(tx) = weak.upgrade() {
-                let _ = tx.send((ticket, result(call_id.as_str(), first.seq, &Status::ok(""))));
+                let arrived = ToEdge::Result {
+                    seq: first.seq,
+                    outcome: Ok(()),
+                };
+                let _ = tx.send((ticket, arrived));
             }
         }
 
@@ -289,7 +195,7 @@ impl CallControlSvc {
         tokio::spawn(async move {
             let mut hung_up = false;
             while let Some(Ok(report)) = inbound.next().await {
-                match commands(report.report) {
+                match convert::report_commands(report.report) {
                     Ok(cmds) => {
                         hung_up |= cmds.iter().any(|c| matches!(c, CallCommand::Hangup { .. }));
                         reader_addr.do_send(EdgeReport {
@@ -301,7 +207,11 @@ impl CallControlSvc {
                     Err(st) => {
                         tracing::debug!(call = %call_name, error = %st.message(), "malformed report");
                         if let Some(tx) = weak.upgrade() {
-                            let _ = tx.send((0, result(&call_name, report.seq, &st)));
+                            let malformed = ToEdge::Result {
+                                seq: report.seq,
+                                outcome: Err(Refusal::Malformed(st.message().to_owned())),
+                            };
+                            let _ = tx.send((0, malformed));
                         }
                     }
                 }
@@ -318,16 +228,20 @@ impl CallControlSvc {
 
         // instructions to the edge, each once its events are durable
         let durable = journal.durable_watch();
-        let out = futures::stream::unfold((rx, durable), |(mut rx, mut durable)| async move {
-            let (ticket, ins) = rx.recv().await?;
-            if *durable.borrow() < ticket && durable.wait_for(|d| *d >= ticket).await.is_err() {
-                return Some((
-                    Err(Status::unavailable("the event journal stopped")),
-                    (rx, durable),
-                ));
-            }
-            Some((Ok(ins), (rx, durable)))
-        });
+        let out = futures::stream::unfold(
+            (rx, durable, call_id),
+            |(mut rx, mut durable, call)| async move {
+                let (ticket, out) = rx.recv().await?;
+                if *durable.borrow() < ticket && durable.wait_for(|d| *d >= ticket).await.is_err() {
+                    return Some((
+                        Err(Status::unavailable("the event journal stopped")),
+                        (rx, durable, call),
+                    ));
+                }
+                let ins = convert::to_edge(call.as_str(), out);
+                Some((Ok(ins), (rx, durable, call)))
+            },
+        );
         Ok(Box::pin(out))
     }
 }

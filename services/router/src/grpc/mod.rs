@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod agent;
 mod call_control;
+mod convert;
 pub mod limits;
 mod read;
 
@@ -13,12 +14,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::Method;
-use callgrid_access::{Access, Denied, Gate, Permission, Principal, Rule};
+use callgrid_access::{Access, Gate, Permission, Principal, Rule};
 use callgrid_proto::api::v1 as api;
 use tonic::Status;
 
 use crate::tenant::Tenant;
 use crate::Router;
+use convert::denied;
 
 pub use access::AccessSvc;
 pub use admin::AdminSvc;
@@ -91,14 +93,6 @@ fn caller<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("credentials required"))
-}
-
-/// A refusal as a gRPC status.
-fn denied(d: Denied) -> Status {
-    match d {
-        Denied::Unauthenticated(m) => Status::unauthenticated(m),
-        Denied::Forbidden(m) => Status::permission_denied(m),
-    }
 }
 
 /// The access rule of each gRPC method (`/package.Service/Method`).

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use callgrid_domain::{AgentId, CallId, CallPhase, Queue, QueueId};
+use callgrid_domain::{AgentId, CallId, QueueId};
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
-use super::agent::agent_status;
+use super::convert::{agent_status, call_status, queue_status};
 use super::{caller, limits, mailbox, scoped};
 use crate::actors::{GetAgent, GetCall, GetQueue};
-use crate::tenant::Tenant;
 use crate::Router;
 use callgrid_access::Permission;
 
@@ -22,52 +21,6 @@ impl ReadSvc {
     /// Over a router.
     pub fn new(router: Arc<Router>) -> ReadSvc {
         ReadSvc { router }
-    }
-}
-
-fn queue_status(t: &Tenant, q: &Queue, now: u64) -> api::QueueStatus {
-    let setup = t.setup();
-    let qs = setup.queues.get(&q.id);
-    let waiting: Vec<api::WaitingCall> = q
-        .waiting
-        .iter()
-        .enumerate()
-        .map(|(i, w)| api::WaitingCall {
-            call: w.call.to_string(),
-            position: i as u32 + 1,
-            waited_ms: now.saturating_sub(w.joined_at),
-            expected_wait_ms: q.expected_wait_ms(&w.call).unwrap_or(0),
-            priority: w.priority,
-            callback: w.callback,
-            offered_to: w
-                .offer
-                .as_ref()
-                .map(|o| o.offered.iter().map(|a| a.to_string()).collect())
-                .unwrap_or_default(),
-        })
-        .collect();
-    let members = qs.map_or(0, |qs| qs.members.len() as u32);
-    let (logged_in, available) = qs.map_or((0, 0), |qs| {
-        qs.members
-            .iter()
-            .fold((0, 0), |(l, a), m| match q.board.get(&m.agent) {
-                Some(v) => (l + u32::from(v.logged_in), a + u32::from(v.available)),
-                None => (l, a),
-            })
-    });
-    api::QueueStatus {
-        tenant: t.id.to_string(),
-        queue: q.id.to_string(),
-        name: qs.map(|q| q.name.to_string()).unwrap_or_default(),
-        strategy: qs
-            .map(|q| q.strategy.name().to_string())
-            .unwrap_or_default(),
-        longest_wait_ms: waiting.iter().map(|w| w.waited_ms).max().unwrap_or(0),
-        waiting,
-        members,
-        logged_in,
-        available,
-        answered: q.answered,
     }
 }
 
@@ -140,26 +93,6 @@ impl api::read_service_server::ReadService for ReadSvc {
             Status::not_found(format!("unknown call {} of tenant {}", r.call, r.tenant))
         })?;
         let c = addr.send(GetCall).await.map_err(mailbox)?;
-        Ok(Response::new(api::CallStatus {
-            tenant: t.id.to_string(),
-            call: c.id.to_string(),
-            phase: c.phase.name().to_string(),
-            number: c.number.to_string(),
-            caller: c.caller.to_string(),
-            queue: match &c.phase {
-                CallPhase::Queued { queue } => queue.to_string(),
-                _ => c
-                    .last_queue
-                    .as_ref()
-                    .map(|q| q.to_string())
-                    .unwrap_or_default(),
-            },
-            agent: c.agent().map(|a| a.to_string()).unwrap_or_default(),
-            arrived_ms: c.arrived_at,
-            answered_ms: c.answered_at.unwrap_or(0),
-            plan_version: c.plan_version,
-            offered_to: c.offers.iter().map(|o| o.agent.to_string()).collect(),
-            held_by: c.held_by.iter().map(|p| p.name().to_owned()).collect(),
-        }))
+        Ok(Response::new(call_status(&t, &c)))
     }
 }
