@@ -87,7 +87,7 @@ impl Role {
             Role::PlatformAdmin => true,
             Role::TenantAdmin => !matches!(
                 p,
-                P::CallControl | P::RouterStats | P::ProjectorStatus | P::Metrics
+                P::CallControl | P::EdgeConfig | P::RouterStats | P::ProjectorStatus | P::Metrics
             ),
             Role::Supervisor => matches!(
                 p,
@@ -104,7 +104,7 @@ impl Role {
                 p,
                 P::AgentControl | P::AgentRead | P::AgentHistoryRead | P::TenantRead
             ),
-            Role::Edge => matches!(p, P::CallControl | P::TenantRead),
+            Role::Edge => matches!(p, P::CallControl | P::EdgeConfig | P::TenantRead),
             Role::Dialer => matches!(p, P::AgentRead | P::QueueRead | P::TenantRead),
             Role::Wallboard => {
                 matches!(p, P::AgentRead | P::QueueRead | P::LiveRead | P::TenantRead)
@@ -134,6 +134,9 @@ pub enum Permission {
     CallRead,
     /// The SIP edge's call-control streams.
     CallControl,
+    /// The tenants' configurations as the SIP edge needs them (secrets sealed, but an agent's
+    /// HA1 is as good as its password at this realm: the edge's and the platform's only).
+    EdgeConfig,
     /// Load or replace a tenant's configuration.
     TenantLoad,
     /// List tenants (a tenant-scoped caller sees its own).

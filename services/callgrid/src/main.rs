@@ -19,7 +19,9 @@ mod access_cli;
 mod agent_cli;
 mod certs;
 mod client;
+mod edge_config;
 mod metrics;
+mod tenant_cli;
 mod verifier;
 mod watch;
 
@@ -74,6 +76,8 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Log agents in or out, or change their state, over the router's gRPC API.
     Agent(agent_cli::AgentArgs),
+    /// Load tenant files into a running router, or list its tenants.
+    Tenant(tenant_cli::TenantArgs),
     /// Issue, list and revoke bearer tokens.
     Token(access_cli::TokenCmd),
     /// Add, list and remove users (people who sign in), set their passwords.
@@ -129,6 +133,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(agent_cli::run(args)),
+        Cmd::Tenant(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(tenant_cli::run(args)),
         Cmd::Token(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -370,12 +378,10 @@ struct SipEdgeArgs {
     /// The router's gRPC address, and the edge's token (role edge) to show it.
     #[command(flatten)]
     client: client::ClientArgs,
-    /// Directory of tenant YAML files (numbers, trunks, agents' SIP passwords).
-    #[arg(long, env = "CALLGRID_TENANTS")]
-    tenants: PathBuf,
     /// Directory for local state (recordings by default).
-    #[arg(long, env = "CALLGRID_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
+    // not `data_dir`: the token arguments' hidden `--token-data-dir` is that
+    #[arg(long = "data-dir", env = "CALLGRID_DATA_DIR", default_value = "data")]
+    local_dir: PathBuf,
     #[command(flatten)]
     sip: SipArgs,
     #[command(flatten)]
@@ -393,17 +399,19 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
         a.tls.check("--metrics-listen", addr)?;
     }
     let metrics_listener = a.metrics.bind().await?;
-    let tenants = callgrid_config::load_dir(&a.tenants).map_err(|e| anyhow::anyhow!("{e}"))?;
     let router = &a.client.router;
     let bearer = a.client.token.header()?;
     let channel = client::endpoint(router, &a.client.tls)?.connect_lazy();
-    let link = Arc::new(verifier::AuthedLink(
+    let call_control =
         callgrid_proto::api::v1::call_control_client::CallControlClient::with_interceptor(
             channel.clone(),
             bearer,
-        ),
-    ));
-    let mut options = a.sip.options(&a.data_dir);
+        );
+    let link = Arc::new(verifier::AuthedLink(call_control.clone()));
+    // the tenants come from the router (docs/DECISIONS.md, "One source of configuration")
+    let mut configs = call_control;
+    let (changes, tenants) = edge_config::first(&mut configs).await;
+    let mut options = a.sip.options(&a.local_dir);
     options.secrets_key = match &a.secrets_key_file {
         Some(path) => Some(callgrid_config::secrets::SecretsKey::read(path)?),
         None => None,
@@ -412,6 +420,7 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the sip edge")?;
     let edge = Arc::new(edge);
+    let following = tokio::spawn(edge_config::follow(configs, changes, edge.clone()));
     // the edge keeps no credentials: the router says who a metrics scraper is
     let verifier = Arc::new(verifier::RouterVerifier::new(channel));
     let metrics = serve_metrics(
@@ -426,6 +435,7 @@ async fn sip_edge(a: SipEdgeArgs) -> anyhow::Result<()> {
     if let Some(m) = metrics {
         m.abort();
     }
+    following.abort();
     edge.shutdown();
     Ok(())
 }
@@ -820,14 +830,14 @@ async fn open_embedded_log(a: &RouterArgs) -> anyhow::Result<Arc<dyn EventLog>> 
 }
 
 /// Opens the router on `log` (recovery included) and loads the tenant files (or the demo
-/// tenant); returns the router and the files loaded.
+/// tenant).
 async fn open_router(
     a: &RouterArgs,
     log: Arc<dyn EventLog>,
     partitions: u32,
     sip_realm: &str,
     shedder: Option<callgrid_overload::Shedder>,
-) -> anyhow::Result<(Arc<Router>, Vec<callgrid_config::TenantFile>)> {
+) -> anyhow::Result<Arc<Router>> {
     std::fs::create_dir_all(&a.data_dir)
         .with_context(|| format!("cannot create data directory {}", a.data_dir.display()))?;
     let mut opts = RouterOptions {
@@ -870,23 +880,14 @@ async fn open_router(
             callgrid_config::DEMO_TENANT_YAML.to_string(),
         )],
     };
-    let mut tenant_files = Vec::new();
     for (name, yaml) in files {
         let (tenant, version) = router
             .load_tenant(&name, &yaml)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // the file as the router keeps it (secrets sealed), for the edge of this process
-        let kept = router
-            .tenant(tenant.as_str())
-            .map(|t| t.yaml.read().map(|y| y.clone()).unwrap_or_default())
-            .unwrap_or_default();
-        tenant_files.push(
-            callgrid_config::load_trusted_str(&name, &kept).map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
         tracing::info!(%tenant, version, file = %name, "tenant ready");
     }
-    Ok((router, tenant_files))
+    Ok(router)
 }
 
 /// Waits for ctrl-c (or SIGINT).
@@ -910,7 +911,7 @@ async fn router_cmd(c: RouterCmdArgs) -> anyhow::Result<()> {
     };
     let access = open_access(&log).await?;
     first_admin_token(&access, &a.data_dir).await?;
-    let (router, _) = open_router(a, log, c.partitions, &c.sip_realm, None).await?;
+    let router = open_router(a, log, c.partitions, &c.sip_realm, None).await?;
     tracing::info!(
         listen = %a.listen,
         log = c.kafka.as_deref().unwrap_or("embedded"),
@@ -1080,7 +1081,7 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     // of the I/O runtime, the actor threads and the journal (docs/DECISIONS.md, "Overload")
     let shedder = a.shedder();
     let grpc_shedder = shedder.clone();
-    let (router, tenant_files) = open_router(
+    let router = open_router(
         a,
         log.clone(),
         RouterOptions::default().partitions,
@@ -1112,7 +1113,10 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
         let mut options = s.sip.options(&a.data_dir);
         options.secrets_key = Some(a.secrets_key()?);
         options.shedder = Some(shedder);
-        let edge = callgrid_sip_edge::SipEdge::start_with(options, tenant_files, link)
+        // the tenants the router has (from the log and the files): one source of
+        // configuration (docs/DECISIONS.md)
+        let tenants = edge_config::from_router(&router)?;
+        let edge = callgrid_sip_edge::SipEdge::start_with(options, tenants, link)
             .await
             .context("cannot start the sip edge")?;
         tracing::info!(sip = %edge.local_addr(), "sip edge ready");
@@ -1160,4 +1164,17 @@ async fn serve(s: ServeArgs) -> anyhow::Result<()> {
     }
     drop(edge);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's arguments are consistent (unique names, valid defaults): clap checks
+    /// them only when a debug build parses that subcommand, so `callgrid sip-edge` once
+    /// refused to start.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -134,6 +134,8 @@ pub struct Router {
     numbers: RwLock<HashMap<String, TenantId>>,
     load_lock: tokio::sync::Mutex<()>,
     tenant_listeners: RwLock<Vec<TenantListener>>,
+    /// Counts configuration installs (loads and recovery): `watch_configs`.
+    config_changes: tokio::sync::watch::Sender<u64>,
     sip_realm: String,
     secrets_key: Option<callgrid_config::secrets::SecretsKey>,
     /// Whether the log answered its last probe (`probe_log`).
@@ -226,6 +228,17 @@ async fn probe_arbiters(shedder: callgrid_overload::Shedder, arbiters: Vec<Arbit
             }
         }
     }
+}
+
+/// A tenant's configuration as the router keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its configuration version.
+    pub version: u64,
+    /// The tenant file (YAML), its secrets sealed.
+    pub yaml: String,
 }
 
 /// Told of every tenant file `load_tenant` installed (once its `TenantConfigured` is durable):
@@ -335,6 +348,7 @@ impl Router {
             numbers: RwLock::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             tenant_listeners: RwLock::new(Vec::new()),
+            config_changes: tokio::sync::watch::Sender::new(0),
             sip_realm: opts.sip_realm.clone(),
             secrets_key: opts.secrets_key.clone(),
             log_reachable: std::sync::atomic::AtomicBool::new(true),
@@ -481,6 +495,7 @@ impl Router {
         for (_, addr) in tenant.agent_addrs() {
             addr.do_send(actors::Resync);
         }
+        self.config_changes.send_modify(|n| *n += 1);
         Ok(tenant)
     }
 
@@ -567,6 +582,28 @@ impl Router {
             listener(&file);
         }
         Ok((id, version))
+    }
+
+    /// Every tenant's configuration as the router keeps it (the tenant file with its secrets
+    /// sealed): what the SIP edge is configured from, in process or over
+    /// `CallControl/WatchTenants`.
+    pub fn tenant_configs(&self) -> Vec<TenantConfig> {
+        let mut v: Vec<TenantConfig> = rlock(&self.tenants)
+            .values()
+            .map(|t| TenantConfig {
+                tenant: t.id.clone(),
+                version: t.setup().version,
+                yaml: rlock(&t.yaml).clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        v
+    }
+
+    /// Changes whenever a configuration is installed (a tenant loaded or a new version):
+    /// then [`Router::tenant_configs`] has news.
+    pub fn watch_configs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_changes.subscribe()
     }
 
     /// Calls `f` with every tenant file loaded from now on (`load_tenant`, e.g. Admin

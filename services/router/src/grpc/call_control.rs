@@ -1,10 +1,11 @@
 //! Call control: one bidirectional stream per call between the SIP edge and the router.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::{Actor, Addr, AsyncContext};
-use callgrid_domain::{Call, CallCommand, CallId, EndCause};
+use callgrid_domain::{Call, CallCommand, CallId, EndCause, TenantId};
 use callgrid_proto::api::v1 as api;
 use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
@@ -62,9 +63,51 @@ fn overloaded() -> Status {
     st
 }
 
+/// The tenants' configurations for one edge.
+type Configs = Pin<Box<dyn Stream<Item = Result<api::TenantConfigs, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl api::call_control_server::CallControl for CallControlSvc {
     type CallStream = Out;
+    type WatchTenantsStream = Configs;
+
+    async fn watch_tenants(
+        &self,
+        req: Request<api::WatchTenantsRequest>,
+    ) -> Result<Response<Configs>, Status> {
+        let by = caller(&req)?;
+        by.allow(Permission::EdgeConfig).map_err(denied)?;
+        let router = self.router.clone();
+        let changes = router.watch_configs();
+        // versions sent so far; the first message holds every tenant in the caller's scope
+        let sent: HashMap<TenantId, u64> = HashMap::new();
+        let out = futures::stream::unfold(
+            (router, changes, sent, true),
+            move |(router, mut changes, mut sent, initial)| {
+                let by = by.clone();
+                async move {
+                    loop {
+                        if !initial && changes.changed().await.is_err() {
+                            return None; // the router is gone
+                        }
+                        changes.borrow_and_update();
+                        let tenants: Vec<api::TenantConfig> = router
+                            .tenant_configs()
+                            .into_iter()
+                            .filter(|c| by.tenant(c.tenant.as_str()).is_ok())
+                            .filter(|c| sent.insert(c.tenant.clone(), c.version) != Some(c.version))
+                            .map(convert::tenant_config)
+                            .collect();
+                        if initial || !tenants.is_empty() {
+                            let msg = api::TenantConfigs { initial, tenants };
+                            return Some((Ok(msg), (router, changes, sent, false)));
+                        }
+                    }
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(out)))
+    }
 
     async fn call(
         &self,

@@ -381,3 +381,12 @@ pub(super) fn tenant_summary(t: &Tenant) -> api::TenantSummary {
         calls: t.call_count() as u32,
     }
 }
+
+/// A tenant's configuration for the SIP edge.
+pub(super) fn tenant_config(c: crate::TenantConfig) -> api::TenantConfig {
+    api::TenantConfig {
+        tenant: c.tenant.to_string(),
+        version: c.version,
+        yaml: c.yaml,
+    }
+}

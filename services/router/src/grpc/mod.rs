@@ -112,7 +112,10 @@ pub fn policy(_: &Method, path: &str) -> Rule {
             "ListAgents" => P::AgentRead,
             _ => P::AgentControl,
         }),
-        "callgrid.api.v1.CallControl" => Rule::Require(P::CallControl),
+        "callgrid.api.v1.CallControl" => Rule::Require(match method {
+            "WatchTenants" => P::EdgeConfig,
+            _ => P::CallControl,
+        }),
         "callgrid.api.v1.ReadService" => Rule::Require(match method {
             "GetAgent" => P::AgentRead,
             "GetCall" => P::CallRead,
