@@ -1,0 +1,1502 @@
+//! The sans-io core of one call: what the call does, decided from what happened, with no
+//! socket, dialog, media port or clock of its own. Its inputs are the router's instructions,
+//! the SIP events of the call's legs (as plain facts: "the caller hung up", "agent ann's
+//! device answered with this SDP"), media events and the time; its outputs are reports for the
+//! router and actions for the shell (`task.rs`), which owns the dialogs and the RTP legs and
+//! carries them out. Unit tests drive it without SIPp (below).
+//!
+//! The contract with the shell: it runs the actions of one input in order, and feeds what an
+//! action's outcome tells (answered or not, a ring started or failed, a recording started)
+//! back in before any other input.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use callgrid_proto::api::v1 as api;
+
+use api::edge_report::Report;
+use api::router_instruction::Instruction;
+
+use super::sip::{failure_of, hangup_code, refer_target, ReferProblem};
+
+/// A device's dialog toward an agent: its SIP Call-ID.
+pub(crate) type LegKey = String;
+
+/// How long an agent rings when the router names no time.
+const DEFAULT_RING: Duration = Duration::from_secs(20);
+
+/// How long a transfer's NOTIFY waits after the REFER's 202 was handed to the transaction.
+/// RFC 6665 lets the NOTIFY come first, but the 202 leaves from the transaction's own task
+/// with no word back when it has, and phones that see the outcome before the 202 may
+/// mishandle it: the NOTIFY gives the 202 this head start (the router usually decides
+/// sooner, so the phone hears the outcome at most this much later).
+pub(crate) const NOTIFY_AFTER_202: Duration = Duration::from_millis(50);
+
+/// How long the edge waits for the router's end of the stream after the call ended.
+pub(crate) const LINGER: Duration = Duration::from_secs(5);
+
+/// What happened.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// An instruction of the router.
+    Router(Instruction),
+    /// The router's stream ended or broke.
+    RouterGone,
+    /// The caller's dialog ended: `code` 487 (cancelled), 408 (timed out), 0 (BYE).
+    CallerEnded { code: u16 },
+    /// The caller could not be answered (no media port: 503; an offer we cannot take: 488);
+    /// the shell rejected it with `code`.
+    CallerAnswerFailed { code: u16 },
+    /// The caller's phone holds (`true`) or resumes the call (a re-INVITE with SDP).
+    CallerHold(bool),
+    /// A DTMF key from the caller (RFC 4733 or SIP INFO).
+    Digit(char),
+    /// The caller's prompt (not a hold loop) ended.
+    PromptDone,
+    /// `Action::Ring` sent INVITEs to these devices.
+    RingStarted {
+        agent: String,
+        legs: Vec<LegKey>,
+        timeout: Duration,
+    },
+    /// `Action::Ring` reached no device (`code`: 480 none registered or reachable, 503 no
+    /// media port).
+    RingFailed { agent: String, code: u16 },
+    /// A device of the agent rings (a provisional response).
+    AgentEarly { agent: String },
+    /// A device of the agent answered (2xx) with this SDP.
+    AgentAnswered {
+        agent: String,
+        leg: LegKey,
+        body: Vec<u8>,
+    },
+    /// A device's dialog ended (`code`: its final failure, or 0 for a BYE or one we ended).
+    AgentLegEnded {
+        agent: String,
+        leg: LegKey,
+        code: u16,
+    },
+    /// The agent's phone holds (`true`) or resumes.
+    AgentHold { agent: String, hold: bool },
+    /// The agent's phone asks to transfer (REFER); the shell keeps the transaction as
+    /// `request` until `Action::Respond`.
+    AgentRefer {
+        agent: String,
+        request: u64,
+        refer_to: Option<String>,
+    },
+    /// `Action::StartRecording` started writing `path`.
+    RecordingStarted { path: String },
+    /// `Action::StartRecording` could not start.
+    RecordingFailed,
+    /// Time passed (a deadline of [`CallCore::next_deadline`]).
+    Tick,
+}
+
+/// What the caller's media leg does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CallerMedia {
+    /// Play a prompt in a loop (hold music).
+    Loop(String),
+    /// Play prompts once, then loop `then`, if any.
+    Play {
+        parts: Vec<String>,
+        then: Option<String>,
+    },
+    /// Announce the caller's position and expected wait, then loop `then`, if any.
+    Announce {
+        position: u32,
+        expected_wait_ms: u64,
+        then: Option<String>,
+    },
+    /// Stop playing.
+    Stop,
+}
+
+/// The NOTIFY of a transfer's outcome (RFC 3515): the SIP status, sent no sooner than
+/// `not_before`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Notify {
+    pub(crate) code: u16,
+    pub(crate) not_before: Instant,
+}
+
+/// What the shell does.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Action {
+    /// Send a report to the router (`ack`: ask for its result either way).
+    Report { seq: u64, report: Report, ack: bool },
+    /// Answer the caller (a media port, SDP, 200 OK); a failure comes back as
+    /// `Input::CallerAnswerFailed`.
+    AnswerCaller,
+    /// A final failure for a caller not answered, with a Reason.
+    RejectCaller { code: u16, reason: String },
+    /// End the answered caller's dialog (BYE with a Reason).
+    ByeCaller { code: u16, reason: String },
+    /// 180 to a caller not yet answered.
+    CallerRinging,
+    /// The caller's media.
+    Caller(CallerMedia),
+    /// Connect the caller's and the agent's media.
+    Bridge { agent: String },
+    /// Disconnect them.
+    Unbridge { agent: String },
+    /// Invite the agent's devices (registered phones, else its SIP devices); the outcome comes
+    /// back as `Input::RingStarted` or `Input::RingFailed`.
+    Ring {
+        agent: String,
+        devices: Vec<String>,
+        timeout: Duration,
+    },
+    /// The SDP of the device that answered is the agent's.
+    UseAnswer {
+        agent: String,
+        leg: LegKey,
+        body: Vec<u8>,
+    },
+    /// BYE to a device that answered but is not needed.
+    ByeLeg { agent: String, leg: LegKey },
+    /// CANCEL to a device that still rings.
+    CancelLeg { agent: String, leg: LegKey },
+    /// End the agent's part of the call: BYE to `answered`, CANCEL to `ringing`, its media
+    /// released; with `notify`, the transfer's NOTIFY goes to `answered` first.
+    EndAgent {
+        agent: String,
+        answered: Option<LegKey>,
+        ringing: Vec<LegKey>,
+        notify: Option<Notify>,
+    },
+    /// Forget the agent's legs (their dialogs are over) and release its media.
+    ForgetAgent { agent: String },
+    /// Tell the agent's phone how its transfer went.
+    NotifyRefer {
+        agent: String,
+        leg: LegKey,
+        notify: Notify,
+    },
+    /// Answer a kept request (`Input::AgentRefer`) with `code` and a Reason if given.
+    Respond {
+        request: u64,
+        code: u16,
+        reason: Option<String>,
+    },
+    /// Record the caller and the agent bridged to it; the outcome comes back as
+    /// `Input::RecordingStarted` or `Input::RecordingFailed`.
+    StartRecording { agent: String },
+}
+
+/// One agent being rung (on every device).
+struct Ring {
+    legs: Vec<Leg>,
+    deadline: Instant,
+    ringing_reported: bool,
+    /// The device that answered (an index in `legs`).
+    answered: Option<usize>,
+    /// Failures seen so far (SIP codes), to report the most telling one.
+    failures: Vec<u16>,
+    /// The agent's phone holds the bridged call.
+    held: bool,
+}
+
+struct Leg {
+    key: LegKey,
+    /// Ended, or being ended by us.
+    over: bool,
+}
+
+impl Ring {
+    fn index(&self, leg: &str) -> Option<usize> {
+        self.legs.iter().position(|l| l.key == leg)
+    }
+    fn answered_key(&self) -> Option<LegKey> {
+        self.answered.map(|i| self.legs[i].key.clone())
+    }
+}
+
+struct Collect {
+    max_digits: usize,
+    timeout: Duration,
+    digits: String,
+    /// Set once the prompt ended.
+    deadline: Option<Instant>,
+}
+
+/// A blind transfer asked for by an agent's REFER, waiting for the router's word.
+struct PendingTransfer {
+    agent: String,
+    /// The report that carried it (its result says whether the router took it).
+    seq: u64,
+    /// When the REFER was answered 202.
+    accepted: Instant,
+}
+
+/// The state of one call, as far as decisions go.
+pub(crate) struct CallCore {
+    id: String,
+    caller_answered: bool,
+    caller_ended: bool,
+    /// The caller's phone holds the bridged call (as the router was told).
+    caller_held: bool,
+    agents: HashMap<String, Ring>,
+    bridged: Option<String>,
+    record: bool,
+    recording: bool,
+    collect: Option<Collect>,
+    hold_prompt: Option<String>,
+    /// The number of the last report (the arrival is 1).
+    seq: u64,
+    transfer: Option<PendingTransfer>,
+    router_open: bool,
+    linger_until: Option<Instant>,
+    out: Vec<Action>,
+}
+
+impl CallCore {
+    /// A call whose arrival (report 1) the router took.
+    pub(crate) fn new(id: String) -> CallCore {
+        CallCore {
+            id,
+            caller_answered: false,
+            caller_ended: false,
+            caller_held: false,
+            agents: HashMap::new(),
+            bridged: None,
+            record: false,
+            recording: false,
+            collect: None,
+            hold_prompt: None,
+            seq: 1,
+            transfer: None,
+            router_open: true,
+            linger_until: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// What to do about `input` at `now`.
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        match input {
+            Input::Router(i) => self.instruction(i, now),
+            Input::RouterGone => {
+                self.router_open = false;
+                if !self.caller_ended {
+                    // the router is gone: never leave the caller hanging
+                    tracing::warn!(call = %self.id, "router stream ended; hanging up");
+                    self.hang_up_all(500, "router stream lost");
+                }
+            }
+            Input::CallerEnded { code } => {
+                if !self.caller_ended {
+                    self.caller_ended = true;
+                    self.report_hangup(api::Party::Caller, code);
+                    self.end_all_rings();
+                    self.out.push(Action::Caller(CallerMedia::Stop));
+                }
+            }
+            Input::CallerAnswerFailed { code } => {
+                self.caller_ended = true;
+                self.report_hangup(api::Party::Caller, code);
+            }
+            Input::CallerHold(hold) => {
+                if self.bridged.is_some() && hold != self.caller_held {
+                    self.caller_held = hold;
+                    self.report(hold_report(api::Party::Caller, hold));
+                }
+            }
+            Input::Digit(d) => self.digit(d, now),
+            Input::PromptDone => {
+                // the menu prompt ended: the digit timeout starts now
+                if let Some(c) = &mut self.collect {
+                    if c.deadline.is_none() {
+                        c.deadline = Some(now + c.timeout);
+                    }
+                }
+            }
+            Input::RingStarted {
+                agent,
+                legs,
+                timeout,
+            } => {
+                let legs = legs
+                    .into_iter()
+                    .map(|key| Leg { key, over: false })
+                    .collect();
+                self.agents.insert(
+                    agent,
+                    Ring {
+                        legs,
+                        deadline: now + timeout,
+                        ringing_reported: false,
+                        answered: None,
+                        failures: Vec::new(),
+                        held: false,
+                    },
+                );
+            }
+            Input::RingFailed { agent, code } => {
+                self.offer_failed(agent, api::FailureCause::Unreachable, code);
+            }
+            Input::AgentEarly { agent } => self.agent_early(agent),
+            Input::AgentAnswered { agent, leg, body } => self.agent_answered(agent, leg, body),
+            Input::AgentLegEnded { agent, leg, code } => self.agent_leg_ended(agent, &leg, code),
+            Input::AgentHold { agent, hold } => self.agent_hold(agent, hold),
+            Input::AgentRefer {
+                agent,
+                request,
+                refer_to,
+            } => self.refer(agent, request, refer_to.as_deref(), now),
+            Input::RecordingStarted { path } => {
+                self.report(Report::Recording(api::RecordingStarted { path }));
+            }
+            Input::RecordingFailed => self.recording = false,
+            Input::Tick => self.timeouts(now),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The next time [`Input::Tick`] is due.
+    pub(crate) fn next_deadline(&self, now: Instant) -> Instant {
+        let rings = self
+            .agents
+            .values()
+            .filter(|r| r.answered.is_none())
+            .map(|r| r.deadline);
+        let collect = self.collect.as_ref().and_then(|c| c.deadline);
+        rings
+            .chain(collect)
+            .chain(self.linger_until)
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600))
+    }
+
+    /// Whether the call is over at `now`: the caller and every agent leg ended, and the
+    /// router ended its stream too (or did not within [`LINGER`]).
+    pub(crate) fn finished(&mut self, now: Instant) -> bool {
+        if !(self.caller_ended && self.agents.is_empty()) {
+            return false;
+        }
+        if !self.router_open {
+            return true;
+        }
+        now >= *self.linger_until.get_or_insert(now + LINGER)
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    fn report(&mut self, r: Report) -> u64 {
+        self.send_report(r, false)
+    }
+
+    fn send_report(&mut self, report: Report, ack: bool) -> u64 {
+        self.seq += 1;
+        self.out.push(Action::Report {
+            seq: self.seq,
+            report,
+            ack,
+        });
+        self.seq
+    }
+
+    fn report_hangup(&mut self, party: api::Party, sip_code: u16) {
+        self.report(Report::Hangup(api::Hangup {
+            party: party as i32,
+            sip_code: u32::from(sip_code),
+        }));
+    }
+
+    /// Tells the router that offering the call to `agent` failed.
+    fn offer_failed(&mut self, agent: String, cause: api::FailureCause, sip_code: u16) {
+        self.report(Report::OfferFailed(api::OfferFailed {
+            agent,
+            cause: cause as i32,
+            sip_code: u32::from(sip_code),
+        }));
+    }
+
+    // ------------------------------------------------------------------ instructions
+
+    fn instruction(&mut self, i: Instruction, now: Instant) {
+        match i {
+            Instruction::Result(r) => {
+                if r.code != 0 {
+                    tracing::debug!(call = %self.id, seq = r.seq, code = r.code, message = %r.message, "router refused a report");
+                }
+                if self.transfer.as_ref().is_some_and(|t| t.seq == r.seq) {
+                    self.transfer_result(&r);
+                }
+            }
+            Instruction::Answer(_) => self.answer_caller(),
+            Instruction::PlayHoldMusic(p) => {
+                let prompt = if p.prompt.is_empty() {
+                    "hold".to_owned()
+                } else {
+                    p.prompt
+                };
+                self.hold_prompt = Some(prompt.clone());
+                if self.bridged.is_none() {
+                    self.out.push(Action::Caller(CallerMedia::Loop(prompt)));
+                }
+            }
+            Instruction::Announce(a) => {
+                if self.bridged.is_none() {
+                    self.out.push(Action::Caller(CallerMedia::Announce {
+                        position: a.position,
+                        expected_wait_ms: a.expected_wait_ms,
+                        then: self.hold_prompt.clone(),
+                    }));
+                }
+            }
+            Instruction::CollectDigits(c) => {
+                self.answer_caller();
+                let timeout = Duration::from_millis(c.timeout_ms.max(1));
+                // the digit timeout starts when the prompt ends, or now without one
+                let deadline = c.prompt.is_empty().then(|| now + timeout);
+                if !c.prompt.is_empty() {
+                    self.out.push(Action::Caller(CallerMedia::Play {
+                        parts: vec![c.prompt],
+                        then: None,
+                    }));
+                }
+                self.collect = Some(Collect {
+                    max_digits: c.max_digits.max(1) as usize,
+                    timeout,
+                    digits: String::new(),
+                    deadline,
+                });
+            }
+            Instruction::Ring(r) => {
+                if self.caller_ended || self.agents.contains_key(&r.agent) {
+                    return; // over, or already ringing
+                }
+                let timeout = if r.timeout_ms == 0 {
+                    DEFAULT_RING
+                } else {
+                    Duration::from_millis(r.timeout_ms)
+                };
+                self.out.push(Action::Ring {
+                    agent: r.agent,
+                    devices: r.devices,
+                    timeout,
+                });
+            }
+            Instruction::CancelRing(c) => self.cancel_ring(&c.agent),
+            Instruction::Bridge(b) => self.bridge(b.agent),
+            Instruction::Record(_) => {
+                self.record = true;
+                if let Some(agent) = self.bridged.clone() {
+                    self.start_recording(agent);
+                }
+            }
+            Instruction::Hangup(h) => {
+                let cause = if h.cause.is_empty() {
+                    "normal".to_owned()
+                } else {
+                    h.cause
+                };
+                self.hang_up_all(hangup_code(&cause), &cause);
+            }
+        }
+    }
+
+    fn answer_caller(&mut self) {
+        if !self.caller_answered && !self.caller_ended {
+            self.caller_answered = true;
+            self.out.push(Action::AnswerCaller);
+        }
+    }
+
+    /// Ends every leg toward an agent (CANCEL before an answer, BYE after); a transfer the
+    /// router took is told to the phone first.
+    fn cancel_ring(&mut self, agent: &str) {
+        let Some(ring) = self.agents.remove(agent) else {
+            return;
+        };
+        if self.bridged.as_deref() == Some(agent) {
+            self.bridged = None;
+            self.out.push(Action::Unbridge {
+                agent: agent.to_owned(),
+            });
+        }
+        // the router took the agent's transfer: tell its phone (RFC 3515 NOTIFY with a
+        // sipfrag) before the BYE
+        let notify = self.transfer.take_if(|t| t.agent == agent).map(|t| Notify {
+            code: 200,
+            not_before: t.accepted + NOTIFY_AFTER_202,
+        });
+        self.end_agent(agent.to_owned(), ring, notify);
+    }
+
+    fn end_agent(&mut self, agent: String, ring: Ring, notify: Option<Notify>) {
+        let answered = ring
+            .answered
+            .filter(|i| !ring.legs[*i].over)
+            .map(|i| ring.legs[i].key.clone());
+        let ringing = ring
+            .legs
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| !l.over && Some(*i) != ring.answered)
+            .map(|(_, l)| l.key.clone())
+            .collect();
+        self.out.push(Action::EndAgent {
+            agent,
+            answered,
+            ringing,
+            notify,
+        });
+    }
+
+    fn bridge(&mut self, agent: String) {
+        let answered = self
+            .agents
+            .get(&agent)
+            .is_some_and(|r| r.answered.is_some());
+        if !answered {
+            tracing::warn!(call = %self.id, agent, "bridge to an agent whose phone has not answered");
+            return;
+        }
+        // the caller may not be answered yet (a direct ring): answer now
+        self.answer_caller();
+        if self.caller_ended {
+            return;
+        }
+        self.collect = None;
+        self.out.push(Action::Caller(CallerMedia::Stop));
+        self.out.push(Action::Bridge {
+            agent: agent.clone(),
+        });
+        self.bridged = Some(agent.clone());
+        // a new bridge starts off hold (the router forgets holds on answer and transfer)
+        self.caller_held = false;
+        if self.record {
+            self.start_recording(agent);
+        }
+    }
+
+    fn start_recording(&mut self, agent: String) {
+        if !self.recording {
+            self.recording = true;
+            self.out.push(Action::StartRecording { agent });
+        }
+    }
+
+    /// Ends the call from our side: caller and every agent leg.
+    fn hang_up_all(&mut self, code: u16, cause: &str) {
+        self.end_all_rings();
+        if !self.caller_ended {
+            self.caller_ended = true;
+            let reason = cause.to_owned();
+            self.out.push(if self.caller_answered {
+                Action::ByeCaller { code, reason }
+            } else {
+                Action::RejectCaller { code, reason }
+            });
+        }
+        self.out.push(Action::Caller(CallerMedia::Stop));
+    }
+
+    /// Ends every agent leg of the call; nothing is bridged any more.
+    fn end_all_rings(&mut self) {
+        let mut agents: Vec<(String, Ring)> = self.agents.drain().collect();
+        agents.sort_by(|a, b| a.0.cmp(&b.0));
+        for (agent, ring) in agents {
+            self.end_agent(agent, ring, None);
+        }
+        self.bridged = None;
+    }
+
+    // ------------------------------------------------------------------ transfer
+
+    /// An agent's phone asks to hand the call on (blind transfer, RFC 3515 REFER): accepted
+    /// at once (202), then the router decides; the NOTIFY tells the phone how it went.
+    fn refer(&mut self, agent: String, request: u64, refer_to: Option<&str>, now: Instant) {
+        let problem = if self.bridged.as_deref() != Some(agent.as_str()) {
+            Some((403, "only the agent talking to the caller can transfer"))
+        } else if self.transfer.is_some() {
+            Some((491, "a transfer is already in progress"))
+        } else {
+            match refer_to.map(refer_target) {
+                None | Some(Err(ReferProblem::Malformed)) => {
+                    Some((400, "Refer-To is missing or not a SIP URI"))
+                }
+                Some(Err(ReferProblem::Attended)) => Some((
+                    501,
+                    "attended transfer (Replaces) is not supported; transfer blind",
+                )),
+                Some(Ok(_)) => None,
+            }
+        };
+        if let Some((code, text)) = problem {
+            self.out.push(Action::Respond {
+                request,
+                code,
+                reason: Some(text.to_owned()),
+            });
+            return;
+        }
+        let Some(Ok(target)) = refer_to.map(refer_target) else {
+            return;
+        };
+        self.out.push(Action::Respond {
+            request,
+            code: 202,
+            reason: None,
+        });
+        tracing::info!(call = %self.id, agent, target = %target, "agent transfers the call");
+        let seq = self.send_report(
+            Report::Transfer(api::TransferRequest {
+                tenant: String::new(),
+                agent: agent.clone(),
+                target,
+            }),
+            true,
+        );
+        self.transfer = Some(PendingTransfer {
+            agent,
+            seq,
+            accepted: now,
+        });
+    }
+
+    /// The router's word on a pending transfer. Taken: its instructions (CancelRing first)
+    /// came before this result, so there is nothing left to do. Refused: the phone hears why
+    /// and the call stays as it was.
+    fn transfer_result(&mut self, r: &api::ReportResult) {
+        let Some(t) = self.transfer.take() else {
+            return;
+        };
+        if r.code == 0 {
+            return;
+        }
+        tracing::info!(call = %self.id, agent = %t.agent, reason = %r.message, "transfer refused by the router");
+        let code = match tonic::Code::from_i32(r.code) {
+            tonic::Code::NotFound => 404,
+            tonic::Code::InvalidArgument => 400,
+            tonic::Code::FailedPrecondition | tonic::Code::PermissionDenied => 403,
+            _ => 503,
+        };
+        match self.agents.get(&t.agent).and_then(Ring::answered_key) {
+            Some(leg) => self.out.push(Action::NotifyRefer {
+                agent: t.agent,
+                leg,
+                notify: Notify {
+                    code,
+                    not_before: t.accepted + NOTIFY_AFTER_202,
+                },
+            }),
+            // the phone hung up after its REFER and the transfer did not happen: the agent
+            // has left the call, as a plain hang-up would have said
+            None => self.report_hangup(api::Party::Agent, 0),
+        }
+    }
+
+    // ------------------------------------------------------------------ agent legs
+
+    fn agent_early(&mut self, agent: String) {
+        let Some(ring) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        if ring.ringing_reported {
+            return;
+        }
+        ring.ringing_reported = true;
+        if !self.caller_answered && !self.caller_ended {
+            // a caller not yet answered (a direct ring) hears ringing
+            self.out.push(Action::CallerRinging);
+        }
+        self.report(Report::Ringing(api::AgentRinging { agent }));
+    }
+
+    fn agent_answered(&mut self, agent: String, leg: LegKey, body: Vec<u8>) {
+        let Some(ring) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        let Some(index) = ring.index(&leg) else {
+            return;
+        };
+        if ring.answered.is_some() {
+            // a second device answered too: it is not needed
+            let l = &mut ring.legs[index];
+            if ring.answered != Some(index) && !l.over {
+                l.over = true;
+                self.out.push(Action::ByeLeg { agent, leg });
+            }
+            return;
+        }
+        ring.answered = Some(index);
+        self.out.push(Action::UseAnswer {
+            agent: agent.clone(),
+            leg,
+            body,
+        });
+        // the other devices stop ringing
+        for (i, l) in ring.legs.iter_mut().enumerate() {
+            if i != index && !l.over {
+                l.over = true;
+                self.out.push(Action::CancelLeg {
+                    agent: agent.clone(),
+                    leg: l.key.clone(),
+                });
+            }
+        }
+        self.report(Report::Answered(api::AgentAnswered { agent }));
+    }
+
+    fn agent_leg_ended(&mut self, agent: String, leg: &str, code: u16) {
+        let Some(ring) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        let Some(index) = ring.index(leg) else {
+            return;
+        };
+        let by_us = ring.legs[index].over;
+        ring.legs[index].over = true;
+        if ring.answered == Some(index) {
+            if by_us {
+                return;
+            }
+            let was_bridged = self.bridged.as_deref() == Some(agent.as_str());
+            self.agents.remove(&agent);
+            if was_bridged {
+                self.bridged = None;
+                self.out.push(Action::Unbridge {
+                    agent: agent.clone(),
+                });
+            }
+            self.out.push(Action::ForgetAgent {
+                agent: agent.clone(),
+            });
+            if self.transfer.as_ref().is_some_and(|t| t.agent == agent) {
+                // a phone that hangs up right after its REFER: the transfer goes on, the
+                // router's word decides what the caller gets
+                return;
+            }
+            if was_bridged {
+                // the agent hung up an answered call; the router decides what follows (by
+                // default it ends the call)
+                self.report_hangup(api::Party::Agent, 0);
+            } else {
+                self.offer_failed(agent, api::FailureCause::Rejected, 0);
+            }
+            return;
+        }
+        if by_us {
+            return;
+        }
+        ring.failures.push(code);
+        if ring.answered.is_none() && ring.legs.iter().all(|l| l.over) {
+            let (cause, code) = failure_of(&ring.failures);
+            self.agents.remove(&agent);
+            self.out.push(Action::ForgetAgent {
+                agent: agent.clone(),
+            });
+            self.offer_failed(agent, cause, code);
+        }
+    }
+
+    /// The agent holds or resumes: the caller hears hold music meanwhile (C5).
+    fn agent_hold(&mut self, agent: String, hold: bool) {
+        if self.bridged.as_deref() != Some(agent.as_str()) {
+            return;
+        }
+        let Some(ring) = self.agents.get_mut(&agent) else {
+            return;
+        };
+        let changed = ring.held != hold;
+        ring.held = hold;
+        if hold {
+            let prompt = self.hold_prompt.clone().unwrap_or_else(|| "hold".into());
+            self.out.push(Action::Unbridge {
+                agent: agent.clone(),
+            });
+            self.out.push(Action::Caller(CallerMedia::Loop(prompt)));
+        } else {
+            self.out.push(Action::Caller(CallerMedia::Stop));
+            self.out.push(Action::Bridge {
+                agent: agent.clone(),
+            });
+        }
+        if changed {
+            self.report(hold_report(api::Party::Agent, hold));
+        }
+    }
+
+    // ------------------------------------------------------------------ digits and time
+
+    fn digit(&mut self, d: char, now: Instant) {
+        let Some(c) = &mut self.collect else {
+            return; // digits outside a collection are not routing input
+        };
+        if c.digits.is_empty() {
+            self.out.push(Action::Caller(CallerMedia::Stop)); // barge-in
+        }
+        c.digits.push(d);
+        if c.digits.len() >= c.max_digits {
+            let digits = std::mem::take(&mut c.digits);
+            self.collect = None;
+            self.report(Report::Digits(api::Digits { digits }));
+        } else {
+            c.deadline = Some(now + c.timeout);
+        }
+    }
+
+    fn timeouts(&mut self, now: Instant) {
+        if let Some(c) = &self.collect {
+            if c.deadline.is_some_and(|d| d <= now) {
+                let digits = c.digits.clone();
+                self.collect = None;
+                if digits.is_empty() {
+                    self.report(Report::CollectTimeout(api::CollectTimeout {}));
+                } else {
+                    self.report(Report::Digits(api::Digits { digits }));
+                }
+            }
+        }
+        let mut expired: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, r)| r.answered.is_none() && r.deadline <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        expired.sort();
+        for agent in expired {
+            if let Some(ring) = self.agents.remove(&agent) {
+                self.end_agent(agent.clone(), ring, None);
+                self.offer_failed(agent, api::FailureCause::NoAnswer, 408);
+            }
+        }
+    }
+}
+
+/// The report of a party's hold (`true`) or resume.
+fn hold_report(party: api::Party, hold: bool) -> Report {
+    let party = party as i32;
+    if hold {
+        Report::Held(api::Held { party })
+    } else {
+        Report::Resumed(api::Resumed { party })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use api::router_instruction::Instruction as I;
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    fn ring(agent: &str) -> Input {
+        Input::Router(I::Ring(api::Ring {
+            agent: agent.into(),
+            devices: vec![],
+            timeout_ms: 15_000,
+        }))
+    }
+
+    fn router(i: I) -> Input {
+        Input::Router(i)
+    }
+
+    /// The reports among `actions`: (seq, report).
+    fn reports(actions: &[Action]) -> Vec<(u64, Report)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report { seq, report, .. } => Some((*seq, report.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn started(agent: &str, legs: &[&str]) -> Input {
+        Input::RingStarted {
+            agent: agent.into(),
+            legs: legs.iter().map(|l| l.to_string()).collect(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// A call queued (answered, hold music), ann rung on two devices, the first answering,
+    /// bridged: the actions of each step.
+    fn bridged_call(t0: Instant) -> CallCore {
+        let mut c = CallCore::new("c1".into());
+        assert_eq!(
+            c.handle(router(I::Answer(api::Answer {})), t0),
+            [Action::AnswerCaller]
+        );
+        assert_eq!(
+            c.handle(router(I::PlayHoldMusic(api::PlayHoldMusic::default())), t0),
+            [Action::Caller(CallerMedia::Loop("hold".into()))]
+        );
+        assert_eq!(
+            c.handle(ring("ann"), t0),
+            [Action::Ring {
+                agent: "ann".into(),
+                devices: vec![],
+                timeout: Duration::from_secs(15)
+            }]
+        );
+        assert!(c.handle(started("ann", &["d1", "d2"]), t0).is_empty());
+        let a = c.handle(
+            Input::AgentEarly {
+                agent: "ann".into(),
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                2,
+                Report::Ringing(api::AgentRinging {
+                    agent: "ann".into()
+                })
+            )]
+        );
+        assert_eq!(a.len(), 1, "an answered caller hears no 180: {a:?}");
+        let a = c.handle(
+            Input::AgentAnswered {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                body: b"v=0".to_vec(),
+            },
+            t0,
+        );
+        assert_eq!(
+            a,
+            [
+                Action::UseAnswer {
+                    agent: "ann".into(),
+                    leg: "d1".into(),
+                    body: b"v=0".to_vec()
+                },
+                Action::CancelLeg {
+                    agent: "ann".into(),
+                    leg: "d2".into()
+                },
+                Action::Report {
+                    seq: 3,
+                    report: Report::Answered(api::AgentAnswered {
+                        agent: "ann".into()
+                    }),
+                    ack: false
+                },
+            ]
+        );
+        assert_eq!(
+            c.handle(
+                router(I::Bridge(api::Bridge {
+                    agent: "ann".into()
+                })),
+                t0
+            ),
+            [
+                Action::Caller(CallerMedia::Stop),
+                Action::Bridge {
+                    agent: "ann".into()
+                }
+            ]
+        );
+        c
+    }
+
+    #[test]
+    fn a_queued_call_is_answered_rung_bridged_recorded_and_ended_by_the_caller() {
+        let t0 = Instant::now();
+        let mut c = bridged_call(t0);
+        assert_eq!(
+            c.handle(router(I::Record(api::Record {})), t0),
+            [Action::StartRecording {
+                agent: "ann".into()
+            }]
+        );
+        let a = c.handle(
+            Input::RecordingStarted {
+                path: "r.wav".into(),
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                4,
+                Report::Recording(api::RecordingStarted {
+                    path: "r.wav".into()
+                })
+            )]
+        );
+        // the second device's CANCEL ends it: ours, nothing to report
+        let a = c.handle(
+            Input::AgentLegEnded {
+                agent: "ann".into(),
+                leg: "d2".into(),
+                code: 487,
+            },
+            t0,
+        );
+        assert!(a.is_empty(), "{a:?}");
+        let a = c.handle(Input::CallerEnded { code: 0 }, at(t0, 10));
+        assert_eq!(
+            a,
+            [
+                Action::Report {
+                    seq: 5,
+                    report: Report::Hangup(api::Hangup {
+                        party: api::Party::Caller as i32,
+                        sip_code: 0
+                    }),
+                    ack: false
+                },
+                Action::EndAgent {
+                    agent: "ann".into(),
+                    answered: Some("d1".into()),
+                    ringing: vec![],
+                    notify: None
+                },
+                Action::Caller(CallerMedia::Stop),
+            ]
+        );
+        // the router has not ended its stream: the call lingers for it
+        assert!(!c.finished(at(t0, 10)));
+        assert!(c.finished(at(t0, 10) + LINGER));
+        let mut c = bridged_call(t0);
+        c.handle(Input::CallerEnded { code: 0 }, t0);
+        assert!(c.handle(Input::RouterGone, t0).is_empty());
+        assert!(c.finished(t0));
+    }
+
+    #[test]
+    fn an_agent_whose_devices_fail_or_never_answer_is_reported_with_the_telling_cause() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c2".into());
+        c.handle(ring("ann"), t0);
+        c.handle(started("ann", &["d1", "d2"]), t0);
+        let end = |leg: &str, code| Input::AgentLegEnded {
+            agent: "ann".into(),
+            leg: leg.into(),
+            code,
+        };
+        assert!(c.handle(end("d1", 480), t0).is_empty());
+        let a = c.handle(end("d2", 486), t0);
+        assert_eq!(
+            a[0],
+            Action::ForgetAgent {
+                agent: "ann".into()
+            }
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                2,
+                Report::OfferFailed(api::OfferFailed {
+                    agent: "ann".into(),
+                    cause: api::FailureCause::Busy as i32,
+                    sip_code: 486
+                })
+            )]
+        );
+        // no answer within the ring time: CANCEL, reported as no answer
+        c.handle(ring("bob"), t0);
+        c.handle(started("bob", &["b1"]), t0);
+        assert_eq!(c.next_deadline(t0), at(t0, 15_000));
+        assert!(c.handle(Input::Tick, at(t0, 14_999)).is_empty());
+        let a = c.handle(Input::Tick, at(t0, 15_000));
+        assert_eq!(
+            a[0],
+            Action::EndAgent {
+                agent: "bob".into(),
+                answered: None,
+                ringing: vec!["b1".into()],
+                notify: None
+            }
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                3,
+                Report::OfferFailed(api::OfferFailed {
+                    agent: "bob".into(),
+                    cause: api::FailureCause::NoAnswer as i32,
+                    sip_code: 408
+                })
+            )]
+        );
+        // a ring that reaches no device, and a ring the router repeats
+        let a = c.handle(
+            Input::RingFailed {
+                agent: "cy".into(),
+                code: 480,
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a)[0].1,
+            Report::OfferFailed(api::OfferFailed {
+                agent: "cy".into(),
+                cause: api::FailureCause::Unreachable as i32,
+                sip_code: 480
+            })
+        );
+        c.handle(ring("dee"), t0);
+        c.handle(started("dee", &["e1"]), t0);
+        assert!(c.handle(ring("dee"), t0).is_empty(), "already ringing");
+    }
+
+    #[test]
+    fn a_direct_ring_gives_the_caller_ringback_and_the_bridge_answers_it() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c3".into());
+        c.handle(ring("ann"), t0);
+        c.handle(started("ann", &["d1"]), t0);
+        let a = c.handle(
+            Input::AgentEarly {
+                agent: "ann".into(),
+            },
+            t0,
+        );
+        assert_eq!(a[0], Action::CallerRinging);
+        assert!(c
+            .handle(
+                Input::AgentEarly {
+                    agent: "ann".into()
+                },
+                t0
+            )
+            .is_empty());
+        c.handle(
+            Input::AgentAnswered {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                body: vec![],
+            },
+            t0,
+        );
+        let a = c.handle(
+            router(I::Bridge(api::Bridge {
+                agent: "ann".into(),
+            })),
+            t0,
+        );
+        assert_eq!(a[0], Action::AnswerCaller);
+        assert_eq!(
+            a[2],
+            Action::Bridge {
+                agent: "ann".into()
+            }
+        );
+        // a bridge to an agent whose phone has not answered does nothing
+        let mut c = CallCore::new("c4".into());
+        c.handle(ring("ann"), t0);
+        c.handle(started("ann", &["d1"]), t0);
+        assert!(c
+            .handle(
+                router(I::Bridge(api::Bridge {
+                    agent: "ann".into()
+                })),
+                t0
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn menu_digits_barge_in_and_time_out_from_the_end_of_the_prompt() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c5".into());
+        let collect = |max| {
+            router(I::CollectDigits(api::CollectDigits {
+                prompt: "menu".into(),
+                max_digits: max,
+                timeout_ms: 3_000,
+            }))
+        };
+        let a = c.handle(collect(2), t0);
+        assert_eq!(
+            a,
+            [
+                Action::AnswerCaller,
+                Action::Caller(CallerMedia::Play {
+                    parts: vec!["menu".into()],
+                    then: None
+                })
+            ]
+        );
+        assert!(
+            c.handle(Input::Tick, at(t0, 60_000)).is_empty(),
+            "prompt still playing"
+        );
+        assert_eq!(
+            c.handle(Input::Digit('1'), at(t0, 100)),
+            [Action::Caller(CallerMedia::Stop)]
+        );
+        let a = c.handle(Input::Digit('2'), at(t0, 200));
+        assert_eq!(
+            reports(&a),
+            [(
+                2,
+                Report::Digits(api::Digits {
+                    digits: "12".into()
+                })
+            )]
+        );
+        // digits outside a collection are not routing input
+        assert!(c.handle(Input::Digit('3'), at(t0, 300)).is_empty());
+        // no digit: the timeout counts from the prompt's end
+        c.handle(collect(1), at(t0, 1_000));
+        c.handle(Input::PromptDone, at(t0, 2_000));
+        assert!(c.handle(Input::Tick, at(t0, 4_999)).is_empty());
+        let a = c.handle(Input::Tick, at(t0, 5_000));
+        assert_eq!(
+            reports(&a),
+            [(3, Report::CollectTimeout(api::CollectTimeout {}))]
+        );
+    }
+
+    #[test]
+    fn a_refer_is_accepted_then_notified_as_the_router_decides() {
+        let t0 = Instant::now();
+        let refer = |agent: &str, request, to: Option<&str>| Input::AgentRefer {
+            agent: agent.into(),
+            request,
+            refer_to: to.map(str::to_owned),
+        };
+        // refused: the router's word goes to the phone in a NOTIFY after the 202
+        let mut c = bridged_call(t0);
+        let a = c.handle(refer("ann", 7, Some("<sip:201@edge>")), at(t0, 5));
+        assert_eq!(
+            a,
+            [
+                Action::Respond {
+                    request: 7,
+                    code: 202,
+                    reason: None
+                },
+                Action::Report {
+                    seq: 4,
+                    report: Report::Transfer(api::TransferRequest {
+                        tenant: String::new(),
+                        agent: "ann".into(),
+                        target: "201".into()
+                    }),
+                    ack: true
+                }
+            ]
+        );
+        let a = c.handle(refer("ann", 8, Some("<sip:202@edge>")), at(t0, 6));
+        assert!(matches!(
+            a[..],
+            [Action::Respond {
+                request: 8,
+                code: 491,
+                ..
+            }]
+        ));
+        let a = c.handle(
+            router(I::Result(api::ReportResult {
+                seq: 4,
+                code: tonic::Code::FailedPrecondition as i32,
+                message: "no".into(),
+            })),
+            at(t0, 9),
+        );
+        assert_eq!(
+            a,
+            [Action::NotifyRefer {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                notify: Notify {
+                    code: 403,
+                    not_before: at(t0, 5) + NOTIFY_AFTER_202
+                }
+            }]
+        );
+        // taken: the router's CancelRing ends the agent's leg after a 200 NOTIFY
+        let mut c = bridged_call(t0);
+        c.handle(refer("ann", 9, Some("sip:+15550000200@edge")), t0);
+        let a = c.handle(
+            router(I::CancelRing(api::CancelRing {
+                agent: "ann".into(),
+            })),
+            t0,
+        );
+        assert_eq!(
+            a,
+            [
+                Action::Unbridge {
+                    agent: "ann".into()
+                },
+                Action::EndAgent {
+                    agent: "ann".into(),
+                    answered: Some("d1".into()),
+                    ringing: vec![],
+                    notify: Some(Notify {
+                        code: 200,
+                        not_before: t0 + NOTIFY_AFTER_202
+                    })
+                }
+            ]
+        );
+        // only the bridged agent transfers, blind, to a SIP URI
+        let mut c = bridged_call(t0);
+        assert!(matches!(
+            c.handle(refer("bob", 1, Some("<sip:201@edge>")), t0)[..],
+            [Action::Respond { code: 403, .. }]
+        ));
+        assert!(matches!(
+            c.handle(refer("ann", 2, None), t0)[..],
+            [Action::Respond { code: 400, .. }]
+        ));
+        assert!(matches!(
+            c.handle(refer("ann", 3, Some("<sip:a@b?Replaces=x>")), t0)[..],
+            [Action::Respond { code: 501, .. }]
+        ));
+    }
+
+    #[test]
+    fn holds_play_music_to_the_caller_and_are_reported_once() {
+        let t0 = Instant::now();
+        let mut c = bridged_call(t0);
+        let hold = |hold| Input::AgentHold {
+            agent: "ann".into(),
+            hold,
+        };
+        let a = c.handle(hold(true), t0);
+        assert_eq!(
+            a[0],
+            Action::Unbridge {
+                agent: "ann".into()
+            }
+        );
+        assert_eq!(a[1], Action::Caller(CallerMedia::Loop("hold".into())));
+        assert_eq!(
+            reports(&a),
+            [(
+                4,
+                Report::Held(api::Held {
+                    party: api::Party::Agent as i32
+                })
+            )]
+        );
+        let a = c.handle(hold(true), t0);
+        assert!(reports(&a).is_empty(), "the same hold again is not news");
+        let a = c.handle(hold(false), t0);
+        assert_eq!(
+            a[1],
+            Action::Bridge {
+                agent: "ann".into()
+            }
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                5,
+                Report::Resumed(api::Resumed {
+                    party: api::Party::Agent as i32
+                })
+            )]
+        );
+        let a = c.handle(Input::CallerHold(true), t0);
+        assert_eq!(
+            reports(&a),
+            [(
+                6,
+                Report::Held(api::Held {
+                    party: api::Party::Caller as i32
+                })
+            )]
+        );
+    }
+
+    #[test]
+    fn the_caller_is_never_left_hanging() {
+        let t0 = Instant::now();
+        // the router's stream breaks before the caller was answered: a final failure
+        let mut c = CallCore::new("c6".into());
+        let a = c.handle(Input::RouterGone, t0);
+        assert_eq!(
+            a[0],
+            Action::RejectCaller {
+                code: 500,
+                reason: "router stream lost".into()
+            }
+        );
+        assert!(c.finished(t0));
+        // after the answer: a BYE; a hang-up's cause picks the code
+        let mut c = bridged_call(t0);
+        let a = c.handle(
+            router(I::Hangup(api::HangupCall {
+                cause: "queue_timeout".into(),
+            })),
+            t0,
+        );
+        assert_eq!(
+            a,
+            [
+                Action::EndAgent {
+                    agent: "ann".into(),
+                    answered: Some("d1".into()),
+                    // d2 was cancelled when d1 answered
+                    ringing: vec![],
+                    notify: None
+                },
+                Action::ByeCaller {
+                    code: 480,
+                    reason: "queue_timeout".into()
+                },
+                Action::Caller(CallerMedia::Stop)
+            ]
+        );
+        // an answer that fails ends the call for the router too
+        let mut c = CallCore::new("c7".into());
+        c.handle(router(I::Answer(api::Answer {})), t0);
+        let a = c.handle(Input::CallerAnswerFailed { code: 503 }, t0);
+        assert_eq!(
+            reports(&a),
+            [(
+                2,
+                Report::Hangup(api::Hangup {
+                    party: api::Party::Caller as i32,
+                    sip_code: 503
+                })
+            )]
+        );
+        assert!(c.handle(router(I::Answer(api::Answer {})), t0).is_empty());
+    }
+
+    #[test]
+    fn an_agent_who_hangs_up_is_reported_by_what_it_was_doing() {
+        let t0 = Instant::now();
+        let mut c = bridged_call(t0);
+        let a = c.handle(
+            Input::AgentLegEnded {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                code: 0,
+            },
+            t0,
+        );
+        assert_eq!(
+            a[0],
+            Action::Unbridge {
+                agent: "ann".into()
+            }
+        );
+        assert_eq!(
+            a[1],
+            Action::ForgetAgent {
+                agent: "ann".into()
+            }
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                4,
+                Report::Hangup(api::Hangup {
+                    party: api::Party::Agent as i32,
+                    sip_code: 0
+                })
+            )]
+        );
+    }
+}
