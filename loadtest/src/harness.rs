@@ -8,12 +8,13 @@ use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use callgrid_proto::api::v1 as api;
+use callgrid_testkit::Child;
 
 // ------------------------------------------------------------------ processes and CPU time
 
@@ -197,8 +198,9 @@ impl Census {
     }
 }
 
-/// A child process we started. Dropping it kills it (with its process group when `group`),
-/// so every exit path, including errors and panics, ends the children.
+/// A child process we started. Dropping it kills it (with its process group when `group`;
+/// the process itself in any case, as the test kit's [`Child`] does), so every exit path,
+/// including errors and panics, ends the children.
 pub struct Proc {
     /// Its name in logs and messages (and its log file's).
     pub name: String,
@@ -226,7 +228,7 @@ impl Proc {
         if group {
             cmd.process_group(0);
         }
-        let child = cmd.spawn().with_context(|| {
+        let child = Child::spawn(cmd).with_context(|| {
             format!(
                 "cannot start {name} ({})",
                 cmd.get_program().to_string_lossy()
@@ -258,7 +260,7 @@ impl Proc {
         if let Some(st) = proc_stat(self.pid()) {
             self.last_cpu = st.cpu_s;
         }
-        if let Ok(Some(s)) = self.child.try_wait() {
+        if let Some(s) = self.child.exited() {
             self.status = Some(s);
         }
         self.status
@@ -292,10 +294,8 @@ impl Proc {
             let _ = quiet(Command::new("kill").args(["-KILL", "--", &pgid])).status();
         }
         if self.poll().is_none() {
-            let _ = self.child.kill();
-            if let Ok(s) = self.child.wait() {
-                self.status = Some(s);
-            }
+            self.child.kill();
+            self.status = self.child.exited();
         }
     }
 }

@@ -10,12 +10,13 @@
 //! it serves again and how many events it replayed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use callgrid_loadtest::{harness, machine};
 use callgrid_proto::api::v1 as api;
+use callgrid_testkit::Child;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -61,14 +62,6 @@ enum Cmd {
     },
 }
 
-struct Serve(Child);
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -81,16 +74,17 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn spawn(callgrid: &Path, args: &[&str]) -> anyhow::Result<Serve> {
-    let child = Command::new(callgrid)
-        .arg("serve")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {}", callgrid.display()))?;
-    Ok(Serve(child))
+/// `callgrid serve` with `args`, killed when dropped (on every exit path).
+fn spawn(callgrid: &Path, args: &[&str]) -> anyhow::Result<Child> {
+    Child::spawn(
+        Command::new(callgrid)
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
+    .with_context(|| format!("cannot start {}", callgrid.display()))
 }
 
 /// Polls until the router of `data_dir` answers Stats with at least `tenants` tenants.
@@ -193,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
                 "loaded {} tenants, {agents} agents, {queues} queues in {:.1} s; RSS {:.0} MiB",
                 list.tenants.len(),
                 ready.as_secs_f64(),
-                rss_mib(serve.0.id())
+                rss_mib(serve.id())
             );
         }
         Cmd::Restart {
@@ -221,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
                 s.events_recovered,
                 s.recovery_ms,
                 s.tenants,
-                rss_mib(serve.0.id())
+                rss_mib(serve.id())
             );
         }
     }

@@ -10,107 +10,56 @@ mod common;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use callgrid_proto::api::v1 as api;
+use callgrid_testkit::{http, Authed, HttpResponse, Ready};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::Code;
-
-use common::{admin_token, authed, free_port, http, unauthed, Authed};
 
 const SALES: &str = "+842873000200";
 
 struct Node {
-    child: Child,
-    dir: tempfile::TempDir,
+    node: callgrid_testkit::Node,
     grpc: u16,
     http: u16,
     admin: String,
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Node {
-    /// `callgrid serve --no-sip` with the demo tenant, and `extra` options.
+    /// `callgrid serve --no-sip` with the demo tenant, and `extra` options; serving once
+    /// gRPC connects and the supervisor lists demo (the admin API may refuse 127.0.0.1).
     async fn start(extra: &[&str]) -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (grpc, http_port) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["serve", "--no-sip", "--data-dir"])
-            .arg(dir.path())
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--supervisor-listen", &format!("127.0.0.1:{http_port}")])
+        let node = callgrid_testkit::Node::serve(env!("CARGO_BIN_EXE_callgrid"))
             .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("callgrid starts");
-        let admin = admin_token(dir.path());
-        let node = Node {
-            child,
-            dir,
-            grpc,
-            http: http_port,
-            admin,
-        };
-        // serving once the health service answers and the supervisor lists demo
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let listed = http(
-                node.http,
-                "GET",
-                "/api/v1/tenants",
-                &[("Authorization", &format!("Bearer {}", node.admin))],
-                "",
-            )
-            .await
-            .map(|r| r.body.contains("\"demo\""))
-            .unwrap_or(false);
-            if listed && node.try_channel(None).await.is_some() {
-                return node;
-            }
-            assert!(Instant::now() < deadline, "callgrid did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            .ready(Ready::Listed("demo".into()))
+            .start()
+            .await;
+        Node {
+            grpc: node.grpc_port(),
+            http: node.http_port(),
+            admin: node.admin_token(),
+            node,
         }
-    }
-
-    async fn try_channel(&self, token: Option<&str>) -> Option<Authed> {
-        let ch = self.bare().await?;
-        Some(match token {
-            Some(t) => authed(ch, t),
-            None => unauthed(ch),
-        })
     }
 
     /// A connection showing `token`; `None`: no credentials.
     async fn channel(&self, token: Option<&str>) -> Authed {
-        self.try_channel(token).await.expect("grpc connects")
+        self.node.connect_as(token).await
     }
 
-    /// A plain connection.
-    async fn bare(&self) -> Option<Channel> {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
-            .expect("uri")
-            .connect()
-            .await
-            .ok()
+    /// Its data directory.
+    fn data(&self) -> &Path {
+        self.node.data_dir()
     }
 
     /// Stops callgrid; its data directory stays until the node is dropped.
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.node.stop();
     }
 
     async fn token(&self, role: &str, tenant: &str, agent: &str) -> (String, String) {
@@ -137,7 +86,7 @@ impl Node {
             .events_written
     }
 
-    async fn get(&self, token: Option<&str>, path: &str) -> common::HttpResponse {
+    async fn get(&self, token: Option<&str>, path: &str) -> HttpResponse {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = auth
             .as_deref()
@@ -907,7 +856,7 @@ async fn a_browser_session_reaches_the_push_stream_until_sign_out_and_agents_get
 
     // the audit trail: alice's login names her sign-in token
     node.stop();
-    let events = common::read_events(&node.dir.path().join("events.sqlite")).await;
+    let events = common::read_events(&node.data().join("events.sqlite")).await;
     let login = events
         .iter()
         .find(|e| {
@@ -1097,7 +1046,7 @@ fn the_cli_issues_lists_and_revokes_tokens_and_adds_users_with_a_password_from_s
             .args(args)
             .args(["--router", &format!("http://127.0.0.1:{}", node.grpc)])
             .arg("--token-file")
-            .arg(node.dir.path().join("admin.token"))
+            .arg(node.data().join("admin.token"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1195,7 +1144,7 @@ fn the_cli_issues_lists_and_revokes_tokens_and_adds_users_with_a_password_from_s
     assert!(err.contains("role must be one of"), "{err}");
     // the admin token file is the owner's only
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(node.dir.path().join("admin.token"))
+    let mode = std::fs::metadata(node.data().join("admin.token"))
         .expect("admin.token")
         .permissions()
         .mode();

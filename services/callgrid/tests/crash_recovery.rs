@@ -5,18 +5,15 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callgrid_eventlog::{SqliteLog, SqliteLogOptions};
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
+use callgrid_testkit::{eventually, free_tcp_port, Authed, Node};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
-
-use common::{admin_token, authed, free_port, Authed};
 
 use api::edge_report::Report as R;
 use api::router_instruction::Instruction as I;
@@ -25,69 +22,16 @@ const SALES: &str = "+842873000200";
 const SUPPORT_MENU: &str = "+842873000100";
 const AGENTS: [&str; 8] = ["alice", "bob", "phuc", "lan", "chi", "dung", "minh", "hoa"];
 
-/// A running `callgrid serve`, killed (SIGKILL) when dropped, also when a test fails.
-struct Serve(Child);
-
-impl Serve {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn start(dir: &Path, port: u16, grace_s: u64) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args([
-            "serve",
-            // the calls come over gRPC call control, as from an edge elsewhere
-            "--no-sip",
-            "--supervisor-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.to_str().expect("utf-8 path"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--edge-grace-seconds",
-            &grace_s.to_string(),
-            "--snapshot-every",
-            "500",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("callgrid starts");
-    Serve(child)
-}
-
-/// A connection to the node serving `dir` on `port`, with its admin token.
-async fn connect(port: u16, dir: &Path) -> Authed {
-    let token = admin_token(dir);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            let ch = authed(ch, &token);
-            // serving once the demo tenant answers
-            let mut admin = api::admin_client::AdminClient::new(ch.clone());
-            if let Ok(r) = admin.list_tenants(api::ListTenantsRequest {}).await {
-                if !r.into_inner().tenants.is_empty() {
-                    return ch;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "callgrid did not start serving");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// `callgrid serve` on `dir` and `port`, serving; killed (SIGKILL) when dropped, also when a
+/// test fails.
+fn start(dir: &Path, port: u16, grace_s: u64) -> Node {
+    Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+        // the calls come over gRPC call control, as from an edge elsewhere (no SIP)
+        .data_dir(dir)
+        .grpc_port(port)
+        .args(["--edge-grace-seconds", &grace_s.to_string()])
+        .args(["--snapshot-every", "500"])
+        .start_blocking()
 }
 
 /// What the router acknowledged: (call or agent, what).
@@ -212,12 +156,12 @@ fn replay(dir: &Path) -> callgrid_domain::TenantCore {
 #[test]
 fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut child = start(dir.path(), port, 3600);
+    let port = free_tcp_port();
+    let mut node = start(dir.path(), port, 3600);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let acks: Acks = Arc::new(Mutex::new(Vec::new()));
     rt.block_on(async {
-        let ch = connect(port, dir.path()).await;
+        let ch = node.connect().await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         for a in AGENTS {
             agents
@@ -243,7 +187,7 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
             )));
             tokio::time::sleep(Duration::from_millis(4)).await;
         }
-        child.kill();
+        node.stop();
         for t in tasks {
             let _ = t.await;
         }
@@ -287,9 +231,9 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
     // 2. the restarted router rebuilds exactly the replay of the log
     let expected = replay(dir.path());
     let in_progress = expected.calls.len();
-    let mut child = start(dir.path(), port, 3600);
+    let mut node = start(dir.path(), port, 3600);
     rt.block_on(async {
-        let ch = connect(port, dir.path()).await;
+        let ch = node.connect().await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         let list = demo_agents(&mut agents).await;
         for st in list.agents {
@@ -336,40 +280,41 @@ fn kill_minus_nine_under_load_loses_no_acknowledged_event() {
         expected.agents.len(),
         expected.queues.len()
     );
-    child.kill();
+    node.stop();
 
     // 3. with a short edge grace, the calls nobody reports on are repaired: nothing stuck
-    let mut child = start(dir.path(), port, 1);
+    let mut node = start(dir.path(), port, 1);
     rt.block_on(async {
-        let ch = connect(port, dir.path()).await;
+        let ch = node.connect().await;
         let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
         let mut admin = api::admin_client::AdminClient::new(ch);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let list = demo_agents(&mut agents).await;
-            let stuck: Vec<_> = list
-                .agents
-                .iter()
-                .filter(|a| matches!(a.state.as_str(), "reserved" | "ringing" | "on_call"))
-                .map(|a| (a.agent.clone(), a.state.clone()))
-                .collect();
-            let calls = admin
-                .stats(api::StatsRequest {
-                    reset_latency: false,
-                })
-                .await
-                .expect("stats")
-                .into_inner()
-                .calls_in_progress;
-            if stuck.is_empty() && calls == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "30 s after restart: {calls} calls in progress, agents held: {stuck:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        eventually(
+            "nothing held 30 s after restart",
+            Duration::from_secs(30),
+            async || {
+                let list = demo_agents(&mut agents).await;
+                let stuck: Vec<_> = list
+                    .agents
+                    .iter()
+                    .filter(|a| matches!(a.state.as_str(), "reserved" | "ringing" | "on_call"))
+                    .map(|a| (a.agent.clone(), a.state.clone()))
+                    .collect();
+                let calls = admin
+                    .stats(api::StatsRequest {
+                        reset_latency: false,
+                    })
+                    .await
+                    .expect("stats")
+                    .into_inner()
+                    .calls_in_progress;
+                if stuck.is_empty() && calls == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{calls} calls in progress, agents held: {stuck:?}"))
+                }
+            },
+        )
+        .await;
     });
-    child.kill();
+    node.stop();
 }

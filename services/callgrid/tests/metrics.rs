@@ -3,89 +3,43 @@
 //! the SIP port increments `callgrid_sip_options_answered`); only to a token of role metrics
 //! (made with `callgrid token create`) or a platform admin's. Needs nothing but the binary.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-mod common;
+use callgrid_testkit::{eventually_blocking, free_udp_port, Node};
 
-/// A UDP port free now whose TCP twin is free too (the SIP edge listens on both).
-fn free_udp_tcp_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
-        let port = s.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("tcp bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// `callgrid serve`, killed when dropped (also when the test fails).
-struct Serve {
-    child: Child,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP/1.1 request showing `token`; (status code, body).
+/// One HTTP request to 127.0.0.1:`port` showing `token`; (status code, body). A scrape
+/// (200 to a GET) must be in the Prometheus text format, with its length.
 fn http(
-    addr: SocketAddr,
+    port: u16,
     method: &str,
     path: &str,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: callgrid-test\r\nAccept: */*\r\n{auth}Connection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    if code == 200 && method == "GET" {
-        let lower = head.to_ascii_lowercase();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let r = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(callgrid_testkit::http(port, method, path, &headers, ""))?;
+    if r.status == 200 && method == "GET" {
+        let content_type = r.header("content-type").unwrap_or_default();
         assert!(
-            lower.contains("content-type: text/plain; version=0.0.4"),
-            "content type: {head}"
+            content_type
+                .to_ascii_lowercase()
+                .starts_with("text/plain; version=0.0.4"),
+            "content type: {r:?}"
         );
-        let length: usize = lower
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .and_then(|v| v.trim().parse().ok())
+        let length: usize = r
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
             .expect("Content-Length");
-        assert_eq!(length, body.len(), "Content-Length matches the body");
+        assert_eq!(length, r.body.len(), "Content-Length matches the body");
     }
-    Ok((code, body.to_string()))
+    Ok((r.status, r.body))
 }
 
 /// The value of an unlabelled or labelled sample (`name` includes the labels).
@@ -120,52 +74,35 @@ fn options(sip: SocketAddr) -> String {
 
 #[test]
 fn metrics_endpoint_exposes_sip_and_rtp_counters() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let grpc = free_tcp_port();
-    let sip_port = free_udp_tcp_port();
-    let metrics_port = free_tcp_port();
+    let sip_port = free_udp_port();
     let rtp = 40_000 + (sip_port % 100) * 100;
-    let log = dir.path().join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["serve", "--supervisor-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+    let mut node = Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+        .sip(sip_port)
+        .metrics()
         .arg("--tenants")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip"))
-        .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
         .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 19)])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
         .args(["--durability", "process"])
-        .env("RUST_LOG", "info,rsipstack=warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("callgrid starts");
-    let mut serve = Serve {
-        child,
-        log,
-        _dir: dir,
-    };
-    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
-    let sip = SocketAddr::from(([127, 0, 0, 1], sip_port));
+        .rust_log("info,rsipstack=warn")
+        .start_blocking();
+    let grpc = node.grpc_port();
+    let metrics = node.metrics_port();
+    let sip = node.sip_addr();
 
     // the endpoint starts once the edge runs; a scraper shows a metrics token
-    let admin = common::admin_token(&serve._dir.path().join("data"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok((200, _)) = http(metrics, "GET", "/metrics", Some(&admin)) {
-            break;
-        }
-        if let Ok(Some(status)) = serve.child.try_wait() {
-            panic!("callgrid exited ({status}):\n{}", serve.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no /metrics after 60 s:\n{}",
-            serve.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let admin = node.admin_token();
+    let mut scrape = |token: &str| {
+        eventually_blocking("GET /metrics", Duration::from_secs(60), || {
+            if let Some(status) = node.child().exited() {
+                panic!("callgrid exited ({status}):\n{}", node.log());
+            }
+            match http(metrics, "GET", "/metrics", Some(token)) {
+                Ok((200, body)) => Ok(body),
+                other => Err(format!("{other:?}; callgrid's log:\n{}", node.log())),
+            }
+        })
+    };
+    scrape(&admin);
     let token_of = |role: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
             .args(["token", "create", "--role", role, "--router"])
@@ -201,20 +138,7 @@ fn metrics_endpoint_exposes_sip_and_rtp_counters() {
             .0,
         403
     );
-    let before = loop {
-        if let Ok((200, body)) = http(metrics, "GET", "/metrics", Some(&scraper)) {
-            break body;
-        }
-        if let Ok(Some(status)) = serve.child.try_wait() {
-            panic!("callgrid exited ({status}):\n{}", serve.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no /metrics after 60 s:\n{}",
-            serve.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let before = scrape(&scraper);
 
     for name in [
         "callgrid_sip_options_answered",

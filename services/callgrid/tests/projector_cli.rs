@@ -2,43 +2,28 @@
 //! with `-9` mid-stream and restarted, its projections equal a `--rebuild` from the log.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use callgrid_eventlog::{EventLog, SqliteLog, SqliteLogOptions};
 use callgrid_loadtest::day::{simulate, DayParams};
 use callgrid_store::{ProjectionStore, SqliteStore};
+use callgrid_testkit::{eventually_every, Node};
 
 const TOPIC: &str = "callgrid.events.v1";
 
-struct Projector(Child);
-
-impl Drop for Projector {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path) -> Projector {
-    Projector(
-        Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["projector", "--supervisor-listen", "127.0.0.1:0"])
-            // a write after every small batch, so that the kill falls mid-stream
-            .args([
-                "--projector-batch",
-                "100",
-                "--projector-write-every-ms",
-                "0",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("callgrid projector starts"),
-    )
+async fn start(dir: &Path) -> Node {
+    Node::projector(env!("CARGO_BIN_EXE_callgrid"))
+        .data_dir(dir)
+        // a write after every small batch, so that the kill falls mid-stream
+        .args([
+            "--projector-batch",
+            "100",
+            "--projector-write-every-ms",
+            "0",
+        ])
+        .start()
+        .await
 }
 
 /// Records projected so far (the sum of the store's checkpoints).
@@ -53,24 +38,23 @@ async fn projected(store: &SqliteStore) -> u64 {
 /// Waits until the projector has projected `at_least` records, looking every 2 ms (it
 /// projects a day in well under a second); returns the store it looked at.
 async fn wait_for(dir: &Path, at_least: u64) -> SqliteStore {
-    let deadline = Instant::now() + Duration::from_secs(120);
     let path = dir.join("projections.sqlite");
     let mut store = None;
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the projector did not reach {at_least}"
-        );
-        if store.is_none() && path.exists() {
-            store = SqliteStore::open(&path).ok();
-        }
-        if let Some(s) = &store {
-            if projected(s).await >= at_least {
-                return store.expect("opened");
+    eventually_every(
+        &format!("the projector to reach {at_least}"),
+        Duration::from_secs(120),
+        Duration::from_millis(2),
+        async || {
+            if store.is_none() && path.exists() {
+                store = SqliteStore::open(&path).ok();
             }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+            match &store {
+                Some(s) if projected(s).await >= at_least => store.take(),
+                _ => None,
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +75,7 @@ async fn a_projector_killed_mid_stream_and_restarted_equals_a_rebuild() {
     log.close().await;
 
     // kill -9 a quarter of the way through, then let a new process finish
-    let first = start(dir.path());
+    let first = start(dir.path()).await;
     let store = wait_for(dir.path(), total / 4).await;
     drop(first);
     let stopped_at = projected(&store).await;
@@ -99,7 +83,7 @@ async fn a_projector_killed_mid_stream_and_restarted_equals_a_rebuild() {
         stopped_at < total,
         "killed mid-stream ({stopped_at} of {total})"
     );
-    let second = start(dir.path());
+    let second = start(dir.path()).await;
     wait_for(dir.path(), total).await;
     drop(second);
     let restarted = SqliteStore::open(&dir.path().join("projections.sqlite"))

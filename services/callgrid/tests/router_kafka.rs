@@ -2,77 +2,24 @@
 //! the events topic, its events land there keyed by tenant, and after `kill -9` a router with
 //! an empty data directory rebuilds the same state from Kafka alone.
 
-mod common;
-
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callgrid_eventlog::{tansu, EventLog, KafkaLog, KafkaLogOptions};
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
 use callgrid_router::journal::EVENTS_TOPIC;
+use callgrid_testkit::{eventually, Authed, Node};
 use prost::Message;
 use tonic::transport::Channel;
 
-use common::{admin_token, authed, free_port, Authed};
-
-/// A running `callgrid router`, killed (SIGKILL) when dropped.
-struct RouterProcess(Child);
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_router(brokers: &str, dir: &Path, port: u16) -> RouterProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args([
-            "router",
-            "--kafka",
-            brokers,
-            "--partitions",
-            "4",
-            "--data-dir",
-            dir.to_str().expect("utf-8 path"),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("callgrid router starts");
-    RouterProcess(child)
-}
-
-/// The router's channel once it serves the demo tenant, with the admin token it wrote in
-/// `dir`.
-async fn connect(port: u16, dir: &Path) -> Authed {
-    let token = admin_token(dir);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            let ch = authed(ch, &token);
-            let mut admin = api::admin_client::AdminClient::new(ch.clone());
-            if let Ok(r) = admin.list_tenants(api::ListTenantsRequest {}).await {
-                if !r.into_inner().tenants.is_empty() {
-                    return ch;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "callgrid router did not start serving"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// `callgrid router` on `brokers` with an empty data directory of its own, once it serves
+/// the demo tenant; killed (SIGKILL) when dropped.
+async fn start_router(brokers: &str) -> Node {
+    Node::router(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["--kafka", brokers, "--partitions", "4"])
+        .ready_within(Duration::from_secs(90))
+        .start()
+        .await
 }
 
 /// (agent, state, reason) of every demo agent.
@@ -96,10 +43,8 @@ async fn agent_states(ch: Authed) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
     let broker = tansu::start();
-    let first_dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let router = start_router(&broker.brokers, first_dir.path(), port);
-    let ch = connect(port, first_dir.path()).await;
+    let router = start_router(&broker.brokers).await;
+    let ch = router.connect().await;
 
     let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
     for (agent, reason) in [("alice", ""), ("bob", "lunch")] {
@@ -155,10 +100,8 @@ async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
     assert_eq!(named("AgentLoggedIn"), 2, "{kinds:?}");
 
     // a new router with an empty data directory: everything comes from Kafka
-    let second_dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _router = start_router(&broker.brokers, second_dir.path(), port);
-    let ch = connect(port, second_dir.path()).await;
+    let router = start_router(&broker.brokers).await;
+    let ch = router.connect().await;
     assert_eq!(agent_states(ch).await, before);
     // the demo tenant file was not a new version: loading it again wrote no second
     // configuration event
@@ -188,11 +131,9 @@ async fn router_on_kafka_writes_the_events_topic_and_recovers_from_it_alone() {
 async fn a_kafka_outage_turns_health_not_serving_and_new_work_is_refused() {
     use tonic_health::pb::health_check_response::ServingStatus;
     let broker = tansu::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _router = start_router(&broker.brokers, dir.path(), port);
-    let ch = connect(port, dir.path()).await;
-    let bare = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+    let router = start_router(&broker.brokers).await;
+    let ch = router.connect().await;
+    let bare = Channel::from_shared(format!("http://127.0.0.1:{}", router.grpc_port()))
         .expect("uri")
         .connect()
         .await
@@ -220,14 +161,12 @@ async fn a_kafka_outage_turns_health_not_serving_and_new_work_is_refused() {
 
     // the broker goes away: the health service says so, without any write to notice it
     drop(broker);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while health().await.ok() != Some(ServingStatus::NotServing as i32) {
-        assert!(
-            Instant::now() < deadline,
-            "health still SERVING without Kafka"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "health NOT_SERVING without Kafka",
+        Duration::from_secs(60),
+        async || health().await.ok() == Some(ServingStatus::NotServing as i32),
+    )
+    .await;
     // and new work is refused (UNAVAILABLE), not left hanging behind the outage
     let r = tokio::time::timeout(Duration::from_secs(20), agents.login(login("bob")))
         .await

@@ -6,22 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callgrid_proto::api::v1 as api;
-use tonic::transport::Channel;
-
-use common::{admin_token, authed, free_port};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use callgrid_testkit::{eventually, lists_tenant, Node};
 
 /// Every byte of the files under `dir`, with their names.
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -43,37 +31,14 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_plain_secret_of_a_tenant_file_is_kept_anywhere() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let (grpc, http) = (free_port(), free_port());
-    let log = dir.path().join("serve.log");
-    let mut serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["serve", "--no-sip", "--data-dir"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--supervisor-listen", &format!("127.0.0.1:{http}")])
-            .args(["--snapshot-every", "1", "--projector-write-every-ms", "0"])
-            .env(
-                "RUST_LOG",
-                "debug,rsipstack=warn,h2=info,hyper=info,tower=info",
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("callgrid starts"),
-    );
-    let token = admin_token(&data);
-    let ch = loop {
-        if let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
-            .expect("uri")
-            .connect()
-            .await
-        {
-            break authed(ch, &token);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut node = Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["--snapshot-every", "1", "--projector-write-every-ms", "0"])
+        .rust_log("debug,rsipstack=warn,h2=info,hyper=info,tower=info")
+        .start()
+        .await;
+    let data = node.data_dir().to_owned();
+    let token = node.admin_token();
+    let ch = node.connect().await;
     // a tenant whose trunk authenticates with a secret
     let yaml = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/siptest.yaml"),
@@ -100,26 +65,17 @@ async fn no_plain_secret_of_a_tenant_file_is_kept_anywhere() {
         "an unchanged file is no new version"
     );
     // wait for the projector to have written it and for a snapshot
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = common::http(
-            http,
-            "GET",
-            "/api/v1/tenants",
-            &[("Authorization", &format!("Bearer {token}"))],
-            "",
-        )
-        .await;
-        let listed = r.is_ok_and(|r| r.body.contains("\"siptest\""));
-        if listed && data.join("snapshot.bin").exists() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no projection or snapshot");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "a projection and a snapshot",
+        Duration::from_secs(60),
+        async || {
+            lists_tenant(node.http_port(), &token, "siptest").await
+                && data.join("snapshot.bin").exists()
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = serve.0.kill();
-    let _ = serve.0.wait();
+    node.stop();
 
     let secrets = [
         "alice-demo-secret",
@@ -131,7 +87,7 @@ async fn no_plain_secret_of_a_tenant_file_is_kept_anywhere() {
     let mut seen = files(&data);
     seen.push((
         "the log output".into(),
-        std::fs::read(&log).expect("serve log"),
+        std::fs::read(node.log_path()).expect("serve log"),
     ));
     assert!(seen.iter().any(|(n, _)| n.ends_with("events.sqlite")));
     assert!(seen.iter().any(|(n, _)| n.ends_with("projections.sqlite")));

@@ -8,13 +8,15 @@ mod common;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callgrid_proto::api::v1 as api;
 use callgrid_proto::events::v1 as pb;
+use callgrid_testkit::{
+    eventually_blocking, free_rtp_port, free_tcp_port, free_udp_port, http, Authed, Child,
+};
 use pb::event::Kind as K;
-use tonic::transport::Channel;
 
 const SALES: &str = "+15550000200";
 const MENU: &str = "+15550000100";
@@ -32,57 +34,9 @@ fn scenario(name: &str) -> String {
         .to_string()
 }
 
-/// A UDP port that is free now (and its TCP twin, for the SIP listener).
-fn free_port(even: bool) -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
-        let port = s.local_addr().expect("addr").port();
-        if even && (port % 2 == 1 || UdpSocket::bind(("127.0.0.1", port + 1)).is_err()) {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A child process killed when dropped (also when a test fails).
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn wait(mut self, limit: Duration) -> (bool, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let out = std::fs::read_to_string(&self.log).unwrap_or_default()
-                    + &std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default();
-                return (status.success(), out);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let out = std::fs::read_to_string(&self.log).unwrap_or_default();
-                return (false, format!("killed after {limit:?}\n{out}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Node {
     rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    serve: Option<Proc>,
-    grpc: u16,
+    node: callgrid_testkit::Node,
     sip: SocketAddr,
 }
 
@@ -97,115 +51,43 @@ impl Node {
             Command::new("sipp").arg("-v").output().is_ok(),
             "sipp is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let grpc = free_port(false);
-        let sip_port = free_port(false);
+        let sip_port = free_udp_port();
         let rtp = 30_000 + (sip_port % 50) * 200;
-        let log = dir.path().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args([
-                "serve",
-                "--supervisor-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                &dir.path().join("data").display().to_string(),
-                "--listen",
-                &format!("127.0.0.1:{grpc}"),
-                "--tenants",
-                &Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/sip")
-                    .display()
-                    .to_string(),
-                "--sip-listen",
-                &format!("127.0.0.1:{sip_port}"),
-                "--rtp-ports",
-                &format!("{rtp}-{}", rtp + 199),
-                "--durability",
-                "process",
-            ])
+        let node = callgrid_testkit::Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+            .sip(sip_port)
+            .arg("--tenants")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip"))
+            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 199)])
+            .args(["--durability", "process"])
             .args(extra)
-            .env("RUST_LOG", "info,rsipstack=warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("callgrid starts");
-        let node = Node {
+            .rust_log("info,rsipstack=warn")
+            .wait_for_sip()
+            .start_blocking();
+        Node {
             rt: rt(),
-            serve: Some(Proc { child, log }),
-            dir,
-            grpc,
-            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-        };
-        node.wait_ready();
-        node
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let probe = UdpSocket::bind("127.0.0.1:0").expect("probe");
-        probe
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        let local = probe.local_addr().expect("addr");
-        loop {
-            let options = format!(
-                "OPTIONS sip:ping@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{n}\r\nFrom: <sip:probe@{local}>;tag=p\r\nTo: <sip:ping@{sip}>\r\nCall-ID: probe-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-                sip = self.sip,
-                n = Instant::now().elapsed().as_nanos()
-            );
-            let _ = probe.send_to(options.as_bytes(), self.sip);
-            let mut buf = [0u8; 2048];
-            if let Ok((n, _)) = probe.recv_from(&mut buf) {
-                if buf[..n].starts_with(b"SIP/2.0 200") && self.grpc_ready() {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "callgrid did not start:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            sip: node.sip_addr(),
+            node,
         }
     }
 
-    fn grpc_ready(&self) -> bool {
-        self.rt.block_on(async {
-            let Ok(ch) = Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
-                .expect("uri")
-                .connect()
-                .await
-            else {
-                return false;
-            };
-            api::admin_client::AdminClient::new(common::authed(ch, &self.token()))
-                .list_tenants(api::ListTenantsRequest {})
-                .await
-                .is_ok_and(|r| !r.into_inner().tenants.is_empty())
-        })
+    /// The test's directory: callgrid's data (`data/`) and log, SIPp's files.
+    fn dir(&self) -> &Path {
+        self.node.dir()
     }
 
     fn log(&self) -> String {
-        self.serve
-            .as_ref()
-            .map(|p| std::fs::read_to_string(&p.log).unwrap_or_default())
-            .unwrap_or_default()
+        self.node.log()
     }
 
     /// The platform admin token the node wrote on its first start.
     fn token(&self) -> String {
-        common::admin_token(&self.dir.path().join("data"))
+        self.node.admin_token()
     }
 
     /// A channel for one call of the test's runtime (a channel dies with the runtime that
     /// made it), showing the admin token.
-    async fn connect(&self) -> common::Authed {
-        let ch = Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("grpc");
-        common::authed(ch, &self.token())
+    async fn connect(&self) -> Authed {
+        self.node.connect().await
     }
 
     fn login(&self, agent: &str) {
@@ -239,35 +121,37 @@ impl Node {
     }
 
     /// Runs SIPp toward the edge; its output goes to a file of the test.
-    fn sipp(&self, name: &str, args: &[&str]) -> Proc {
-        let log = self.dir.path().join(format!(
+    fn sipp(&self, name: &str, args: &[&str]) -> Child {
+        let log = self.dir().join(format!(
             "sipp-{name}-{}.log",
             Instant::now().elapsed().as_nanos()
         ));
-        let media = free_port(true);
-        let child = Command::new("sipp")
-            .arg(self.sip.to_string())
-            .args(["-i", "127.0.0.1", "-mp", &media.to_string()])
-            .args(["-nostdin", "-timeout", "40s", "-timeout_error"])
-            .args(["-sf", &scenario(name)])
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(std::fs::File::create(log.with_extension("err")).expect("stderr log"))
-            .spawn()
-            .expect("sipp runs");
-        Proc { child, log }
+        let media = free_rtp_port();
+        Child::spawn(
+            Command::new("sipp")
+                .arg(self.sip.to_string())
+                .args(["-i", "127.0.0.1", "-mp", &media.to_string()])
+                .args(["-nostdin", "-timeout", "40s", "-timeout_error"])
+                .args(["-sf", &scenario(name)])
+                .args(args)
+                .current_dir(self.dir())
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).expect("log"))
+                .stderr(std::fs::File::create(log.with_extension("err")).expect("stderr log")),
+        )
+        .expect("sipp runs")
+        .with_log(&log)
+        .with_log(log.with_extension("err"))
     }
 
     /// Runs SIPp and asserts it succeeded. A SIPp that could not bind its media ports (taken
-    /// by another test between `free_port` and SIPp's bind; it also binds the port after the
+    /// by another test between `free_rtp_port` and SIPp's bind; it also binds the port after the
     /// one given, for video) sent nothing: it is run again on other ports.
     fn sipp_ok(&self, name: &str, args: &[&str]) {
         let mut attempt = 0;
         let (ok, out) = loop {
             attempt += 1;
-            let (ok, out) = self.sipp(name, args).wait(Duration::from_secs(60));
+            let (ok, out) = self.sipp(name, args).wait_for_exit(Duration::from_secs(60));
             let port_taken =
                 out.contains("Unable to bind") && out.contains("Address already in use");
             if ok || !port_taken || attempt == 3 {
@@ -284,11 +168,11 @@ impl Node {
 
     /// An agent phone: a SIPp UAS on a port of its own, registered with digest auth from
     /// that port first (the edge reaches a phone where its REGISTER came from, RFC 3581).
-    fn phone(&self, agent: &str, scenario: &str, extra: &[&str]) -> Proc {
+    fn phone(&self, agent: &str, scenario: &str, extra: &[&str]) -> Child {
         // between the REGISTER and the UAS the port is free: another test may take it, and
         // the UAS cannot start; then the phone registers again from another port
         for _ in 0..3 {
-            let port = free_port(false);
+            let port = free_udp_port();
             self.register(agent, port, "agent_register.xml");
             let mut args = vec!["-p".to_owned(), port.to_string(), "-m".into(), "1".into()];
             args.extend(extra.iter().map(|s| s.to_string()));
@@ -317,7 +201,7 @@ impl Node {
     /// Runs a REGISTER scenario from `ip`:`port` for `agent` with `password` (the CSV's
     /// second field) and asserts SIPp's success.
     fn register_from(&self, ip: &str, agent: &str, password: &str, port: u16, scenario: &str) {
-        let csv = self.dir.path().join(format!(
+        let csv = self.dir().join(format!(
             "{agent}-{ip}-{port}-{}.csv",
             Instant::now().elapsed().as_nanos()
         ));
@@ -341,11 +225,11 @@ impl Node {
     /// The record of the only call of the test, from a `callgrid projector --rebuild` over
     /// the log (after [`Node::events`] stopped callgrid).
     fn call_record(&mut self) -> callgrid_store::CallRecord {
-        assert!(self.serve.is_none(), "callgrid is stopped first");
-        let data = self.dir.path().join("data");
+        assert!(self.node.stopped(), "callgrid is stopped first");
+        let data = self.node.data_dir();
         let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
             .args(["projector", "--rebuild", "--data-dir"])
-            .arg(&data)
+            .arg(data)
             .output()
             .expect("callgrid projector runs");
         assert!(
@@ -373,7 +257,7 @@ impl Node {
     fn events(&mut self) -> Vec<pb::EventEnvelope> {
         // the edge answers a caller's BYE before the router has made the call's end durable:
         // let the calls end and the log settle (at most 10 s) before callgrid is killed
-        if self.serve.is_some() {
+        if !self.node.stopped() {
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut last = None;
             while Instant::now() < deadline {
@@ -385,32 +269,31 @@ impl Node {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        drop(self.serve.take());
-        let path = self.dir.path().join("data/events.sqlite");
+        self.node.stop();
+        let path = self.node.data_dir().join("events.sqlite");
         self.rt.block_on(common::read_events(&path))
     }
 }
 
 /// Waits until a UDP socket on `port` exists (read from /proc/net/udp: binding the port to
 /// find out could take it from the SIPp starting there); false if `proc` exited first.
-fn wait_bound(port: u16, proc: &mut Proc) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
+fn wait_bound(port: u16, proc: &mut Child) -> bool {
     let hex = format!(":{port:04X} ");
-    loop {
-        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-        if table.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").ends_with(&hex))
-        }) {
-            return true;
-        }
-        if proc.child.try_wait().ok().flatten().is_some() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "nothing listens on udp {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_blocking(
+        &format!("something to listen on udp {port}"),
+        Duration::from_secs(30),
+        || {
+            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+            if table.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").ends_with(&hex))
+            }) {
+                return Some(true);
+            }
+            proc.exited().map(|_| false)
+        },
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -421,8 +304,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(60)..].join("\n")
+    callgrid_testkit::tail(s, 60)
 }
 
 /// The call events, in log order, as short names with their main argument.
@@ -498,7 +380,7 @@ fn a_queued_call_is_answered_by_an_agent_and_the_caller_hangs_up() {
     let phone = node.phone("ann", "agent_answer.xml", &[]);
     node.login("ann");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "2000"]);
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(
         ok,
         "the agent's phone saw the call end badly:\n{}",
@@ -545,9 +427,12 @@ fn a_busy_agent_is_skipped_and_the_next_one_answers() {
     node.login("ann");
     node.login("ben");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "1000"]);
-    assert!(busy.wait(Duration::from_secs(30)).0, "ann's phone said 486");
     assert!(
-        answering.wait(Duration::from_secs(30)).0,
+        busy.wait_for_exit(Duration::from_secs(30)).0,
+        "ann's phone said 486"
+    );
+    assert!(
+        answering.wait_for_exit(Duration::from_secs(30)).0,
         "ben's phone answered"
     );
     let story = call_story(&node.events());
@@ -572,14 +457,14 @@ fn an_agent_who_does_not_answer_is_cancelled_and_the_next_one_answers() {
     node.login("ben");
     // the queue answers the caller at once (hold music); ann rings for 5 s, then ben
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "9000"]);
-    let (ok, out) = silent.wait(Duration::from_secs(30));
+    let (ok, out) = silent.wait_for_exit(Duration::from_secs(30));
     assert!(
         ok,
         "ann's phone was cancelled after the ring timeout:\n{}",
         tail(&out)
     );
     assert!(
-        answering.wait(Duration::from_secs(30)).0,
+        answering.wait_for_exit(Duration::from_secs(30)).0,
         "ben's phone answered"
     );
     let story = call_story(&node.events());
@@ -603,7 +488,7 @@ fn a_menu_digit_by_rfc4733_lands_the_caller_in_the_chosen_queue() {
     // "1" goes to queue 201 (ben)
     node.sipp_ok("caller_dtmf.xml", &["-s", MENU, "-m", "1", "-d", "2000"]);
     assert!(
-        phone.wait(Duration::from_secs(30)).0,
+        phone.wait_for_exit(Duration::from_secs(30)).0,
         "ben's phone answered"
     );
     let story = call_story(&node.events());
@@ -636,11 +521,11 @@ fn a_menu_digit_by_sip_info_is_understood_too() {
 #[test]
 fn agents_register_with_digest_and_a_wrong_password_is_refused() {
     let node = Node::start();
-    let port = free_port(false);
+    let port = free_udp_port();
     node.register("ann", port, "agent_register.xml");
-    node.register("ben", free_port(false), "agent_register_wrong.xml");
+    node.register("ben", free_udp_port(), "agent_register_wrong.xml");
     // an agent id nobody has is refused as well (after the same challenge)
-    let csv = node.dir.path().join("nobody.csv");
+    let csv = node.dir().join("nobody.csv");
     std::fs::write(&csv, format!("SEQUENTIAL\nnobody;whatever-secret;{port}\n")).expect("csv");
     node.sipp_ok(
         "agent_register_wrong.xml",
@@ -655,7 +540,7 @@ fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_agent_leg() {
     node.login("ann");
     // a direct number: the caller hears the agent's ringing (180) and cancels
     node.sipp_ok("caller_cancel.xml", &["-s", ANN_DIRECT, "-m", "1"]);
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(ok, "ann's phone got the CANCEL:\n{}", tail(&out));
     let story = call_story(&node.events());
     assert_story(
@@ -675,7 +560,10 @@ fn an_agent_who_hangs_up_ends_the_call() {
     let phone = node.phone("ann", "agent_hangup.xml", &["-d", "1000"]);
     node.login("ann");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "10000"]);
-    assert!(phone.wait(Duration::from_secs(30)).0, "ann hung up");
+    assert!(
+        phone.wait_for_exit(Duration::from_secs(30)).0,
+        "ann hung up"
+    );
     let story = call_story(&node.events());
     assert_story(&story, &["answered ann", "ended agent"]);
 }
@@ -689,14 +577,12 @@ fn unknown_numbers_get_404_and_calls_over_the_tenant_limit_get_503() {
         "caller_abandon.xml",
         &["-s", SALES, "-m", "3", "-r", "10", "-l", "3", "-d", "8000"],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.calls_in_progress() < 3 {
-        assert!(Instant::now() < deadline, "3 calls never got in");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_blocking("3 calls to get in", Duration::from_secs(20), || {
+        node.calls_in_progress() >= 3
+    });
     // ...and the 4th is refused with 503 and a Reason naming the limit
     node.sipp_ok("caller_expect_503.xml", &["-s", SALES, "-m", "1"]);
-    let (ok, out) = waiting.wait(Duration::from_secs(40));
+    let (ok, out) = waiting.wait_for_exit(Duration::from_secs(40));
     assert!(ok, "the 3 waiting callers:\n{}", tail(&out));
     let events = node.events();
     let arrived = events
@@ -719,15 +605,14 @@ const RECORDED: &str = "+15550000202";
 impl Node {
     /// Waits until callgrid's log holds `needle`.
     fn wait_log(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "callgrid never logged {needle:?} in {limit:?}:\n{}",
-                tail(&self.log())
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually_blocking(&format!("callgrid to log {needle:?}"), limit, || {
+            let log = self.log();
+            if log.contains(needle) {
+                Ok(())
+            } else {
+                Err(tail(&log))
+            }
+        });
     }
 }
 
@@ -846,15 +731,12 @@ fn a_call_to_a_recorded_number_leaves_a_stereo_wav_with_the_caller_and_the_agent
     let mut node = Node::start();
     // the caller streams a 440 Hz tone (caller_rtp.xml reads caller_audio.alaw from SIPp's
     // working directory, the test's); ann's phone echoes what it hears back to the edge
-    std::fs::write(
-        node.dir.path().join("caller_audio.alaw"),
-        tone_alaw(440.0, 2.0),
-    )
-    .expect("audio file");
+    std::fs::write(node.dir().join("caller_audio.alaw"), tone_alaw(440.0, 2.0))
+        .expect("audio file");
     let phone = node.phone("ann", "agent_answer.xml", &["-rtp_echo"]);
     node.login("ann");
     node.sipp_ok("caller_rtp.xml", &["-s", RECORDED, "-m", "1", "-d", "3000"]);
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(ok, "ann's phone answered:\n{}", tail(&out));
     // the file is complete once the call's task has ended, a moment after the BYE
     node.wait_log("recording written", Duration::from_secs(20));
@@ -881,7 +763,7 @@ fn a_call_to_a_recorded_number_leaves_a_stereo_wav_with_the_caller_and_the_agent
     assert_eq!(paths.len(), 1, "one recording: {story:#?}");
     let path = Path::new(paths[0]);
     assert!(
-        path.starts_with(node.dir.path().join("data/recordings/siptest"))
+        path.starts_with(node.dir().join("data/recordings/siptest"))
             && path.extension().is_some_and(|e| e == "wav"),
         "the recording is a WAV file under DATA_DIR/recordings/<tenant>: {}",
         path.display()
@@ -929,7 +811,7 @@ fn an_agent_holds_and_resumes_by_re_invite_and_the_edge_answers_both_with_sdp() 
     let phone = node.phone("ann", "agent_hold.xml", &["-d", "700"]);
     node.login("ann");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "4000"]);
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(
         ok,
         "ann's phone held and resumed the call:\n{}\n--- callgrid:\n{}",
@@ -997,7 +879,7 @@ fn a_caller_holds_and_resumes_by_re_invite_while_talking_to_an_agent() {
     // talk 1 s, hold 1 s, talk 1 s, hang up; the scenario fails unless both re-INVITEs get a
     // 200 with an SDP answer (recvonly, then sendrecv)
     node.sipp_ok("caller_hold.xml", &["-s", SALES, "-m", "1", "-d", "1000"]);
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(ok, "ann's phone saw the call end:\n{}", tail(&out));
     let story = call_story(&node.events());
     assert_story(
@@ -1024,7 +906,7 @@ fn a_trunk_call_over_tcp_reaches_an_agent_and_the_caller_hangs_up() {
         "caller.xml",
         &["-t", "t1", "-s", SALES, "-m", "1", "-d", "1500"],
     );
-    let (ok, out) = phone.wait(Duration::from_secs(30));
+    let (ok, out) = phone.wait_for_exit(Duration::from_secs(30));
     assert!(ok, "ann's phone answered over UDP:\n{}", tail(&out));
     let story = call_story(&node.events());
     assert_story(
@@ -1058,7 +940,10 @@ fn an_agent_who_hangs_up_ends_a_trunk_call_over_tcp() {
         started.elapsed(),
         tail(&node.log())
     );
-    assert!(phone.wait(Duration::from_secs(30)).0, "ann hung up");
+    assert!(
+        phone.wait_for_exit(Duration::from_secs(30)).0,
+        "ann hung up"
+    );
     let story = call_story(&node.events());
     assert_story(&story, &["answered ann", "ended agent"]);
 }
@@ -1130,22 +1015,18 @@ fn status_lines(answers: &[String]) -> Vec<&str> {
 /// The value of one sample of `GET /metrics` (`NAME` or `NAME_total`), asked with `node`'s
 /// admin token.
 fn metric(node: &Node, addr: SocketAddr, name: &str) -> f64 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    stream
-        .write_all(
-            format!(
-                "GET /metrics HTTP/1.1\r\nHost: callgrid\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-                node.token()
-            )
-            .as_bytes(),
-        )
-        .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
+    let auth = format!("Bearer {}", node.token());
+    let response = node
+        .rt
+        .block_on(http(
+            addr.port(),
+            "GET",
+            "/metrics",
+            &[("Authorization", &auth)],
+            "",
+        ))
+        .expect("metrics endpoint")
+        .body;
     response
         .lines()
         .find_map(|l| {
@@ -1160,7 +1041,7 @@ const SDP: &str = "v=0\r\no=prober 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0
 
 #[test]
 fn malformed_datagrams_get_no_answer_are_counted_and_the_edge_keeps_answering() {
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
     let node = Node::start_with(&["--metrics-listen", &metrics.to_string()]);
     let malformed_before = metric(&node, metrics, "callgrid_sip_malformed_messages");
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -1349,14 +1230,17 @@ fn an_agent_transfers_by_refer_and_the_next_agent_takes_the_call() {
     node.login("ann");
     node.login("ben");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "6000"]);
-    let (ok, out) = ann.wait(Duration::from_secs(30));
+    let (ok, out) = ann.wait_for_exit(Duration::from_secs(30));
     assert!(
         ok,
         "ann's phone got 202, a NOTIFY saying 200, then the BYE:\n{}\n--- callgrid:\n{}",
         tail(&out),
         tail(&node.log())
     );
-    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    assert!(
+        ben.wait_for_exit(Duration::from_secs(30)).0,
+        "ben's phone answered"
+    );
     let story = call_story(&node.events());
     assert_story(
         &story,
@@ -1382,9 +1266,9 @@ fn a_baresip_phone_answers_and_transfers_the_call() {
         "baresip is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
     );
     let mut node = Node::start();
-    let dir = node.dir.path().join("baresip");
+    let dir = node.dir().join("baresip");
     std::fs::create_dir_all(&dir).expect("baresip dir");
-    let (sip, ctrl) = (free_port(false), free_port(false));
+    let (sip, ctrl) = (free_udp_port(), free_udp_port());
     // no sound card needed: aubridge loops what it hears back as its microphone
     std::fs::write(
         dir.join("config"),
@@ -1406,31 +1290,28 @@ fn a_baresip_phone_answers_and_transfers_the_call() {
     )
     .expect("accounts");
     let log = dir.join("baresip.log");
-    let child = Command::new("baresip")
-        .args(["-f", &dir.display().to_string(), "-t", "60"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("baresip runs");
-    let _baresip = Proc {
-        child,
-        log: log.clone(),
-    };
+    let _baresip = Child::spawn(
+        Command::new("baresip")
+            .args(["-f", &dir.display().to_string(), "-t", "60"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::null()),
+    )
+    .expect("baresip runs")
+    .with_log(&log);
     let wait_log = |what: &str, needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(needle) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "baresip never said {needle:?} ({what}):\n{text}\n--- callgrid:\n{}",
-                tail(&node.log())
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually_blocking(
+            &format!("baresip to say {needle:?} ({what})"),
+            Duration::from_secs(20),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.contains(needle) {
+                    Ok(())
+                } else {
+                    Err(format!("{text}\n--- callgrid:\n{}", tail(&node.log())))
+                }
+            },
+        );
     };
     wait_log("registered with digest auth", "[1 binding]");
     let ben = node.phone("ben", "agent_answer.xml", &[]);
@@ -1444,9 +1325,12 @@ fn a_baresip_phone_answers_and_transfers_the_call() {
     std::io::Write::write_all(&mut ctl, format!("{}:{cmd},", cmd.len()).as_bytes())
         .expect("ctrl command");
     wait_log("transferred", "transferring call to");
-    let (ok, out) = caller.wait(Duration::from_secs(40));
+    let (ok, out) = caller.wait_for_exit(Duration::from_secs(40));
     assert!(ok, "the caller's call ended well:\n{}", tail(&out));
-    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    assert!(
+        ben.wait_for_exit(Duration::from_secs(30)).0,
+        "ben's phone answered"
+    );
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         !text.contains("transfer failed"),
@@ -1478,7 +1362,7 @@ fn a_call_over_tcp_is_answered_with_a_tcp_contact() {
     let sdp = format!(
         "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        free_port(true)
+        free_rtp_port()
     );
     let request = |method: &str, cseq: u32, to_tag: &str, body: &str| {
         format!(
@@ -1545,7 +1429,7 @@ fn a_transfer_to_an_unknown_target_is_refused_and_the_call_stays() {
     );
     node.login("ann");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "5000"]);
-    let (ok, out) = ann.wait(Duration::from_secs(30));
+    let (ok, out) = ann.wait_for_exit(Duration::from_secs(30));
     assert!(
         ok,
         "ann's phone got a NOTIFY saying 404 and kept the call until the caller's BYE:\n{}",
@@ -1571,8 +1455,14 @@ fn a_phone_that_hangs_up_right_after_its_refer_still_transfers_the_caller() {
     node.login("ann");
     node.login("ben");
     node.sipp_ok("caller.xml", &["-s", SALES, "-m", "1", "-d", "6000"]);
-    assert!(ann.wait(Duration::from_secs(30)).0, "ann's REFER and BYE");
-    assert!(ben.wait(Duration::from_secs(30)).0, "ben's phone answered");
+    assert!(
+        ann.wait_for_exit(Duration::from_secs(30)).0,
+        "ann's REFER and BYE"
+    );
+    assert!(
+        ben.wait_for_exit(Duration::from_secs(30)).0,
+        "ben's phone answered"
+    );
     let story = call_story(&node.events());
     assert_story(
         &story,
@@ -1732,7 +1622,7 @@ fn a_phone_is_rung_where_its_register_came_from_not_at_the_address_its_contact_n
         elsewhere.recv_from(&mut buf).is_err(),
         "the named address got something"
     );
-    let (ok, out) = caller.wait(Duration::from_secs(60));
+    let (ok, out) = caller.wait_for_exit(Duration::from_secs(60));
     assert!(ok, "the caller hung up as planned:\n{}", tail(&out));
 }
 
@@ -1740,7 +1630,7 @@ fn a_phone_is_rung_where_its_register_came_from_not_at_the_address_its_contact_n
 
 /// A node with a metrics endpoint and these more options; and the endpoint's address.
 fn node_with_metrics(extra: &[&str]) -> (Node, SocketAddr) {
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port(false)));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
     let mut args = vec!["--metrics-listen".to_owned(), metrics.to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -1756,7 +1646,7 @@ fn a_register_brute_force_gets_the_address_banned_even_for_the_right_password() 
         "--sip-ban-user-failures",
         "0",
     ]);
-    let port = free_port(false);
+    let port = free_udp_port();
     // four wrong passwords from 127.0.0.2, each refused with 403 after its challenge
     for _ in 0..4 {
         node.register_from(
@@ -1807,14 +1697,14 @@ fn repeated_failures_for_one_agent_ban_the_agent_but_not_its_registered_phone() 
         "3",
     ]);
     // ann's phone registers from 127.0.0.1 first
-    let phone = free_port(false);
+    let phone = free_udp_port();
     node.register("ann", phone, "agent_register.xml");
     for _ in 0..3 {
         node.register_from(
             "127.0.0.2",
             "ann",
             "ann-test-secret",
-            free_port(false),
+            free_udp_port(),
             "agent_register_wrong.xml",
         );
     }
@@ -1825,7 +1715,7 @@ fn repeated_failures_for_one_agent_ban_the_agent_but_not_its_registered_phone() 
         "127.0.0.3",
         "ann",
         "ann-test-secret",
-        free_port(false),
+        free_udp_port(),
         "agent_register_refused.xml",
     );
     assert_eq!(
@@ -1839,7 +1729,7 @@ fn repeated_failures_for_one_agent_ban_the_agent_but_not_its_registered_phone() 
         "127.0.0.2",
         "ben",
         "ben-test-secret",
-        free_port(false),
+        free_udp_port(),
         "agent_register.xml",
     );
     assert_eq!(metric(&node, metrics, "callgrid_sip_registrations"), 3.0);

@@ -3,42 +3,15 @@
 //! for unknown tenants and bad parameters, paging through an agent's state history, and one
 //! tenant's stream never carrying another tenant's rows.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use callgrid_proto::api::v1 as api;
+use callgrid_testkit::{eventually, http, lists_tenant, Node, Ready};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tonic::transport::Channel;
-
-use common::{admin_token, authed, free_port, http};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, grpc: u16, http: u16) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_callgrid"))
-        .args(["serve", "--no-sip", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--supervisor-listen", &format!("127.0.0.1:{http}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("callgrid starts");
-    Serve(child)
-}
 
 /// `GET path` with `token`: status code and body.
 async fn get(port: u16, token: &str, path: &str) -> (u16, String) {
@@ -51,20 +24,12 @@ async fn get(port: u16, token: &str, path: &str) -> (u16, String) {
 
 /// Waits until the supervisor lists `tenant` (the projector has its configuration).
 async fn wait_for_tenant(port: u16, token: &str, tenant: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            let (code, body) = get(port, token, "/api/v1/tenants").await;
-            if code == 200 && body.contains(&format!("\"{tenant}\"")) {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the supervisor never listed {tenant}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("the supervisor to list {tenant}"),
+        Duration::from_secs(60),
+        async || lists_tenant(port, token, tenant).await,
+    )
+    .await;
 }
 
 /// A push stream: (event name, data) as they come.
@@ -123,12 +88,14 @@ fn agent_state(v: &Value, agent: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (grpc, http) = (free_port(), free_port());
-    let _serve = start(dir.path(), grpc, http);
-    let token = admin_token(dir.path());
+    let node = Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+        .ready(Ready::Listed("demo".into()))
+        .start()
+        .await;
+    let http = node.http_port();
+    let token = node.admin_token();
+    let token_file = node.data_dir().join("admin.token");
     let bearer = format!("Authorization: Bearer {token}");
-    wait_for_tenant(http, &token, "demo").await;
 
     let mut stream = Stream::open(http, &bearer, "demo").await;
     let (name, snapshot) = stream.next().await;
@@ -146,12 +113,7 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         "queue 200 has five members"
     );
 
-    let ch = Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("grpc");
-    let ch = authed(ch, &token);
+    let ch = node.connect().await;
     let mut agents = api::agent_service_client::AgentServiceClient::new(ch.clone());
     agents
         .login(api::LoginRequest {
@@ -236,7 +198,7 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         .args(["watch", "--tenant", "demo", "--once", "--supervisor"])
         .arg(format!("http://127.0.0.1:{http}"))
         .arg("--token-file")
-        .arg(dir.path().join("admin.token"))
+        .arg(&token_file)
         .output()
         .expect("watch runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -277,7 +239,7 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
         .args(["watch", "--tenant", "nobody", "--once", "--supervisor"])
         .arg(format!("http://127.0.0.1:{http}"))
         .arg("--token-file")
-        .arg(dir.path().join("admin.token"))
+        .arg(&token_file)
         .output()
         .expect("watch runs");
     assert!(!out.status.success());
@@ -290,22 +252,21 @@ async fn a_login_is_pushed_to_a_connected_supervisor_and_shows_in_watch() {
     // history pages: alice's state spans (written behind the push: wait for her break's),
     // one a page, each page's cursor reading the next, are the spans of one large page
     let states = "/api/v1/tenants/demo/agents/alice/states?from=0";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let whole = loop {
-        let (code, body) = get(http, &token, &format!("{states}&limit=5000")).await;
-        assert_eq!(code, 200, "{body}");
-        let page: Value = serde_json::from_str(&body).expect("json");
-        assert!(page.get("next_cursor").is_none(), "{body}");
-        let rows = page["rows"].as_array().cloned().unwrap_or_default();
-        if rows.iter().any(|r| r["state"] == "not_ready") {
-            break rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alice's break never reached the history"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let whole = eventually(
+        "alice's break in the history",
+        Duration::from_secs(60),
+        async || {
+            let (code, body) = get(http, &token, &format!("{states}&limit=5000")).await;
+            assert_eq!(code, 200, "{body}");
+            let page: Value = serde_json::from_str(&body).expect("json");
+            assert!(page.get("next_cursor").is_none(), "{body}");
+            let rows = page["rows"].as_array().cloned().unwrap_or_default();
+            rows.iter()
+                .any(|r| r["state"] == "not_ready")
+                .then_some(rows)
+        },
+    )
+    .await;
     assert!(whole.len() >= 2, "{whole:?}");
     let mut paged = Vec::new();
     let mut cursor = String::new();

@@ -5,25 +5,13 @@
 //! session cookie served over TLS is `Secure`; without TLS the servers listen only on
 //! loopback.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use callgrid_testkit::{eventually_blocking, free_tcp_port, Node, Ready};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use common::{admin_token, free_port};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn callgrid(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_callgrid"))
@@ -82,25 +70,16 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "keys are the owner's only");
 
-    let data = dir.path().join("data");
-    let (grpc, http, metrics) = (free_port(), free_port(), free_port());
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["serve", "--no-sip", "--data-dir", path(&data)])
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--supervisor-listen", &format!("127.0.0.1:{http}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-            .args(["--tls-cert", path(&certs.join("node.pem"))])
-            .args(["--tls-key", path(&certs.join("node.key"))])
-            .args(["--tls-client-ca", path(&certs.join("ca.pem"))])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("callgrid starts"),
-    );
-    let token_file = data.join("admin.token");
-    let _ = admin_token(&data);
+    let node = Node::serve(env!("CARGO_BIN_EXE_callgrid"))
+        .metrics()
+        .args(["--tls-cert", path(&certs.join("node.pem"))])
+        .args(["--tls-key", path(&certs.join("node.key"))])
+        .args(["--tls-client-ca", path(&certs.join("ca.pem"))])
+        // no plaintext client reaches it: ready once it wrote its token
+        .ready(Ready::Token)
+        .start_blocking();
+    let (grpc, http, metrics) = (node.grpc_port(), node.http_port(), node.metrics_port());
+    let token_file = node.data_dir().join("admin.token");
     let router = format!("https://127.0.0.1:{grpc}");
     let agent_list = |with_cert: bool, url: &str| {
         let mut args = vec![
@@ -125,19 +104,14 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
         callgrid(&args)
     };
     // gRPC over mutual TLS
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let listed = loop {
+    let listed = eventually_blocking("gRPC over TLS", Duration::from_secs(60), || {
         let out = agent_list(true, &router);
         if out.status.success() {
-            break String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
-        assert!(
-            Instant::now() < deadline,
-            "no gRPC over TLS: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert!(listed.contains("alice"), "{listed}");
     // without a client certificate, or in clear text: nothing
     assert!(!agent_list(false, &router).status.success());
@@ -148,7 +122,7 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
     // the supervisor service and metrics over TLS (no client certificate asked)
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let ca = certs.join("ca.pem");
-    let token = admin_token(&data);
+    let token = node.admin_token();
     let r = rt
         .block_on(https(
             http,
@@ -219,7 +193,7 @@ fn every_api_speaks_tls_and_grpc_asks_nodes_for_their_certificate() {
         .unwrap_or_else(|| panic!("no cookie: {r}"));
     assert!(cookie.contains("; Secure"), "{cookie}");
     // a plaintext HTTP client gets no answer from the TLS port
-    let plain = rt.block_on(common::http(http, "GET", "/healthz", &[], ""));
+    let plain = rt.block_on(callgrid_testkit::http(http, "GET", "/healthz", &[], ""));
     assert!(plain.map_or(true, |r| r.status == 0), "a plaintext answer");
     // callgrid watch over https
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
@@ -241,7 +215,7 @@ fn without_tls_the_apis_listen_only_on_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
         .args(["serve", "--no-sip", "--data-dir", path(dir.path())])
-        .args(["--listen", &format!("0.0.0.0:{}", free_port())])
+        .args(["--listen", &format!("0.0.0.0:{}", free_tcp_port())])
         .env("RUST_LOG", "warn")
         .output()
         .expect("callgrid runs");
@@ -289,7 +263,7 @@ fn the_router_reaches_a_kafka_broker_that_requires_tls() {
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     // Tansu behind a TLS proxy: clients only ever reach the broker through the proxy
-    let tls_port = free_port();
+    let tls_port = free_tcp_port();
     let broker = tansu::start_advertising(Some(&format!("127.0.0.1:{tls_port}")));
     let config = callgrid_http::tls::server_config(
         &certs.join("broker.pem"),
@@ -307,44 +281,35 @@ fn the_router_reaches_a_kafka_broker_that_requires_tls() {
         ("security.protocol".to_owned(), "ssl".to_owned()),
         ("ssl.ca.location".to_owned(), path(&ca).to_owned()),
     ];
-    let data = dir.path().join("router");
-    let grpc = free_port();
-    let _router = Serve(
-        Command::new(env!("CARGO_BIN_EXE_callgrid"))
-            .args(["router", "--kafka", &format!("127.0.0.1:{tls_port}")])
-            .args(["--kafka-option", "security.protocol=ssl"])
-            .args(["--kafka-option", &format!("ssl.ca.location={}", path(&ca))])
-            .args(["--partitions", "2", "--data-dir", path(&data)])
-            .args(["--listen", &format!("127.0.0.1:{grpc}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("callgrid router starts"),
+    let node = Node::router(env!("CARGO_BIN_EXE_callgrid"))
+        .args(["--kafka", &format!("127.0.0.1:{tls_port}")])
+        .args(["--kafka-option", "security.protocol=ssl"])
+        .args(["--kafka-option", &format!("ssl.ca.location={}", path(&ca))])
+        .args(["--partitions", "2"])
+        .ready(Ready::Token)
+        .start_blocking();
+    let token_file = node.data_dir().join("admin.token");
+    let router = format!("http://127.0.0.1:{}", node.grpc_port());
+    eventually_blocking(
+        "the router on Kafka over TLS to serve",
+        Duration::from_secs(90),
+        || {
+            let out = callgrid(&[
+                "agent",
+                "login",
+                "alice",
+                "--router",
+                &router,
+                "--token-file",
+                path(&token_file),
+            ]);
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        },
     );
-    let token_file = data.join("admin.token");
-    let _ = admin_token(&data);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = callgrid(&[
-            "agent",
-            "login",
-            "alice",
-            "--router",
-            &format!("http://127.0.0.1:{grpc}"),
-            "--token-file",
-            path(&token_file),
-        ]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the router on Kafka over TLS never served: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // the login is in the topic, read through the proxy with TLS too
     let found = rt.block_on(async {
         let log = KafkaLog::new(KafkaLogOptions {

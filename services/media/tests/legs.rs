@@ -13,10 +13,13 @@ use callgrid_media::{
     Codec, DropReason, LegEvent, LegEventKind, MediaConfig, MediaEngine, MediaLeg, MediaParams,
     Prompt, RecordChannel, Recorder, RtpHeader,
 };
+use callgrid_testkit::eventually;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+/// How long a packet or an event may take; the counters `eventually` waits for are updated
+/// just after a packet is sent, so they may lag the receiving socket by a moment.
 const WAIT: Duration = Duration::from_secs(10);
 
 fn config(first_port: u16) -> MediaConfig {
@@ -39,7 +42,7 @@ fn engine_on_own_thread(first_port: u16) -> MediaEngine {
 
 /// Waits until `port` can be bound again (its leg's task has ended).
 async fn port_released(port: u16) {
-    eventually(&format!("port {port} released"), || {
+    eventually(&format!("port {port} released"), WAIT, async || {
         std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
     })
     .await;
@@ -90,19 +93,6 @@ fn assert_continuous(headers: &[RtpHeader]) {
             pair[0].timestamp.wrapping_add(160),
             "timestamp gap"
         );
-    }
-}
-
-/// Waits (up to 10 s) until `f` holds: counters are updated just after a packet is sent, so
-/// they may lag the receiving socket by a moment.
-async fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -210,7 +200,7 @@ async fn bridge_relays_every_packet_both_ways() {
     }
 
     // counters: relayed in == sent out, nothing dropped
-    eventually("relay counters", || {
+    eventually("relay counters", WAIT, async || {
         caller_leg.counters().relayed == N as u64 && agent_leg.counters().relayed == N as u64
     })
     .await;
@@ -509,7 +499,7 @@ async fn hold_pauses_sending_toward_one_side() {
         payload(3),
         "the first packet the caller gets is after the hold"
     );
-    eventually("relay counters", || {
+    eventually("relay counters", WAIT, async || {
         agent_leg.counters().relayed == 1 && caller_leg.counters().relayed == 5
     })
     .await;
@@ -628,7 +618,7 @@ async fn rtp_from_a_foreign_source_is_dropped_and_counted() {
         .await
         .unwrap();
     let intruded = u64::from(AUDIO) + 6 + 1;
-    eventually("the intruder's packets", || {
+    eventually("the intruder's packets", WAIT, async || {
         caller_leg.counters().received == intruded
     })
     .await;
@@ -659,7 +649,7 @@ async fn rtp_from_a_foreign_source_is_dropped_and_counted() {
     let (_, p) = recv_rtp(&caller).await;
     assert_eq!(p, payload(2));
 
-    eventually("the caller's packets", || {
+    eventually("the caller's packets", WAIT, async || {
         caller_leg.counters().received == intruded + 7
     })
     .await;
@@ -755,7 +745,7 @@ async fn a_natted_phone_is_latched_once_within_the_window() {
             .unwrap();
     }
     press(&second, &caller_leg, '5', 2, 5, 800).await;
-    eventually("the second source's packets", || {
+    eventually("the second source's packets", WAIT, async || {
         caller_leg.counters().dropped(DropReason::ForeignSource) == 11
     })
     .await;
@@ -810,7 +800,10 @@ async fn after_the_window_a_new_source_is_dropped() {
         .send_to(&rtp(0, 1, 1, 160, true, &payload(1)), leg.local_addr())
         .await
         .unwrap();
-    eventually("the late packet", || leg.counters().received == 1).await;
+    eventually("the late packet", WAIT, async || {
+        leg.counters().received == 1
+    })
+    .await;
     assert_eq!(leg.counters().dropped(DropReason::ForeignSource), 1);
     // not latched: the leg's frames go to the SDP's address, and none reach the phone
     // (checked after a play has ended, so its frames have all gone out)
@@ -858,7 +851,7 @@ async fn without_a_signalling_peer_a_leg_never_latches() {
             .send_to(&rtp(0, 2, 1, 160, true, &payload(2)), leg.local_addr())
             .await
             .unwrap();
-        eventually("both packets", || leg.counters().received == 2).await;
+        eventually("both packets", WAIT, async || leg.counters().received == 2).await;
         let c = leg.counters();
         assert_eq!(
             (c.dropped(DropReason::ForeignSource), c.discarded),
@@ -893,7 +886,7 @@ async fn new_params_reset_the_latch() {
         .send_to(&rtp(0, 2, 1, 160, true, &payload(2)), leg.local_addr())
         .await
         .unwrap();
-    eventually("the second source's packet", || {
+    eventually("the second source's packet", WAIT, async || {
         leg.counters().dropped(DropReason::ForeignSource) == 1
     })
     .await;
@@ -913,7 +906,10 @@ async fn new_params_reset_the_latch() {
         .send_to(&rtp(0, 1, 2, 320, false, &payload(4)), leg.local_addr())
         .await
         .unwrap();
-    eventually("the first source's packet", || leg.counters().received == 4).await;
+    eventually("the first source's packet", WAIT, async || {
+        leg.counters().received == 4
+    })
+    .await;
     let c = leg.counters();
     assert_eq!(c.dropped(DropReason::ForeignSource), 2);
     assert_eq!(c.discarded, 2, "the two latching packets were taken");
@@ -947,12 +943,15 @@ async fn closing_releases_the_port() {
     far.send_to(&rtp(0, 1, 1, 1, true, &payload(0)), a.local_addr())
         .await
         .unwrap();
-    eventually("the packet", || a.counters().received == 1).await;
+    eventually("the packet", WAIT, async || a.counters().received == 1).await;
     let c = a.counters();
     assert_eq!((c.received, c.discarded, c.relayed), (1, 1, 0));
     // a handle dropped without close also closes
     drop(a);
-    eventually("the port release", || engine.ports().in_use() == 0).await;
+    eventually("the port release", WAIT, async || {
+        engine.ports().in_use() == 0
+    })
+    .await;
 }
 
 /// Recording a bridged call: one stereo WAV, caller left and agent right, of the recording's
@@ -1092,7 +1091,7 @@ async fn an_engine_on_its_own_thread_relays_and_stops_cleanly() {
         let (_, p) = recv_rtp(&caller).await;
         assert_eq!(p, payload(i), "packet {i} toward the caller");
     }
-    eventually("relay counters", || {
+    eventually("relay counters", WAIT, async || {
         engine.counters().relayed == 2 * N as u64
     })
     .await;

@@ -6,7 +6,6 @@
 //! parameters.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -26,29 +25,6 @@ use tower::ServiceExt;
 
 const DAY_MS: u64 = 86_400_000;
 
-/// A directory of its own, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "callgrid-supervisor-history-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Fixture {
     app: axum::Router,
     /// Tokens: platform admin, supervisor of `demo`, agent `alice` of `demo`, supervisor of
@@ -60,7 +36,7 @@ struct Fixture {
     calls: Vec<CallRecord>,
     states: Vec<AgentStateRecord>,
     intervals: Vec<IntervalRow>,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 fn pos(offset: u64) -> Position {
@@ -125,11 +101,14 @@ fn interval(start_ms: u64, subject: Subject, id: &str) -> IntervalRow {
 }
 
 async fn fixture() -> Fixture {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let log: Arc<dyn EventLog> = Arc::new(
-        SqliteLog::open_async(dir.0.join("events.sqlite"), SqliteLogOptions::default())
-            .await
-            .expect("event log"),
+        SqliteLog::open_async(
+            dir.path().join("events.sqlite"),
+            SqliteLogOptions::default(),
+        )
+        .await
+        .expect("event log"),
     );
     // tenant demo, configured and projected
     log.create_topic(EVENTS_TOPIC, 1)
@@ -149,7 +128,7 @@ async fn fixture() -> Fixture {
     )
     .await
     .expect("append the configuration");
-    let store = Arc::new(SqliteStore::open(&dir.0.join("projections.sqlite")).expect("store"));
+    let store = Arc::new(SqliteStore::open(&dir.path().join("projections.sqlite")).expect("store"));
     let projector = Projector::new(log.clone(), store.clone(), ProjectorOptions::default());
     projector.catch_up().await.expect("projected");
 

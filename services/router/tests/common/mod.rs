@@ -11,9 +11,9 @@ use callgrid_proto::api::v1 as api;
 use callgrid_router::{grpc, Router, RouterOptions};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 use tonic::Streaming;
+
+pub use callgrid_testkit::Authed;
 
 pub const SALES: &str = "+842873000200";
 pub const MENU: &str = "+842873000100";
@@ -28,28 +28,6 @@ pub struct Harness {
     /// A platform admin's token: what the helpers show.
     pub admin_token: String,
 }
-
-/// Shows a bearer token (or none) with every request.
-#[derive(Clone)]
-pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl Bearer {
-    pub fn new(token: Option<&str>) -> Bearer {
-        Bearer(token.map(|t| format!("Bearer {t}").parse().expect("ascii token")))
-    }
-}
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A channel that shows a token.
-pub type Authed = InterceptedService<Channel, Bearer>;
 
 pub async fn start() -> Harness {
     start_with(RouterOptions::default()).await
@@ -121,12 +99,9 @@ impl Harness {
 
     /// A connection showing `token` (none: no credentials).
     pub async fn channel_as(&self, token: Option<&str>) -> Authed {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
+        callgrid_testkit::try_connect(self.addr.port(), token)
             .await
-            .expect("connect");
-        InterceptedService::new(channel, Bearer::new(token))
+            .expect("connect")
     }
     /// A connection showing the platform admin's token.
     pub async fn channel(&self) -> Authed {
