@@ -205,6 +205,18 @@ fn methods(demo_token: &str) -> Vec<(&'static str, Call)> {
             }),
         ),
         (
+            "CallControl/WatchTenants",
+            Box::new(|ch| {
+                Box::pin(async move {
+                    let mut stream = api::call_control_client::CallControlClient::new(ch)
+                        .watch_tenants(api::WatchTenantsRequest {})
+                        .await?
+                        .into_inner();
+                    stream.message().await.map(|_| ())
+                })
+            }),
+        ),
+        (
             "Admin/LoadTenant",
             Box::new(|ch| {
                 Box::pin(async move {
@@ -445,7 +457,8 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
             "CallControl/Call" | "Admin/LoadTenant" | "ServerReflection/ServerReflectionInfo" => {
                 &sup
             }
-            "Admin/Stats" => &demo_admin,
+            // even a tenant's admin does not get the edge's view (agents' HA1s)
+            "Admin/Stats" | "CallControl/WatchTenants" => &demo_admin,
             "ReadService/GetCall" => &wall,
             _ => &sup,
         }
@@ -476,8 +489,9 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
             Some(Code::Unauthenticated),
             "{method} with a forged token: {r:?}"
         );
-        // reflection is for every admin, of whatever tenant: not tenant data
-        if !method.starts_with("ServerReflection") {
+        // reflection is for every admin, of whatever tenant: not tenant data; the edge's
+        // view of the tenants names none: another tenant's edge sees its own (below)
+        if !method.starts_with("ServerReflection") && method != "CallControl/WatchTenants" {
             let r = call(node.channel(Some(foreign(method))).await).await;
             assert_eq!(
                 r.as_ref().err().map(tonic::Status::code),
@@ -560,6 +574,46 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
         .list_tenants(api::ListTenantsRequest {})
         .await;
     assert_eq!(r.err().map(|e| e.code()), Some(Code::PermissionDenied));
+    // the methods whose answer is the caller's own (not in the matrix): credentials first
+    for token in [None, Some("cg_0123456789abcdef_0123")] {
+        let r = api::admin_client::AdminClient::new(node.channel(token).await)
+            .list_tenants(api::ListTenantsRequest {})
+            .await;
+        assert_eq!(r.err().map(|e| e.code()), Some(Code::Unauthenticated));
+        let r = api::access_client::AccessClient::new(node.channel(token).await)
+            .who_am_i(api::WhoAmIRequest {})
+            .await;
+        assert_eq!(r.err().map(|e| e.code()), Some(Code::Unauthenticated));
+    }
+    let me = api::access_client::AccessClient::new(node.channel(Some(&other)).await)
+        .who_am_i(api::WhoAmIRequest {})
+        .await
+        .expect("any valid credential says who it is")
+        .into_inner();
+    assert_eq!(
+        (me.role.as_str(), me.tenant.as_str()),
+        ("tenant_admin", "siptest")
+    );
+    // the edge's view of the tenants: another tenant's edge gets its own tenant only
+    let first =
+        api::call_control_client::CallControlClient::new(node.channel(Some(&other_edge)).await)
+            .watch_tenants(api::WatchTenantsRequest {})
+            .await
+            .expect("an edge watches its tenants")
+            .into_inner()
+            .message()
+            .await
+            .expect("a first message")
+            .expect("not the end");
+    assert!(first.initial);
+    assert_eq!(
+        first
+            .tenants
+            .iter()
+            .map(|t| t.tenant.as_str())
+            .collect::<Vec<_>>(),
+        ["siptest"]
+    );
 
     // the health service stays open
     let health = tonic_health::pb::health_client::HealthClient::new(node.channel(None).await)
@@ -1149,4 +1203,44 @@ fn the_cli_issues_lists_and_revokes_tokens_and_adds_users_with_a_password_from_s
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Every method of the API is in the matrix of `every_api_refuses_wrong_credentials...`: a
+/// new method cannot skip the access checks' test.
+#[test]
+fn the_credentials_matrix_covers_every_method_of_the_api() {
+    let proto = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/callgrid/api/v1/api.proto"),
+    )
+    .expect("api.proto");
+    let mut service = "";
+    let mut declared = Vec::new();
+    for line in proto.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("service ") {
+            service = rest.split_whitespace().next().unwrap_or_default();
+        } else if let Some(rest) = line.strip_prefix("rpc ") {
+            let method = rest.split('(').next().unwrap_or_default().trim();
+            declared.push(format!("{service}/{method}"));
+        }
+    }
+    assert!(
+        declared.len() > 10,
+        "read the methods of api.proto: {declared:?}"
+    );
+    // answered with the caller's own view, never refused for a scope: tested after the
+    // matrix (credentials required; another tenant sees only itself)
+    let own_view = ["Admin/ListTenants", "Access/WhoAmI"];
+    let tested: Vec<&str> = methods("")
+        .into_iter()
+        .map(|(m, _)| m)
+        .chain(own_view)
+        .collect();
+    let missing: Vec<&String> = declared
+        .iter()
+        .filter(|m| !tested.contains(&m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "methods without an access test: {missing:?}"
+    );
 }

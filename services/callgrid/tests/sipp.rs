@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,18 +21,6 @@ use pb::event::Kind as K;
 const SALES: &str = "+15550000200";
 const MENU: &str = "+15550000100";
 const ANN_DIRECT: &str = "+15550020001";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn scenario(name: &str) -> String {
-    repo()
-        .join("loadtest/sipp")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 struct Node {
     rt: tokio::runtime::Runtime,
@@ -122,42 +110,12 @@ impl Node {
 
     /// Runs SIPp toward the edge; its output goes to a file of the test.
     fn sipp(&self, name: &str, args: &[&str]) -> Child {
-        let log = self.dir().join(format!(
-            "sipp-{name}-{}.log",
-            Instant::now().elapsed().as_nanos()
-        ));
-        let media = free_rtp_port();
-        Child::spawn(
-            Command::new("sipp")
-                .arg(self.sip.to_string())
-                .args(["-i", "127.0.0.1", "-mp", &media.to_string()])
-                .args(["-nostdin", "-timeout", "40s", "-timeout_error"])
-                .args(["-sf", &scenario(name)])
-                .args(args)
-                .current_dir(self.dir())
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).expect("log"))
-                .stderr(std::fs::File::create(log.with_extension("err")).expect("stderr log")),
-        )
-        .expect("sipp runs")
-        .with_log(&log)
-        .with_log(log.with_extension("err"))
+        callgrid_testkit::sipp(self.sip, name, args, self.dir())
     }
 
-    /// Runs SIPp and asserts it succeeded. A SIPp that could not bind its media ports (taken
-    /// by another test between `free_rtp_port` and SIPp's bind; it also binds the port after the
-    /// one given, for video) sent nothing: it is run again on other ports.
+    /// Runs SIPp and asserts it succeeded (`callgrid_testkit::sipp_ok`).
     fn sipp_ok(&self, name: &str, args: &[&str]) {
-        let mut attempt = 0;
-        let (ok, out) = loop {
-            attempt += 1;
-            let (ok, out) = self.sipp(name, args).wait_for_exit(Duration::from_secs(60));
-            let port_taken =
-                out.contains("Unable to bind") && out.contains("Address already in use");
-            if ok || !port_taken || attempt == 3 {
-                break (ok, out);
-            }
-        };
+        let (ok, out) = callgrid_testkit::sipp_ok(self.sip, name, args, self.dir());
         assert!(
             ok,
             "{name} failed:\n{}\n--- callgrid:\n{}",

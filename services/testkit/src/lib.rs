@@ -7,6 +7,8 @@
 //!   temporary directory, returned once it serves;
 //! - [`admin_token`], [`connect`], [`authed`], [`unauthed`]: gRPC connections showing a token;
 //! - [`http`]: one HTTP/1.0 request;
+//! - [`sipp`], [`sipp_ok`]: a SIPp scenario of `loadtest/sipp/` run against an edge;
+//!   [`answers_options`]: whether an edge answers;
 //! - [`eventually`], [`eventually_every`], [`eventually_blocking`]: waiting for a condition,
 //!   with a deadline.
 //!
@@ -18,11 +20,13 @@ mod grpc;
 mod http;
 mod node;
 mod ports;
+mod sipp;
 mod wait;
 
 pub use child::{tail, Child};
 pub use grpc::{admin_token, authed, connect, try_connect, unauthed, Authed, Bearer};
 pub use http::{http, lists_tenant, HttpResponse};
-pub use node::{Node, NodeBuilder, Ready};
+pub use node::{answers_options, Node, NodeBuilder, Ready};
 pub use ports::{free_rtp_port, free_tcp_port, free_udp_port};
+pub use sipp::{scenario, sipp, sipp_ok};
 pub use wait::{eventually, eventually_blocking, eventually_every, Outcome};

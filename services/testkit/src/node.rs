@@ -406,7 +406,7 @@ impl Node {
 
 /// Whether the SIP edge at `sip` answers an OPTIONS (the `n`th probe) with 200 within
 /// 200 ms.
-async fn answers_options(sip: SocketAddr, n: u32) -> bool {
+pub async fn answers_options(sip: SocketAddr, n: u32) -> bool {
     let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
         return false;
     };

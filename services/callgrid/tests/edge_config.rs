@@ -1,0 +1,207 @@
+//! One source of tenant configuration (docs/DECISIONS.md, "Outbound calling (issue 18):
+//! making room"): a `callgrid sip-edge` running apart from its router keeps no tenant files;
+//! a tenant loaded through `Admin/LoadTenant` (here `callgrid tenant load`, the CLI over it),
+//! and a new version of it, reach the edge without a restart, and its calls reach the
+//! router. SIPp plays the carrier.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use callgrid_proto::events::v1 as pb;
+use callgrid_testkit::{answers_options, eventually, free_udp_port, sipp_ok, Child, Node};
+
+const SIPTEST: &str = "tests/sip/siptest.yaml";
+const SALES: &str = "+15550000200";
+const ADDED: &str = "+15550000298";
+
+fn callgrid(args: &[&str], token: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_callgrid"))
+        .args(args)
+        .env("CALLGRID_TOKEN_FILE", token)
+        .output()
+        .expect("callgrid runs")
+}
+
+/// Whether a call from the carrier to `number` is taken by the edge and the router (SIPp's
+/// caller hangs up after a second, while it waits in the queue); the edge's 404 otherwise.
+async fn call(edge: SocketAddr, number: &str, dir: &Path) -> bool {
+    let (edge, number, dir) = (edge, number.to_owned(), dir.to_owned());
+    tokio::task::spawn_blocking(move || {
+        sipp_ok(
+            edge,
+            "caller_abandon.xml",
+            &["-s", &number, "-m", "1", "-d", "1000"],
+            &dir,
+        )
+        .0
+    })
+    .await
+    .expect("sipp ran")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_restart() {
+    assert!(
+        Command::new("sipp").arg("-v").output().is_ok(),
+        "sipp is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
+    );
+    let router = Node::serve(env!("CARGO_BIN_EXE_callgrid")).start().await;
+    let token = router.data_dir().join("admin.token");
+    let url = format!("http://127.0.0.1:{}", router.grpc_port());
+    // the edge's own token, role edge, as an operator makes it
+    let out = callgrid(
+        &["token", "create", "--router", &url, "--role", "edge"],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edge_token = router.dir().join("edge.token");
+    std::fs::write(&edge_token, &out.stdout).expect("edge token");
+
+    let sip = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let rtp = 40_000 + (sip.port() % 50) * 100;
+    let edge_dir = router.dir().join("edge");
+    let log = router.dir().join("edge.log");
+    let mut edge = Child::spawn(
+        Command::new(env!("CARGO_BIN_EXE_callgrid"))
+            .args(["sip-edge", "--router", &url])
+            .arg("--token-file")
+            .arg(&edge_token)
+            .args(["--sip-listen", &sip.to_string()])
+            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)])
+            .arg("--data-dir")
+            .arg(&edge_dir)
+            // siptest's trunk secrets are kept encrypted with the router's key
+            .arg("--secrets-key-file")
+            .arg(router.data_dir().join("secrets.key"))
+            .env("RUST_LOG", "info,rsipstack=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("edge log")),
+    )
+    .expect("callgrid sip-edge starts")
+    .with_log(&log);
+    let mut probe = 0;
+    eventually(
+        "the separate edge answers OPTIONS",
+        Duration::from_secs(60),
+        async || {
+            probe += 1;
+            answers_options(sip, probe).await
+        },
+    )
+    .await;
+    assert!(
+        edge.exited().is_none(),
+        "the edge stopped:\n{}",
+        edge.tail(40)
+    );
+
+    // siptest is not loaded yet: its number is unknown at the edge
+    let (unknown, out) = tokio::task::spawn_blocking({
+        let dir = router.dir().to_owned();
+        move || {
+            sipp_ok(
+                sip,
+                "caller_expect_404.xml",
+                &["-s", SALES, "-m", "1"],
+                &dir,
+            )
+        }
+    })
+    .await
+    .expect("sipp ran");
+    assert!(unknown, "a number of no tenant was not refused 404:\n{out}");
+
+    // loaded through the API: the edge takes it from the router, no restart
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(SIPTEST);
+    let out = callgrid(
+        &[
+            "tenant",
+            "load",
+            "--router",
+            &url,
+            file.to_str().expect("utf-8"),
+        ],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tenant siptest version 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let dir = router.dir().to_owned();
+    eventually(
+        "a call to siptest's number through the separate edge",
+        Duration::from_secs(60),
+        async || call(sip, SALES, &dir).await,
+    )
+    .await;
+
+    // a new version with a new number reaches it too
+    let v2 = router.dir().join("siptest-v2.yaml");
+    let yaml = std::fs::read_to_string(&file).expect("siptest.yaml").replace(
+        "numbers:\n",
+        &format!("numbers:\n  - {{ number: \"{ADDED}\", name: Added line, route: {{ queue: \"200\" }} }}\n"),
+    );
+    std::fs::write(&v2, yaml).expect("v2");
+    let out = callgrid(
+        &[
+            "tenant",
+            "load",
+            "--router",
+            &url,
+            v2.to_str().expect("utf-8"),
+        ],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        "a call to the added number through the separate edge",
+        Duration::from_secs(60),
+        async || call(sip, ADDED, &dir).await,
+    )
+    .await;
+    assert!(
+        edge.exited().is_none(),
+        "the edge stopped:\n{}",
+        edge.tail(40)
+    );
+
+    // the calls reached the router through the edge: they are in its log
+    let events = common::read_events(&router.data_dir().join("events.sqlite")).await;
+    let arrived: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            pb::event::Kind::CallArrived(a) => Some(a.number.clone()),
+            _ => None,
+        })
+        .collect();
+    for number in [SALES, ADDED] {
+        assert!(
+            arrived.iter().any(|n| n == number),
+            "no call to {number} arrived: {arrived:?}"
+        );
+    }
+    let out = callgrid(&["tenant", "list", "--router", &url], &token);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("siptest") && listed.contains("version 2"),
+        "{listed}"
+    );
+}
