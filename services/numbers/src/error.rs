@@ -1,0 +1,48 @@
+//! Everything that can go wrong with a number, a table or a choice, in one enum.
+
+use crate::class::DestinationClass;
+
+/// A number, a data file or an outbound choice that cannot be taken, and why. Every message
+/// names the number, entry or field concerned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    /// A default region that is not an ISO 3166 country code with numbering metadata.
+    #[error("region {region:?} is not a country code with numbering metadata (e.g. \"VN\")")]
+    UnknownRegion {
+        /// The region as given.
+        region: String,
+    },
+    /// A dialled or configured number that is not a number one can call.
+    #[error("invalid number {number:?}: {reason}")]
+    Invalid {
+        /// The number as written.
+        number: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A destination of a class the tenant's agents may not dial.
+    #[error("number {number} is {class}, which this tenant's agents may not dial")]
+    ClassRefused {
+        /// The destination's class.
+        class: DestinationClass,
+        /// The number as it would be dialled.
+        number: String,
+    },
+    /// A tenant's outbound numbers that contradict each other or themselves.
+    #[error("numbers: {field}: {reason}")]
+    NumbersConfig {
+        /// The field, e.g. `numbers[2].short_code` or `fallback`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl NumberError {
+    pub(crate) fn invalid(number: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            number: number.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
