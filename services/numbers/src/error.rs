@@ -28,6 +28,22 @@ pub enum NumberError {
         /// The number as it would be dialled.
         number: String,
     },
+    /// A carrier id that is not one.
+    #[error("carrier id {id:?} is not lowercase letters, digits, - and _ (at most 32)")]
+    InvalidCarrierId {
+        /// The id as written.
+        id: String,
+    },
+    /// A line of a carrier table that cannot be read.
+    #[error("carrier table line {line}, field {field}: {reason}")]
+    CarrierData {
+        /// Line number, from 1.
+        line: usize,
+        /// The field (`prefix`, `carrier`) or `line` for the line as a whole.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tenant's outbound numbers that contradict each other or themselves.
     #[error("numbers: {field}: {reason}")]
     NumbersConfig {

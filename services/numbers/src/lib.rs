@@ -6,12 +6,16 @@
 //!   service number kept as dialled (emergency, toll-free, premium), or an internal
 //!   extension — and classifies it ([`DestinationClass`]).
 //! - [`ClassPolicy`]: which classes a tenant's agents may dial; emergency is never refused.
+//! - [`CarrierTable`]: the carrier of a number by its longest listed prefix (N4), from an
+//!   editable table ([`VN_CARRIERS`] is the shipped Vietnamese one).
 
+mod carrier;
 mod class;
 mod dialled;
 mod e164;
 mod error;
 
+pub use carrier::{CarrierId, CarrierTable, VN_CARRIERS};
 pub use class::{ClassPolicy, DestinationClass, Permit};
 pub use dialled::{Dialled, InternalRule, Normalizer, ServiceKind};
 pub use e164::E164;
