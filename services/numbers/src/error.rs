@@ -52,6 +52,36 @@ pub enum NumberError {
         /// What is wrong.
         reason: String,
     },
+    /// `*code*destination` with a code no number has.
+    #[error("no number has the short code {code:?} (dialled {dialled:?})")]
+    UnknownShortCode {
+        /// The code between the stars.
+        code: String,
+        /// The whole dial string.
+        dialled: String,
+    },
+    /// A dial string that starts like a forced number but is not one.
+    #[error("malformed dial string {dialled:?}: {reason}")]
+    MalformedDialString {
+        /// The whole dial string.
+        dialled: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A forced number the agent may not call out with.
+    #[error("number {number} may not be used: {reason}")]
+    NotPermitted {
+        /// The forced number.
+        number: String,
+        /// Why not.
+        reason: String,
+    },
+    /// No number of the tenant can carry the call.
+    #[error("no number can call out for this agent: {reason}")]
+    NoUsableNumber {
+        /// Why none.
+        reason: String,
+    },
 }
 
 impl NumberError {

@@ -8,15 +8,21 @@
 //! - [`ClassPolicy`]: which classes a tenant's agents may dial; emergency is never refused.
 //! - [`CarrierTable`]: the carrier of a number by its longest listed prefix (N4), from an
 //!   editable table ([`VN_CARRIERS`] is the shipped Vietnamese one).
+//! - [`OutboundNumbers`]: the caller number of an outbound call (N2, N4, N7: forced by
+//!   `*code*` or a short prefix, else adaptive) and [`OutboundNumber::trunk_order`] (N5).
 
 mod carrier;
 mod class;
 mod dialled;
 mod e164;
 mod error;
+mod outbound;
 
 pub use carrier::{CarrierId, CarrierTable, VN_CARRIERS};
 pub use class::{ClassPolicy, DestinationClass, Permit};
 pub use dialled::{Dialled, InternalRule, Normalizer, ServiceKind};
 pub use e164::E164;
 pub use error::NumberError;
+pub use outbound::{
+    Choice, ChoiceReason, Dialling, NumberKind, OutboundNumber, OutboundNumbers, TrunkChoice,
+};
