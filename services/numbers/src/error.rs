@@ -44,6 +44,14 @@ pub enum NumberError {
         /// What is wrong.
         reason: String,
     },
+    /// A blocklist entry that cannot be read.
+    #[error("blocklist entry {entry:?}: {reason}")]
+    BlocklistEntry {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tenant's outbound numbers that contradict each other or themselves.
     #[error("numbers: {field}: {reason}")]
     NumbersConfig {
