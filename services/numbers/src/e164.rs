@@ -126,14 +126,11 @@ mod tests {
     #[test]
     fn serde_round_trips_and_checks_the_form() {
         let n: E164 = "+84912345678".parse().unwrap();
-        let json = serde_json_like(&n);
-        assert_eq!(json, "+84912345678");
-        let back: Result<E164, _> = E164::try_from("0912345678".to_owned());
-        assert!(back.is_err());
-    }
-
-    fn serde_json_like(n: &E164) -> String {
-        String::from(n.clone())
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(json, "\"+84912345678\"");
+        assert_eq!(serde_json::from_str::<E164>(&json).unwrap(), n);
+        let err = serde_json::from_str::<E164>("\"0912345678\"").unwrap_err();
+        assert!(err.to_string().contains("E.164 starts with +"), "{err}");
     }
 
     #[test]
