@@ -65,12 +65,14 @@ phase "format"
 cargo fmt --all -- --check
 phase "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-phase "domain purity: cargo tree -p callgrid-domain"
-if cargo tree -p callgrid-domain -e normal --prefix none | grep -E '^(tokio|actix|actix-rt|tonic|rusqlite|rdkafka|scylla) '; then
-  echo "callgrid-domain depends on a runtime or IO crate" >&2
-  exit 1
-fi
-echo "callgrid-domain is pure"
+phase "purity: cargo tree -p callgrid-domain, -p callgrid-numbers"
+for pure in callgrid-domain callgrid-numbers; do
+  if cargo tree -p "$pure" -e normal --prefix none | grep -E '^(tokio|actix|actix-rt|tonic|rusqlite|rdkafka|scylla) '; then
+    echo "$pure depends on a runtime or IO crate" >&2
+    exit 1
+  fi
+  echo "$pure is pure"
+done
 phase "build the tests"
 cargo nextest run --workspace --locked --cargo-profile ci --no-run
 phase "tests"
