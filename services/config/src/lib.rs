@@ -55,6 +55,7 @@ pub mod fuzz;
 mod generate;
 mod load;
 mod model;
+mod outbound;
 mod schema;
 pub mod secrets;
 mod setup;
@@ -64,11 +65,14 @@ pub use setup::to_setup;
 pub use error::{ConfigError, FieldError};
 pub use generate::{generate_tenant, to_yaml, MAX_GENERATED_QUEUES};
 pub use load::{load_dir, load_file, load_str, load_trusted_str, validate};
+pub use callgrid_numbers::DestinationClass;
 pub use model::{
-    Agent, Defaults, Group, Limits, Member, Menu, Number, NumberKind, Queue, SipHa1, SipPassword,
-    Strategy, Target, TenantFile, Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT,
-    CAUSE_NO_ANSWER, CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, DEFAULT_TENANT_MAX_CALLS,
-    DEFAULT_TRUNK_MAX_CALLS, REASON_MISSED_OFFERS,
+    Agent, CallerId, CallerIdFrom, Cost, Defaults, Group, HostPort, Limits, Member, Menu, Number,
+    NumberKind, Outbound, Queue, Register, SipHa1, SipPassword, Strategy, Target, TenantFile,
+    Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER, CAUSE_NO_INPUT,
+    CAUSE_QUEUE_TIMEOUT, DEFAULT_KEEPALIVE_SECONDS, DEFAULT_REGION,
+    DEFAULT_REGISTER_EXPIRES_SECONDS, DEFAULT_TENANT_MAX_CALLS, DEFAULT_TRUNK_MAX_CALLS,
+    REASON_MISSED_OFFERS,
 };
 
 /// The JSON Schema of tenant files (`schemas/tenant.schema.json`, draft 2020-12), e.g. for
