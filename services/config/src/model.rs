@@ -257,8 +257,9 @@ pub struct Cost(serde_json::Number);
 impl Cost {
     /// The price of `milli` thousandths of the currency unit.
     pub fn from_milli(milli: u64) -> Self {
-        if milli % 1000 == 0 {
-            Self((milli / 1000).into())
+        let (units, thousandths) = (milli / 1000, milli % 1000);
+        if thousandths == 0 {
+            Self(units.into())
         } else {
             // thousandths up to 2^53 are exact enough to read back to the same milli
             Self(serde_json::Number::from_f64(milli as f64 / 1000.0).unwrap_or_else(|| 0.into()))
@@ -793,7 +794,8 @@ impl Menu {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Number {
-    /// E.164 with a leading `+`, or national digits; 3 to 15 digits.
+    /// E.164 with a leading `+`, or national digits; 3 to 15 digits. Only a valid public
+    /// number in the tenant's region can call out; any other takes inbound calls only.
     pub number: String,
     /// Display name.
     pub name: String,
@@ -1023,8 +1025,19 @@ mod tests {
         assert_eq!(hp.ip, None);
         assert!(HostPort::parse("localhost").is_ok());
         for bad in [
-            "", ":5060", "a..b", "-a.b", "a-.b", "a_b.example", "1.2.3.4.5", "256.1.1.1",
-            "a.b:", "a.b:x", "a.b:65536", "[::1]:5060", "::1",
+            "",
+            ":5060",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a_b.example",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "a.b:",
+            "a.b:x",
+            "a.b:65536",
+            "[::1]:5060",
+            "::1",
         ] {
             assert!(HostPort::parse(bad).is_err(), "{bad:?}");
         }

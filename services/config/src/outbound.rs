@@ -12,8 +12,8 @@ use callgrid_domain::{
     CallerIdFrom as DomainCallerIdFrom, OutboundSetup, TrunkRegister, TrunkSetup,
 };
 use callgrid_numbers::{
-    Blocklist, CarrierId, CarrierTable, ClassPolicy, NumberError, NumberKind as Kind,
-    Normalizer, OutboundNumber, OutboundNumbers, TrunkChoice, E164,
+    Blocklist, CarrierId, CarrierTable, ClassPolicy, Normalizer, NumberError, NumberKind as Kind,
+    OutboundNumber, OutboundNumbers, TrunkChoice, E164,
 };
 
 use crate::model::{CallerIdFrom, HostPort, NumberKind, TenantFile, Trunk};
@@ -121,8 +121,7 @@ fn trunks(t: &TenantFile, problems: &mut Problems) -> Vec<TrunkSetup> {
             if k.caller_id.from == CallerIdFrom::Account && k.username.is_none() {
                 problems.push((
                     at(&["caller_id", "from"]),
-                    "account puts the trunk's username in From, and this trunk has none"
-                        .to_owned(),
+                    "account puts the trunk's username in From, and this trunk has none".to_owned(),
                 ));
             }
             let cost_per_minute_milli = k.cost_per_minute.as_ref().and_then(|c| {
@@ -166,8 +165,9 @@ fn registrar(written: &str) -> Result<HostPort, String> {
         written
     };
     if hostport.contains(['@', ';', '?']) {
-        return Err("a registrar is sip:HOST[:PORT] or HOST[:PORT], without user or parameters"
-            .to_owned());
+        return Err(
+            "a registrar is sip:HOST[:PORT] or HOST[:PORT], without user or parameters".to_owned(),
+        );
     }
     HostPort::parse(hostport)
 }
@@ -207,7 +207,12 @@ impl Numbers {
         let costs: HashMap<&str, Option<u64>> = t
             .trunks
             .iter()
-            .map(|k| (k.id.as_str(), k.cost_per_minute.as_ref().and_then(|c| c.milli())))
+            .map(|k| {
+                (
+                    k.id.as_str(),
+                    k.cost_per_minute.as_ref().and_then(|c| c.milli()),
+                )
+            })
             .collect();
         let e164: Vec<Result<E164, NumberError>> = t
             .numbers
@@ -307,10 +312,8 @@ impl Numbers {
                             cost_per_minute_milli: *cost,
                         }),
                         None => {
-                            problems.push((
-                                at(&[key("trunks"), Seg::Index(j)]),
-                                unknown_trunk(t, id),
-                            ));
+                            problems
+                                .push((at(&[key("trunks"), Seg::Index(j)]), unknown_trunk(t, id)));
                             None
                         }
                     })
@@ -407,7 +410,10 @@ fn trunk_choice(k: &Trunk, costs: &HashMap<&str, Option<u64>>) -> TrunkChoice {
 }
 
 fn known(id: &str, carriers: &[&CarrierId]) -> Option<CarrierId> {
-    carriers.iter().find(|c| c.as_str() == id).map(|c| (*c).clone())
+    carriers
+        .iter()
+        .find(|c| c.as_str() == id)
+        .map(|c| (*c).clone())
 }
 
 fn unknown_carrier(id: &str, carriers: &[&CarrierId]) -> String {
@@ -489,7 +495,10 @@ mod tests {
             renumber("801 and numbers[1]'s 80 cannot be told apart", &map),
             "801 and numbers[2]'s 80 cannot be told apart"
         );
-        assert_eq!(renumber("numbers[2] numbers[x] numbers[", &map), "numbers[5] numbers[x] numbers[");
+        assert_eq!(
+            renumber("numbers[2] numbers[x] numbers[", &map),
+            "numbers[5] numbers[x] numbers["
+        );
         let e = NumberError::NumbersConfig {
             field: "numbers[2].trunks[1].trunk".into(),
             reason: "a is trunks[0] already".into(),
@@ -502,13 +511,19 @@ mod tests {
             reason: "empty".into(),
         };
         let (path, _) = numbers_problem(e, &map);
-        assert_eq!(crate::schema::render_path(&path), "numbers[2].outbound_groups");
+        assert_eq!(
+            crate::schema::render_path(&path),
+            "numbers[2].outbound_groups"
+        );
         let e = NumberError::NumbersConfig {
             field: "fallback".into(),
             reason: "+842873000300 is virtual and cannot call out".into(),
         };
         let (path, _) = numbers_problem(e, &map);
-        assert_eq!(crate::schema::render_path(&path), "outbound.fallback_number");
+        assert_eq!(
+            crate::schema::render_path(&path),
+            "outbound.fallback_number"
+        );
     }
 
     #[test]
@@ -522,7 +537,9 @@ mod tests {
             Ok("203.0.113.5:5080".to_owned())
         );
         assert!(registrar("sips:reg.example").unwrap_err().contains("TLS"));
-        assert!(registrar("sip:user@reg.example").unwrap_err().contains("without user"));
+        assert!(registrar("sip:user@reg.example")
+            .unwrap_err()
+            .contains("without user"));
         assert!(registrar("reg.example:0").unwrap_err().contains("port 0"));
     }
 }

@@ -793,7 +793,12 @@ fn the_demo_calls_out_adaptively() {
     assert!(out.policy.allow.contains(&DestinationClass::Mobile));
     assert!(!out.policy.allow.contains(&DestinationClass::Premium));
     // three numbers (the virtual one too: it never calls out), the main hotline the fallback
-    let numbers: Vec<&str> = out.numbers.numbers().iter().map(|n| n.number.as_str()).collect();
+    let numbers: Vec<&str> = out
+        .numbers
+        .numbers()
+        .iter()
+        .map(|n| n.number.as_str())
+        .collect();
     assert_eq!(numbers, ["+842873000100", "+842873000200", "+842873000300"]);
     assert_eq!(
         out.numbers.fallback().map(|n| n.number.as_str()),
@@ -818,14 +823,13 @@ fn the_demo_calls_out_adaptively() {
     // recording, backup numbers, blocklist
     assert!(out.records(&e164("+842873000200")));
     assert!(!out.records(&e164("+842873000100")));
-    assert_eq!(
-        out.backup_of("+842873000100"),
-        Some(&e164("+84903456789"))
-    );
+    assert_eq!(out.backup_of("+842873000100"), Some(&e164("+84903456789")));
     assert!(out.blocklist.blocks(&e164("+84987654321")).is_some());
     let premium = out.normalizer.dialled("1900 1234").expect("premium");
     assert_eq!(
-        out.blocklist.blocks_dialled(&premium).map(|e| e.written.as_str()),
+        out.blocklist
+            .blocks_dialled(&premium)
+            .map(|e| e.written.as_str()),
         Some("+841900*")
     );
 
@@ -861,16 +865,31 @@ fn the_demo_calls_out_adaptively() {
     );
     // *2* forces the sales hotline; 801 the main one
     let rule = out.normalizer.internal_rule();
-    let forced = out.numbers.parse_dialled("*2*0912000111", rule).expect("forced");
-    assert_eq!(forced.forced.map(|n| n.number.as_str()), Some("+842873000200"));
-    let forced = out.numbers.parse_dialled("8010912000111", rule).expect("forced");
-    assert_eq!(forced.forced.map(|n| n.number.as_str()), Some("+842873000100"));
+    let forced = out
+        .numbers
+        .parse_dialled("*2*0912000111", rule)
+        .expect("forced");
+    assert_eq!(
+        forced.forced.map(|n| n.number.as_str()),
+        Some("+842873000200")
+    );
+    let forced = out
+        .numbers
+        .parse_dialled("8010912000111", rule)
+        .expect("forced");
+    assert_eq!(
+        forced.forced.map(|n| n.number.as_str()),
+        Some("+842873000100")
+    );
     assert_eq!(forced.destination, "0912000111");
 }
 
 #[test]
 fn outbound_defaults_apply() {
-    let yaml = small_numbers(&[r#"number: "02873000100""#, r#"number: "1900", kind: virtual"#]);
+    let yaml = small_numbers(&[
+        r#"number: "02873000100""#,
+        r#"number: "1900", kind: virtual"#,
+    ]);
     let t = load_str("min.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.region, "VN");
     assert_eq!(t.outbound, callgrid_config::Outbound::default());
@@ -896,10 +915,13 @@ fn outbound_defaults_apply() {
 
     let setup = callgrid_config::to_setup(&t, 1);
     let out = &setup.outbound;
-    assert_eq!(out.policy, callgrid_numbers::ClassPolicy::new(
-        callgrid_numbers::ClassPolicy::default().allow,
-        Some("cheap".to_owned()),
-    ));
+    assert_eq!(
+        out.policy,
+        callgrid_numbers::ClassPolicy::new(
+            callgrid_numbers::ClassPolicy::default().allow,
+            Some("cheap".to_owned()),
+        )
+    );
     // the national form is read with the region; "1900" is no public number: inbound only
     let numbers = out.numbers.numbers();
     assert_eq!(numbers.len(), 1);
@@ -907,7 +929,11 @@ fn outbound_defaults_apply() {
     assert!(numbers[0].outbound && numbers[0].carrier.is_none());
     assert!(out.numbers.fallback().is_none());
     // every trunk, cheapest first, without priority
-    let order: Vec<&str> = numbers[0].trunk_order().iter().map(|t| t.trunk.as_str()).collect();
+    let order: Vec<&str> = numbers[0]
+        .trunk_order()
+        .iter()
+        .map(|t| t.trunk.as_str())
+        .collect();
     assert_eq!(order, ["cheap", "dear"]);
     assert_eq!(numbers[0].trunks[0].cost_per_minute_milli, Some(500));
     assert_eq!(numbers[0].trunks[1].cost_per_minute_milli, Some(1250));
@@ -967,7 +993,10 @@ fn trunks_may_register_and_name_their_caller_id() {
     );
     let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
     let setup = callgrid_config::to_setup(&t, 1);
-    let register = setup.outbound.trunk("dear").and_then(|d| d.register.clone());
+    let register = setup
+        .outbound
+        .trunk("dear")
+        .and_then(|d| d.register.clone());
     assert_eq!(
         register.map(|r| (r.registrar.to_string(), r.expires_s)),
         Some(("sip.carrier.example:5070".to_owned(), 600))
@@ -980,13 +1009,20 @@ fn a_trunk_may_be_a_host_name_but_not_an_ip_look_alike() {
     let dear = &t.trunks[1];
     assert_eq!(dear.socket_addr(), None, "names are not resolved");
     let hp = dear.host_port().expect("host and port");
-    assert_eq!((hp.host.as_str(), hp.port, hp.ip), ("sip.carrier.example", 5070, None));
+    assert_eq!(
+        (hp.host.as_str(), hp.port, hp.ip),
+        ("sip.carrier.example", 5070, None)
+    );
     assert_eq!(
         t.trunks[0].host_port().map(|h| h.to_string()),
         Some("203.0.113.1:5060".to_owned())
     );
     for (address, field, message) in [
-        ("1.2.3", "trunks[0].address", r#""1.2.3": "1.2.3" is not an IPv4 address"#),
+        (
+            "1.2.3",
+            "trunks[0].address",
+            r#""1.2.3": "1.2.3" is not an IPv4 address"#,
+        ),
         (
             "sip..example",
             "trunks[0].address",
@@ -1281,17 +1317,22 @@ fn broken_trunk_outbound_settings_name_the_field() {
 #[test]
 fn numbers_that_are_not_public_numbers_take_inbound_calls_only() {
     // the SIPp tests' tenant: +1 555 numbers are not in use, so they answer calls only
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../callgrid/tests/sip/siptest.yaml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../callgrid/tests/sip/siptest.yaml");
     let sip = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(sip.numbers.iter().all(|n| n.outbound.is_none()));
     let setup = callgrid_config::to_setup(&sip, 1);
     assert!(setup.outbound.numbers.numbers().is_empty());
     assert_eq!(setup.numbers.len(), sip.numbers.len());
-    assert_eq!(setup.outbound.policy.emergency_trunk.as_deref(), Some("local"));
+    assert_eq!(
+        setup.outbound.policy.emergency_trunk.as_deref(),
+        Some("local")
+    );
     // the same numbers with a region where they are not numbers either, and `outbound: false`
     // (which is no outbound setting) on one
-    let yaml = small_numbers(&[r#"number: "+15550000200", outbound: false, backup_number: "+84903456789""#]);
+    let yaml = small_numbers(&[
+        r#"number: "+15550000200", outbound: false, backup_number: "+84903456789""#,
+    ]);
     let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
     let setup = callgrid_config::to_setup(&t, 1);
     assert!(setup.outbound.numbers.numbers().is_empty());

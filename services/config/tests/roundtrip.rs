@@ -61,7 +61,13 @@ trunks:
         callgrid_config::to_setup(&again, 1),
         callgrid_config::to_setup(&tenant, 1)
     );
-    assert_eq!(tenant.trunks[0].cost_per_minute.as_ref().and_then(|c| c.milli()), Some(27));
+    assert_eq!(
+        tenant.trunks[0]
+            .cost_per_minute
+            .as_ref()
+            .and_then(|c| c.milli()),
+        Some(27)
+    );
     validate("out.yaml", &tenant).expect("valid");
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
-use callgrid_numbers::{Blocklist, CarrierTable, ClassPolicy, E164, Normalizer, OutboundNumbers};
+use callgrid_numbers::{Blocklist, CarrierTable, ClassPolicy, Normalizer, OutboundNumbers, E164};
 
 use crate::ids::DurationMs;
 
@@ -166,6 +166,9 @@ mod tests {
             s.trunk("local").and_then(|t| t.cost_per_minute_milli),
             Some(690_000)
         );
-        assert_eq!(s.trunk("local").unwrap().caller_id_from, CallerIdFrom::Number);
+        assert_eq!(
+            s.trunk("local").unwrap().caller_id_from,
+            CallerIdFrom::Number
+        );
     }
 }
