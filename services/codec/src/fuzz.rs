@@ -2,7 +2,6 @@
 //! recovery and the projector do with each record of `callgrid.events.v1`. Run by libFuzzer
 //! (`fuzz/fuzz_targets/envelope.rs`, `scripts/fuzz.sh envelope`) and smoked by the test below.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use callgrid_domain::setup::Defaults;
@@ -61,21 +60,17 @@ fn record(env: &pb::EventEnvelope, core: Option<&mut TenantCore>) {
 }
 
 fn empty_setup() -> TenantSetup {
-    TenantSetup {
-        tenant: TenantId::new("fuzz"),
-        version: 1,
-        reason_codes: Vec::new(),
-        defaults: Defaults::default(),
-        agents: BTreeMap::new(),
-        queues: BTreeMap::new(),
-        groups: BTreeMap::new(),
-        menus: BTreeMap::new(),
-        numbers: BTreeMap::new(),
-        agent_queues: HashMap::new(),
-        extensions: HashMap::new(),
-        max_calls: None,
-        device_domains: Vec::new(),
-    }
+    TenantSetup::new(
+        TenantId::new("fuzz"),
+        1,
+        Vec::new(),
+        Defaults::default(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )
 }
 
 #[cfg(test)]

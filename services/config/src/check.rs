@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::FieldError;
-use crate::model::{Target, TenantFile};
+use crate::model::{HostPort, Target, TenantFile};
 use crate::schema::{did_you_mean, quote, render_path, Seg};
 
 /// Every cross-field problem of `tenant`, sorted by field.
@@ -51,6 +51,7 @@ impl Checker {
         self.unique("trunks", "trunk id", t.trunks.iter().map(|k| k.id.as_str()));
         self.trunks(t);
         self.secrets(t);
+        self.outbound(t);
         for (i, d) in t.device_domains.iter().enumerate() {
             if callgrid_domain::DeviceDomain::parse(d).is_none() {
                 self.push(
@@ -174,24 +175,15 @@ impl Checker {
         }
     }
 
-    /// Trunk addresses must be usable socket addresses and not shared by two trunks (a call
-    /// from that address would be ambiguous).
+    /// Trunk addresses must be an IPv4 address or a host name with a usable port, and not
+    /// shared by two trunks (a call from that address would be ambiguous).
     fn trunks(&mut self, t: &TenantFile) {
-        let mut first: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+        let mut first: HashMap<HostPort, usize> = HashMap::new();
         for (i, trunk) in t.trunks.iter().enumerate() {
             let at = vec![key("trunks"), Seg::Index(i), key("address")];
-            match trunk.socket_addr() {
-                None => self.push(
-                    at,
-                    format!(
-                        "{} is not an IPv4 address with a port from 1 to 65535",
-                        quote(&trunk.address)
-                    ),
-                ),
-                Some(addr) if addr.port() == 0 => {
-                    self.push(at, "port 0 is not a carrier's port".to_owned())
-                }
-                Some(addr) => {
+            match HostPort::parse(&trunk.address) {
+                Err(reason) => self.push(at, format!("{}: {reason}", quote(&trunk.address))),
+                Ok(addr) => {
                     if let Some(&other) = first.get(&addr) {
                         self.push(
                             at,
@@ -203,6 +195,12 @@ impl Checker {
                 }
             }
         }
+    }
+
+    /// The outbound settings (region, classes, numbers, blocklist, trunks' registration,
+    /// caller id and cost), read as [`crate::to_setup`] reads them.
+    fn outbound(&mut self, t: &TenantFile) {
+        let _ = crate::outbound::read(t, &mut self.errors);
     }
 
     /// A secret is given once: as written (`sip_password`, `password`) or as callgrid keeps it

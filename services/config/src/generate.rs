@@ -187,8 +187,6 @@ pub fn generate_tenant(
         .into_iter()
         .enumerate()
         .map(|(i, (name, route))| Number {
-            number: format!("{prefix}{i:03}"),
-            name,
             kind: if i % 4 == 3 {
                 NumberKind::Virtual
             } else {
@@ -196,8 +194,7 @@ pub fn generate_tenant(
             },
             wrapup_seconds: (i % 2 == 1).then_some(10),
             record: i % 3 == 0,
-            route,
-            max_concurrent_calls: None,
+            ..Number::new(format!("{prefix}{i:03}"), name, route)
         })
         .collect();
 
@@ -205,6 +202,7 @@ pub fn generate_tenant(
         tenant: tenant_id.to_owned(),
         name: format!("Generated tenant {tenant_id}"),
         timezone: "Asia/Ho_Chi_Minh".to_owned(),
+        region: crate::DEFAULT_REGION.to_owned(),
         reason_codes: ["break", "lunch", "meeting", "training"]
             .map(str::to_owned)
             .to_vec(),
@@ -216,6 +214,8 @@ pub fn generate_tenant(
         numbers: number_list,
         trunks: Vec::new(),
         limits: Default::default(),
+        outbound: Default::default(),
+        blocklist: Vec::new(),
         device_domains: Vec::new(),
         record: false,
     }

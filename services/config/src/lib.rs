@@ -27,6 +27,19 @@
 //!     options: { "1": { queue: "200" }, "0": { extension: "10001" } }
 //! numbers:
 //!   - { number: "+842873001234", name: Main, route: { menu: "100" } }
+//!   - number: "+842873001235"     # outbound settings (issue 18), all optional
+//!     name: Sales
+//!     route: { queue: "200" }
+//!     carrier: viettel            # for the caller number on the callee's carrier (N4)
+//!     short_code: "1"             # *1*destination forces it (N7)
+//!     short_prefix: "801"         # so does 801destination
+//!     outbound_groups: ["200"]    # members of these queues / groups only (N2)
+//!     trunks: [vt]                # in this order; default every trunk, cheapest first
+//! trunks:
+//!   - { id: vt, name: Viettel, address: "sip.carrier.example", cost_per_minute: 690 }
+//! region: VN                      # how national numbers are read (default VN)
+//! outbound: { classes: [internal, national, mobile, toll_free], fallback_number: "+842873001234" }
+//! blocklist: ["0987 654 321", "+841900*"]
 //! ```
 //!
 //! Wherever a call goes next there is a [`Target`]: exactly one of `queue`, `extension`,
@@ -41,7 +54,9 @@
 //! validate it against the schema, deserialize it and check the rules between fields:
 //! unique ids and numbers, references to existing agents, queues, groups, menus and
 //! extensions, no menu leading to a menu, no queue overflowing to itself, no dialled number
-//! reaching two things. They report every problem at once, one line each, as
+//! reaching two things, and the outbound settings as `callgrid-numbers` reads them (numbers
+//! in the tenant's region, carriers, short codes and prefixes told apart, trunks, blocklist
+//! entries). They report every problem at once, one line each, as
 //! `FILE: FIELD: MESSAGE` (see [`ConfigError`]); they never panic on bad input.
 //!
 //! # Scale tests
@@ -55,20 +70,24 @@ pub mod fuzz;
 mod generate;
 mod load;
 mod model;
+mod outbound;
 mod schema;
 pub mod secrets;
 mod setup;
 
 pub use setup::to_setup;
 
+pub use callgrid_numbers::DestinationClass;
 pub use error::{ConfigError, FieldError};
 pub use generate::{generate_tenant, to_yaml, MAX_GENERATED_QUEUES};
 pub use load::{load_dir, load_file, load_str, load_trusted_str, validate};
 pub use model::{
-    Agent, Defaults, Group, Limits, Member, Menu, Number, NumberKind, Queue, SipHa1, SipPassword,
-    Strategy, Target, TenantFile, Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT,
-    CAUSE_NO_ANSWER, CAUSE_NO_INPUT, CAUSE_QUEUE_TIMEOUT, DEFAULT_TENANT_MAX_CALLS,
-    DEFAULT_TRUNK_MAX_CALLS, REASON_MISSED_OFFERS,
+    Agent, CallerId, CallerIdFrom, Cost, Defaults, Group, HostPort, Limits, Member, Menu, Number,
+    NumberKind, Outbound, Queue, Register, SipHa1, SipPassword, Strategy, Target, TenantFile,
+    Trunk, TrunkTransport, WhenNoAgents, CAUSE_INVALID_INPUT, CAUSE_NO_ANSWER, CAUSE_NO_INPUT,
+    CAUSE_QUEUE_TIMEOUT, DEFAULT_KEEPALIVE_SECONDS, DEFAULT_REGION,
+    DEFAULT_REGISTER_EXPIRES_SECONDS, DEFAULT_TENANT_MAX_CALLS, DEFAULT_TRUNK_MAX_CALLS,
+    REASON_MISSED_OFFERS,
 };
 
 /// The JSON Schema of tenant files (`schemas/tenant.schema.json`, draft 2020-12), e.g. for

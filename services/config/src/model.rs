@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use callgrid_numbers::{ClassPolicy, DestinationClass};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -35,6 +36,10 @@ pub struct TenantFile {
     pub name: String,
     /// IANA time zone name, e.g. `Asia/Ho_Chi_Minh`.
     pub timezone: String,
+    /// ISO 3166 country of the tenant's numbers (two capital letters): how national numbers
+    /// are read, in the file and when dialled. Default [`DEFAULT_REGION`].
+    #[serde(default = "default_region")]
+    pub region: String,
     /// Not-ready reasons agents may choose (A2). [`REASON_MISSED_OFFERS`] is implied.
     #[serde(default)]
     pub reason_codes: Vec<String>,
@@ -62,6 +67,14 @@ pub struct TenantFile {
     /// Tenant limits (N8).
     #[serde(default)]
     pub limits: Limits,
+    /// Outbound calling: the classes agents may dial, the emergency trunk, the fallback
+    /// number (N4).
+    #[serde(default)]
+    pub outbound: Outbound,
+    /// Numbers rejected inbound and never dialled (R7): exact numbers in any written form
+    /// (read with `region`) or patterns (`+841900*`, `+8490???????`).
+    #[serde(default)]
+    pub blocklist: Vec<String>,
     /// Where agents' login devices may be (host names, addresses, `ADDR/BITS` networks);
     /// loopback is always allowed, nothing else by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,6 +82,46 @@ pub struct TenantFile {
     /// Record every inbound call (C4). Default false.
     #[serde(default)]
     pub record: bool,
+}
+
+/// The region of a tenant file that names none.
+pub const DEFAULT_REGION: &str = "VN";
+
+fn default_region() -> String {
+    DEFAULT_REGION.to_owned()
+}
+
+/// A tenant's outbound calling settings (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbound {
+    /// Destination classes agents may dial. Default: internal, national, mobile, toll-free
+    /// (`ClassPolicy::default()`; premium and international are opt-in). Emergency numbers
+    /// are always dialled, listed or not.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<DestinationClass>,
+    /// The trunk every emergency call (112-115 in Vietnam) goes to. `None`: the tenant's
+    /// first trunk (see [`TenantFile::emergency_trunk`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_trunk: Option<String>,
+    /// The number an outbound call goes out with when none is on the callee's carrier
+    /// (N4): one of the tenant's carrier numbers, in any written form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_number: Option<String>,
+}
+
+fn default_classes() -> Vec<DestinationClass> {
+    ClassPolicy::default().allow.into_iter().collect()
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            classes: default_classes(),
+            emergency_trunk: None,
+            fallback_number: None,
+        }
+    }
 }
 
 /// Limits of a tenant (N8).
@@ -105,7 +158,8 @@ pub struct Trunk {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// IPv4 address with an optional port (default 5060).
+    /// IPv4 address or host name, with an optional port (default 5060). Calls are matched
+    /// to a trunk by source address only when it is an IPv4 address.
     pub address: String,
     /// Transport toward the carrier. Default UDP.
     #[serde(default)]
@@ -123,10 +177,188 @@ pub struct Trunk {
     /// Most calls on this trunk at once; `None`: [`DEFAULT_TRUNK_MAX_CALLS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
+    /// Registration with the carrier's registrar, for carriers that want it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<Register>,
+    /// Price of a minute on this trunk in the tenant's currency unit, to thousandths: the
+    /// cheaper trunk is tried first (N5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_minute: Option<Cost>,
+    /// Who calls out through the trunk say they are.
+    #[serde(default)]
+    pub caller_id: CallerId,
+    /// Period of `OPTIONS` pings to the trunk, in seconds; 0 = none. Default 30.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_seconds: u32,
+}
+
+/// The `OPTIONS` period of a trunk that names none.
+pub const DEFAULT_KEEPALIVE_SECONDS: u32 = 30;
+/// The registration `Expires` of a trunk that names none.
+pub const DEFAULT_REGISTER_EXPIRES_SECONDS: u32 = 3600;
+
+fn default_keepalive() -> u32 {
+    DEFAULT_KEEPALIVE_SECONDS
+}
+
+fn default_expires() -> u32 {
+    DEFAULT_REGISTER_EXPIRES_SECONDS
+}
+
+/// Registration of the platform with a carrier (the trunk's `username` and `password` are
+/// the account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// The registrar: `sip:HOST[:PORT]` or `HOST[:PORT]`. `None`: the trunk's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+    /// The registration's lifetime asked for, 60 to 86 400 seconds. Default 3600.
+    #[serde(default = "default_expires")]
+    pub expires_seconds: u32,
+}
+
+/// Who a call out through a trunk says it is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallerId {
+    /// What `From` carries. Default [`CallerIdFrom::Number`].
+    pub from: CallerIdFrom,
+    /// Add `P-Asserted-Identity` with the hotline number. Default true.
+    pub p_asserted_identity: bool,
+}
+
+impl Default for CallerId {
+    fn default() -> Self {
+        Self {
+            from: CallerIdFrom::Number,
+            p_asserted_identity: true,
+        }
+    }
+}
+
+/// What `From` carries on a call out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdFrom {
+    /// The hotline number the call goes out with.
+    #[default]
+    Number,
+    /// The trunk's account (`username`).
+    Account,
+}
+
+/// A price as written in a tenant file: a number >= 0, kept exactly as given (so a file
+/// written back reads the same); [`Cost::milli`] is its value in thousandths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cost(serde_json::Number);
+
+impl Cost {
+    /// The price of `milli` thousandths of the currency unit.
+    pub fn from_milli(milli: u64) -> Self {
+        let (units, thousandths) = (milli / 1000, milli % 1000);
+        if thousandths == 0 {
+            Self(units.into())
+        } else {
+            // thousandths up to 2^53 are exact enough to read back to the same milli
+            Self(serde_json::Number::from_f64(milli as f64 / 1000.0).unwrap_or_else(|| 0.into()))
+        }
+    }
+
+    /// The price in thousandths of the currency unit, if it is a number >= 0 with at most
+    /// three decimals (and below 10^15 thousandths).
+    pub fn milli(&self) -> Option<u64> {
+        const MAX: f64 = 1.0e15;
+        if let Some(units) = self.0.as_u64() {
+            return units.checked_mul(1000).filter(|m| (*m as f64) < MAX);
+        }
+        let value = self.0.as_f64()?;
+        let scaled = value * 1000.0;
+        let rounded = scaled.round();
+        let exact = (scaled - rounded).abs() <= 1.0e-6 * rounded.abs().max(1.0);
+        (value >= 0.0 && exact && rounded < MAX).then_some(rounded as u64)
+    }
+
+    /// The number as written.
+    pub fn as_number(&self) -> &serde_json::Number {
+        &self.0
+    }
+}
+
+/// A host (an IPv4 address or a host name) and a port, from `HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// The IPv4 address, or the host name in lowercase.
+    pub host: String,
+    /// The port; 5060 when none was written.
+    pub port: u16,
+    /// The address, when the host is an IPv4 address.
+    pub ip: Option<std::net::Ipv4Addr>,
+}
+
+impl HostPort {
+    /// Reads `HOST[:PORT]`: an IPv4 address or a host name (letters, digits and `-` in
+    /// dot-separated labels, the last not all digits), a port from 1 to 65535 (default
+    /// 5060). The error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => {
+                if host.contains(':') {
+                    return Err("IPv6 addresses are not supported".to_owned());
+                }
+                let port = match port.parse::<u32>() {
+                    Ok(0) => return Err("port 0 is not a carrier's port".to_owned()),
+                    Ok(p) if p <= 65_535 => p as u16,
+                    _ => return Err(format!("the port must be from 1 to 65535, got {port:?}")),
+                };
+                (host, port)
+            }
+            None => (text, 5060),
+        };
+        if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+            return Ok(Self {
+                host: ip.to_string(),
+                port,
+                ip: Some(ip),
+            });
+        }
+        let labels: Vec<&str> = host.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if host.is_empty() || host.len() > 253 || !labels.iter().all(label_ok) {
+            return Err(format!(
+                "{host:?} is neither an IPv4 address nor a host name"
+            ));
+        }
+        if labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("{host:?} is not an IPv4 address"));
+        }
+        Ok(Self {
+            host: host.to_ascii_lowercase(),
+            port,
+            ip: None,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 impl Trunk {
-    /// The trunk's socket address (port 5060 when the file gives none).
+    /// The trunk's socket address (port 5060 when the file gives none), when its address is
+    /// an IPv4 address; `None` for a host name (the edge does not resolve names).
     pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
         let with_port = if self.address.contains(':') {
             self.address.clone()
@@ -134,6 +366,11 @@ impl Trunk {
             format!("{}:5060", self.address)
         };
         with_port.parse().ok()
+    }
+
+    /// The trunk's host and port, for an address that is an IPv4 address or a host name.
+    pub fn host_port(&self) -> Option<HostPort> {
+        HostPort::parse(&self.address).ok()
     }
 }
 
@@ -156,6 +393,15 @@ impl TenantFile {
     /// The menu with this id.
     pub fn menu(&self, id: &str) -> Option<&Menu> {
         self.menus.iter().find(|m| m.id == id)
+    }
+
+    /// The trunk emergency calls go to: `outbound.emergency_trunk`, else the first trunk,
+    /// else none (the tenant has no trunk).
+    pub fn emergency_trunk(&self) -> Option<&str> {
+        self.outbound
+            .emergency_trunk
+            .as_deref()
+            .or_else(|| self.trunks.first().map(|t| t.id.as_str()))
     }
 
     /// The number entry for this number (compared without a leading `+`).
@@ -548,7 +794,8 @@ impl Menu {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Number {
-    /// E.164 with a leading `+`, or national digits; 3 to 15 digits.
+    /// E.164 with a leading `+`, or national digits; 3 to 15 digits. Only a valid public
+    /// number in the tenant's region can call out; any other takes inbound calls only.
     pub number: String,
     /// Display name.
     pub name: String,
@@ -558,7 +805,7 @@ pub struct Number {
     /// Overrides `defaults.wrapup_seconds` for calls on this number (a queue's override wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapup_seconds: Option<u32>,
-    /// Record calls on this number (C4). Default false.
+    /// Record inbound calls on this number (C4). Default false.
     #[serde(default)]
     pub record: bool,
     /// Where inbound calls go.
@@ -566,6 +813,88 @@ pub struct Number {
     /// Most calls on this number at once (N8); `None` = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent_calls: Option<u32>,
+    /// Outbound calls allowed with this number (N2). `None`: yes for a carrier number that
+    /// is a valid public number in the tenant's region, no otherwise (see
+    /// [`Number::outbound_wanted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<bool>,
+    /// The carrier the number belongs to (a carrier id of the shipped table, e.g.
+    /// `viettel`), for the choice of a number on the callee's carrier (N4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// The callees' carriers this number may call (N5); `None`: every callee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee_carriers: Option<Vec<String>>,
+    /// Ids of the queues and ring-all groups whose members may call out with it (N2);
+    /// `None`: every agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_groups: Option<Vec<String>>,
+    /// Digits that force this number: `*CODE*destination` (N7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_code: Option<String>,
+    /// Digits dialled before the destination that force this number, e.g. `801` (N7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_prefix: Option<String>,
+    /// The trunk ids it calls out on, in priority order; `None`: every trunk of the tenant,
+    /// cheapest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunks: Option<Vec<String>>,
+    /// Where the carrier sends calls to this number when the platform cannot take them (N6):
+    /// a public number in any written form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_number: Option<String>,
+    /// Record outbound calls made with this number (C4). Default false.
+    #[serde(default)]
+    pub record_outbound: bool,
+}
+
+impl Number {
+    /// A number routed to `route`, carrier kind, every optional field left out.
+    pub fn new(number: impl Into<String>, name: impl Into<String>, route: Target) -> Self {
+        Self {
+            number: number.into(),
+            name: name.into(),
+            kind: NumberKind::Carrier,
+            wrapup_seconds: None,
+            record: false,
+            route,
+            max_concurrent_calls: None,
+            outbound: None,
+            carrier: None,
+            callee_carriers: None,
+            outbound_groups: None,
+            short_code: None,
+            short_prefix: None,
+            trunks: None,
+            backup_number: None,
+            record_outbound: false,
+        }
+    }
+
+    /// The outbound settings given for this number, by field name: those that only make
+    /// sense for a number that calls out (`outbound: false` is not one of them).
+    pub fn outbound_fields(&self) -> Vec<&'static str> {
+        [
+            ("outbound", self.outbound == Some(true)),
+            ("carrier", self.carrier.is_some()),
+            ("callee_carriers", self.callee_carriers.is_some()),
+            ("outbound_groups", self.outbound_groups.is_some()),
+            ("short_code", self.short_code.is_some()),
+            ("short_prefix", self.short_prefix.is_some()),
+            ("trunks", self.trunks.is_some()),
+            ("record_outbound", self.record_outbound),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// Whether outbound calls with this number are wanted: `outbound` as given, else true
+    /// for a carrier number. (A carrier number that is not a valid public number cannot call
+    /// out whatever this says; the checks refuse `outbound: true` on one.)
+    pub fn outbound_wanted(&self) -> bool {
+        self.kind == NumberKind::Carrier && self.outbound.unwrap_or(true)
+    }
 }
 
 /// Kind of a hotline number (N1).
@@ -653,6 +982,64 @@ impl fmt::Display for Target {
             | Target::Group(id)
             | Target::Menu(id) => write!(f, "{} {id}", self.kind()),
             Target::Hangup { cause } => write!(f, "hangup ({cause})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(json: &str) -> Cost {
+        serde_json::from_str(json).expect("a number")
+    }
+
+    #[test]
+    fn costs_are_read_in_thousandths() {
+        assert_eq!(cost("690").milli(), Some(690_000));
+        assert_eq!(cost("0").milli(), Some(0));
+        assert_eq!(cost("0.5").milli(), Some(500));
+        assert_eq!(cost("0.027").milli(), Some(27));
+        assert_eq!(cost("1.255").milli(), Some(1255));
+        assert_eq!(cost("0.0005").milli(), None);
+        assert_eq!(cost("1.2345").milli(), None);
+        assert_eq!(cost("-1").milli(), None);
+        assert_eq!(cost("-0.5").milli(), None);
+        assert_eq!(cost("1e300").milli(), None);
+        for milli in [0, 1, 27, 500, 999, 1000, 1255, 690_000, 123_456_789] {
+            let c = Cost::from_milli(milli);
+            assert_eq!(c.milli(), Some(milli), "{milli}");
+            let again: Cost = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+            assert_eq!(again.milli(), Some(milli), "{milli}");
+        }
+        assert_eq!(Cost::from_milli(690_000), cost("690"));
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        let hp = HostPort::parse("203.0.113.10").unwrap();
+        assert_eq!((hp.host.as_str(), hp.port), ("203.0.113.10", 5060));
+        assert_eq!(hp.ip, Some(std::net::Ipv4Addr::new(203, 0, 113, 10)));
+        let hp = HostPort::parse("Sip-1.Carrier.VN:5080").unwrap();
+        assert_eq!(hp.to_string(), "sip-1.carrier.vn:5080");
+        assert_eq!(hp.ip, None);
+        assert!(HostPort::parse("localhost").is_ok());
+        for bad in [
+            "",
+            ":5060",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a_b.example",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "a.b:",
+            "a.b:x",
+            "a.b:65536",
+            "[::1]:5060",
+            "::1",
+        ] {
+            assert!(HostPort::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -649,6 +649,8 @@ queues: [{ id: "200", name: Q, members: [{ agent: a }] }]
 groups: [{ id: "1000", name: G, members: [a] }]
 menus: [{ id: "100", name: M, prompt: p, options: { "1": { queue: "200" } } }]
 numbers: [{ number: "1900", name: N, route: { queue: "200" } }]
+trunks:
+  - { id: t, name: T, address: "192.0.2.1", username: u, password: secret-1, register: {} }
 "#,
         )
         .expect("minimal tenant");
@@ -670,6 +672,19 @@ numbers: [{ number: "1900", name: N, route: { queue: "200" } }]
             (&defs["group"]["properties"], &model["groups"][0]),
             (&defs["menu"]["properties"], &model["menus"][0]),
             (&defs["number"]["properties"], &model["numbers"][0]),
+            (&defs["trunk"]["properties"], &model["trunks"][0]),
+            (
+                &defs["trunk"]["properties"]["register"]["properties"],
+                &model["trunks"][0]["register"],
+            ),
+            (
+                &defs["trunk"]["properties"]["caller_id"]["properties"],
+                &model["trunks"][0]["caller_id"],
+            ),
+            (
+                &schema()["properties"]["outbound"]["properties"],
+                &model["outbound"],
+            ),
         ];
         let mut checked = 0;
         for (properties, value) in cases {
@@ -694,6 +709,6 @@ numbers: [{ number: "1900", name: N, route: { queue: "200" } }]
                 }
             }
         }
-        assert!(checked >= 25, "only {checked} defaults checked");
+        assert!(checked >= 35, "only {checked} defaults checked");
     }
 }

@@ -163,6 +163,9 @@ pub fn to_setup(file: &TenantFile, version: u64) -> TenantSetup {
             .max_concurrent_calls
             .unwrap_or(crate::DEFAULT_TENANT_MAX_CALLS),
     );
+    // a file that went through the checks reads without problems; one trusted from the log
+    // reads what it can (a setting that cannot be read calls out less, never more)
+    setup.outbound = Arc::new(crate::outbound::read(file, &mut Vec::new()));
     setup
 }
 

@@ -678,16 +678,15 @@ fn a_trunk_without_a_port_uses_5060() {
 
 #[test]
 fn broken_trunks_name_the_field() {
+    // digits and dots only: meant as an IPv4 address, and not one
     let bad_address = demo_with(
         r#"address: "127.0.0.1:5080""#,
-        r#"address: "carrier.example""#,
+        r#"address: "300.1.2.3:5080""#,
     );
-    let errors = field_errors(&bad_address);
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.to_string().contains("trunks[0].address")),
-        "{errors:?}"
+    assert_has(
+        &field_errors(&bad_address),
+        "trunks[0].address",
+        r#""300.1.2.3:5080": "300.1.2.3" is not an IPv4 address"#,
     );
 
     let out_of_range = demo_with(
@@ -735,5 +734,611 @@ fn broken_trunks_name_the_field() {
             .iter()
             .any(|e| e.to_string().contains("limits.max_concurrent_calls")),
         "{errors:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Outbound calling (issue 18)
+
+/// A small tenant: queue 200, group 1000, trunks `cheap` (an address) and `dear` (a host
+/// name), then `rest` (YAML at the top level, e.g. `numbers:` and `outbound:`).
+fn small(rest: &str) -> String {
+    format!(
+        r#"
+tenant: small
+name: Small
+timezone: Asia/Ho_Chi_Minh
+agents: [{{ id: a, name: A, extension: "10001" }}, {{ id: b, name: B, extension: "10002" }}]
+queues: [{{ id: "200", name: Q, members: [{{ agent: a }}] }}]
+groups: [{{ id: "1000", name: G, members: [b] }}]
+trunks:
+  - {{ id: cheap, name: Cheap, address: "203.0.113.1", cost_per_minute: 0.5 }}
+  - {{ id: dear, name: Dear, address: "sip.carrier.example:5070", cost_per_minute: 1.25 }}
+{rest}"#
+    )
+}
+
+/// `small` with these numbers (YAML flow mappings without route, name or braces: each gets
+/// a name and a route to queue 200).
+fn small_numbers(numbers: &[&str]) -> String {
+    let mut rest = String::from("numbers:\n");
+    for (i, n) in numbers.iter().enumerate() {
+        rest.push_str(&format!(
+            "  - {{ name: N{i}, route: {{ queue: \"200\" }}, {n} }}\n"
+        ));
+    }
+    small(&rest)
+}
+
+fn e164(n: &str) -> callgrid_numbers::E164 {
+    n.parse().expect("e164")
+}
+
+fn carrier(id: &str) -> callgrid_numbers::CarrierId {
+    callgrid_numbers::CarrierId::new(id).expect("carrier id")
+}
+
+#[test]
+fn the_demo_calls_out_adaptively() {
+    use callgrid_domain::AgentId;
+    use callgrid_numbers::{ChoiceReason, DestinationClass, Dialled, Permit};
+
+    let demo = load_str(FILE, DEMO_TENANT_YAML).expect("demo");
+    assert_eq!(demo.region, "VN");
+    assert_eq!(demo.emergency_trunk(), Some("local"));
+    let setup = callgrid_config::to_setup(&demo, 1);
+    let out = &setup.outbound;
+    assert_eq!(out.normalizer.region(), "VN");
+    assert_eq!(out.policy.emergency_trunk.as_deref(), Some("local"));
+    assert!(out.policy.allow.contains(&DestinationClass::Mobile));
+    assert!(!out.policy.allow.contains(&DestinationClass::Premium));
+    // three numbers (the virtual one too: it never calls out), the main hotline the fallback
+    let numbers: Vec<&str> = out
+        .numbers
+        .numbers()
+        .iter()
+        .map(|n| n.number.as_str())
+        .collect();
+    assert_eq!(numbers, ["+842873000100", "+842873000200", "+842873000300"]);
+    assert_eq!(
+        out.numbers.fallback().map(|n| n.number.as_str()),
+        Some("+842873000100")
+    );
+    let main = &out.numbers.numbers()[0];
+    let sales = &out.numbers.numbers()[1];
+    assert_eq!(main.carrier, Some(carrier("viettel")));
+    assert_eq!(sales.carrier, Some(carrier("vinaphone")));
+    assert_eq!(
+        sales.allowed_groups.as_deref(),
+        Some(&["200".to_owned(), "1000".to_owned()][..])
+    );
+    // sales lists its trunk (priority 0); main uses every trunk, by cost
+    assert_eq!(sales.trunks[0].priority, Some(0));
+    assert_eq!(main.trunks[0].priority, None);
+    assert_eq!(main.trunks[0].cost_per_minute_milli, Some(690_000));
+    let local = out.trunk("local").expect("local trunk");
+    assert_eq!(local.keepalive_ms, 0);
+    assert_eq!(local.cost_per_minute_milli, Some(690_000));
+    assert!(local.register.is_none() && local.p_asserted_identity);
+    // recording, backup numbers, blocklist
+    assert!(out.records(&e164("+842873000200")));
+    assert!(!out.records(&e164("+842873000100")));
+    assert_eq!(out.backup_of("+842873000100"), Some(&e164("+84903456789")));
+    assert!(out.blocklist.blocks(&e164("+84987654321")).is_some());
+    let premium = out.normalizer.dialled("1900 1234").expect("premium");
+    assert_eq!(
+        out.blocklist
+            .blocks_dialled(&premium)
+            .map(|e| e.written.as_str()),
+        Some("+841900*")
+    );
+
+    // alice (sales) calls a Vinaphone mobile: the Vinaphone hotline; chi (support) may not
+    // use it, so the fallback; everyone calls a Viettel mobile with the Viettel hotline
+    let choose = |agent: &str, callee: &str| {
+        let dialled = out.normalizer.dialled(callee).expect("callee");
+        let class = out.normalizer.classify(&dialled);
+        assert_eq!(out.policy.check(&dialled, class), Ok(Permit::Allowed));
+        let Dialled::Public(number) = &dialled else {
+            panic!("{callee} is public")
+        };
+        let groups = setup.outbound_groups_of(&AgentId::new(agent));
+        let choice = out
+            .numbers
+            .choose(&groups, out.carriers.carrier_of(number), None)
+            .expect("a number");
+        (choice.number.number.to_string(), choice.reason)
+    };
+    let vina_mobile = "0912 000 111";
+    let viettel_mobile = "0961 000 222";
+    assert_eq!(
+        choose("alice", vina_mobile),
+        ("+842873000200".into(), ChoiceReason::SameCarrier)
+    );
+    assert_eq!(
+        choose("chi", vina_mobile),
+        ("+842873000100".into(), ChoiceReason::Fallback)
+    );
+    assert_eq!(
+        choose("chi", viettel_mobile),
+        ("+842873000100".into(), ChoiceReason::SameCarrier)
+    );
+    // *2* forces the sales hotline; 801 the main one
+    let rule = out.normalizer.internal_rule();
+    let forced = out
+        .numbers
+        .parse_dialled("*2*0912000111", rule)
+        .expect("forced");
+    assert_eq!(
+        forced.forced.map(|n| n.number.as_str()),
+        Some("+842873000200")
+    );
+    let forced = out
+        .numbers
+        .parse_dialled("8010912000111", rule)
+        .expect("forced");
+    assert_eq!(
+        forced.forced.map(|n| n.number.as_str()),
+        Some("+842873000100")
+    );
+    assert_eq!(forced.destination, "0912000111");
+}
+
+#[test]
+fn outbound_defaults_apply() {
+    let yaml = small_numbers(&[
+        r#"number: "02873000100""#,
+        r#"number: "1900", kind: virtual"#,
+    ]);
+    let t = load_str("min.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.region, "VN");
+    assert_eq!(t.outbound, callgrid_config::Outbound::default());
+    assert_eq!(
+        t.outbound.classes,
+        callgrid_numbers::ClassPolicy::default()
+            .allow
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert!(t.blocklist.is_empty());
+    let n = &t.numbers[0];
+    assert_eq!(n.outbound, None);
+    assert!(n.outbound_wanted() && !n.record_outbound);
+    let trunk = &t.trunks[0];
+    assert_eq!(trunk.keepalive_seconds, 30);
+    assert_eq!(trunk.caller_id, callgrid_config::CallerId::default());
+    assert_eq!(trunk.caller_id.from, callgrid_config::CallerIdFrom::Number);
+    assert!(trunk.caller_id.p_asserted_identity);
+    assert!(trunk.register.is_none());
+    // no emergency trunk named: the first trunk
+    assert_eq!(t.emergency_trunk(), Some("cheap"));
+
+    let setup = callgrid_config::to_setup(&t, 1);
+    let out = &setup.outbound;
+    assert_eq!(
+        out.policy,
+        callgrid_numbers::ClassPolicy::new(
+            callgrid_numbers::ClassPolicy::default().allow,
+            Some("cheap".to_owned()),
+        )
+    );
+    // the national form is read with the region; "1900" is no public number: inbound only
+    let numbers = out.numbers.numbers();
+    assert_eq!(numbers.len(), 1);
+    assert_eq!(numbers[0].number.as_str(), "+842873000100");
+    assert!(numbers[0].outbound && numbers[0].carrier.is_none());
+    assert!(out.numbers.fallback().is_none());
+    // every trunk, cheapest first, without priority
+    let order: Vec<&str> = numbers[0]
+        .trunk_order()
+        .iter()
+        .map(|t| t.trunk.as_str())
+        .collect();
+    assert_eq!(order, ["cheap", "dear"]);
+    assert_eq!(numbers[0].trunks[0].cost_per_minute_milli, Some(500));
+    assert_eq!(numbers[0].trunks[1].cost_per_minute_milli, Some(1250));
+    assert!(numbers[0].trunks.iter().all(|t| t.priority.is_none()));
+    let cheap = out.trunk("cheap").expect("cheap");
+    assert_eq!(cheap.keepalive_ms, 30_000);
+    assert_eq!(cheap.caller_id_from, callgrid_domain::CallerIdFrom::Number);
+    assert!(out.recorded.is_empty() && out.backup_numbers.is_empty());
+
+    // a tenant without trunks has no emergency trunk
+    let bare = load_str(
+        "bare.yaml",
+        "tenant: bare\nname: Bare\ntimezone: UTC\nregion: US\n",
+    )
+    .expect("bare");
+    assert_eq!(bare.emergency_trunk(), None);
+    let setup = callgrid_config::to_setup(&bare, 1);
+    assert_eq!(setup.outbound.normalizer.region(), "US");
+    assert_eq!(setup.outbound.policy.emergency_trunk, None);
+}
+
+#[test]
+fn a_numbers_trunks_are_tried_in_the_order_listed() {
+    let yaml = small_numbers(&[r#"number: "+842873000100", trunks: [dear, cheap]"#]);
+    let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let setup = callgrid_config::to_setup(&t, 1);
+    let n = &setup.outbound.numbers.numbers()[0];
+    let order: Vec<(&str, Option<u32>)> = n
+        .trunk_order()
+        .iter()
+        .map(|t| (t.trunk.as_str(), t.priority))
+        .collect();
+    assert_eq!(order, [("dear", Some(0)), ("cheap", Some(1))]);
+}
+
+#[test]
+fn trunks_may_register_and_name_their_caller_id() {
+    let yaml = small("").replace(
+        r#"cost_per_minute: 1.25 }"#,
+        r#"cost_per_minute: 1.25, username: acct, password: acct-secret-1, register: { registrar: "sip:Reg.Carrier.example" }, caller_id: { from: account, p_asserted_identity: false }, keepalive_seconds: 0 }"#,
+    );
+    let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let register = t.trunks[1].register.as_ref().expect("register");
+    assert_eq!(register.expires_seconds, 3600);
+    let setup = callgrid_config::to_setup(&t, 1);
+    let dear = setup.outbound.trunk("dear").expect("dear");
+    let register = dear.register.as_ref().expect("register");
+    assert_eq!(&*register.registrar, "reg.carrier.example:5060");
+    assert_eq!(register.expires_s, 3600);
+    assert_eq!(dear.caller_id_from, callgrid_domain::CallerIdFrom::Account);
+    assert!(!dear.p_asserted_identity);
+    assert_eq!(dear.keepalive_ms, 0);
+    // without a registrar: the trunk's address
+    let yaml = small("").replace(
+        r#"cost_per_minute: 1.25 }"#,
+        r#"username: acct, password: acct-secret-1, register: { expires_seconds: 600 } }"#,
+    );
+    let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let setup = callgrid_config::to_setup(&t, 1);
+    let register = setup
+        .outbound
+        .trunk("dear")
+        .and_then(|d| d.register.clone());
+    assert_eq!(
+        register.map(|r| (r.registrar.to_string(), r.expires_s)),
+        Some(("sip.carrier.example:5070".to_owned(), 600))
+    );
+}
+
+#[test]
+fn a_trunk_may_be_a_host_name_but_not_an_ip_look_alike() {
+    let t = load_str(FILE, &small("")).unwrap_or_else(|e| panic!("{e}"));
+    let dear = &t.trunks[1];
+    assert_eq!(dear.socket_addr(), None, "names are not resolved");
+    let hp = dear.host_port().expect("host and port");
+    assert_eq!(
+        (hp.host.as_str(), hp.port, hp.ip),
+        ("sip.carrier.example", 5070, None)
+    );
+    assert_eq!(
+        t.trunks[0].host_port().map(|h| h.to_string()),
+        Some("203.0.113.1:5060".to_owned())
+    );
+    for (address, field, message) in [
+        (
+            "1.2.3",
+            "trunks[0].address",
+            r#""1.2.3": "1.2.3" is not an IPv4 address"#,
+        ),
+        (
+            "sip..example",
+            "trunks[0].address",
+            r#""sip..example": "sip..example" is neither an IPv4 address nor a host name"#,
+        ),
+        (
+            "-sip.example",
+            "trunks[0].address",
+            r#"expected an IPv4 address or a host name with an optional port, such as "203.0.113.10:5060" or "sip.carrier.example", got "-sip.example""#,
+        ),
+        (
+            "sip.example:70000",
+            "trunks[0].address",
+            r#""sip.example:70000": the port must be from 1 to 65535, got "70000""#,
+        ),
+        (
+            "sip.example:0",
+            "trunks[0].address",
+            r#""sip.example:0": port 0 is not a carrier's port"#,
+        ),
+        // names compare without case; the later trunk is the duplicate
+        (
+            "SIP.Carrier.Example:5070",
+            "trunks[2].address",
+            "address sip.carrier.example:5070 is already the address of trunks[0]",
+        ),
+    ] {
+        let yaml = small("").replace(
+            "trunks:\n",
+            &format!("trunks:\n  - {{ id: third, name: Third, address: \"{address}\" }}\n"),
+        );
+        assert_has(&field_errors(&yaml), field, message);
+    }
+}
+
+/// Each case: the file, then the field and message of one of its errors.
+fn assert_cases(cases: &[(String, &str, &str)]) {
+    for (yaml, field, message) in cases {
+        assert_has(&field_errors(yaml), field, message);
+    }
+}
+
+#[test]
+fn broken_tenant_outbound_settings_name_the_field() {
+    assert_cases(&[
+        (
+            small("region: vn\n"),
+            "region",
+            r#"expected an ISO 3166 country code of two capital letters, such as "VN", got "vn""#,
+        ),
+        (
+            small("region: XX\n"),
+            "region",
+            r#"region "XX" is not a country code with numbering metadata (e.g. "VN")"#,
+        ),
+        (
+            small("outbound: { classes: [mobile, premium_rate] }\n"),
+            "outbound.classes[1]",
+            r#"unknown value "premium_rate", expected one of: internal, national, mobile, toll_free, premium, emergency, international"#,
+        ),
+        (
+            small("outbound: { classes: [mobile, mobile] }\n"),
+            "outbound.classes",
+            r#"lists "mobile" more than once"#,
+        ),
+        (
+            small("outbound: { emergency_trunk: chep }\n"),
+            "outbound.emergency_trunk",
+            r#"unknown trunk "chep" (did you mean "cheap"?)"#,
+        ),
+        (
+            small("outbound: { fallbck_number: \"+842873000100\" }\n"),
+            "outbound.fallbck_number",
+            r#"unknown field "fallbck_number" (did you mean "fallback_number"?)"#,
+        ),
+        (
+            small("outbound: { fallback_number: \"+842873000999\" }\n"),
+            "outbound.fallback_number",
+            r#""+842873000999" is not one of the tenant's numbers"#,
+        ),
+        (
+            small("outbound: { fallback_number: \"0412345678\" }\n"),
+            "outbound.fallback_number",
+            r#"invalid number "0412345678": not a number in use in VN (+84)"#,
+        ),
+        (
+            small(
+                "numbers: [{ number: \"+842873000300\", name: V, kind: virtual, route: { queue: \"200\" } }]\noutbound: { fallback_number: \"028 7300 0300\" }\n",
+            ),
+            "outbound.fallback_number",
+            "+842873000300 is virtual and cannot call out",
+        ),
+        (
+            small("blocklist: [\"0987654321\", \"113\"]\n"),
+            "blocklist[1]",
+            r#"cannot block "113": emergency numbers are never blocked"#,
+        ),
+        (
+            small("blocklist: [\"09*\"]\n"),
+            "blocklist[0]",
+            r#"cannot block "09*": a pattern is written in international form, starting with +"#,
+        ),
+        (
+            small("blocklist: [\"call me\"]\n"),
+            "blocklist[0]",
+            r#"cannot block "call me": unexpected character 'c'"#,
+        ),
+        (
+            small("blocklist: [\"\"]\n"),
+            "blocklist[0]",
+            "must not be empty",
+        ),
+    ]);
+}
+
+#[test]
+fn broken_number_outbound_settings_name_the_field() {
+    let n = |numbers: &[&str]| small_numbers(numbers);
+    assert_cases(&[
+        (
+            n(&[r#"number: "+842873000300", kind: virtual, outbound: true"#]),
+            "numbers[0].outbound",
+            "a virtual number cannot call out (N1): leave this out, or make the number kind: carrier",
+        ),
+        (
+            n(&[r#"number: "+842873000300", kind: virtual, record_outbound: true"#]),
+            "numbers[0].record_outbound",
+            "a virtual number cannot call out (N1): leave this out, or make the number kind: carrier",
+        ),
+        (
+            n(&[r#"number: "+15550000200", short_code: "1""#]),
+            "numbers[0].short_code",
+            r#""+15550000200" cannot call out: it is not a valid public number in VN (not a number in use in country code +1)"#,
+        ),
+        (
+            n(&[r#"number: "+842873000100", carrier: viettell"#]),
+            "numbers[0].carrier",
+            r#"unknown carrier "viettell", expected one of: gmobile, itelecom, mobifone, reddi, vietnamobile, viettel, vinaphone (did you mean "viettel"?)"#,
+        ),
+        (
+            n(&[r#"number: "+842873000100", callee_carriers: [viettel, vnpt]"#]),
+            "numbers[0].callee_carriers[1]",
+            r#"unknown carrier "vnpt", expected one of: gmobile, itelecom, mobifone, reddi, vietnamobile, viettel, vinaphone"#,
+        ),
+        (
+            n(&[r#"number: "+842873000100", callee_carriers: []"#]),
+            "numbers[0].callee_carriers",
+            "an empty list allows no callee; leave callee_carriers out to call every carrier",
+        ),
+        (
+            n(&[r#"number: "+842873000100", outbound_groups: ["1000", "299"]"#]),
+            "numbers[0].outbound_groups[1]",
+            r#"unknown queue or group "299""#,
+        ),
+        (
+            n(&[r#"number: "+842873000100", outbound_groups: []"#]),
+            "numbers[0].outbound_groups",
+            "an empty list allows no agent; leave outbound_groups out to allow every agent",
+        ),
+        (
+            n(&[r#"number: "+842873000100", short_code: "1234567""#]),
+            "numbers[0].short_code",
+            r#"expected a short code of 1 to 6 digits, such as "1", got "1234567""#,
+        ),
+        (
+            n(&[
+                r#"number: "+842873000100", short_code: "1""#,
+                r#"number: "+842873000200", short_code: "1""#,
+            ]),
+            "numbers[1].short_code",
+            "1 is numbers[0]'s short code already",
+        ),
+        (
+            n(&[
+                r#"number: "+842873000100", short_prefix: "801""#,
+                r#"number: "+842873000200", short_prefix: "80""#,
+            ]),
+            "numbers[1].short_prefix",
+            "80 and numbers[0]'s 801 cannot be told apart",
+        ),
+        (
+            n(&[r#"number: "+842873000100", short_prefix: "090""#]),
+            "numbers[0].short_prefix",
+            "090 starts with 0, as destinations do (0: national numbers, 1: service and emergency numbers)",
+        ),
+        // indexes are the file's, also when a number before does not call out
+        (
+            n(&[
+                r#"number: "1900""#,
+                r#"number: "+842873000100", short_prefix: "801""#,
+                r#"number: "+842873000200", short_prefix: "8012""#,
+            ]),
+            "numbers[2].short_prefix",
+            "8012 and numbers[1]'s 801 cannot be told apart",
+        ),
+        (
+            n(&[r#"number: "+842873000100", trunks: [cheap, remote]"#]),
+            "numbers[0].trunks[1]",
+            r#"unknown trunk "remote""#,
+        ),
+        (
+            n(&[r#"number: "+842873000100", trunks: []"#]),
+            "numbers[0].trunks",
+            "an empty list leaves the number no trunk; leave trunks out to use every trunk, or set outbound: false",
+        ),
+        (
+            n(&[r#"number: "+842873000100", backup_number: "0903 4567""#]),
+            "numbers[0].backup_number",
+            r#"invalid number "0903 4567": not a number in use in VN (+84)"#,
+        ),
+        (
+            n(&[
+                r#"number: "+842873000100", backup_number: "028 7300 0200""#,
+                r#"number: "+842873000200""#,
+            ]),
+            "numbers[0].backup_number",
+            r#""028 7300 0200" is the tenant's own numbers[1], which the platform serves too; a backup number is elsewhere (e.g. a supervisor's mobile)"#,
+        ),
+        // one number written twice, in two forms
+        (
+            n(&[r#"number: "+842873000100""#, r#"number: "02873000100""#]),
+            "numbers[1].number",
+            "+842873000100 is listed already, as numbers[0]",
+        ),
+    ]);
+    // a tenant without trunks: a number that must call out cannot
+    let no_trunks = "tenant: t\nname: T\ntimezone: UTC\nnumbers: [{ number: \"+842873000100\", name: N, outbound: true, route: { hangup: { cause: closed } } }]\n";
+    assert_has(
+        &field_errors(no_trunks),
+        "numbers[0].outbound",
+        "the tenant has no trunk to call out on",
+    );
+}
+
+#[test]
+fn broken_trunk_outbound_settings_name_the_field() {
+    let dear = |fields: &str| {
+        small("").replace(
+            "cost_per_minute: 1.25 }",
+            &format!("cost_per_minute: 1.25, {fields} }}"),
+        )
+    };
+    assert_cases(&[
+        (
+            dear("register: {}"),
+            "trunks[1].register",
+            "registering needs the trunk's account: give username and password",
+        ),
+        (
+            dear("username: acct, password: acct-secret-1, register: { registrar: \"sips:reg.example\" }"),
+            "trunks[1].register.registrar",
+            r#""sips:reg.example": sips needs TLS, and trunks use udp or tcp"#,
+        ),
+        (
+            dear("username: acct, password: acct-secret-1, register: { registrar: \"reg.example:0\" }"),
+            "trunks[1].register.registrar",
+            r#""reg.example:0": port 0 is not a carrier's port"#,
+        ),
+        (
+            dear("username: acct, password: acct-secret-1, register: { expires_seconds: 30 }"),
+            "trunks[1].register.expires_seconds",
+            "must be at least 60, got 30",
+        ),
+        (
+            small("").replace("cost_per_minute: 1.25", "cost_per_minute: 0.0005"),
+            "trunks[1].cost_per_minute",
+            "expected a price with at most three decimals (thousandths of the currency unit), got 0.0005",
+        ),
+        (
+            small("").replace("cost_per_minute: 1.25", "cost_per_minute: -1"),
+            "trunks[1].cost_per_minute",
+            "must be at least 0, got -1",
+        ),
+        (
+            dear("caller_id: { from: account }"),
+            "trunks[1].caller_id.from",
+            "account puts the trunk's username in From, and this trunk has none",
+        ),
+        (
+            dear("caller_id: { from: header }"),
+            "trunks[1].caller_id.from",
+            r#"unknown value "header", expected one of: number, account"#,
+        ),
+        (
+            dear("keepalive_seconds: 3601"),
+            "trunks[1].keepalive_seconds",
+            "must be at most 3600, got 3601",
+        ),
+    ]);
+}
+
+#[test]
+fn numbers_that_are_not_public_numbers_take_inbound_calls_only() {
+    // the SIPp tests' tenant: +1 555 numbers are not in use, so they answer calls only
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../callgrid/tests/sip/siptest.yaml");
+    let sip = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(sip.numbers.iter().all(|n| n.outbound.is_none()));
+    let setup = callgrid_config::to_setup(&sip, 1);
+    assert!(setup.outbound.numbers.numbers().is_empty());
+    assert_eq!(setup.numbers.len(), sip.numbers.len());
+    assert_eq!(
+        setup.outbound.policy.emergency_trunk.as_deref(),
+        Some("local")
+    );
+    // the same numbers with a region where they are not numbers either, and `outbound: false`
+    // (which is no outbound setting) on one
+    let yaml = small_numbers(&[
+        r#"number: "+15550000200", outbound: false, backup_number: "+84903456789""#,
+    ]);
+    let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let setup = callgrid_config::to_setup(&t, 1);
+    assert!(setup.outbound.numbers.numbers().is_empty());
+    // the backup number of an inbound-only number is kept
+    assert_eq!(
+        setup.outbound.backup_of("+15550000200"),
+        Some(&e164("+84903456789"))
     );
 }

@@ -11,16 +11,21 @@ pub mod call;
 pub mod core;
 pub mod event;
 pub mod ids;
+pub mod outbound;
 pub mod queue;
 pub mod react;
 pub mod rejection;
 pub mod setup;
+
+/// `callgrid-numbers`, whose types [`OutboundSetup`] holds, for users of the domain.
+pub use callgrid_numbers as numbers;
 
 pub use agent::{Agent, AgentCommand, AgentState, AgentView};
 pub use call::{Call, CallCommand, CallPhase};
 pub use core::{Output, TenantCore};
 pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
 pub use ids::*;
+pub use outbound::{CallerIdFrom, OutboundSetup, TrunkRegister, TrunkSetup};
 pub use queue::{Queue, QueueCommand};
 pub use react::{Command, Instruction};
 pub use rejection::Rejection;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::ids::{AgentId, DurationMs, GroupId, MenuId, QueueId, ReasonCode, TenantId};
+use crate::outbound::OutboundSetup;
 
 /// The eight queue strategies (R4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -266,6 +267,10 @@ pub struct TenantSetup {
     /// is a SIP URI the edge rings: one anywhere would let an agent's credentials place calls
     /// to any destination at the tenant's cost.
     pub device_domains: Vec<DeviceDomain>,
+    /// Outbound calling (issue 18): the region numbers are read in, the classes agents may
+    /// dial, the numbers that call out and their trunks, the blocklist. Shared: cloning a
+    /// setup clones the `Arc`.
+    pub outbound: Arc<OutboundSetup>,
 }
 
 /// A place login devices may be: a host name, or an IP network.
@@ -438,6 +443,7 @@ impl TenantSetup {
             extensions: HashMap::new(),
             max_calls: None,
             device_domains: Vec::new(),
+            outbound: OutboundSetup::shared_none(),
         };
         setup.reindex();
         setup
@@ -471,6 +477,18 @@ impl TenantSetup {
             .get(agent)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// The ids of the queues and ring-all groups `agent` is a member of, in that order: what a
+    /// number's `outbound_groups` are matched against (N2).
+    pub fn outbound_groups_of(&self, agent: &AgentId) -> Vec<&str> {
+        let queues = self.queues_of(agent).iter().map(QueueId::as_str);
+        let groups = self
+            .groups
+            .values()
+            .filter(|g| g.members.contains(agent))
+            .map(|g| g.id.as_str());
+        queues.chain(groups).collect()
     }
 
     /// Whether `reason` is one of the tenant's reason codes.
@@ -579,5 +597,25 @@ mod tests {
         assert!(!s.device_allowed("sip:a@evil.pbx.example.com"));
         assert!(DeviceDomain::parse("10.0.0.0/33").is_none());
         assert!(DeviceDomain::parse("bad host!").is_none());
+    }
+
+    #[test]
+    fn an_agents_outbound_groups_are_its_queues_then_its_ring_all_groups() {
+        let mut s = TenantSetup::single_queue("t", 3, Strategy::Linear);
+        s.groups.insert(
+            GroupId::new("1000"),
+            GroupSetup {
+                id: GroupId::new("1000"),
+                members: vec![AgentId::new("a1")],
+                ring_timeout_ms: 20_000,
+                no_answer: Target::Hangup(Arc::from("no_answer")),
+            },
+        );
+        assert_eq!(s.outbound_groups_of(&AgentId::new("a1")), ["200", "1000"]);
+        assert_eq!(s.outbound_groups_of(&AgentId::new("a0")), ["200"]);
+        assert!(s.outbound_groups_of(&AgentId::new("nobody")).is_empty());
+        // a setup built in code calls nothing out, and clones share the outbound part
+        assert!(s.outbound.numbers.numbers().is_empty());
+        assert!(Arc::ptr_eq(&s.outbound, &s.clone().outbound));
     }
 }

@@ -175,8 +175,9 @@ impl fmt::Display for Dialled {
 }
 
 /// Normalises numbers for one tenant: its default region (how national numbers are read)
-/// and its internal numbering. Holds no state beyond that; cheap to clone.
-#[derive(Clone, Debug)]
+/// and its internal numbering. Holds no state beyond that; cheap to clone. Two normalisers
+/// are equal when they read every number alike (same region, same internal rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Normalizer {
     region: country::Id,
     country_code: u16,
@@ -778,5 +779,14 @@ mod tests {
             n.classify(&public("+8419001234")),
             DestinationClass::Premium
         );
+    }
+
+    #[test]
+    fn normalisers_are_equal_when_they_read_numbers_alike() {
+        assert_eq!(vn(), Normalizer::new("vn").unwrap());
+        assert_ne!(vn(), Normalizer::new("US").unwrap());
+        let wider = vn().with_internal_rule(InternalRule::new(3..=6).unwrap());
+        assert_ne!(vn(), wider);
+        assert_eq!(wider.clone(), wider);
     }
 }
