@@ -1472,6 +1472,37 @@ fn a_number_added_by_loading_a_new_tenant_version_takes_calls_at_once() {
     );
 }
 
+#[test]
+fn a_caller_on_the_tenants_blocklist_is_declined_and_the_refusal_is_in_its_history() {
+    let mut node = Node::start();
+    // the SIPp caller is 0961234566: the tenant blocks it in another written form
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/siptest.yaml"),
+    )
+    .expect("siptest.yaml")
+    .replace("numbers:\n", "blocklist: [\"+84 96 123 4566\"]\nnumbers:\n");
+    node.rt.block_on(async {
+        api::admin_client::AdminClient::new(node.connect().await)
+            .load_tenant(api::LoadTenantRequest {
+                yaml,
+                source_name: "siptest-blocklist.yaml".into(),
+            })
+            .await
+            .expect("the version with a blocklist loads")
+    });
+    node.sipp_ok("caller_expect_603.xml", &["-s", SALES, "-m", "1"]);
+    let blocked = node.events().iter().any(|e| {
+        matches!(
+            e.event.as_ref().and_then(|e| e.kind.as_ref()),
+            Some(K::CallRouted(r)) if matches!(
+                r.reason.as_ref().and_then(|r| r.kind.as_ref()),
+                Some(pb::route_reason::Kind::Blocked(true))
+            )
+        )
+    });
+    assert!(blocked, "no call routed as blocked in the log");
+}
+
 // ------------------------------------------------------------------ registrations
 
 /// The `Authorization` header answering `challenge` (a `WWW-Authenticate` value) for a

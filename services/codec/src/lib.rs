@@ -135,6 +135,7 @@ fn reason_pb(r: &RouteReason) -> pb::RouteReason {
             RouteReason::NoAnswer => R::NoAnswer(true),
             RouteReason::Loop => R::Loop(true),
             RouteReason::Transfer => R::Transfer(true),
+            RouteReason::Blocked => R::Blocked(true),
         }),
     }
 }
@@ -148,6 +149,7 @@ fn reason_dom(r: Option<&pb::RouteReason>) -> RouteReason {
         Some(R::NoAnswer(_)) => RouteReason::NoAnswer,
         Some(R::Loop(_)) => RouteReason::Loop,
         Some(R::Transfer(_)) => RouteReason::Transfer,
+        Some(R::Blocked(_)) => RouteReason::Blocked,
         Some(R::Number(_)) | None => RouteReason::Number,
     }
 }

@@ -402,7 +402,8 @@ impl Call {
         }
     }
 
-    /// Creates a call: the arrival and its first step.
+    /// Creates a call: the arrival and its first step (a caller on the tenant's blocklist:
+    /// a hang-up with the cause [`CAUSE_BLOCKED`], R7, so the refusal is in the call's history).
     pub fn arrive(
         id: CallId,
         number: &str,
@@ -426,7 +427,12 @@ impl Call {
         }];
         let mut fresh = Call::new(id);
         fresh.apply(&out[0]);
-        fresh.route(&n.route, RouteReason::Number, setup, now, 0, &mut out);
+        if blocked(setup, caller) {
+            let end = Target::Hangup(Arc::from(CAUSE_BLOCKED));
+            fresh.route(&end, RouteReason::Blocked, setup, now, 0, &mut out);
+        } else {
+            fresh.route(&n.route, RouteReason::Number, setup, now, 0, &mut out);
+        }
         Ok(out)
     }
 
@@ -950,4 +956,18 @@ impl Call {
             _ => {}
         }
     }
+}
+/// The hang-up cause of a call whose caller is on the tenant's blocklist (R7).
+pub const CAUSE_BLOCKED: &str = "blocked";
+
+/// Whether `caller` (as the edge heard it: national or international digits, or a name) is
+/// on the tenant's blocklist. Read with the tenant's region only when the list has entries:
+/// reading a number costs more than the rest of an arrival.
+fn blocked(setup: &TenantSetup, caller: &str) -> bool {
+    let outbound = &setup.outbound;
+    !outbound.blocklist.is_empty()
+        && outbound
+            .normalizer
+            .normalize(caller)
+            .is_ok_and(|n| outbound.blocklist.blocks(&n).is_some())
 }

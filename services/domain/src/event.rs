@@ -129,6 +129,9 @@ pub enum RouteReason {
     Loop,
     /// The agent on the call transferred it (C5).
     Transfer,
+    /// The caller is on the tenant's blocklist (R7): the call ends at once, with the cause
+    /// [`crate::CAUSE_BLOCKED`].
+    Blocked,
 }
 
 /// Why a queue refused a call or a waiting call left it.

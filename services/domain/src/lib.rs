@@ -21,7 +21,7 @@ pub mod setup;
 pub use callgrid_numbers as numbers;
 
 pub use agent::{Agent, AgentCommand, AgentState, AgentView};
-pub use call::{Call, CallCommand, CallPhase};
+pub use call::{Call, CallCommand, CallPhase, CAUSE_BLOCKED};
 pub use core::{Output, TenantCore};
 pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
 pub use ids::*;

@@ -859,3 +859,53 @@ fn holds_are_logged_per_party_while_talking_and_end_with_the_call() {
         .any(|e| matches!(e.body, EventBody::CallEnded { .. })));
     assert!(core.calls.is_empty());
 }
+
+#[test]
+fn a_caller_on_the_blocklist_is_hung_up_at_arrival_with_the_cause_in_its_history() {
+    let mut setup = (*tenant()).clone();
+    let mut outbound = OutboundSetup::none();
+    outbound.blocklist =
+        numbers::Blocklist::from_entries(&outbound.normalizer, ["+84 96 123 4566"]).expect("list");
+    setup.outbound = Arc::new(outbound);
+    let mut core = TenantCore::new(Arc::new(setup), 1);
+    login(&mut core, "a", 1_000);
+    // the edge hears the caller in its national form: the same number
+    let out = arrive(&mut core, "c1", "111", 10_000);
+    let bodies: Vec<&EventBody> = out.events.iter().map(|e| &e.body).collect();
+    assert!(
+        matches!(bodies[0], EventBody::CallArrived { .. }),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.iter().any(|b| matches!(
+            b,
+            EventBody::CallRouted {
+                reason: RouteReason::Blocked,
+                ..
+            }
+        )),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.iter().any(|b| matches!(
+            b,
+            EventBody::CallEnded { cause: EndCause::Router(c), .. } if &**c == CAUSE_BLOCKED
+        )),
+        "{bodies:?}"
+    );
+    assert!(rings(&out).is_empty(), "nobody rings for a blocked caller");
+    // another caller is not blocked
+    let out = core
+        .execute(
+            Command::Call(
+                CallId::new("c2"),
+                CallCommand::Arrive {
+                    number: Arc::from("111"),
+                    caller: Arc::from("0912345678"),
+                },
+            ),
+            11_000,
+        )
+        .expect("arrive");
+    assert_eq!(rings(&out), vec!["a"]);
+}

@@ -162,6 +162,8 @@ pub(crate) fn failure_of(codes: &[u16]) -> (api::FailureCause, u16) {
 pub(crate) fn hangup_code(cause: &str) -> u16 {
     match cause {
         "queue_full" | "busy" => 486,
+        // the caller is on the tenant's blocklist (R7)
+        "blocked" => 603,
         "closed" | "no_agents" | "queue_timeout" | "no_answer" => 480,
         "invalid_input" | "no_input" => 404,
         "edge_lost" => 500,
