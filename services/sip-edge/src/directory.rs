@@ -26,8 +26,9 @@ pub struct TrunkEntry {
     pub tenant: Arc<str>,
     /// Trunk id.
     pub id: Arc<str>,
-    /// Carrier address.
-    pub addr: SocketAddr,
+    /// Carrier address, when the trunk names an IP address; a trunk named by host is known
+    /// by its digest account only, until the edge resolves names.
+    pub addr: Option<SocketAddr>,
     /// Transport toward the carrier.
     pub transport: TrunkTransport,
     /// Digest account, both ways.
@@ -177,9 +178,7 @@ impl Directory {
                 );
             }
             for k in &t.trunks {
-                let Some(addr) = k.socket_addr() else {
-                    continue;
-                };
+                let addr = k.socket_addr();
                 let entry = Arc::new(TrunkEntry {
                     tenant: tenant.clone(),
                     id: Arc::from(k.id.as_str()),
@@ -193,10 +192,12 @@ impl Directory {
                     ),
                     active: counters.get(&t.tenant, &k.id),
                 });
-                d.trunks_by_ip
-                    .entry(addr.ip())
-                    .or_default()
-                    .push(entry.clone());
+                if let Some(addr) = addr {
+                    d.trunks_by_ip
+                        .entry(addr.ip())
+                        .or_default()
+                        .push(entry.clone());
+                }
                 if let Some(user) = &k.username {
                     d.trunks_by_user
                         .entry(user.clone())
@@ -242,7 +243,7 @@ impl Directory {
         let list = self.trunks_by_ip.get(&source.ip())?;
         let of_tenant = || list.iter().filter(|k| &*k.tenant == tenant);
         of_tenant()
-            .find(|k| k.addr == source)
+            .find(|k| k.addr == Some(source))
             .or_else(|| of_tenant().next())
             .cloned()
     }
@@ -396,6 +397,24 @@ mod tests {
 
     fn demo() -> TenantFile {
         callgrid_config::load_str("demo.yaml", callgrid_config::DEMO_TENANT_YAML).expect("demo")
+    }
+
+    #[test]
+    fn a_trunk_named_by_host_is_known_by_its_digest_account() {
+        let yaml = callgrid_config::DEMO_TENANT_YAML.replace(
+            "trunks:\n",
+            "trunks:\n  - { id: named, name: Named carrier, address: \"sip.carrier.example:5060\", username: acct9, password: \"a-long-secret-9\" }\n",
+        );
+        let file = callgrid_config::load_str("demo.yaml", &yaml).expect("a named trunk loads");
+        let d = Directory::build(&[file], &TrunkCounters::default(), None);
+        let named = d.trunks_by_username("acct9");
+        assert_eq!(named.len(), 1);
+        assert_eq!((&*named[0].id, named[0].addr), ("named", None));
+        // the IP trunk is still matched by its address
+        let local = d
+            .trunk_by_source("127.0.0.1:5080".parse().expect("addr"), "demo")
+            .expect("the local trunk");
+        assert_eq!(&*local.id, "local");
     }
 
     #[test]
