@@ -36,7 +36,7 @@ pub enum Ready {
 /// How a [`Node`] is started: made by [`Node::serve`], [`Node::router`] or
 /// [`Node::projector`], started by [`NodeBuilder::start`] (or
 /// [`NodeBuilder::start_blocking`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NodeBuilder {
     bin: PathBuf,
     subcommand: &'static str,
@@ -144,10 +144,21 @@ impl NodeBuilder {
 
     /// Starts it and returns once it is ready; panics, with the tail of its log, when it
     /// exits first or is not ready in time.
+    ///
+    /// A port the kit chose may be taken by another test between the choice and the node's
+    /// bind: a node that exits saying so is started again on other ports (three times).
     pub async fn start(self) -> Node {
-        let (mut node, ready, probe_sip, within) = self.spawn();
-        node.wait_ready(&ready, probe_sip, within).await;
-        node
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut node, ready, probe_sip, within) = self.clone().spawn();
+            match node.wait_ready(&ready, probe_sip, within).await {
+                Ok(()) => return node,
+                // the whole log: a backtrace may push the error out of the tail
+                Err(_) if attempt < 3 && node.log().contains("Address already in use") => {}
+                Err(why) => panic!("{why}"),
+            }
+        }
     }
 
     /// [`NodeBuilder::start`] for a test without a tokio runtime (or within one: the wait
@@ -334,7 +345,13 @@ impl Node {
         self.child.kill();
     }
 
-    async fn wait_ready(&mut self, ready: &Ready, probe_sip: bool, within: Duration) {
+    /// Waits until the node is ready; otherwise what went wrong, with the tail of its log.
+    async fn wait_ready(
+        &mut self,
+        ready: &Ready,
+        probe_sip: bool,
+        within: Duration,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let mut probe = 0;
         loop {
@@ -346,20 +363,21 @@ impl Node {
                 }
                 other => other,
             };
-            let Some(why) = not_yet else { return };
+            let Some(why) = not_yet else { return Ok(()) };
             if let Some(status) = self.child.exited() {
-                panic!(
+                return Err(format!(
                     "callgrid {} exited ({status}) before it was ready:\n{}",
                     self.subcommand,
                     self.tail(TAIL)
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "callgrid {} not ready after {within:?} ({why}):\n{}",
-                self.subcommand,
-                self.tail(TAIL)
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "callgrid {} not ready after {within:?} ({why}):\n{}",
+                    self.subcommand,
+                    self.tail(TAIL)
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
