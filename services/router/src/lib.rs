@@ -588,8 +588,18 @@ impl Router {
     /// sealed): what the SIP edge is configured from, in process or over
     /// `CallControl/WatchTenants`.
     pub fn tenant_configs(&self) -> Vec<TenantConfig> {
+        self.tenant_configs_where(|_, _| true)
+    }
+
+    /// [`Router::tenant_configs`] of the tenants `keep` takes by id and version: only their
+    /// files are copied (a stream of changes asks for the few whose version moved).
+    pub fn tenant_configs_where(
+        &self,
+        mut keep: impl FnMut(&TenantId, u64) -> bool,
+    ) -> Vec<TenantConfig> {
         let mut v: Vec<TenantConfig> = rlock(&self.tenants)
             .values()
+            .filter(|t| keep(&t.id, t.setup().version))
             .map(|t| TenantConfig {
                 tenant: t.id.clone(),
                 version: t.setup().version,

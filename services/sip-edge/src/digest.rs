@@ -603,7 +603,7 @@ fn uri_params(u: &rsipstack::sip::Uri) -> HashMap<String, String> {
 }
 
 /// `%XX` escapes decoded (RFC 3261 §19.1.4: escaped and unescaped forms are equal).
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

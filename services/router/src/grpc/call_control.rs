@@ -92,10 +92,11 @@ impl api::call_control_server::CallControl for CallControlSvc {
                         }
                         changes.borrow_and_update();
                         let tenants: Vec<api::TenantConfig> = router
-                            .tenant_configs()
+                            .tenant_configs_where(|id, version| {
+                                by.tenant(id.as_str()).is_ok()
+                                    && sent.insert(id.clone(), version) != Some(version)
+                            })
                             .into_iter()
-                            .filter(|c| by.tenant(c.tenant.as_str()).is_ok())
-                            .filter(|c| sent.insert(c.tenant.clone(), c.version) != Some(c.version))
                             .map(convert::tenant_config)
                             .collect();
                         if initial || !tenants.is_empty() {

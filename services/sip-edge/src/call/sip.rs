@@ -6,6 +6,8 @@ use rsipstack::dialog::dialog::TerminatedReason;
 use rsipstack::sip::headers::untyped::ToTypedHeader;
 use rsipstack::sip::{Header, HeadersExt, Request};
 
+use crate::digest::percent_decode;
+
 /// The number dialled: the Request-URI's user part, else the To header's.
 pub(crate) fn dialled_number(req: &Request) -> String {
     let from_uri = req.uri.user().map(str::to_owned);
@@ -106,25 +108,6 @@ pub(crate) fn refer_target(value: &str) -> Result<String, ReferProblem> {
         return Err(ReferProblem::Malformed);
     }
     Ok(decoded)
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The SIP code a dialog ended with (0: a BYE).
