@@ -102,10 +102,10 @@ impl Role {
             ),
             Role::Agent => matches!(
                 p,
-                P::AgentControl | P::AgentRead | P::AgentHistoryRead | P::TenantRead
+                P::AgentControl | P::CallOut | P::AgentRead | P::AgentHistoryRead | P::TenantRead
             ),
             Role::Edge => matches!(p, P::CallControl | P::EdgeConfig | P::TenantRead),
-            Role::Dialer => matches!(p, P::AgentRead | P::QueueRead | P::TenantRead),
+            Role::Dialer => matches!(p, P::CallOut | P::AgentRead | P::QueueRead | P::TenantRead),
             Role::Wallboard => {
                 matches!(p, P::AgentRead | P::QueueRead | P::LiveRead | P::TenantRead)
             }
@@ -126,6 +126,9 @@ impl fmt::Display for Role {
 pub enum Permission {
     /// Log an agent in or out, change its state, transfer its call.
     AgentControl,
+    /// Place a call out in an agent's name (click-to-call, C1): it costs money, so an agent
+    /// places its own calls only, and supervisors and wallboards none.
+    CallOut,
     /// Read agents' states.
     AgentRead,
     /// Read queues.
@@ -208,7 +211,11 @@ impl Principal {
         if self.role == Role::Agent {
             match (agent, self.agent.as_deref()) {
                 (Some(a), Some(me)) if a == me => {}
-                (None, _) if !matches!(p, Permission::AgentControl | Permission::AgentRead) => {}
+                (None, _)
+                    if !matches!(
+                        p,
+                        Permission::AgentControl | Permission::AgentRead | Permission::CallOut
+                    ) => {}
                 _ => {
                     return Err(Denied::Forbidden(format!(
                         "an agent acts only on itself ({})",

@@ -791,6 +791,10 @@ impl callgrid_sip_edge::RouterLink for InProcess {
         use tokio_stream::StreamExt;
         self.0.open(reports.map(Ok), &self.1).await
     }
+
+    async fn originations(&self) -> Result<callgrid_sip_edge::Originations, tonic::Status> {
+        Ok(self.0.subscribe(self.1.clone()))
+    }
 }
 
 /// The credentials in `log`'s access topic.

@@ -28,6 +28,12 @@ impl callgrid_sip_edge::RouterLink for AuthedLink {
         let response = client.call(reports).await?;
         Ok(Box::pin(response.into_inner()))
     }
+
+    async fn originations(&self) -> Result<callgrid_sip_edge::Originations, tonic::Status> {
+        let mut client = self.0.clone();
+        let response = client.originations(api::OriginationsRequest {}).await?;
+        Ok(Box::pin(response.into_inner()))
+    }
 }
 
 /// How long the router's answer about a token is kept: a revoked token keeps working here

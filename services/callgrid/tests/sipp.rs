@@ -300,6 +300,7 @@ fn call_story(events: &[pb::EventEnvelope]) -> Vec<String> {
                     Some(pb::end_cause::Kind::Agent(_)) => "agent".to_owned(),
                     Some(pb::end_cause::Kind::Router(r)) => format!("router {r}"),
                     Some(pb::end_cause::Kind::EdgeLost(_)) => "edge_lost".to_owned(),
+                    Some(pb::end_cause::Kind::Dial(r)) => format!("dial {r}"),
                     None => "?".to_owned(),
                 }
             ),

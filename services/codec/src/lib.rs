@@ -136,6 +136,7 @@ fn reason_pb(r: &RouteReason) -> pb::RouteReason {
             RouteReason::Loop => R::Loop(true),
             RouteReason::Transfer => R::Transfer(true),
             RouteReason::Blocked => R::Blocked(true),
+            RouteReason::ClickToCall => R::ClickToCall(true),
         }),
     }
 }
@@ -150,6 +151,7 @@ fn reason_dom(r: Option<&pb::RouteReason>) -> RouteReason {
         Some(R::Loop(_)) => RouteReason::Loop,
         Some(R::Transfer(_)) => RouteReason::Transfer,
         Some(R::Blocked(_)) => RouteReason::Blocked,
+        Some(R::ClickToCall(_)) => RouteReason::ClickToCall,
         Some(R::Number(_)) | None => RouteReason::Number,
     }
 }
@@ -161,6 +163,7 @@ fn cause_pb(c: &EndCause) -> pb::EndCause {
             EndCause::Agent => C::Agent(true),
             EndCause::Router(c) => C::Router(c.to_string()),
             EndCause::EdgeLost => C::EdgeLost(true),
+            EndCause::Dial(c) => C::Dial(c.to_string()),
         }),
     }
 }
@@ -183,6 +186,7 @@ fn cause_dom(c: Option<&pb::EndCause>) -> EndCause {
         Some(C::Agent(_)) => EndCause::Agent,
         Some(C::Router(c)) => EndCause::Router(Arc::from(c.as_str())),
         Some(C::EdgeLost(_)) => EndCause::EdgeLost,
+        Some(C::Dial(c)) => EndCause::Dial(Arc::from(c.as_str())),
         Some(C::Caller(_)) | None => EndCause::Caller,
     }
 }
@@ -214,6 +218,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             devices,
             ring_timeout_ms,
             lease_until,
+            resume,
         } => K::AgentReserved(pb::AgentReserved {
             agent: s(agent),
             call: s(call),
@@ -221,6 +226,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             devices: strs(devices),
             ring_timeout_ms: *ring_timeout_ms,
             lease_until_ms: *lease_until,
+            resume: resume.as_ref().map(|r| r.to_string()),
         }),
         E::AgentRinging {
             agent,
@@ -406,6 +412,50 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             plan_version: *plan_version,
             record: *record,
         }),
+        E::CallOriginated {
+            call,
+            agent,
+            dialled,
+            destination,
+            class,
+            number,
+            choice,
+            trunks,
+            correlation,
+            plan_version,
+            record,
+        } => K::CallOriginated(pb::CallOriginated {
+            call: s(call),
+            agent: s(agent),
+            dialled: dialled.to_string(),
+            destination: destination.to_string(),
+            class: class.to_string(),
+            number: number.to_string(),
+            choice: choice.to_string(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            correlation: correlation.as_ref().map(|c| c.to_string()),
+            plan_version: *plan_version,
+            record: *record,
+        }),
+        E::CallTrunkFailed {
+            call,
+            trunk,
+            sip_code,
+        } => K::CallTrunkFailed(pb::CallTrunkFailed {
+            call: s(call),
+            trunk: trunk.to_string(),
+            sip_code: u32::from(*sip_code),
+        }),
+        E::CallCustomerRinging { call, trunk } => K::CallCustomerRinging(pb::CallCustomerRinging {
+            call: s(call),
+            trunk: trunk.to_string(),
+        }),
+        E::CallCustomerAnswered { call, trunk } => {
+            K::CallCustomerAnswered(pb::CallCustomerAnswered {
+                call: s(call),
+                trunk: trunk.to_string(),
+            })
+        }
         E::CallRouted {
             call,
             target,
@@ -554,6 +604,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             devices: devices(&e.devices),
             ring_timeout_ms: e.ring_timeout_ms,
             lease_until: e.lease_until_ms,
+            resume: e.resume.as_deref().map(ReasonCode::new),
         },
         K::AgentRinging(e) => E::AgentRinging {
             agent: AgentId::new(&e.agent),
@@ -663,6 +714,32 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             caller: Arc::from(e.caller.as_str()),
             plan_version: e.plan_version,
             record: e.record,
+        },
+        K::CallOriginated(e) => E::CallOriginated {
+            call: CallId::new(&e.call),
+            agent: AgentId::new(&e.agent),
+            dialled: Arc::from(e.dialled.as_str()),
+            destination: Arc::from(e.destination.as_str()),
+            class: Arc::from(e.class.as_str()),
+            number: Arc::from(e.number.as_str()),
+            choice: Arc::from(e.choice.as_str()),
+            trunks: e.trunks.iter().map(|t| Arc::from(t.as_str())).collect(),
+            correlation: e.correlation.as_deref().map(Arc::from),
+            plan_version: e.plan_version,
+            record: e.record,
+        },
+        K::CallTrunkFailed(e) => E::CallTrunkFailed {
+            call: CallId::new(&e.call),
+            trunk: Arc::from(e.trunk.as_str()),
+            sip_code: u16::try_from(e.sip_code).unwrap_or(u16::MAX),
+        },
+        K::CallCustomerRinging(e) => E::CallCustomerRinging {
+            call: CallId::new(&e.call),
+            trunk: Arc::from(e.trunk.as_str()),
+        },
+        K::CallCustomerAnswered(e) => E::CallCustomerAnswered {
+            call: CallId::new(&e.call),
+            trunk: Arc::from(e.trunk.as_str()),
         },
         K::CallRouted(e) => E::CallRouted {
             call: CallId::new(&e.call),
@@ -867,6 +944,56 @@ mod tests {
                 call: c.clone(),
                 agent: a.clone(),
                 by: Party::Caller,
+            },
+            EventBody::AgentReserved {
+                agent: a.clone(),
+                call: c.clone(),
+                queue: None,
+                devices: vec![DeviceId::new("d")],
+                ring_timeout_ms: 20_000,
+                lease_until: 30_000,
+                resume: Some(ReasonCode::new("break")),
+            },
+            EventBody::CallOriginated {
+                call: c.clone(),
+                agent: a.clone(),
+                dialled: Arc::from("*1*0912 345 678"),
+                destination: Arc::from("+84912345678"),
+                class: Arc::from("mobile"),
+                number: Arc::from("+842873000100"),
+                choice: Arc::from("forced"),
+                trunks: vec![Arc::from("viettel"), Arc::from("backup")],
+                correlation: Some(Arc::from("crm-1")),
+                plan_version: 3,
+                record: true,
+            },
+            EventBody::CallRouted {
+                call: c.clone(),
+                target: Target::Agent(a.clone()),
+                reason: RouteReason::ClickToCall,
+                ring: vec![a.clone()],
+                timeout_ms: 20_000,
+            },
+            EventBody::CallTrunkFailed {
+                call: c.clone(),
+                trunk: Arc::from("viettel"),
+                sip_code: 503,
+            },
+            EventBody::CallCustomerRinging {
+                call: c.clone(),
+                trunk: Arc::from("backup"),
+            },
+            EventBody::CallCustomerAnswered {
+                call: c.clone(),
+                trunk: Arc::from("backup"),
+            },
+            EventBody::CallEnded {
+                call: c.clone(),
+                cause: EndCause::Dial(Arc::from("busy")),
+                agent: Some(a.clone()),
+                wrapup_ms: 10,
+                queue: None,
+                cancelled: vec![],
             },
             EventBody::AgentLeaseExpired {
                 agent: a,

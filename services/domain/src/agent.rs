@@ -114,6 +114,9 @@ pub enum AgentCommand {
         queue: Option<QueueId>,
         /// Ring timeout of the offer.
         ring_timeout_ms: DurationMs,
+        /// For a call the agent places (click-to-call, C1): granted when the agent is
+        /// available or not ready, and without the no-offer delay of a missed offer.
+        outbound: bool,
     },
     /// The phone rings.
     Ringing {
@@ -207,6 +210,10 @@ pub struct Agent {
     pub talk_ms: DurationMs,
     /// The queue the current reservation came from.
     pub offer_queue: Option<QueueId>,
+    /// The not-ready reason the agent returns to after the call it was reserved for (a
+    /// click-to-call placed while not ready), instead of available.
+    #[serde(default)]
+    pub resume: Option<ReasonCode>,
     /// Number of events applied (the aggregate sequence).
     pub seq: u64,
 }
@@ -224,6 +231,7 @@ impl Agent {
             calls: 0,
             talk_ms: 0,
             offer_queue: None,
+            resume: None,
             seq: 0,
         }
     }
@@ -328,11 +336,17 @@ impl Agent {
                 call,
                 queue,
                 ring_timeout_ms,
+                outbound,
             } => {
                 if self.held_for(call) {
                     return Err(Rejection::Duplicate("agent already reserved for this call"));
                 }
-                if self.state != S::Available || now < self.blocked_until {
+                let resume = match &self.state {
+                    S::NotReady { reason } if *outbound => Some(reason.clone()),
+                    _ => None,
+                };
+                let free = self.state == S::Available && (*outbound || now >= self.blocked_until);
+                if !free && resume.is_none() {
                     let state = if self.state == S::Available {
                         format!("blocked until {}", self.blocked_until)
                     } else {
@@ -347,6 +361,7 @@ impl Agent {
                     devices: self.devices.clone(),
                     ring_timeout_ms: *ring_timeout_ms,
                     lease_until: now + ring_timeout_ms + setup.defaults.lease_margin_ms,
+                    resume,
                 })
             }
             AgentCommand::Ringing { call } => match &self.state {
@@ -460,6 +475,16 @@ impl Agent {
         use AgentState as S;
         let at = event.at;
         self.seq += 1;
+        if matches!(
+            &event.body,
+            EventBody::AgentLoggedIn { .. }
+                | EventBody::AgentLoggedOut { .. }
+                | EventBody::AgentAvailable { .. }
+                | EventBody::AgentNotReady { .. }
+        ) {
+            // the agent's own choice replaces the state a click-to-call would return to
+            self.resume = None;
+        }
         match &event.body {
             EventBody::AgentLoggedIn {
                 devices, not_ready, ..
@@ -497,9 +522,11 @@ impl Agent {
                 call,
                 queue,
                 lease_until,
+                resume,
                 ..
             } => {
                 self.offer_queue = queue.clone();
+                self.resume = resume.clone();
                 self.set(
                     S::Reserved {
                         call: call.clone(),
@@ -540,6 +567,7 @@ impl Agent {
                 self.blocked_until = *blocked_until;
                 self.offer_queue = None;
                 if *not_ready {
+                    self.resume = None;
                     self.set(
                         S::NotReady {
                             reason: ReasonCode::new(MISSED_OFFERS_REASON),
@@ -547,12 +575,12 @@ impl Agent {
                         at,
                     );
                 } else {
-                    self.set(S::Available, at);
+                    self.set_free(at);
                 }
             }
             EventBody::AgentOfferCancelled { .. } => {
                 self.offer_queue = None;
-                self.set(S::Available, at);
+                self.set_free(at);
             }
             EventBody::AgentCallEnded {
                 talk_ms,
@@ -563,15 +591,25 @@ impl Agent {
                 self.offer_queue = None;
                 match wrapup_until {
                     Some(until) => self.set(S::WrapUp { until: *until }, at),
-                    None => self.set(S::Available, at),
+                    None => self.set_free(at),
                 }
             }
             EventBody::AgentWrapUpEnded { .. } | EventBody::AgentLeaseExpired { .. } => {
                 self.offer_queue = None;
-                self.set(S::Available, at);
+                self.set_free(at);
             }
             _ => {}
         }
+    }
+
+    /// Done with a call or an offer: available, or back to the not-ready reason a
+    /// click-to-call found the agent in.
+    fn set_free(&mut self, at: TimeMs) {
+        let state = match self.resume.take() {
+            Some(reason) => AgentState::NotReady { reason },
+            None => AgentState::Available,
+        };
+        self.set(state, at);
     }
 
     fn set(&mut self, state: AgentState, at: TimeMs) {

@@ -76,6 +76,24 @@ pub struct CallOffer {
     pub lease_until: TimeMs,
 }
 
+/// What an outbound call (C1 click-to-call) has beyond an inbound one. The call's `number`
+/// is then the tenant's number presented and its `caller` the customer dialled.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboundCall {
+    /// The agent who places it.
+    pub agent: AgentId,
+    /// The trunks to try, in order.
+    pub trunks: Vec<Arc<str>>,
+    /// The caller-supplied correlation id.
+    pub correlation: Option<Arc<str>>,
+    /// The trunk the customer rings or answered on.
+    pub trunk: Option<Arc<str>>,
+    /// The customer's phone rings.
+    pub ringing: bool,
+    /// The customer answered at.
+    pub answered_at: Option<TimeMs>,
+}
+
 /// Commands to a call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallCommand {
@@ -85,6 +103,40 @@ pub enum CallCommand {
         number: Arc<str>,
         /// Calling number.
         caller: Arc<str>,
+    },
+    /// An agent places a call (creates the call; C1 click-to-call).
+    Originate {
+        /// The agent, rung first.
+        agent: AgentId,
+        /// The destination as given.
+        dialled: Arc<str>,
+        /// The caller-supplied correlation id.
+        correlation: Option<Arc<str>>,
+    },
+    /// The edge reports an outbound attempt failed on `trunk` and the next is tried.
+    TrunkFailed {
+        /// Trunk.
+        trunk: Arc<str>,
+        /// Its SIP status (408: no answer at all).
+        sip_code: u16,
+    },
+    /// The edge reports the customer's phone rings.
+    CustomerRinging {
+        /// Trunk.
+        trunk: Arc<str>,
+    },
+    /// The edge reports the customer answered.
+    CustomerAnswered {
+        /// Trunk.
+        trunk: Arc<str>,
+    },
+    /// The edge reports the customer was not reached: the final SIP status of the last
+    /// attempt (mapped by [`crate::dial::dial_result`]).
+    DialFailed {
+        /// The trunk of the last attempt ("" when none could be tried).
+        trunk: Arc<str>,
+        /// SIP status.
+        sip_code: u16,
     },
     /// The caller pressed a digit.
     Digit {
@@ -175,6 +227,11 @@ impl CallCommand {
     pub fn name(&self) -> &'static str {
         match self {
             CallCommand::Arrive { .. } => "arrive",
+            CallCommand::Originate { .. } => "originate",
+            CallCommand::TrunkFailed { .. } => "trunk failed",
+            CallCommand::CustomerRinging { .. } => "customer ringing",
+            CallCommand::CustomerAnswered { .. } => "customer answered",
+            CallCommand::DialFailed { .. } => "dial failed",
             CallCommand::Digit { .. } => "digit",
             CallCommand::MenuTimeout => "menu timeout",
             CallCommand::Overflow { .. } => "overflow",
@@ -223,6 +280,9 @@ pub struct Call {
     pub callback: bool,
     /// Who holds the call now (C5): empty, or the agent, the caller or both.
     pub held_by: Vec<Party>,
+    /// A call out: its agent, trunks and customer leg.
+    #[serde(default)]
+    pub outbound: Option<OutboundCall>,
     /// Number of events applied.
     pub seq: u64,
 }
@@ -248,6 +308,7 @@ impl Call {
             last_queue: None,
             callback: false,
             held_by: Vec::new(),
+            outbound: None,
             seq: 0,
         }
     }
@@ -436,6 +497,64 @@ impl Call {
         Ok(out)
     }
 
+    /// Creates a call out (C1 click-to-call): the router's decisions ([`crate::dial::decide`])
+    /// and the first step, ringing the agent (reserved whether available or not ready).
+    /// Refused with the reason when the agent or the destination cannot be called.
+    pub fn originate(
+        id: CallId,
+        agent: &AgentId,
+        dialled: &str,
+        correlation: Option<Arc<str>>,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        if !setup.agents.contains_key(agent) {
+            return Err(Rejection::UnknownAgent(agent.clone()));
+        }
+        let d = crate::dial::decide(setup, agent, dialled)?;
+        let mut out = vec![Event {
+            at: now,
+            body: EventBody::CallOriginated {
+                call: id.clone(),
+                agent: agent.clone(),
+                dialled: Arc::from(dialled),
+                destination: d.destination,
+                class: Arc::from(d.class),
+                number: d.number,
+                choice: Arc::from(d.choice),
+                trunks: d.trunks,
+                correlation,
+                plan_version: setup.version,
+                record: d.record,
+            },
+        }];
+        out.push(Event {
+            at: now,
+            body: EventBody::CallRouted {
+                call: id,
+                target: Target::Agent(agent.clone()),
+                reason: RouteReason::ClickToCall,
+                ring: vec![agent.clone()],
+                timeout_ms: setup.defaults.ring_timeout_ms,
+            },
+        });
+        Ok(out)
+    }
+
+    /// The outbound part, or why a customer report does not apply to this call.
+    fn outbound_leg(&self, what: &'static str) -> Result<&OutboundCall, Rejection> {
+        let state = match (&self.outbound, &self.phase) {
+            (Some(o), CallPhase::Talking { .. }) => return Ok(o),
+            (None, _) => format!("call {} is not an outbound call", self.id),
+            (Some(_), phase) => format!(
+                "call {} is {}: its agent has not answered",
+                self.id,
+                phase.name()
+            ),
+        };
+        Err(Rejection::IllegalTransition { what, state })
+    }
+
     fn offer_of(&self, agent: &AgentId) -> Option<&CallOffer> {
         self.offers.iter().find(|o| &o.agent == agent)
     }
@@ -452,6 +571,10 @@ impl Call {
         let CallPhase::Direct { target, .. } = &self.phase else {
             return None;
         };
+        if self.outbound.is_some() {
+            // the agent placing the call did not take it: nobody is dialled
+            return Some(Target::Hangup(Arc::from(CAUSE_AGENT_NOT_REACHED)));
+        }
         Some(match target {
             Target::Group(g) => setup
                 .groups
@@ -492,7 +615,62 @@ impl Call {
         let one = |body| Ok(vec![Event { at: now, body }]);
         let mut out = Vec::new();
         match cmd {
-            CallCommand::Arrive { .. } => Err(Rejection::CallExists(call)),
+            CallCommand::Arrive { .. } | CallCommand::Originate { .. } => {
+                Err(Rejection::CallExists(call))
+            }
+            CallCommand::TrunkFailed { trunk, sip_code } => {
+                let o = self.outbound_leg(cmd.name())?;
+                if o.answered_at.is_some() {
+                    return Err(Rejection::Duplicate("the customer already answered"));
+                }
+                one(EventBody::CallTrunkFailed {
+                    call,
+                    trunk: trunk.clone(),
+                    sip_code: *sip_code,
+                })
+            }
+            CallCommand::CustomerRinging { trunk } => {
+                let o = self.outbound_leg(cmd.name())?;
+                if o.ringing || o.answered_at.is_some() {
+                    return Err(Rejection::Duplicate("customer ringing already reported"));
+                }
+                one(EventBody::CallCustomerRinging {
+                    call,
+                    trunk: trunk.clone(),
+                })
+            }
+            CallCommand::CustomerAnswered { trunk } => {
+                let o = self.outbound_leg(cmd.name())?;
+                if o.answered_at.is_some() {
+                    return Err(Rejection::Duplicate("customer answer already reported"));
+                }
+                one(EventBody::CallCustomerAnswered {
+                    call,
+                    trunk: trunk.clone(),
+                })
+            }
+            CallCommand::DialFailed { trunk, sip_code } => {
+                let o = self.outbound_leg(cmd.name())?;
+                if o.answered_at.is_some() {
+                    return Err(Rejection::IllegalTransition {
+                        what: cmd.name(),
+                        state: format!("the customer of call {} answered", self.id),
+                    });
+                }
+                let result = crate::dial::dial_result(*sip_code);
+                let failed = Event {
+                    at: now,
+                    body: EventBody::CallTrunkFailed {
+                        call,
+                        trunk: trunk.clone(),
+                        sip_code: *sip_code,
+                    },
+                };
+                let mut after = self.clone();
+                after.apply(&failed);
+                let end = after.ended(EndCause::Dial(Arc::from(result)), setup, now, None);
+                Ok(vec![failed, end])
+            }
             CallCommand::Digit { digit } => {
                 if !valid_digit(*digit) {
                     return Err(Rejection::InvalidDigit(*digit));
@@ -860,6 +1038,48 @@ impl Call {
                 self.record = *record;
                 self.arrived_at = at;
             }
+            EventBody::CallOriginated {
+                agent,
+                destination,
+                number,
+                trunks,
+                correlation,
+                plan_version,
+                record,
+                ..
+            } => {
+                self.number = number.clone();
+                self.caller = destination.clone();
+                self.plan_version = *plan_version;
+                self.record = *record;
+                self.arrived_at = at;
+                self.outbound = Some(OutboundCall {
+                    agent: agent.clone(),
+                    trunks: trunks.clone(),
+                    correlation: correlation.clone(),
+                    trunk: None,
+                    ringing: false,
+                    answered_at: None,
+                });
+            }
+            EventBody::CallTrunkFailed { .. } => {
+                if let Some(o) = &mut self.outbound {
+                    o.ringing = false;
+                    o.trunk = None;
+                }
+            }
+            EventBody::CallCustomerRinging { trunk, .. } => {
+                if let Some(o) = &mut self.outbound {
+                    o.ringing = true;
+                    o.trunk = Some(trunk.clone());
+                }
+            }
+            EventBody::CallCustomerAnswered { trunk, .. } => {
+                if let Some(o) = &mut self.outbound {
+                    o.answered_at = Some(at);
+                    o.trunk = Some(trunk.clone());
+                }
+            }
             EventBody::CallRouted {
                 target,
                 ring,
@@ -959,6 +1179,10 @@ impl Call {
 }
 /// The hang-up cause of a call whose caller is on the tenant's blocklist (R7).
 pub const CAUSE_BLOCKED: &str = "blocked";
+
+/// The hang-up cause of a call out whose agent did not take it (not reserved, not
+/// answering): nobody was dialled.
+pub const CAUSE_AGENT_NOT_REACHED: &str = "agent_not_reached";
 
 /// Whether `caller` (as the edge heard it: national or international digits, or a name) is
 /// on the tenant's blocklist. Read with the tenant's region only when the list has entries:

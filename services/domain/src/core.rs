@@ -155,6 +155,19 @@ impl TenantCore {
                 }
                 Call::arrive(id.clone(), number, caller, &setup, now)
             }
+            Command::Call(
+                id,
+                CallCommand::Originate {
+                    agent,
+                    dialled,
+                    correlation,
+                },
+            ) => {
+                if self.calls.contains_key(id) {
+                    return Err(Rejection::CallExists(id.clone()));
+                }
+                Call::originate(id.clone(), agent, dialled, correlation.clone(), &setup, now)
+            }
             Command::Call(id, c) => self
                 .calls
                 .get(id)

@@ -77,6 +77,10 @@ pub enum EndCause {
     Router(Arc<str>),
     /// The SIP edge stopped reporting on the call (A5 repair).
     EdgeLost,
+    /// An outbound call's customer was not reached: the result of the map in
+    /// [`crate::dial_result`] (`busy`, `no_answer`, `rejected`, `invalid_number`,
+    /// `carrier_error`).
+    Dial(Arc<str>),
 }
 
 impl EndCause {
@@ -87,6 +91,7 @@ impl EndCause {
             EndCause::Agent => "agent",
             EndCause::Router(c) => c,
             EndCause::EdgeLost => "edge_lost",
+            EndCause::Dial(c) => c,
         }
     }
 }
@@ -132,6 +137,8 @@ pub enum RouteReason {
     /// The caller is on the tenant's blocklist (R7): the call ends at once, with the cause
     /// [`crate::CAUSE_BLOCKED`].
     Blocked,
+    /// A click-to-call rings its agent first (C1).
+    ClickToCall,
 }
 
 /// Why a queue refused a call or a waiting call left it.
@@ -287,6 +294,9 @@ pub enum EventBody {
         ring_timeout_ms: DurationMs,
         /// The reservation is repaired after this time.
         lease_until: TimeMs,
+        /// For a call out reserving a not-ready agent (C1): the reason it returns to after
+        /// the call, instead of available.
+        resume: Option<ReasonCode>,
     },
     /// The agent's phone rings.
     AgentRinging {
@@ -488,6 +498,58 @@ pub enum EventBody {
         /// Whether it is recorded (C4).
         record: bool,
     },
+    /// An outbound call was placed (C1 click-to-call): the router's decisions, made before
+    /// the edge dials anything (docs/DECISIONS.md, "Outbound calls: the shape").
+    CallOriginated {
+        /// Call.
+        call: CallId,
+        /// The agent whose phone rings first and who talks to the customer.
+        agent: AgentId,
+        /// The destination as given (by the CRM, the agent).
+        dialled: Arc<str>,
+        /// What goes to the trunk: E.164 for a public number, the digits of a service number.
+        destination: Arc<str>,
+        /// The destination's class (`mobile`, `national`, `emergency`, ...).
+        class: Arc<str>,
+        /// The tenant's number the customer sees (E.164); empty for an emergency call of a
+        /// tenant without a carrier number (the trunk's own identity is presented).
+        number: Arc<str>,
+        /// Why that number (`forced`, `same_carrier`, `fallback`, `first_usable`,
+        /// `emergency`).
+        choice: Arc<str>,
+        /// The trunks to try, in order.
+        trunks: Vec<Arc<str>>,
+        /// The caller-supplied correlation id (a CRM record), echoed in the call's record.
+        correlation: Option<Arc<str>>,
+        /// Routing-plan version the call runs (R9).
+        plan_version: u64,
+        /// Whether it is recorded (C4, the number's `record_outbound`).
+        record: bool,
+    },
+    /// An outbound call's attempt on a trunk failed with this SIP status: the next trunk is
+    /// tried (N3), unless the `CallEnded` of the call's dial result follows at once.
+    CallTrunkFailed {
+        /// Call.
+        call: CallId,
+        /// The trunk.
+        trunk: Arc<str>,
+        /// The SIP status it answered (408 for no answer at all).
+        sip_code: u16,
+    },
+    /// An outbound call's customer is ringing (180/183).
+    CallCustomerRinging {
+        /// Call.
+        call: CallId,
+        /// The trunk carrying it.
+        trunk: Arc<str>,
+    },
+    /// An outbound call's customer answered: talk time starts.
+    CallCustomerAnswered {
+        /// Call.
+        call: CallId,
+        /// The trunk carrying it.
+        trunk: Arc<str>,
+    },
     /// The call goes to a step.
     CallRouted {
         /// Call.
@@ -646,6 +708,10 @@ impl EventBody {
             | QueueCallbackDue { queue, .. }
             | QueueDecisionExpired { queue, .. } => AggregateRef::Queue(queue.clone()),
             CallArrived { call, .. }
+            | CallOriginated { call, .. }
+            | CallTrunkFailed { call, .. }
+            | CallCustomerRinging { call, .. }
+            | CallCustomerAnswered { call, .. }
             | CallRouted { call, .. }
             | CallMenuRetry { call, .. }
             | CallOffered { call, .. }
@@ -688,6 +754,10 @@ impl EventBody {
             QueueCallbackDue { .. } => "queue_callback_due",
             QueueDecisionExpired { .. } => "queue_decision_expired",
             CallArrived { .. } => "call_arrived",
+            CallOriginated { .. } => "call_originated",
+            CallTrunkFailed { .. } => "call_trunk_failed",
+            CallCustomerRinging { .. } => "call_customer_ringing",
+            CallCustomerAnswered { .. } => "call_customer_answered",
             CallRouted { .. } => "call_routed",
             CallMenuRetry { .. } => "call_menu_retry",
             CallOffered { .. } => "call_offered",

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod call;
 pub mod core;
+pub mod dial;
 pub mod event;
 pub mod ids;
 pub mod outbound;
@@ -21,8 +22,11 @@ pub mod setup;
 pub use callgrid_numbers as numbers;
 
 pub use agent::{Agent, AgentCommand, AgentState, AgentView};
-pub use call::{Call, CallCommand, CallPhase, CAUSE_BLOCKED};
+pub use call::{
+    Call, CallCommand, CallPhase, OutboundCall, CAUSE_AGENT_NOT_REACHED, CAUSE_BLOCKED,
+};
 pub use core::{Output, TenantCore};
+pub use dial::{decide, dial_result, DialDecision};
 pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
 pub use ids::*;
 pub use outbound::{CallerIdFrom, OutboundSetup, TrunkRegister, TrunkSetup};

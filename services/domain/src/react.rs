@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::agent::{AgentCommand, AgentView};
 use crate::call::CallCommand;
-use crate::event::{EndCause, Event, EventBody, LeaseKind, LeaveReason, OfferFailure};
+use crate::event::{EndCause, Event, EventBody, LeaseKind, LeaveReason, OfferFailure, RouteReason};
 use crate::ids::{AgentId, CallId, DeviceId, DurationMs, QueueId};
 use crate::queue::QueueCommand;
 use crate::rejection::Rejection;
@@ -97,6 +97,7 @@ pub fn reactions(
                         call: call.clone(),
                         queue: Some(queue.clone()),
                         ring_timeout_ms,
+                        outbound: false,
                     },
                 ));
             }
@@ -147,7 +148,7 @@ pub fn reactions(
             target,
             ring,
             timeout_ms,
-            ..
+            reason,
         } => match target {
             Target::Queue(q) => {
                 let (caller, priority) =
@@ -169,6 +170,7 @@ pub fn reactions(
                             call: call.clone(),
                             queue: None,
                             ring_timeout_ms: *timeout_ms,
+                            outbound: *reason == RouteReason::ClickToCall,
                         },
                     ));
                 }
@@ -377,6 +379,20 @@ pub enum Instruction {
     },
     /// Record the call.
     Record,
+    /// A call out: once `agent` answers, dial the customer on these trunks in order,
+    /// presenting `number` (issue 18); its early media and ringback go to the agent.
+    Dial {
+        /// The agent whose answer starts the dialling.
+        agent: AgentId,
+        /// The destination (E.164, or a service number's digits).
+        destination: Arc<str>,
+        /// The tenant's number presented; empty: the trunk's own identity.
+        number: Arc<str>,
+        /// Trunk ids, in order.
+        trunks: Vec<Arc<str>>,
+        /// How long the customer may ring.
+        timeout_ms: DurationMs,
+    },
     /// Hang up with a cause.
     Hangup {
         /// Cause.
@@ -389,6 +405,26 @@ pub fn instructions(setup: &TenantSetup, event: &Event) -> Vec<Instruction> {
     use EventBody as E;
     match &event.body {
         E::CallArrived { record: true, .. } => vec![Instruction::Record],
+        E::CallOriginated {
+            agent,
+            destination,
+            number,
+            trunks,
+            record,
+            ..
+        } => {
+            let mut v = vec![Instruction::Dial {
+                agent: agent.clone(),
+                destination: destination.clone(),
+                number: number.clone(),
+                trunks: trunks.clone(),
+                timeout_ms: crate::dial::CUSTOMER_RING_TIMEOUT_MS,
+            }];
+            if *record {
+                v.push(Instruction::Record);
+            }
+            v
+        }
         E::CallRouted { target, .. } => match target {
             Target::Queue(q) => vec![
                 Instruction::Answer,
@@ -466,7 +502,7 @@ pub fn instructions(setup: &TenantSetup, event: &Event) -> Vec<Instruction> {
                 .iter()
                 .map(|a| Instruction::CancelRing { agent: a.clone() })
                 .collect();
-            if let EndCause::Router(c) = cause {
+            if let EndCause::Router(c) | EndCause::Dial(c) = cause {
                 v.push(Instruction::Hangup { cause: c.clone() });
             } else if *cause == EndCause::EdgeLost {
                 v.push(Instruction::Hangup {

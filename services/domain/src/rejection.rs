@@ -71,6 +71,18 @@ pub enum Rejection {
     /// device domains).
     #[error("devices: {0:?} is not a sip: URI on loopback or in the tenant's device_domains")]
     DeviceNotAllowed(String),
+    /// A destination that cannot be called out to as written, or not by this agent: the
+    /// numbers crate's reason, naming the number (issue 18).
+    #[error("{0}")]
+    Number(#[from] crate::numbers::NumberError),
+    /// A destination on the tenant's blocklist (R7): never dialled.
+    #[error("number {number} is on the tenant's blocklist ({entry})")]
+    Blocked {
+        /// The destination as it would be dialled.
+        number: String,
+        /// The blocklist entry that matched.
+        entry: String,
+    },
     /// The events of the command would not fit in one record of the event log: refused
     /// before anything changes, so the log never holds a record it cannot take.
     #[error("the command's events take {bytes} bytes, more than the event log's {max} per event")]

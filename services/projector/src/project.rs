@@ -671,6 +671,56 @@ impl<S: RowSource> Projection<S> {
                     v.plan_version = *plan_version;
                 })?;
             }
+            CallOriginated {
+                call,
+                agent,
+                destination,
+                number,
+                correlation,
+                plan_version,
+                ..
+            } => {
+                let c = call.to_string();
+                self.call(cx, &c, |v| {
+                    v.state = "routing".into();
+                    v.since_ms = at;
+                    v.arrived_ms = at;
+                    v.direction = "outbound".into();
+                    v.number = number.to_string();
+                    v.caller = destination.to_string();
+                    v.agent = agent.to_string();
+                    v.correlation = correlation.as_deref().unwrap_or_default().to_owned();
+                    v.plan_version = *plan_version;
+                })?;
+            }
+            CallTrunkFailed {
+                call,
+                trunk,
+                sip_code,
+            } => {
+                self.call(cx, call.as_str(), |v| {
+                    v.trunk = trunk.to_string();
+                    v.sip_code = u32::from(*sip_code);
+                })?;
+            }
+            CallCustomerRinging { call, trunk } => {
+                self.call(cx, call.as_str(), |v| {
+                    v.state = "dialling".into();
+                    v.since_ms = at;
+                    v.trunk = trunk.to_string();
+                })?;
+            }
+            CallCustomerAnswered { call, trunk } => {
+                // talk time of a call out starts when the customer answers
+                self.call(cx, call.as_str(), |v| {
+                    v.state = "talking".into();
+                    v.since_ms = at;
+                    v.trunk = trunk.to_string();
+                    v.sip_code = 200;
+                    v.answered_ms = at;
+                    v.talking_since_ms = at;
+                })?;
+            }
             CallRouted { call, target, .. } => {
                 let state = match target {
                     Target::Menu(_) => "menu",
@@ -1136,12 +1186,26 @@ impl<S: RowSource> Projection<S> {
             self.offer_done(cx, call, &a, "cancelled")?;
         }
         let at = cx.at;
+        let dial_result = matches!(cause, EndCause::Dial(_));
         let cause = cause.name().to_owned();
         let Some(view) = self.call(cx, call, |v| {
             v.state = "ended".into();
             v.since_ms = at;
             v.ended_ms = at;
             v.end_cause = cause.clone();
+            if v.direction == "outbound" && v.sip_code != 200 {
+                // a call out whose customer never answered: 0 s talk (C2), its result the
+                // dial result (busy, no_answer...) or `ended` (the agent gave up first)
+                v.talking_since_ms = 0;
+                v.connected_ms = 0;
+                v.hold_since_ms = 0;
+                v.answered_ms = 0;
+                v.result = if dial_result {
+                    cause.clone()
+                } else {
+                    "ended".into()
+                };
+            }
             end_part(v, at);
             v.result = if v.answered_ms > 0 {
                 "answered".into()
@@ -1177,7 +1241,11 @@ impl<S: RowSource> Projection<S> {
                     tenant: cx.tenant.clone(),
                     day,
                     call: call.to_owned(),
-                    direction: "inbound".into(),
+                    direction: if view.direction.is_empty() {
+                        "inbound".into()
+                    } else {
+                        view.direction.clone()
+                    },
                     number: view.number.clone(),
                     caller: view.caller.clone(),
                     queue: view.queue.clone(),
@@ -1194,6 +1262,9 @@ impl<S: RowSource> Projection<S> {
                     offers: view.offers,
                     plan_version: view.plan_version,
                     recording: view.recording.clone(),
+                    correlation: view.correlation.clone(),
+                    trunk: view.trunk.clone(),
+                    sip_code: view.sip_code,
                     pos: r.pos,
                 }
             },
@@ -1277,6 +1348,10 @@ fn new_queue(tenant: &str, queue: &str) -> QueueView {
 
 fn new_call(tenant: &str, call: &str) -> CallView {
     CallView {
+        direction: String::new(),
+        correlation: String::new(),
+        trunk: String::new(),
+        sip_code: 0,
         tenant: tenant.to_owned(),
         call: call.to_owned(),
         state: "routing".into(),
@@ -1357,6 +1432,9 @@ fn unknown_record(cx: &Cx, call: &str) -> CallRecord {
         offers: 0,
         plan_version: 0,
         recording: String::new(),
+        correlation: String::new(),
+        trunk: String::new(),
+        sip_code: 0,
         pos: Position::default(),
     }
 }

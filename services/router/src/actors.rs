@@ -531,7 +531,10 @@ impl CallActor {
         by: Option<&str>,
         ctx: &mut Context<Self>,
     ) -> Result<Ticket, Rejection> {
-        let arriving = matches!(cmd, CallCommand::Arrive { .. });
+        let arriving = matches!(
+            cmd,
+            CallCommand::Arrive { .. } | CallCommand::Originate { .. }
+        );
         match self.run(cmd, by) {
             Ok((events, ticket, _)) => {
                 self.after(&events, ticket, ctx);
@@ -668,6 +671,18 @@ impl Aggregate for CallActor {
                 } else {
                     self.awaiting_first_offer = Some(std::time::Instant::now());
                     Call::arrive(self.call.id.clone(), number, caller, setup, now)
+                }
+            }
+            CallCommand::Originate {
+                agent,
+                dialled,
+                correlation,
+            } => {
+                if self.duplicate || self.call.seq > 0 {
+                    Err(Rejection::CallExists(self.call.id.clone()))
+                } else {
+                    let id = self.call.id.clone();
+                    Call::originate(id, agent, dialled, correlation.clone(), setup, now)
                 }
             }
             _ => self.call.handle(cmd, setup, now),

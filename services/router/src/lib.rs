@@ -10,6 +10,7 @@ pub mod actors;
 pub mod clock;
 pub mod grpc;
 pub mod journal;
+pub mod originate;
 pub mod recovery;
 pub mod snapshot;
 pub mod tenant;
@@ -140,6 +141,8 @@ pub struct Router {
     secrets_key: Option<callgrid_config::secrets::SecretsKey>,
     /// Whether the log answered its last probe (`probe_log`).
     log_reachable: std::sync::atomic::AtomicBool,
+    /// The edges that place calls out, and the calls handed to them.
+    pub originations: Arc<originate::Originations>,
 }
 
 /// The longest an API request waits for its events to be durable before it answers
@@ -352,6 +355,7 @@ impl Router {
             sip_realm: opts.sip_realm.clone(),
             secrets_key: opts.secrets_key.clone(),
             log_reachable: std::sync::atomic::AtomicBool::new(true),
+            originations: Arc::default(),
         });
         tokio::spawn(probe_log(Arc::downgrade(&router)));
         let events = recovered.events;

@@ -39,6 +39,10 @@ pub struct TrunkEntry {
     pub max_calls: Option<u32>,
     /// Calls in progress on the trunk (shared across directory versions).
     pub active: Arc<AtomicU32>,
+    /// Calls out say they are from the trunk's account, not the hotline number.
+    pub from_account: bool,
+    /// Calls out carry `P-Asserted-Identity` with the hotline number.
+    pub p_asserted_identity: bool,
 }
 
 impl TrunkEntry {
@@ -129,6 +133,7 @@ pub struct Directory {
     numbers: HashMap<String, NumberEntry>,
     trunks_by_ip: HashMap<IpAddr, Vec<Arc<TrunkEntry>>>,
     trunks_by_user: HashMap<String, Vec<Arc<TrunkEntry>>>,
+    trunks_by_id: HashMap<(Arc<str>, Arc<str>), Arc<TrunkEntry>>,
     agents: HashMap<(Arc<str>, Arc<str>), AgentEntry>,
     agent_tenants: HashMap<Arc<str>, Vec<Arc<str>>>,
     tenants: Vec<Arc<str>>,
@@ -191,7 +196,11 @@ impl Directory {
                             .unwrap_or(callgrid_config::DEFAULT_TRUNK_MAX_CALLS),
                     ),
                     active: counters.get(&t.tenant, &k.id),
+                    from_account: k.caller_id.from == callgrid_config::CallerIdFrom::Account,
+                    p_asserted_identity: k.caller_id.p_asserted_identity,
                 });
+                d.trunks_by_id
+                    .insert((tenant.clone(), entry.id.clone()), entry.clone());
                 if let Some(addr) = addr {
                     d.trunks_by_ip
                         .entry(addr.ip())
@@ -245,6 +254,13 @@ impl Directory {
         of_tenant()
             .find(|k| k.addr == Some(source))
             .or_else(|| of_tenant().next())
+            .cloned()
+    }
+
+    /// A tenant's trunk by its id (calls out).
+    pub fn trunk(&self, tenant: &str, id: &str) -> Option<Arc<TrunkEntry>> {
+        self.trunks_by_id
+            .get(&(Arc::from(tenant), Arc::from(id)))
             .cloned()
     }
 

@@ -75,7 +75,15 @@ pub trait RouterLink: Send + Sync + 'static {
         &self,
         reports: tokio_stream::wrappers::ReceiverStream<api::EdgeReport>,
     ) -> Result<Instructions, tonic::Status>;
+
+    /// The calls the router hands this edge to place (click-to-call): each is opened at
+    /// once with a `Call` stream whose first report is `originated`.
+    async fn originations(&self) -> Result<Originations, tonic::Status>;
 }
+
+/// The calls the router hands an edge (`CallControl.Originations`).
+pub type Originations =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::Origination, tonic::Status>> + Send>>;
 
 #[async_trait::async_trait]
 impl RouterLink for api::call_control_client::CallControlClient<Channel> {
@@ -86,6 +94,16 @@ impl RouterLink for api::call_control_client::CallControlClient<Channel> {
         let mut client = self.clone();
         let response =
             api::call_control_client::CallControlClient::call(&mut client, reports).await?;
+        Ok(Box::pin(response.into_inner()))
+    }
+
+    async fn originations(&self) -> Result<Originations, tonic::Status> {
+        let mut client = self.clone();
+        let response = api::call_control_client::CallControlClient::originations(
+            &mut client,
+            api::OriginationsRequest {},
+        )
+        .await?;
         Ok(Box::pin(response.into_inner()))
     }
 }
@@ -346,6 +364,10 @@ impl SipEdge {
             }
         });
         tokio::spawn(dispatch::run(shared.clone(), incoming, cancel.clone()));
+        tokio::spawn(call::take_originations(
+            shared.clone(),
+            cancel.child_token(),
+        ));
         tracing::info!(sip = %local, "sip edge listening on udp and tcp");
         Ok(SipEdge { shared, cancel })
     }

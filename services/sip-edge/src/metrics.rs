@@ -92,6 +92,10 @@ counters! {
     agent_legs,
     /// Agent legs answered.
     agent_legs_answered,
+    /// Calls out the router placed here (click-to-call).
+    calls_originated,
+    /// Customer legs of calls out started (INVITEs on a trunk, each attempt).
+    customer_legs,
     /// REGISTER requests accepted.
     registrations,
     /// REGISTER requests refused (bad credentials, unknown agent).

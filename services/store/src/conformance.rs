@@ -115,6 +115,10 @@ fn call(t: &str, c: &str, state: &str) -> CallView {
         end_cause: String::new(),
         offers: 1,
         recording: String::new(),
+        direction: String::new(),
+        correlation: String::new(),
+        trunk: String::new(),
+        sip_code: 0,
         pos: pos(12),
     }
 }
@@ -141,6 +145,9 @@ fn record(t: &str, c: &str, start_ms: u64) -> CallRecord {
         offers: 2,
         plan_version: 1,
         recording: String::new(),
+        correlation: String::new(),
+        trunk: String::new(),
+        sip_code: 0,
         pos: pos(13),
     }
 }

@@ -286,6 +286,18 @@ pub struct CallView {
     pub offers: u32,
     /// Recording file, if recorded.
     pub recording: String,
+    /// `inbound`, or `outbound` for a call an agent placed (C1); "" reads as inbound.
+    #[serde(default)]
+    pub direction: String,
+    /// A call out's caller-supplied correlation id.
+    #[serde(default)]
+    pub correlation: String,
+    /// A call out's trunk: the one that answered, or the last one tried.
+    #[serde(default)]
+    pub trunk: String,
+    /// A call out's SIP status: 200 when answered, else the last attempt's failure.
+    #[serde(default)]
+    pub sip_code: u32,
     /// Position reflected.
     pub pos: Position,
 }
@@ -300,11 +312,12 @@ pub struct CallRecord {
     pub day: String,
     /// Call id.
     pub call: String,
-    /// `inbound`.
+    /// `inbound`, or `outbound` (C1: an agent placed it; `number` is then the tenant's
+    /// number presented, `caller` the customer dialled, `agent` the agent who placed it).
     pub direction: String,
-    /// Number dialled.
+    /// Number dialled (outbound: the tenant's number presented).
     pub number: String,
-    /// Calling number.
+    /// Calling number (outbound: the customer dialled).
     pub caller: String,
     /// Queue (last one it waited in), "" if none.
     pub queue: String,
@@ -335,6 +348,16 @@ pub struct CallRecord {
     pub plan_version: u64,
     /// Recording file, "" if none.
     pub recording: String,
+    /// A call out's caller-supplied correlation id (the CRM's record).
+    #[serde(default)]
+    pub correlation: String,
+    /// A call out's trunk: the one that answered, or the last one tried.
+    #[serde(default)]
+    pub trunk: String,
+    /// A call out's SIP status: 200 when answered, else the last attempt's failure (the
+    /// result is `end_cause`: busy, no_answer, rejected, invalid_number, carrier_error).
+    #[serde(default)]
+    pub sip_code: u32,
     /// Position reflected.
     pub pos: Position,
 }

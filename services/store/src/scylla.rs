@@ -1062,6 +1062,10 @@ mod tests {
                 end_cause: String::new(),
                 offers: 0,
                 recording: String::new(),
+                direction: String::new(),
+                correlation: String::new(),
+                trunk: String::new(),
+                sip_code: 0,
                 pos: Position::default(),
             })
         };

@@ -68,6 +68,9 @@ fn record(call: &str, start_ms: u64) -> CallRecord {
         offers: 1,
         plan_version: 1,
         recording: String::new(),
+        correlation: String::new(),
+        trunk: String::new(),
+        sip_code: 0,
         pos: pos(100),
     }
 }

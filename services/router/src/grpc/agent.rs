@@ -147,6 +147,76 @@ impl api::agent_service_server::AgentService for AgentSvc {
         }))
     }
 
+    async fn click_to_call(
+        &self,
+        req: Request<api::ClickToCallRequest>,
+    ) -> Result<Response<api::ClickToCallResponse>, Status> {
+        let by = caller(&req)?;
+        let r = req.into_inner();
+        let t = scoped(
+            &self.router,
+            &by,
+            Permission::CallOut,
+            &r.tenant,
+            Some(&r.agent),
+        )?;
+        if r.number.trim().is_empty() {
+            return Err(Status::invalid_argument("number is required"));
+        }
+        limits::text("number", &r.number, limits::MAX_NUMBER)?;
+        limits::text("correlation_id", &r.correlation_id, limits::MAX_CORRELATION)?;
+        let agent = AgentId::new(&r.agent);
+        let addr = t.agent(&agent).ok_or_else(|| {
+            Status::not_found(format!("unknown agent {} of tenant {}", r.agent, r.tenant))
+        })?;
+        // the decisions, as the call will make them: a refusal is the caller's answer
+        let decision = callgrid_domain::decide(&t.setup(), &agent, &r.number)
+            .map_err(|e| convert::status(&e))?;
+        let a = addr.send(GetAgent).await.map_err(mailbox)?;
+        if !matches!(a.state, AgentState::Available | AgentState::NotReady { .. }) {
+            return Err(Status::failed_precondition(format!(
+                "agent {} is {}: a click-to-call needs it available or not ready",
+                r.agent, a.state
+            )));
+        }
+        writable(&self.router)?;
+        let originations = &self.router.originations;
+        let call = originations.call_id(t.now());
+        let correlation = (!r.correlation_id.is_empty()).then(|| r.correlation_id.as_str().into());
+        let opened = originations
+            .hand(
+                call.clone(),
+                t.id.clone(),
+                agent,
+                r.number.trim().into(),
+                correlation,
+                by.id.clone(),
+            )
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "no SIP edge of tenant {} is connected to place calls",
+                    r.tenant
+                ))
+            })?;
+        match tokio::time::timeout(crate::originate::OPEN_WAIT, opened).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(st))) => return Err(st),
+            Ok(Err(_)) | Err(_) => {
+                originations.forget(&call);
+                return Err(Status::unavailable(format!(
+                    "the SIP edge did not open call {call} in time"
+                )));
+            }
+        }
+        Ok(Response::new(api::ClickToCallResponse {
+            call: call.to_string(),
+            destination: decision.destination.to_string(),
+            caller_number: decision.number.to_string(),
+            class: decision.class.to_owned(),
+            trunks: decision.trunks.iter().map(|t| t.to_string()).collect(),
+        }))
+    }
+
     async fn list_agents(
         &self,
         req: Request<api::ListAgentsRequest>,

@@ -8,14 +8,14 @@ use actix::{Actor, Addr, AsyncContext};
 use callgrid_domain::{Call, CallCommand, CallId, EndCause, TenantId};
 use callgrid_proto::api::v1 as api;
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::{caller, denied, durable, limits, mailbox, writable};
 use crate::actors::{CallActor, CallMsg, EdgeReport, Refusal, ToEdge};
 use crate::journal::Ticket;
-use crate::tenant::OverLimit;
+use crate::tenant::{OverLimit, Tenant};
 use crate::Router;
 use callgrid_access::{Permission, Principal};
 
@@ -63,6 +63,9 @@ fn overloaded() -> Status {
     st
 }
 
+/// The calls handed to one edge.
+type Originations = Pin<Box<dyn Stream<Item = Result<api::Origination, Status>> + Send>>;
+
 /// The tenants' configurations for one edge.
 type Configs = Pin<Box<dyn Stream<Item = Result<api::TenantConfigs, Status>> + Send>>;
 
@@ -70,6 +73,16 @@ type Configs = Pin<Box<dyn Stream<Item = Result<api::TenantConfigs, Status>> + S
 impl api::call_control_server::CallControl for CallControlSvc {
     type CallStream = Out;
     type WatchTenantsStream = Configs;
+    type OriginationsStream = Originations;
+
+    async fn originations(
+        &self,
+        req: Request<api::OriginationsRequest>,
+    ) -> Result<Response<Originations>, Status> {
+        let by = caller(&req)?;
+        by.allow(Permission::CallControl).map_err(denied)?;
+        Ok(Response::new(self.subscribe(by)))
+    }
 
     async fn watch_tenants(
         &self,
@@ -124,7 +137,108 @@ impl api::call_control_server::CallControl for CallControlSvc {
     }
 }
 
+/// What the first report of a call's stream opens.
+struct Opening {
+    tenant: Arc<Tenant>,
+    command: CallCommand,
+    traceparent: String,
+    /// Who the creation is recorded as caused by.
+    cause: Arc<str>,
+    /// For a call the router placed: the click-to-call waiting for its creation.
+    placed: Option<oneshot::Sender<Result<(), Status>>>,
+}
+
 impl CallControlSvc {
+    /// The calls the router hands to the edge `by` from now on (click-to-call), until the
+    /// stream is dropped. The gRPC service serves it as `Originations`; `callgrid serve`'s
+    /// edge reads it in process.
+    pub fn subscribe(&self, by: Principal) -> Originations {
+        let sub = self.router.originations.subscribe(by);
+        Box::pin(futures::stream::unfold(sub, |mut sub| async move {
+            let (call, tenant) = sub.calls.recv().await?;
+            let o = api::Origination {
+                call_id: call.to_string(),
+                tenant: tenant.to_string(),
+            };
+            Some((Ok(o), sub))
+        }))
+    }
+
+    /// An inbound call's arrival: its number names the tenant.
+    fn arrival(&self, mut arrived: api::Arrived, by: &Principal) -> Result<Opening, Status> {
+        if arrived.number.is_empty() {
+            return Err(Status::invalid_argument("number is required"));
+        }
+        limits::text("number", &arrived.number, limits::MAX_NUMBER)?;
+        limits::text("caller", &arrived.caller, limits::MAX_NUMBER)?;
+        limits::optional_id("tenant", &arrived.tenant)?;
+        limits::text("traceparent", &arrived.traceparent, limits::MAX_TRACEPARENT)?;
+        let tenant = self
+            .router
+            .tenant_of_number(&arrived.number)
+            .ok_or_else(|| Status::not_found(format!("unknown number {}", arrived.number)))?;
+        by.check(Permission::CallControl, tenant.id.as_str(), None)
+            .map_err(denied)?;
+        if !arrived.tenant.is_empty() && arrived.tenant != tenant.id.as_str() {
+            return Err(Status::permission_denied(format!(
+                "number {} does not belong to tenant {}",
+                arrived.number, arrived.tenant
+            )));
+        }
+        Ok(Opening {
+            tenant,
+            command: CallCommand::Arrive {
+                number: arrived.number.as_str().into(),
+                caller: arrived.caller.as_str().into(),
+            },
+            traceparent: std::mem::take(&mut arrived.traceparent),
+            cause: by.id.clone(),
+            placed: None,
+        })
+    }
+
+    /// A call the router placed and handed to this edge (`Originations`): only that edge
+    /// may open it; its creation is recorded as caused by whoever asked for it.
+    fn origination(
+        &self,
+        call: &CallId,
+        o: api::Originated,
+        by: &Principal,
+    ) -> Result<Opening, Status> {
+        limits::text("traceparent", &o.traceparent, limits::MAX_TRACEPARENT)?;
+        let pending = self
+            .router
+            .originations
+            .take(call)
+            .ok_or_else(|| Status::not_found(format!("no call {call} waits to be opened")))?;
+        let refuse = |pending: crate::originate::Pending, st: Status| {
+            let _ = pending.reply.send(Err(st.clone()));
+            st
+        };
+        if pending.edge != by.id {
+            let st = Status::permission_denied(format!("call {call} was handed to another edge"));
+            return Err(refuse(pending, st));
+        }
+        let Some(tenant) = self.router.tenant(pending.tenant.as_str()) else {
+            let st = Status::not_found(format!("unknown tenant {}", pending.tenant));
+            return Err(refuse(pending, st));
+        };
+        if let Err(d) = by.check(Permission::CallControl, tenant.id.as_str(), None) {
+            return Err(refuse(pending, denied(d)));
+        }
+        Ok(Opening {
+            tenant,
+            command: CallCommand::Originate {
+                agent: pending.agent,
+                dialled: pending.dialled,
+                correlation: pending.correlation,
+            },
+            traceparent: o.traceparent,
+            cause: pending.by,
+            placed: Some(pending.reply),
+        })
+    }
+
     /// One call's stream: the edge's reports in, the router's instructions out. The gRPC
     /// service runs it over HTTP/2; `callgrid serve` runs its SIP edge on it directly, in
     /// process (the same messages, no transport; docs/DECISIONS.md).
@@ -147,50 +261,57 @@ impl CallControlSvc {
             .arrivals
             .try_begin()
             .ok_or_else(overloaded)?;
-        let Some(api::edge_report::Report::Arrived(mut arrived)) = first.report else {
-            return Err(Status::invalid_argument("the first report must be arrived"));
-        };
         if first.call_id.is_empty() {
             return Err(Status::invalid_argument("call_id is required"));
         }
-        if arrived.number.is_empty() {
-            return Err(Status::invalid_argument("number is required"));
-        }
         limits::text("call_id", &first.call_id, limits::MAX_CALL_ID)?;
-        limits::text("number", &arrived.number, limits::MAX_NUMBER)?;
-        limits::text("caller", &arrived.caller, limits::MAX_NUMBER)?;
-        limits::optional_id("tenant", &arrived.tenant)?;
-        limits::text("traceparent", &arrived.traceparent, limits::MAX_TRACEPARENT)?;
-        let tenant = self
-            .router
-            .tenant_of_number(&arrived.number)
-            .ok_or_else(|| Status::not_found(format!("unknown number {}", arrived.number)))?;
-        by.check(Permission::CallControl, tenant.id.as_str(), None)
-            .map_err(denied)?;
-        if !arrived.tenant.is_empty() && arrived.tenant != tenant.id.as_str() {
-            return Err(Status::permission_denied(format!(
-                "number {} does not belong to tenant {}",
-                arrived.number, arrived.tenant
-            )));
-        }
         let call_id = CallId::new(&first.call_id);
-        tenant
-            .admit(&call_id, &arrived.number)
+        let Opening {
+            tenant,
+            command,
+            traceparent,
+            cause,
+            placed,
+        } = match first.report {
+            Some(api::edge_report::Report::Arrived(arrived)) => self.arrival(arrived, by)?,
+            Some(api::edge_report::Report::Originated(o)) => self.origination(&call_id, o, by)?,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first report must be arrived or originated",
+                ))
+            }
+        };
+        let admit_number = match &command {
+            CallCommand::Arrive { number, .. } => number.to_string(),
+            // a call out counts against its tenant and the number it presents (N8)
+            CallCommand::Originate { agent, dialled, .. } => {
+                callgrid_domain::decide(&tenant.setup(), agent, dialled)
+                    .map(|d| d.number.to_string())
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let admitted = tenant
+            .admit(&call_id, &admit_number)
             .map_err(|over| match over {
                 OverLimit::Tenant(max) => Status::resource_exhausted(format!(
                     "tenant {} is at its limit of {max} concurrent calls",
                     tenant.id
                 )),
                 OverLimit::Number(max) => Status::resource_exhausted(format!(
-                    "number {} is at its limit of {max} concurrent calls",
-                    arrived.number
+                    "number {admit_number} is at its limit of {max} concurrent calls"
                 )),
-            })?;
+            });
+        if let Err(st) = admitted {
+            if let Some(reply) = placed {
+                let _ = reply.send(Err(st.clone()));
+            }
+            return Err(st);
+        }
         let (tx, rx) = mpsc::unbounded_channel::<(Ticket, ToEdge)>();
         let weak = tx.downgrade();
         let t = tenant.clone();
         let id = call_id.clone();
-        let traceparent = std::mem::take(&mut arrived.traceparent);
         let edge_by = Some(by.id.clone());
         let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |ctx| {
             let duplicate = !t.register_call(id.clone(), ctx.address());
@@ -199,19 +320,21 @@ impl CallControlSvc {
         // from here on the call exists: if this future is dropped (the edge gave up) or
         // fails before the report reader runs, the call ends as edge-lost
         let mut abandon = Abandon(Some(addr.clone()));
-        let ticket = addr
-            .send(CallMsg(
-                CallCommand::Arrive {
-                    number: arrived.number.as_str().into(),
-                    caller: arrived.caller.as_str().into(),
-                },
-                Some(by.id.clone()),
-            ))
+        let created = addr
+            .send(CallMsg(command, Some(cause)))
             .await
-            .map_err(mailbox)?
-            .map_err(|r| convert::status(&r))?;
+            .map_err(mailbox)
+            .and_then(|r| r.map_err(|r| convert::status(&r)));
+        let created = match created {
+            Ok(ticket) => durable(&self.router, ticket).await.map(|()| ticket),
+            Err(st) => Err(st),
+        };
+        if let Some(reply) = placed {
+            // the click-to-call waiting for this call hears how its creation went
+            let _ = reply.send(created.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+        let ticket = created?;
         let journal = self.router.shared.journal.clone();
-        durable(&self.router, ticket).await?;
         let shared = &self.router.shared;
         shared
             .arrival_delay

@@ -38,6 +38,15 @@ pub(super) fn status(r: &Rejection) -> tonic::Status {
         | Rejection::NotOffered { .. }
         | Rejection::NotWaiting { .. }
         | Rejection::CallEnded(_) => Status::failed_precondition(msg),
+        Rejection::Blocked { .. } => Status::permission_denied(msg),
+        Rejection::Number(n) => {
+            use callgrid_domain::numbers::NumberError as N;
+            match n {
+                N::ClassRefused { .. } | N::NotPermitted { .. } => Status::permission_denied(msg),
+                N::NoUsableNumber { .. } => Status::failed_precondition(msg),
+                _ => Status::invalid_argument(msg),
+            }
+        }
     }
 }
 
@@ -107,6 +116,19 @@ fn instruction_pb(i: &Instruction) -> api::router_instruction::Instruction {
         Instruction::Hangup { cause } => I::Hangup(api::HangupCall {
             cause: cause.to_string(),
         }),
+        Instruction::Dial {
+            agent,
+            destination,
+            number,
+            trunks,
+            timeout_ms,
+        } => I::Dial(api::Dial {
+            agent: agent.to_string(),
+            destination: destination.to_string(),
+            number: number.to_string(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            timeout_ms: *timeout_ms,
+        }),
     }
 }
 
@@ -161,11 +183,29 @@ pub(super) fn report_commands(
     let agent = |a: &str| limits::id("agent", a).map(|()| AgentId::new(a));
     Ok(match report {
         None => return Err(Status::invalid_argument("report is empty")),
-        Some(R::Arrived(_)) => {
+        Some(R::Arrived(_)) | Some(R::Originated(_)) => {
             return Err(Status::invalid_argument(
-                "arrived may only be the first report",
+                "arrived and originated may only be the first report",
             ))
         }
+        Some(R::TrunkFailed(t)) => vec![CallCommand::TrunkFailed {
+            trunk: trunk(&t.trunk)?,
+            sip_code: sip_code(t.sip_code)?,
+        }],
+        Some(R::CustomerRinging(t)) => vec![CallCommand::CustomerRinging {
+            trunk: trunk(&t.trunk)?,
+        }],
+        Some(R::CustomerAnswered(t)) => vec![CallCommand::CustomerAnswered {
+            trunk: trunk(&t.trunk)?,
+        }],
+        Some(R::DialFailed(d)) => vec![CallCommand::DialFailed {
+            trunk: if d.trunk.is_empty() {
+                "".into()
+            } else {
+                trunk(&d.trunk)?
+            },
+            sip_code: sip_code(d.sip_code)?,
+        }],
         Some(R::Ringing(r)) => vec![CallCommand::Ringing {
             agent: agent(&r.agent)?,
         }],
@@ -227,6 +267,22 @@ pub(super) fn report_commands(
             }]
         }
     })
+}
+
+/// A trunk id of a customer report.
+fn trunk(t: &str) -> Result<std::sync::Arc<str>, Status> {
+    limits::id("trunk", t)?;
+    Ok(t.into())
+}
+
+/// A final SIP status of a customer report: 300 to 699.
+fn sip_code(code: u32) -> Result<u16, Status> {
+    match u16::try_from(code) {
+        Ok(c @ 300..=699) => Ok(c),
+        _ => Err(Status::invalid_argument(format!(
+            "sip_code {code} is not a final failure status (300-699)"
+        ))),
+    }
 }
 
 /// The side of a hold report; it must be named.

@@ -11,6 +11,8 @@ pub const MAX_ID: usize = 64;
 pub const MAX_CALL_ID: usize = 256;
 /// Longest phone number, caller id or transfer target.
 pub const MAX_NUMBER: usize = 128;
+/// A click-to-call's correlation id (a CRM record's id).
+pub const MAX_CORRELATION: usize = 128;
 /// Longest device URI.
 pub const MAX_DEVICE: usize = 256;
 /// Most devices an agent logs in with (A4: several phones, not thousands).

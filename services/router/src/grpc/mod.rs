@@ -110,6 +110,7 @@ pub fn policy(_: &Method, path: &str) -> Rule {
         }
         "callgrid.api.v1.AgentService" => Rule::Require(match method {
             "ListAgents" => P::AgentRead,
+            "ClickToCall" => P::CallOut,
             _ => P::AgentControl,
         }),
         "callgrid.api.v1.CallControl" => Rule::Require(match method {

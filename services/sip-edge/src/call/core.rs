@@ -89,6 +89,13 @@ pub(crate) enum Input {
     RecordingStarted { path: String },
     /// `Action::StartRecording` could not start.
     RecordingFailed,
+    /// A call out: the customer's phone rings on `trunk` (180/183).
+    CustomerEarly { trunk: String },
+    /// A call out: the customer answered on `trunk`.
+    CustomerAnswered { trunk: String },
+    /// A call out: the attempt on `trunk` failed before an answer with `code` (the trunk
+    /// unknown, down or full: 503).
+    CustomerFailed { trunk: String, code: u16 },
     /// Time passed (a deadline of [`CallCore::next_deadline`]).
     Tick,
 }
@@ -180,6 +187,15 @@ pub(crate) enum Action {
         code: u16,
         reason: Option<String>,
     },
+    /// A call out: INVITE `destination` on `trunk` presenting `number`; a failure to send
+    /// comes back as `Input::CustomerFailed`, the trunk's answers as the other customer
+    /// inputs. The customer's dialog is the caller's from then on (`ByeCaller` and
+    /// `RejectCaller` end it, answered or not).
+    DialCustomer {
+        trunk: String,
+        destination: String,
+        number: String,
+    },
     /// Record the caller and the agent bridged to it; the outcome comes back as
     /// `Input::RecordingStarted` or `Input::RecordingFailed`.
     StartRecording { agent: String },
@@ -221,6 +237,20 @@ struct Collect {
     deadline: Option<Instant>,
 }
 
+/// A call out's customer leg (issue 18): what the router decided, and where it stands.
+struct Dial {
+    agent: String,
+    destination: String,
+    number: String,
+    trunks: Vec<String>,
+    timeout: Duration,
+    /// The trunk tried now (an index in `trunks`); `None` before the first attempt.
+    attempt: Option<usize>,
+    /// The current attempt rings out at.
+    deadline: Option<Instant>,
+    ringing_reported: bool,
+}
+
 /// A blind transfer asked for by an agent's REFER, waiting for the router's word.
 struct PendingTransfer {
     agent: String,
@@ -246,6 +276,8 @@ pub(crate) struct CallCore {
     /// The number of the last report (the arrival is 1).
     seq: u64,
     transfer: Option<PendingTransfer>,
+    /// A call out: its customer leg (the caller of an inbound call).
+    dial: Option<Dial>,
     router_open: bool,
     linger_until: Option<Instant>,
     out: Vec<Action>,
@@ -267,6 +299,7 @@ impl CallCore {
             hold_prompt: None,
             seq: 1,
             transfer: None,
+            dial: None,
             router_open: true,
             linger_until: None,
             out: Vec::new(),
@@ -337,7 +370,7 @@ impl CallCore {
                 self.offer_failed(agent, api::FailureCause::Unreachable, code);
             }
             Input::AgentEarly { agent } => self.agent_early(agent),
-            Input::AgentAnswered { agent, leg, body } => self.agent_answered(agent, leg, body),
+            Input::AgentAnswered { agent, leg, body } => self.agent_answered(agent, leg, body, now),
             Input::AgentLegEnded { agent, leg, code } => self.agent_leg_ended(agent, &leg, code),
             Input::AgentHold { agent, hold } => self.agent_hold(agent, hold),
             Input::AgentRefer {
@@ -349,6 +382,9 @@ impl CallCore {
                 self.report(Report::Recording(api::RecordingStarted { path }));
             }
             Input::RecordingFailed => self.recording = false,
+            Input::CustomerEarly { trunk } => self.customer_early(trunk),
+            Input::CustomerAnswered { trunk } => self.customer_answered(trunk),
+            Input::CustomerFailed { trunk, code } => self.customer_failed(trunk, code, now),
             Input::Tick => self.timeouts(now),
         }
         std::mem::take(&mut self.out)
@@ -362,8 +398,10 @@ impl CallCore {
             .filter(|r| r.answered.is_none())
             .map(|r| r.deadline);
         let collect = self.collect.as_ref().and_then(|c| c.deadline);
+        let dial = self.dial.as_ref().and_then(|d| d.deadline);
         rings
             .chain(collect)
+            .chain(dial)
             .chain(self.linger_until)
             .min()
             .unwrap_or(now + Duration::from_secs(3600))
@@ -479,6 +517,20 @@ impl CallCore {
                     timeout,
                 });
             }
+            Instruction::Dial(d) => {
+                if self.dial.is_none() && !self.caller_ended {
+                    self.dial = Some(Dial {
+                        agent: d.agent,
+                        destination: d.destination,
+                        number: d.number,
+                        trunks: d.trunks,
+                        timeout: Duration::from_millis(d.timeout_ms.max(1_000)),
+                        attempt: None,
+                        deadline: None,
+                        ringing_reported: false,
+                    });
+                }
+            }
             Instruction::CancelRing(c) => self.cancel_ring(&c.agent),
             Instruction::Bridge(b) => self.bridge(b.agent),
             Instruction::Record(_) => {
@@ -553,6 +605,17 @@ impl CallCore {
             .is_some_and(|r| r.answered.is_some());
         if !answered {
             tracing::warn!(call = %self.id, agent, "bridge to an agent whose phone has not answered");
+            return;
+        }
+        if self.dial.is_some() {
+            // a call out: the agent hears the customer's leg from the start (early media),
+            // and nothing is answered here: the customer's phone answers
+            if !self.caller_ended && self.bridged.is_none() {
+                self.out.push(Action::Bridge {
+                    agent: agent.clone(),
+                });
+                self.bridged = Some(agent.clone());
+            }
             return;
         }
         // the caller may not be answered yet (a direct ring): answer now
@@ -707,7 +770,7 @@ impl CallCore {
         self.report(Report::Ringing(api::AgentRinging { agent }));
     }
 
-    fn agent_answered(&mut self, agent: String, leg: LegKey, body: Vec<u8>) {
+    fn agent_answered(&mut self, agent: String, leg: LegKey, body: Vec<u8>, now: Instant) {
         let Some(ring) = self.agents.get_mut(&agent) else {
             return;
         };
@@ -739,7 +802,113 @@ impl CallCore {
                 });
             }
         }
+        let dials = self
+            .dial
+            .as_ref()
+            .is_some_and(|d| d.agent == agent && d.attempt.is_none());
         self.report(Report::Answered(api::AgentAnswered { agent }));
+        if dials {
+            // the customer is dialled the moment the agent answers, without a round trip
+            self.dial_next(now);
+        }
+    }
+
+    // ------------------------------------------------------------------ customer leg (calls out)
+
+    /// INVITEs the customer on the next trunk of the router's list.
+    fn dial_next(&mut self, now: Instant) {
+        if self.caller_ended {
+            return;
+        }
+        let Some(d) = &mut self.dial else {
+            return;
+        };
+        let next = d.attempt.map_or(0, |i| i + 1);
+        let Some(trunk) = d.trunks.get(next).cloned() else {
+            return;
+        };
+        d.attempt = Some(next);
+        d.deadline = Some(now + d.timeout);
+        d.ringing_reported = false;
+        self.out.push(Action::DialCustomer {
+            trunk,
+            destination: d.destination.clone(),
+            number: d.number.clone(),
+        });
+    }
+
+    /// The trunk being tried, if the customer leg is still being set up on it.
+    fn current_trunk(&self, trunk: &str) -> bool {
+        !self.caller_ended
+            && !self.caller_answered
+            && self
+                .dial
+                .as_ref()
+                .and_then(|d| d.attempt.and_then(|i| d.trunks.get(i)))
+                .is_some_and(|t| t == trunk)
+    }
+
+    fn customer_early(&mut self, trunk: String) {
+        if !self.current_trunk(&trunk) {
+            return;
+        }
+        let Some(d) = &mut self.dial else {
+            return;
+        };
+        if !d.ringing_reported {
+            d.ringing_reported = true;
+            self.report(Report::CustomerRinging(api::CustomerRinging { trunk }));
+        }
+    }
+
+    fn customer_answered(&mut self, trunk: String) {
+        if !self.current_trunk(&trunk) {
+            return;
+        }
+        self.caller_answered = true;
+        if let Some(d) = &mut self.dial {
+            d.deadline = None;
+        }
+        self.report(Report::CustomerAnswered(api::CustomerAnswered { trunk }));
+        if let Some(agent) = self.bridged.clone() {
+            // the media may have been bridged for early media already; again is harmless
+            self.out.push(Action::Bridge {
+                agent: agent.clone(),
+            });
+            if self.record {
+                self.start_recording(agent);
+            }
+        }
+    }
+
+    /// An attempt failed: the next trunk on 503, 408 or any 5xx, or a trunk unknown, down
+    /// or full (N3); otherwise, or after the last trunk, the call out failed with `code`.
+    fn customer_failed(&mut self, trunk: String, code: u16, now: Instant) {
+        if !self.current_trunk(&trunk) {
+            return;
+        }
+        let more = self
+            .dial
+            .as_ref()
+            .is_some_and(|d| d.attempt.map_or(0, |i| i + 1) < d.trunks.len());
+        let fails_over = code == 408 || (500..600).contains(&code);
+        if more && fails_over {
+            self.report(Report::TrunkFailed(api::TrunkFailed {
+                trunk,
+                sip_code: u32::from(code),
+            }));
+            self.dial_next(now);
+            return;
+        }
+        if let Some(d) = &mut self.dial {
+            d.deadline = None;
+        }
+        self.caller_ended = true;
+        self.report(Report::DialFailed(api::DialFailed {
+            sip_code: u32::from(code),
+            trunk,
+        }));
+        // the router ends the call (the agent's leg with it)
     }
 
     fn agent_leg_ended(&mut self, agent: String, leg: &str, code: u16) {
@@ -841,6 +1010,28 @@ impl CallCore {
     }
 
     fn timeouts(&mut self, now: Instant) {
+        if let Some(d) = &mut self.dial {
+            if d.deadline.is_some_and(|t| t <= now) {
+                // the customer rang out: CANCEL the INVITE; the call out ends no answer
+                d.deadline = None;
+                let trunk = d
+                    .attempt
+                    .and_then(|i| d.trunks.get(i))
+                    .cloned()
+                    .unwrap_or_default();
+                if !self.caller_ended {
+                    self.caller_ended = true;
+                    self.out.push(Action::RejectCaller {
+                        code: 487,
+                        reason: "no answer".into(),
+                    });
+                    self.report(Report::DialFailed(api::DialFailed {
+                        sip_code: 480,
+                        trunk,
+                    }));
+                }
+            }
+        }
         if let Some(c) = &self.collect {
             if c.deadline.is_some_and(|d| d <= now) {
                 let digits = c.digits.clone();
@@ -1497,6 +1688,240 @@ mod tests {
                     sip_code: 0
                 })
             )]
+        );
+    }
+
+    /// A call out: the router's dial plan, ann rung and answering on one device.
+    fn call_out(t0: Instant, trunks: &[&str]) -> (CallCore, Vec<Action>) {
+        let mut c = CallCore::new("o1".into());
+        let dial = I::Dial(api::Dial {
+            agent: "ann".into(),
+            destination: "+84912345678".into(),
+            number: "+842873000200".into(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            timeout_ms: 30_000,
+        });
+        assert!(c.handle(router(dial), t0).is_empty());
+        assert_eq!(c.handle(ring("ann"), t0).len(), 1);
+        assert!(c.handle(started("ann", &["d1"]), t0).is_empty());
+        let a = c.handle(
+            Input::AgentAnswered {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                body: b"v=0".to_vec(),
+            },
+            t0,
+        );
+        (c, a)
+    }
+
+    fn dial(trunk: &str) -> Action {
+        Action::DialCustomer {
+            trunk: trunk.into(),
+            destination: "+84912345678".into(),
+            number: "+842873000200".into(),
+        }
+    }
+
+    #[test]
+    fn a_call_out_dials_the_customer_when_the_agent_answers_and_bridges_on_answer() {
+        let t0 = Instant::now();
+        let (mut c, a) = call_out(t0, &["vnpt"]);
+        // the INVITE to the customer is the action right after the agent's answer report
+        assert_eq!(a.last(), Some(&dial("vnpt")));
+        assert!(matches!(
+            a[a.len() - 2],
+            Action::Report {
+                report: Report::Answered(_),
+                ..
+            }
+        ));
+        // the router's bridge connects the agent to the customer's leg (early media); the
+        // caller is never "answered" by us
+        let a = c.handle(
+            router(I::Bridge(api::Bridge {
+                agent: "ann".into(),
+            })),
+            t0,
+        );
+        assert_eq!(
+            a,
+            [Action::Bridge {
+                agent: "ann".into()
+            }]
+        );
+        let a = c.handle(
+            Input::CustomerEarly {
+                trunk: "vnpt".into(),
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                3,
+                Report::CustomerRinging(api::CustomerRinging {
+                    trunk: "vnpt".into()
+                })
+            )]
+        );
+        // a second 18x reports nothing more
+        assert!(c
+            .handle(
+                Input::CustomerEarly {
+                    trunk: "vnpt".into()
+                },
+                t0
+            )
+            .is_empty());
+        let a = c.handle(
+            Input::CustomerAnswered {
+                trunk: "vnpt".into(),
+            },
+            at(t0, 4_000),
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                4,
+                Report::CustomerAnswered(api::CustomerAnswered {
+                    trunk: "vnpt".into()
+                })
+            )]
+        );
+        assert!(a.contains(&Action::Bridge {
+            agent: "ann".into()
+        }));
+        // the customer hangs up: reported as the caller's hang-up, the agent's leg ends
+        let a = c.handle(Input::CallerEnded { code: 0 }, at(t0, 9_000));
+        assert!(matches!(reports(&a)[..], [(5, Report::Hangup(_))]));
+        assert!(a.iter().any(|x| matches!(x, Action::EndAgent { .. })));
+        c.handle(Input::RouterGone, at(t0, 9_002));
+        assert!(c.finished(at(t0, 9_003)));
+    }
+
+    #[test]
+    fn a_call_out_fails_over_on_503_and_408_and_fails_on_busy() {
+        let t0 = Instant::now();
+        let (mut c, _) = call_out(t0, &["viettel", "backup", "third"]);
+        let a = c.handle(
+            Input::CustomerFailed {
+                trunk: "viettel".into(),
+                code: 503,
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                3,
+                Report::TrunkFailed(api::TrunkFailed {
+                    trunk: "viettel".into(),
+                    sip_code: 503
+                })
+            )]
+        );
+        assert_eq!(a.last(), Some(&dial("backup")));
+        // a late answer of the trunk given up is ignored
+        assert!(c
+            .handle(
+                Input::CustomerAnswered {
+                    trunk: "viettel".into()
+                },
+                t0
+            )
+            .is_empty());
+        let a = c.handle(
+            Input::CustomerFailed {
+                trunk: "backup".into(),
+                code: 408,
+            },
+            t0,
+        );
+        assert_eq!(a.last(), Some(&dial("third")));
+        // busy is the customer's answer, not the trunk's fault: no next trunk
+        let a = c.handle(
+            Input::CustomerFailed {
+                trunk: "third".into(),
+                code: 486,
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                5,
+                Report::DialFailed(api::DialFailed {
+                    sip_code: 486,
+                    trunk: "third".into()
+                })
+            )]
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::DialCustomer { .. })));
+    }
+
+    #[test]
+    fn a_call_out_after_its_last_trunk_or_its_ring_time_fails_with_the_code() {
+        let t0 = Instant::now();
+        let (mut c, _) = call_out(t0, &["only"]);
+        let a = c.handle(
+            Input::CustomerFailed {
+                trunk: "only".into(),
+                code: 503,
+            },
+            t0,
+        );
+        assert_eq!(
+            reports(&a),
+            [(
+                3,
+                Report::DialFailed(api::DialFailed {
+                    sip_code: 503,
+                    trunk: "only".into()
+                })
+            )]
+        );
+        // the customer rings out: CANCEL, and no answer
+        let (mut c, _) = call_out(t0, &["only"]);
+        assert_eq!(c.next_deadline(t0), at(t0, 30_000));
+        let a = c.handle(Input::Tick, at(t0, 30_000));
+        assert!(matches!(a[0], Action::RejectCaller { code: 487, .. }));
+        assert_eq!(
+            reports(&a),
+            [(
+                3,
+                Report::DialFailed(api::DialFailed {
+                    sip_code: 480,
+                    trunk: "only".into()
+                })
+            )]
+        );
+        // the agent hangs up while the customer rings: reported, the router ends the call
+        let (mut c, _) = call_out(t0, &["only"]);
+        c.handle(
+            router(I::Bridge(api::Bridge {
+                agent: "ann".into(),
+            })),
+            t0,
+        );
+        let a = c.handle(
+            Input::AgentLegEnded {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                code: 0,
+            },
+            at(t0, 1_000),
+        );
+        assert!(matches!(reports(&a)[..], [(3, Report::Hangup(_))]));
+        let a = c.handle(
+            router(I::Hangup(api::HangupCall {
+                cause: "agent".into(),
+            })),
+            at(t0, 1_001),
+        );
+        assert!(
+            a.iter().any(|x| matches!(x, Action::RejectCaller { .. })),
+            "{a:?}"
         );
     }
 }

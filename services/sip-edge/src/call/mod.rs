@@ -145,6 +145,85 @@ async fn run(
         .reject(Some(code), Some(sip::reason_value(numeric, &text)));
 }
 
+/// A call the router placed here (click-to-call): opens its stream with `originated` and
+/// runs it; the core rings the agent and dials the customer as the router says.
+pub(crate) async fn originated(shared: Arc<Shared>, origination: api::Origination) {
+    let id = origination.call_id;
+    let tenant: Arc<str> = Arc::from(origination.tenant.as_str());
+    let (tx, rx) = mpsc::channel::<api::EdgeReport>(32);
+    let _ = tx
+        .send(api::EdgeReport {
+            call_id: id.clone(),
+            seq: 1,
+            ack: false,
+            report: Some(Report::Originated(api::Originated {
+                tenant: origination.tenant,
+                traceparent: String::new(),
+            })),
+        })
+        .await;
+    let opened = tokio::time::timeout(
+        shared.options.router_timeout,
+        shared.router.call(ReceiverStream::new(rx)),
+    )
+    .await;
+    let instructions = match opened {
+        Ok(Ok(i)) => i,
+        Ok(Err(status)) => {
+            tracing::info!(call = %id, reason = %status.message(), "router refused the call out");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(call = %id, "router did not open the call out in time");
+            return;
+        }
+    };
+    Metrics::inc(&shared.metrics.calls_originated);
+    shared
+        .metrics
+        .calls_active
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
+    let call = task::CallTask::outbound(id, tenant, shared.clone(), state_tx, tx);
+    call.run(instructions, state_rx).await;
+    shared
+        .metrics
+        .calls_active
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    Metrics::inc(&shared.metrics.calls_ended);
+}
+
+/// Takes the calls the router hands this edge, for as long as the edge runs: the stream is
+/// opened again after it breaks (the router restarted, the connection dropped).
+pub(crate) async fn take_originations(
+    shared: Arc<Shared>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use futures::StreamExt;
+    loop {
+        match shared.router.originations().await {
+            Ok(mut calls) => loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    next = calls.next() => match next {
+                        Some(Ok(o)) => {
+                            tokio::spawn(originated(shared.clone(), o));
+                        }
+                        _ => break,
+                    },
+                }
+            },
+            Err(st) => {
+                tracing::debug!(reason = %st.message(), "no originations stream; retrying");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 fn new_call_id() -> String {
     format!("{:016x}{:016x}", crate::random_u64(), crate::random_u64())
 }

@@ -53,7 +53,15 @@ pub(super) struct CallTask {
     pub(super) id: String,
     pub(super) tenant: Arc<str>,
     pub(super) shared: Arc<Shared>,
-    pub(super) caller_dialog: InviteDialog,
+    /// The caller's dialog (we are its UAS); for a call out, the customer's (we are its UAC),
+    /// once dialled.
+    pub(super) caller_dialog: Option<InviteDialog>,
+    /// A call out: the trunk carrying the customer's leg now, holding a place under its limit.
+    customer_trunk: Option<(String, Arc<crate::directory::TrunkEntry>)>,
+    /// A call out (the router placed it).
+    outbound: bool,
+    /// A call out's customer answered.
+    customer_answered: bool,
     pub(super) caller_offer: Vec<u8>,
     /// The IP address the caller's INVITE came from (its SIP peer, for strict RTP).
     pub(super) caller_peer: Option<IpAddr>,
@@ -91,10 +99,44 @@ impl CallTask {
             id,
             tenant,
             shared,
-            caller_dialog: caller.dialog,
+            caller_dialog: Some(caller.dialog),
+            customer_trunk: None,
+            outbound: false,
+            customer_answered: false,
             caller_offer: caller.offer,
             caller_peer: caller.peer,
             state_tx: caller.state_tx,
+            caller_leg: None,
+            agents: HashMap::new(),
+            recording: None,
+            reports,
+            media_events: mpsc::channel(64),
+            requests: HashMap::new(),
+            next_request: 0,
+        }
+    }
+
+    /// A call out the router placed (click-to-call): no caller yet; the customer's leg is
+    /// dialled when the core says so.
+    pub(super) fn outbound(
+        id: String,
+        tenant: Arc<str>,
+        shared: Arc<Shared>,
+        state_tx: DialogStateSender,
+        reports: mpsc::Sender<api::EdgeReport>,
+    ) -> CallTask {
+        CallTask {
+            core: CallCore::new(id.clone()),
+            id,
+            tenant,
+            shared,
+            caller_dialog: None,
+            customer_trunk: None,
+            outbound: true,
+            customer_answered: false,
+            caller_offer: Vec::new(),
+            caller_peer: None,
+            state_tx,
             caller_leg: None,
             agents: HashMap::new(),
             recording: None,
@@ -140,7 +182,10 @@ impl CallTask {
         self.finish_recording().await;
         // release every media port and forget every dialog
         self.caller_leg = None;
-        self.shared.dialogs.remove_dialog(&self.caller_dialog.id());
+        self.release_trunk();
+        if let Some(d) = &self.caller_dialog {
+            self.shared.dialogs.remove_dialog(&d.id());
+        }
     }
 
     /// Runs `input` through the core and carries out its actions; what an action's outcome
@@ -172,20 +217,37 @@ impl CallTask {
                     .await;
             }
             Action::AnswerCaller => return self.answer_caller().await,
-            Action::RejectCaller { code, reason } => {
-                let _ = self.caller_dialog.reject(
-                    Some(StatusCode::from(code)),
-                    Some(reason_value(code, &reason)),
-                );
-            }
+            Action::RejectCaller { code, reason } => match &self.caller_dialog {
+                Some(d) if self.outbound => {
+                    // a call out not answered: CANCEL the customer's INVITE
+                    let _ = d.hangup_with_reason(reason_value(code, &reason)).await;
+                }
+                Some(d) => {
+                    let _ = d.reject(
+                        Some(StatusCode::from(code)),
+                        Some(reason_value(code, &reason)),
+                    );
+                }
+                None => {}
+            },
             Action::ByeCaller { code, reason } => {
-                let _ = self
-                    .caller_dialog
-                    .bye_with_reason(reason_value(code, &reason))
-                    .await;
+                if let Some(d) = &self.caller_dialog {
+                    let _ = d.bye_with_reason(reason_value(code, &reason)).await;
+                }
             }
             Action::CallerRinging => {
-                let _ = self.caller_dialog.ringing(None, None);
+                if let Some(d) = &self.caller_dialog {
+                    let _ = d.ringing(None, None);
+                }
+            }
+            Action::DialCustomer {
+                trunk,
+                destination,
+                number,
+            } => {
+                if let Err(code) = self.dial_customer(&trunk, &destination, &number).await {
+                    return Some(Input::CustomerFailed { trunk, code });
+                }
             }
             Action::Caller(m) => {
                 if let Some(leg) = &self.caller_leg {
@@ -318,7 +380,11 @@ impl CallTask {
         match body {
             Ok(sdp) => {
                 let headers = vec![Header::ContentType("application/sdp".into())];
-                if self.caller_dialog.accept(Some(headers), Some(sdp)).is_ok() {
+                let accepted = self
+                    .caller_dialog
+                    .as_ref()
+                    .is_some_and(|d| d.accept(Some(headers), Some(sdp)).is_ok());
+                if accepted {
                     self.caller_leg = Some(leg);
                 }
                 None
@@ -331,10 +397,130 @@ impl CallTask {
     }
 
     fn reject_caller(&mut self, code: u16, text: &str) -> Input {
-        let _ = self
-            .caller_dialog
-            .reject(Some(StatusCode::from(code)), Some(reason_value(code, text)));
+        if let Some(d) = &self.caller_dialog {
+            let _ = d.reject(Some(StatusCode::from(code)), Some(reason_value(code, text)));
+        }
         Input::CallerAnswerFailed { code }
+    }
+
+    /// INVITEs a call out's customer on `trunk_id`: the trunk must be known at this edge,
+    /// have an address and room under its call limit; the customer's media leg is made once
+    /// and offered on every attempt. `From` carries the hotline number (or the trunk's
+    /// account, as the trunk says), `P-Asserted-Identity` the number when the trunk wants
+    /// it; digest challenges (401/407) are answered with the trunk's account. The SIP code
+    /// of why no INVITE left otherwise (503: the next trunk is tried).
+    async fn dial_customer(
+        &mut self,
+        trunk_id: &str,
+        destination: &str,
+        number: &str,
+    ) -> Result<(), u16> {
+        self.release_trunk();
+        let directory = self.shared.directory.get();
+        let Some(trunk) = directory.trunk(&self.tenant, trunk_id) else {
+            tracing::info!(call = %self.id, trunk = trunk_id, "no such trunk at this edge");
+            return Err(503);
+        };
+        let Some(addr) = trunk.addr else {
+            tracing::info!(call = %self.id, trunk = trunk_id, "the trunk's host name is not resolved by this edge");
+            return Err(503);
+        };
+        if !trunk.try_acquire() {
+            tracing::info!(call = %self.id, trunk = trunk_id, "the trunk is at its call limit");
+            return Err(503);
+        }
+        self.customer_trunk = Some((trunk_id.to_owned(), trunk.clone()));
+        if self.caller_leg.is_none() {
+            match self.shared.media.leg(self.media_events.0.clone()).await {
+                Ok(l) => self.caller_leg = Some(l),
+                Err(e) => {
+                    tracing::warn!(call = %self.id, error = %e, "no media port for the customer");
+                    return Err(503);
+                }
+            }
+        }
+        let offer = self
+            .caller_leg
+            .as_ref()
+            .map(|l| l.offer())
+            .unwrap_or_default();
+        let transport = match trunk.transport {
+            callgrid_config::TrunkTransport::Tcp => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let host = |user: &str, at: std::net::SocketAddr| {
+            rsipstack::sip::Uri::try_from(format!("sip:{user}@{at}").as_str()).ok()
+        };
+        let ours = std::net::SocketAddr::new(self.shared.advertise_ip, self.shared.local.port());
+        let account = trunk.username.clone().unwrap_or_default();
+        let from_user = if trunk.from_account && !account.is_empty() {
+            account.as_str()
+        } else if number.is_empty() {
+            "anonymous"
+        } else {
+            number
+        };
+        let (Some(caller), Some(callee)) = (host(from_user, ours), host(destination, addr)) else {
+            return Err(484);
+        };
+        let mut headers = vec![Header::Other("X-Callgrid-Call".into(), self.id.clone())];
+        if trunk.p_asserted_identity && !number.is_empty() {
+            headers.push(Header::Other(
+                "P-Asserted-Identity".into(),
+                format!("<sip:{number}@{}>", self.shared.advertise_ip),
+            ));
+        }
+        let mut contact = self.shared.contact.clone();
+        if transport == Transport::Tcp {
+            contact
+                .params
+                .push(rsipstack::sip::Param::Transport(Transport::Tcp));
+        }
+        let credential = match (&trunk.username, &trunk.password) {
+            (Some(u), Some(p)) => Some(rsipstack::dialog::authenticate::Credential {
+                username: u.clone(),
+                password: p.clone(),
+                realm: None,
+                auth_username: None,
+            }),
+            _ => None,
+        };
+        let opt = InviteOption {
+            caller,
+            callee,
+            destination: Some(SipAddr::new(transport, addr.into())),
+            contact,
+            offer: Some(offer),
+            content_type: Some("application/sdp".into()),
+            headers: Some(headers),
+            credential,
+            ..Default::default()
+        };
+        match self
+            .shared
+            .dialogs
+            .do_invite_async(opt, self.state_tx.clone())
+        {
+            Ok((dialog, _join)) => {
+                Metrics::inc(&self.shared.metrics.customer_legs);
+                self.caller_peer = Some(addr.ip());
+                if let Some(old) = self.caller_dialog.replace(dialog) {
+                    self.shared.dialogs.remove_dialog(&old.id());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::info!(call = %self.id, trunk = trunk_id, error = %e, "cannot invite on the trunk");
+                Err(503)
+            }
+        }
+    }
+
+    /// Gives the trunk's place back (the call out ended, or goes to the next trunk).
+    fn release_trunk(&mut self) {
+        if let Some((_, t)) = self.customer_trunk.take() {
+            t.release();
+        }
     }
 
     /// Invites the agent's devices: its registered phones, else the SIP devices it logged in
@@ -374,12 +560,17 @@ impl CallTask {
             }
         };
         let offer = media.offer();
+        // the agent's phone shows the caller (a call out: the platform)
         let caller_uri = self
             .caller_dialog
-            .initial_request()
-            .from_header()
-            .ok()
-            .and_then(|f| f.typed().ok())
+            .as_ref()
+            .filter(|_| !self.outbound)
+            .and_then(|d| {
+                d.initial_request()
+                    .from_header()
+                    .ok()
+                    .and_then(|f| f.typed().ok())
+            })
             .map(|f| f.uri)
             .unwrap_or_else(|| self.shared.contact.clone());
         let mut legs = HashMap::new();
@@ -516,7 +707,10 @@ impl CallTask {
 
     async fn dialog_state(&mut self, st: DialogState) {
         let id_call = st.id().call_id.clone();
-        if id_call == self.caller_dialog.id().call_id {
+        let caller = self.caller_dialog.as_ref().map(|d| d.id().call_id);
+        if caller.as_ref() == Some(&id_call) && self.outbound {
+            self.customer_state(st).await;
+        } else if caller.as_ref() == Some(&id_call) {
             self.caller_state(st).await;
         } else if let Some(agent) = self
             .agents
@@ -548,9 +742,12 @@ impl CallTask {
             }
             DialogState::Confirmed(_, _) if self.caller_offer.is_empty() => {
                 // late offer: the caller's answer came with the ACK
-                if let (Some(ack), Some(leg)) =
-                    (self.caller_dialog.last_remote_ack(), &self.caller_leg)
-                {
+                if let (Some(ack), Some(leg)) = (
+                    self.caller_dialog
+                        .as_ref()
+                        .and_then(|d| d.last_remote_ack()),
+                    &self.caller_leg,
+                ) {
                     if !ack.body.is_empty() {
                         let _ = leg.apply_answer(&ack.body, self.caller_peer);
                     }
@@ -575,6 +772,45 @@ impl CallTask {
                 }
             }
             other => answer_unserved(other).await,
+        }
+    }
+
+    /// A call out's customer dialog: early media and the answer's SDP go to the customer's
+    /// media leg; the attempt's end before an answer is its failure, after it a hang-up.
+    async fn customer_state(&mut self, st: DialogState) {
+        let trunk = self
+            .customer_trunk
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        match st {
+            DialogState::Early(_, resp) => {
+                if let (false, Some(leg)) = (resp.body.is_empty(), &self.caller_leg) {
+                    if let Err(e) = leg.apply_answer(&resp.body, self.caller_peer) {
+                        tracing::info!(call = %self.id, error = %e, "customer's early media not usable");
+                    }
+                }
+                self.feed(Input::CustomerEarly { trunk }).await;
+            }
+            DialogState::Confirmed(_, resp) => {
+                if let (false, Some(leg)) = (resp.body.is_empty(), &self.caller_leg) {
+                    if let Err(e) = leg.apply_answer(&resp.body, self.caller_peer) {
+                        tracing::info!(call = %self.id, error = %e, "customer's answer not usable");
+                    }
+                }
+                self.customer_answered = true;
+                self.feed(Input::CustomerAnswered { trunk }).await;
+            }
+            DialogState::Terminated(_, why) => {
+                let code = terminated_code(&why);
+                if self.customer_answered || code == 0 {
+                    self.feed(Input::CallerEnded { code: 0 }).await;
+                } else {
+                    self.release_trunk();
+                    self.feed(Input::CustomerFailed { trunk, code }).await;
+                }
+            }
+            other => self.caller_state(other).await,
         }
     }
 

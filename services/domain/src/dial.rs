@@ -1,0 +1,149 @@
+//! Calling out (issue 18): the router's decisions for one outbound call, and what a SIP
+//! result means for it. Pure, like the rest of the domain: the numbers crate does the
+//! reading, this module puts its steps in the order of `callgrid_numbers`' documentation.
+
+use std::sync::Arc;
+
+use callgrid_numbers::{ChoiceReason, Dialled, Permit};
+
+use crate::ids::AgentId;
+use crate::rejection::Rejection;
+use crate::setup::TenantSetup;
+
+/// How long an outbound call's customer may ring before the edge gives up (`no_answer`).
+pub const CUSTOMER_RING_TIMEOUT_MS: u64 = 60_000;
+
+/// What the router decided for a call out, before anything is dialled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DialDecision {
+    /// What goes to the trunk: E.164 for a public number, the digits of a service number.
+    pub destination: Arc<str>,
+    /// The destination's class, by its configuration name.
+    pub class: &'static str,
+    /// The tenant's number presented (E.164); empty when none can be (an emergency call of
+    /// a tenant without a carrier number).
+    pub number: Arc<str>,
+    /// Why that number.
+    pub choice: &'static str,
+    /// The trunks to try, in order.
+    pub trunks: Vec<Arc<str>>,
+    /// Recorded (the number's `record_outbound`, C4).
+    pub record: bool,
+}
+
+/// The decisions for `agent` dialling `raw` (any written form, with a forced number's
+/// `*code*` or short prefix): the forced number, the normal form and class, the class
+/// policy, the blocklist, the caller number (forced, same carrier, fallback, first usable)
+/// and its trunks in order. Each refusal names the number and why.
+pub fn decide(setup: &TenantSetup, agent: &AgentId, raw: &str) -> Result<DialDecision, Rejection> {
+    let out = &setup.outbound;
+    let normalizer = &out.normalizer;
+    let dialling = out.numbers.parse_dialled(raw, normalizer.internal_rule())?;
+    let dialled = normalizer.dialled(dialling.destination)?;
+    let class = normalizer.classify(&dialled);
+    if let Dialled::Internal(digits) = &dialled {
+        // an extension is the tenant's own: no trunk, no caller number (item 6)
+        return Err(Rejection::IllegalTransition {
+            what: "click-to-call",
+            state: format!(
+                "{digits} is an internal number; internal calls are placed from the agent's phone"
+            ),
+        });
+    }
+    let permit = out.policy.check(&dialled, class)?;
+    if let Some(entry) = out.blocklist.blocks_dialled(&dialled) {
+        return Err(Rejection::Blocked {
+            number: dialled.dial_string().to_owned(),
+            entry: entry.written.clone(),
+        });
+    }
+    let destination: Arc<str> = Arc::from(dialled.dial_string());
+    let class_name = class.as_str();
+    if let Permit::Emergency { trunk } = permit {
+        // never refused: the emergency trunk, the number if the tenant has one to present
+        let number = out.numbers.choose_for_emergency();
+        let trunks: Vec<Arc<str>> = match trunk {
+            Some(t) => vec![Arc::from(t)],
+            None => number
+                .map(|n| {
+                    n.trunk_order()
+                        .iter()
+                        .map(|t| Arc::from(t.trunk.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        return Ok(DialDecision {
+            destination,
+            class: class_name,
+            number: number.map_or_else(|| Arc::from(""), |n| Arc::from(n.number.as_str())),
+            choice: "emergency",
+            trunks,
+            record: number.is_some_and(|n| out.records(&n.number)),
+        });
+    }
+    let callee_carrier = match &dialled {
+        Dialled::Public(n) => out.carriers.carrier_of(n),
+        _ => None,
+    };
+    let groups = setup.outbound_groups_of(agent);
+    let choice = out
+        .numbers
+        .choose(&groups, callee_carrier, dialling.forced)?;
+    let number = choice.number;
+    Ok(DialDecision {
+        destination,
+        class: class_name,
+        number: Arc::from(number.number.as_str()),
+        choice: match choice.reason {
+            ChoiceReason::Forced => "forced",
+            ChoiceReason::SameCarrier => "same_carrier",
+            ChoiceReason::Fallback => "fallback",
+            ChoiceReason::FirstUsable => "first_usable",
+        },
+        trunks: number
+            .trunk_order()
+            .iter()
+            .map(|t| Arc::from(t.trunk.as_str()))
+            .collect(),
+        record: out.records(&number.number),
+    })
+}
+
+/// What the final SIP status of an outbound call's customer leg means for the call's
+/// record (issue 18's map, docs/DECISIONS.md): 486 and 600 `busy`; 480, 408 and 487 (the
+/// edge's ring timeout cancels the INVITE) `no_answer`; 603 `rejected`; 404, 484 and 604
+/// `invalid_number`; 503 and any other failure after the last trunk `carrier_error`.
+pub fn dial_result(sip_code: u16) -> &'static str {
+    match sip_code {
+        486 | 600 => "busy",
+        480 | 408 | 487 => "no_answer",
+        603 => "rejected",
+        404 | 484 | 604 => "invalid_number",
+        _ => "carrier_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_result_map_of_the_issue() {
+        for (code, result) in [
+            (486, "busy"),
+            (600, "busy"),
+            (480, "no_answer"),
+            (408, "no_answer"),
+            (487, "no_answer"),
+            (603, "rejected"),
+            (404, "invalid_number"),
+            (484, "invalid_number"),
+            (503, "carrier_error"),
+            (500, "carrier_error"),
+            (403, "carrier_error"),
+        ] {
+            assert_eq!(dial_result(code), result, "{code}");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Calls out (issue 18, C1 click-to-call) through the tenant core: the decisions, the
+//! agent's reservation, the customer's leg and the results.
+
+mod common;
+
+use std::sync::Arc;
+
+use callgrid_domain::numbers::{
+    Blocklist, CarrierId, NumberKind, OutboundNumber, OutboundNumbers, TrunkChoice,
+};
+use callgrid_domain::*;
+use common::*;
+
+/// The common tenant with two hotlines: Viettel's (trunks viettel then backup) and
+/// Vinaphone's (trunk vnpt); 0987 654 321 blocklisted.
+fn tenant_out() -> Arc<TenantSetup> {
+    let mut setup = (*tenant()).clone();
+    let mut out = OutboundSetup::none();
+    let mut viettel = OutboundNumber::new("+842873000100".parse().unwrap(), NumberKind::Carrier);
+    viettel.carrier = Some(CarrierId::new("viettel").unwrap());
+    viettel.trunks = vec![TrunkChoice::new("viettel"), TrunkChoice::new("backup")];
+    viettel.trunks[0].priority = Some(0);
+    viettel.trunks[1].priority = Some(1);
+    let mut vina = OutboundNumber::new("+842873000200".parse().unwrap(), NumberKind::Carrier);
+    vina.carrier = Some(CarrierId::new("vinaphone").unwrap());
+    vina.trunks = vec![TrunkChoice::new("vnpt")];
+    let fallback = viettel.number.clone();
+    out.numbers = OutboundNumbers::new(vec![viettel, vina], Some(&fallback)).unwrap();
+    out.blocklist = Blocklist::from_entries(&out.normalizer, ["0987 654 321"]).unwrap();
+    setup.outbound = Arc::new(out);
+    Arc::new(setup)
+}
+
+fn originate(
+    core: &mut TenantCore,
+    call: &str,
+    agent: &str,
+    to: &str,
+    now: TimeMs,
+) -> Result<Output, Rejection> {
+    core.execute(
+        Command::Call(
+            CallId::new(call),
+            CallCommand::Originate {
+                agent: AgentId::new(agent),
+                dialled: Arc::from(to),
+                correlation: Some(Arc::from("crm-42")),
+            },
+        ),
+        now,
+    )
+}
+
+fn call_events(out: &Output) -> Vec<&'static str> {
+    out.events
+        .iter()
+        .filter(|e| matches!(e.body.aggregate(), AggregateRef::Call(_)))
+        .map(|e| e.body.name())
+        .collect()
+}
+
+#[test]
+fn a_click_to_call_rings_the_agent_then_dials_the_customer_on_its_carrier() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    let out = originate(&mut core, "o1", "a", "0912 345 678", 100).unwrap();
+    // 091 is Vinaphone's: the adaptive choice is the Vinaphone hotline and its trunk
+    let originated = out
+        .events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::CallOriginated {
+                destination,
+                class,
+                number,
+                choice,
+                trunks,
+                correlation,
+                ..
+            } => Some((
+                destination.to_string(),
+                class.to_string(),
+                number.to_string(),
+                choice.to_string(),
+                trunks.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                correlation.as_deref().map(str::to_owned),
+            )),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        originated,
+        (
+            "+84912345678".into(),
+            "mobile".into(),
+            "+842873000200".into(),
+            "same_carrier".into(),
+            vec!["vnpt".to_owned()],
+            Some("crm-42".to_owned())
+        )
+    );
+    assert_eq!(rings(&out), ["a"]);
+    assert!(out.instructions.iter().any(|(_, i)| matches!(i,
+        Instruction::Dial { destination, number, .. }
+            if &**destination == "+84912345678" && &**number == "+842873000200")));
+    // the agent answers, the customer rings on vnpt, answers; the agent hangs up
+    call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::Answered {
+            agent: AgentId::new("a"),
+        },
+        2_000,
+    )
+    .unwrap();
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::OnCall { .. }
+    ));
+    let trunk = Arc::<str>::from("vnpt");
+    call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::CustomerRinging {
+            trunk: trunk.clone(),
+        },
+        2_500,
+    )
+    .unwrap();
+    call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::CustomerAnswered {
+            trunk: trunk.clone(),
+        },
+        6_000,
+    )
+    .unwrap();
+    let answered = core.calls[&CallId::new("o1")].outbound.clone().unwrap();
+    assert_eq!(answered.answered_at, Some(6_000));
+    assert_eq!(answered.trunk.as_deref(), Some("vnpt"));
+    // a repeated answer is a duplicate; a failure after the answer is refused
+    assert!(matches!(
+        call_cmd(
+            &mut core,
+            "o1",
+            CallCommand::CustomerAnswered { trunk },
+            6_001
+        ),
+        Err(Rejection::Duplicate(_))
+    ));
+    assert!(call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::DialFailed {
+            trunk: Arc::from("viettel"),
+            sip_code: 486
+        },
+        6_002
+    )
+    .is_err());
+    let out = call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::Hangup {
+            cause: EndCause::Agent,
+        },
+        20_000,
+    )
+    .unwrap();
+    assert!(call_events(&out).contains(&"call_ended"));
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::WrapUp { .. }
+    ));
+}
+
+#[test]
+fn a_not_ready_agent_may_click_to_call_and_returns_to_its_reason() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    core.execute(
+        Command::Agent(
+            AgentId::new("a"),
+            AgentCommand::Login {
+                devices: vec![DeviceId::new("sip:a@127.0.0.1")],
+                not_ready: Some(ReasonCode::new("break")),
+            },
+        ),
+        0,
+    )
+    .unwrap();
+    originate(&mut core, "o1", "a", "+84 96 123 4567", 10).unwrap();
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::Reserved { .. }
+    ));
+    call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::Answered {
+            agent: AgentId::new("a"),
+        },
+        1_000,
+    )
+    .unwrap();
+    // the customer is busy: the call ends with the mapped result, the agent wraps up and
+    // goes back to its break, not to available
+    let out = call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::DialFailed {
+            trunk: Arc::from("viettel"),
+            sip_code: 486,
+        },
+        3_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallEnded { cause: EndCause::Dial(c), .. } if &**c == "busy")));
+    assert!(out.instructions.iter().any(|(_, i)| matches!(i,
+        Instruction::Hangup { cause } if &**cause == "busy")));
+    core.tick(3_000 + 10_001);
+    assert_eq!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::NotReady {
+            reason: ReasonCode::new("break")
+        }
+    );
+}
+
+#[test]
+fn trunk_failures_are_recorded_and_the_agent_not_answering_dials_nobody() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    let out = originate(&mut core, "o1", "a", "0961234567", 10).unwrap();
+    assert!(
+        out.instructions.iter().any(|(_, i)| matches!(i,
+        Instruction::Dial { trunks, .. } if trunks.iter().map(|t| &**t).eq(["viettel", "backup"])))
+    );
+    // a customer report before the agent answered is refused
+    assert!(matches!(
+        call_cmd(
+            &mut core,
+            "o1",
+            CallCommand::CustomerRinging {
+                trunk: Arc::from("viettel")
+            },
+            20
+        ),
+        Err(Rejection::IllegalTransition { .. })
+    ));
+    let out = call_cmd(
+        &mut core,
+        "o1",
+        CallCommand::OfferFailed {
+            agent: AgentId::new("a"),
+            cause: OfferFailure::NoAnswer,
+        },
+        20_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallRouted { target: Target::Hangup(c), .. } if &**c == CAUSE_AGENT_NOT_REACHED)));
+    assert!(!out
+        .instructions
+        .iter()
+        .any(|(_, i)| matches!(i, Instruction::Dial { .. })));
+
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    originate(&mut core, "o2", "a", "0961234567", 10).unwrap();
+    call_cmd(
+        &mut core,
+        "o2",
+        CallCommand::Answered {
+            agent: AgentId::new("a"),
+        },
+        500,
+    )
+    .unwrap();
+    let out = call_cmd(
+        &mut core,
+        "o2",
+        CallCommand::TrunkFailed {
+            trunk: Arc::from("viettel"),
+            sip_code: 503,
+        },
+        600,
+    )
+    .unwrap();
+    assert_eq!(call_events(&out), ["call_trunk_failed"]);
+    let out = call_cmd(
+        &mut core,
+        "o2",
+        CallCommand::DialFailed {
+            trunk: Arc::from("backup"),
+            sip_code: 503,
+        },
+        700,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallEnded { cause: EndCause::Dial(c), .. } if &**c == "carrier_error")));
+}
+
+#[test]
+fn bad_destinations_busy_agents_and_unknown_agents_are_refused_by_name() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    let refused = |core: &mut TenantCore, agent: &str, to: &str| {
+        originate(core, "x", agent, to, 10).unwrap_err().to_string()
+    };
+    assert!(
+        refused(&mut core, "a", "09x1").contains("09x1"),
+        "{}",
+        refused(&mut core, "a", "09x1")
+    );
+    assert_eq!(
+        refused(&mut core, "a", "0987654321"),
+        "number +84987654321 is on the tenant's blocklist (0987 654 321)"
+    );
+    assert!(refused(&mut core, "a", "1900 1234").contains("premium"));
+    assert!(refused(&mut core, "a", "+1 650 253 0000").contains("international"));
+    assert_eq!(
+        refused(&mut core, "nobody", "0912345678"),
+        "unknown agent nobody"
+    );
+    // emergency is never refused: on the first number's trunks when no emergency trunk is set
+    let out = originate(&mut core, "e1", "a", "113", 20).unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallOriginated { class, choice, destination, .. }
+            if &**class == "emergency" && &**choice == "emergency" && &**destination == "113")));
+    // the agent is reserved for it: a second click-to-call finds it busy
+    let out = originate(&mut core, "o3", "a", "0912345678", 30).unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallRouted { target: Target::Hangup(c), .. } if &**c == CAUSE_AGENT_NOT_REACHED)));
+}
