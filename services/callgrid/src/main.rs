@@ -17,6 +17,7 @@
 
 mod access_cli;
 mod agent_cli;
+mod call_cli;
 mod certs;
 mod client;
 mod edge_config;
@@ -76,6 +77,8 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Log agents in or out, or change their state, over the router's gRPC API.
     Agent(agent_cli::AgentArgs),
+    /// Click-to-call: ring an agent's phones, then dial a customer when the agent answers.
+    Call(call_cli::CallArgs),
     /// Load tenant files into a running router, or list its tenants.
     Tenant(tenant_cli::TenantArgs),
     /// Issue, list and revoke bearer tokens.
@@ -133,6 +136,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(agent_cli::run(args)),
+        Cmd::Call(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(call_cli::run(args)),
         Cmd::Tenant(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

@@ -205,6 +205,33 @@ fn methods(demo_token: &str) -> Vec<(&'static str, Call)> {
             }),
         ),
         (
+            "AgentService/ClickToCall",
+            Box::new(|ch| {
+                Box::pin(async move {
+                    ok(api::agent_service_client::AgentServiceClient::new(ch)
+                        .click_to_call(api::ClickToCallRequest {
+                            tenant: "demo".into(),
+                            agent: "alice".into(),
+                            number: "0912345678".into(),
+                            correlation_id: "crm-1".into(),
+                        })
+                        .await)
+                })
+            }),
+        ),
+        (
+            "CallControl/Originations",
+            Box::new(|ch| {
+                Box::pin(async move {
+                    // refusals come at once; an allowed edge would wait for calls
+                    api::call_control_client::CallControlClient::new(ch)
+                        .originations(api::OriginationsRequest {})
+                        .await
+                        .map(|_| ())
+                })
+            }),
+        ),
+        (
             "CallControl/WatchTenants",
             Box::new(|ch| {
                 Box::pin(async move {
@@ -491,7 +518,11 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
         );
         // reflection is for every admin, of whatever tenant: not tenant data; the edge's
         // view of the tenants names none: another tenant's edge sees its own (below)
-        if !method.starts_with("ServerReflection") && method != "CallControl/WatchTenants" {
+        // (an edge of another tenant may take calls out too: only its tenant's reach it)
+        if !method.starts_with("ServerReflection")
+            && method != "CallControl/WatchTenants"
+            && method != "CallControl/Originations"
+        {
             let r = call(node.channel(Some(foreign(method))).await).await;
             assert_eq!(
                 r.as_ref().err().map(tonic::Status::code),
@@ -516,6 +547,16 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
             state: Some(api::set_state_request::State::NotReadyReason(
                 "break".into(),
             )),
+        })
+        .await;
+    assert_eq!(r.err().map(|e| e.code()), Some(Code::PermissionDenied));
+    // nor does bob place a call in alice's name (a call out costs money)
+    let r = as_bob
+        .click_to_call(api::ClickToCallRequest {
+            tenant: "demo".into(),
+            agent: "alice".into(),
+            number: "0912345678".into(),
+            correlation_id: String::new(),
         })
         .await;
     assert_eq!(r.err().map(|e| e.code()), Some(Code::PermissionDenied));

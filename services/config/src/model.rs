@@ -357,6 +357,17 @@ impl fmt::Display for HostPort {
 }
 
 impl Trunk {
+    /// Where the trunk's REGISTER goes, when it registers: its `registrar` (`host:port`), or
+    /// its own address. `None` when it does not register or the address cannot be read
+    /// (the checks report that).
+    pub fn registrar_address(&self) -> Option<HostPort> {
+        let r = self.register.as_ref()?;
+        match &r.registrar {
+            Some(written) => crate::outbound::registrar(written).ok(),
+            None => self.host_port(),
+        }
+    }
+
     /// The trunk's socket address (port 5060 when the file gives none), when its address is
     /// an IPv4 address; `None` for a host name (the edge does not resolve names).
     pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {

@@ -154,7 +154,7 @@ fn trunks(t: &TenantFile, problems: &mut Problems) -> Vec<TrunkSetup> {
 }
 
 /// A registrar as written: `sip:HOST[:PORT]` or `HOST[:PORT]`.
-fn registrar(written: &str) -> Result<HostPort, String> {
+pub(crate) fn registrar(written: &str) -> Result<HostPort, String> {
     let lower = written.to_ascii_lowercase();
     if lower.starts_with("sips:") {
         return Err("sips needs TLS, and trunks use udp or tcp".to_owned());

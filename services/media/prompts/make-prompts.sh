@@ -59,6 +59,11 @@ for i in "${!tens[@]}"; do
     say "number-$((20 + 10 * i))" "${tens[$i]}" 0.05 0.08
 done
 
+# ringback: what an agent hears while the customer of a call out rings and the carrier sends
+# no early media: 425 Hz (ITU-T E.180, Vietnam's ringing tone), 1 s on, 4 s off, looped
+sox -n -r 8000 -c 1 -b 16 -e signed-integer "$out/ringback.wav" \
+    synth 1 sine 425 fade 0.02 1 0.02 gain -9 pad 0 4
+
 # beep: 300 ms of 1 kHz with short ramps
 sox -n -r 8000 -c 1 -b 16 -e signed-integer "$out/beep.wav" \
     synth 0.3 sine 1000 fade q 0.01 0.3 0.01 gain -6

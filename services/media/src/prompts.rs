@@ -122,6 +122,7 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ("number-80", include_bytes!("../prompts/number-80.wav")),
     ("number-90", include_bytes!("../prompts/number-90.wav")),
     ("recorded", include_bytes!("../prompts/recorded.wav")),
+    ("ringback", include_bytes!("../prompts/ringback.wav")),
     ("welcome", include_bytes!("../prompts/welcome.wav")),
     (
         "you-are-number",

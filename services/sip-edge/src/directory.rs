@@ -43,6 +43,14 @@ pub struct TrunkEntry {
     pub from_account: bool,
     /// Calls out carry `P-Asserted-Identity` with the hotline number.
     pub p_asserted_identity: bool,
+    /// The period of the edge's OPTIONS pings, when on.
+    pub keepalive: Option<std::time::Duration>,
+    /// Registration: the registrar (`host:port`) and the expiry asked for, in seconds.
+    pub register: Option<(String, u32)>,
+    /// The keepalive's verdict (up until a ping goes unanswered; kept across rebuilds).
+    pub up: Arc<std::sync::atomic::AtomicBool>,
+    /// Registered with the carrier now (kept across rebuilds).
+    pub registered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TrunkEntry {
@@ -198,6 +206,14 @@ impl Directory {
                     active: counters.get(&t.tenant, &k.id),
                     from_account: k.caller_id.from == callgrid_config::CallerIdFrom::Account,
                     p_asserted_identity: k.caller_id.p_asserted_identity,
+                    keepalive: (k.keepalive_seconds > 0)
+                        .then(|| std::time::Duration::from_secs(u64::from(k.keepalive_seconds))),
+                    register: k.register.as_ref().and_then(|r| {
+                        k.registrar_address()
+                            .map(|hp| (hp.to_string(), r.expires_seconds))
+                    }),
+                    up: counters.health(&t.tenant, &k.id).0,
+                    registered: counters.health(&t.tenant, &k.id).1,
                 });
                 d.trunks_by_id
                     .insert((tenant.clone(), entry.id.clone()), entry.clone());
@@ -257,6 +273,13 @@ impl Directory {
             .cloned()
     }
 
+    /// Every trunk of every tenant.
+    pub fn all_trunks(&self) -> Vec<Arc<TrunkEntry>> {
+        let mut v: Vec<_> = self.trunks_by_id.values().cloned().collect();
+        v.sort_by(|a, b| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id)));
+        v
+    }
+
     /// A tenant's trunk by its id (calls out).
     pub fn trunk(&self, tenant: &str, id: &str) -> Option<Arc<TrunkEntry>> {
         self.trunks_by_id
@@ -309,9 +332,32 @@ impl Directory {
 
 /// Call counters of trunks by (tenant, trunk id), kept across directory rebuilds.
 #[derive(Debug, Default)]
-pub struct TrunkCounters(Mutex<HashMap<(String, String), Arc<AtomicU32>>>);
+pub struct TrunkCounters(
+    Mutex<HashMap<(String, String), Arc<AtomicU32>>>,
+    Mutex<HashMap<(String, String), Health>>,
+);
+
+/// A trunk's keepalive verdict (up) and registration state.
+type Health = (
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl TrunkCounters {
+    fn health(&self, tenant: &str, trunk: &str) -> Health {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((tenant.to_owned(), trunk.to_owned()))
+            .or_insert_with(|| {
+                (
+                    Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                    Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                )
+            })
+            .clone()
+    }
+
     fn get(&self, tenant: &str, trunk: &str) -> Arc<AtomicU32> {
         self.0
             .lock()

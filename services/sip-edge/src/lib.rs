@@ -22,6 +22,7 @@ pub mod fuzz;
 pub mod metrics;
 pub mod registrar;
 mod transport;
+mod trunks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -368,6 +369,7 @@ impl SipEdge {
             shared.clone(),
             cancel.child_token(),
         ));
+        tokio::spawn(trunks::run(shared.clone(), cancel.child_token()));
         tracing::info!(sip = %local, "sip edge listening on udp and tcp");
         Ok(SipEdge { shared, cancel })
     }

@@ -96,6 +96,14 @@ counters! {
     calls_originated,
     /// Customer legs of calls out started (INVITEs on a trunk, each attempt).
     customer_legs,
+    /// Trunks the OPTIONS keepalive marked down.
+    trunks_down,
+    /// Trunks the OPTIONS keepalive marked up again.
+    trunks_up,
+    /// Registrations (and refreshes) a carrier's registrar accepted.
+    trunk_registrations,
+    /// Registrations a registrar refused or did not answer.
+    trunk_registrations_failed,
     /// REGISTER requests accepted.
     registrations,
     /// REGISTER requests refused (bad credentials, unknown agent).

@@ -89,8 +89,9 @@ pub(crate) enum Input {
     RecordingStarted { path: String },
     /// `Action::StartRecording` could not start.
     RecordingFailed,
-    /// A call out: the customer's phone rings on `trunk` (180/183).
-    CustomerEarly { trunk: String },
+    /// A call out: the customer's phone rings on `trunk` (180/183); `media`: the response
+    /// carried SDP (early media: the carrier's own ringback or announcement).
+    CustomerEarly { trunk: String, media: bool },
     /// A call out: the customer answered on `trunk`.
     CustomerAnswered { trunk: String },
     /// A call out: the attempt on `trunk` failed before an answer with `code` (the trunk
@@ -196,6 +197,9 @@ pub(crate) enum Action {
         destination: String,
         number: String,
     },
+    /// A call out: the agent hears the ringing tone (`true`: the customer rings and the
+    /// carrier sends no early media) or what the customer's leg relays (`false`).
+    AgentRingback { agent: String, on: bool },
     /// Record the caller and the agent bridged to it; the outcome comes back as
     /// `Input::RecordingStarted` or `Input::RecordingFailed`.
     StartRecording { agent: String },
@@ -249,6 +253,8 @@ struct Dial {
     /// The current attempt rings out at.
     deadline: Option<Instant>,
     ringing_reported: bool,
+    /// The agent hears the ringing tone.
+    ringback: bool,
 }
 
 /// A blind transfer asked for by an agent's REFER, waiting for the router's word.
@@ -382,7 +388,7 @@ impl CallCore {
                 self.report(Report::Recording(api::RecordingStarted { path }));
             }
             Input::RecordingFailed => self.recording = false,
-            Input::CustomerEarly { trunk } => self.customer_early(trunk),
+            Input::CustomerEarly { trunk, media } => self.customer_early(trunk, media),
             Input::CustomerAnswered { trunk } => self.customer_answered(trunk),
             Input::CustomerFailed { trunk, code } => self.customer_failed(trunk, code, now),
             Input::Tick => self.timeouts(now),
@@ -528,6 +534,7 @@ impl CallCore {
                         attempt: None,
                         deadline: None,
                         ringing_reported: false,
+                        ringback: false,
                     });
                 }
             }
@@ -848,9 +855,19 @@ impl CallCore {
                 .is_some_and(|t| t == trunk)
     }
 
-    fn customer_early(&mut self, trunk: String) {
+    fn customer_early(&mut self, trunk: String, media: bool) {
         if !self.current_trunk(&trunk) {
             return;
+        }
+        let Some(d) = &mut self.dial else {
+            return;
+        };
+        // early media is the carrier's ringback (or announcement): the agent hears it;
+        // without it, our ringing tone
+        if d.ringback == media {
+            d.ringback = !media;
+            let agent = d.agent.clone();
+            self.out.push(Action::AgentRingback { agent, on: !media });
         }
         let Some(d) = &mut self.dial else {
             return;
@@ -861,11 +878,21 @@ impl CallCore {
         }
     }
 
+    /// The agent stops hearing the ringing tone (answered, or the next trunk).
+    fn stop_ringback(&mut self) {
+        if let Some(d) = self.dial.as_mut().filter(|d| d.ringback) {
+            d.ringback = false;
+            let agent = d.agent.clone();
+            self.out.push(Action::AgentRingback { agent, on: false });
+        }
+    }
+
     fn customer_answered(&mut self, trunk: String) {
         if !self.current_trunk(&trunk) {
             return;
         }
         self.caller_answered = true;
+        self.stop_ringback();
         if let Some(d) = &mut self.dial {
             d.deadline = None;
         }
@@ -892,6 +919,7 @@ impl CallCore {
             .as_ref()
             .is_some_and(|d| d.attempt.map_or(0, |i| i + 1) < d.trunks.len());
         let fails_over = code == 408 || (500..600).contains(&code);
+        self.stop_ringback();
         if more && fails_over {
             self.report(Report::TrunkFailed(api::TrunkFailed {
                 trunk,
@@ -1753,9 +1781,15 @@ mod tests {
         let a = c.handle(
             Input::CustomerEarly {
                 trunk: "vnpt".into(),
+                media: false,
             },
             t0,
         );
+        // a 180 without SDP: the agent hears our ringing tone
+        assert!(a.contains(&Action::AgentRingback {
+            agent: "ann".into(),
+            on: true
+        }));
         assert_eq!(
             reports(&a),
             [(
@@ -1765,15 +1799,20 @@ mod tests {
                 })
             )]
         );
-        // a second 18x reports nothing more
-        assert!(c
-            .handle(
+        // a 183 with early media: the agent hears the carrier instead, nothing more reported
+        assert_eq!(
+            c.handle(
                 Input::CustomerEarly {
-                    trunk: "vnpt".into()
+                    trunk: "vnpt".into(),
+                    media: true,
                 },
                 t0
-            )
-            .is_empty());
+            ),
+            [Action::AgentRingback {
+                agent: "ann".into(),
+                on: false
+            }]
+        );
         let a = c.handle(
             Input::CustomerAnswered {
                 trunk: "vnpt".into(),

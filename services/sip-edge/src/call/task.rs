@@ -240,6 +240,15 @@ impl CallTask {
                     let _ = d.ringing(None, None);
                 }
             }
+            Action::AgentRingback { agent, on } => {
+                if let Some(a) = self.agents.get(&agent) {
+                    if on {
+                        a.media.loop_prompt("ringback");
+                    } else {
+                        a.media.stop_playing();
+                    }
+                }
+            }
             Action::DialCustomer {
                 trunk,
                 destination,
@@ -425,6 +434,10 @@ impl CallTask {
             tracing::info!(call = %self.id, trunk = trunk_id, "the trunk's host name is not resolved by this edge");
             return Err(503);
         };
+        if !trunk.up.load(std::sync::atomic::Ordering::Acquire) {
+            tracing::info!(call = %self.id, trunk = trunk_id, "the trunk is down (OPTIONS unanswered)");
+            return Err(503);
+        }
         if !trunk.try_acquire() {
             tracing::info!(call = %self.id, trunk = trunk_id, "the trunk is at its call limit");
             return Err(503);
@@ -790,7 +803,8 @@ impl CallTask {
                         tracing::info!(call = %self.id, error = %e, "customer's early media not usable");
                     }
                 }
-                self.feed(Input::CustomerEarly { trunk }).await;
+                let media = !resp.body.is_empty();
+                self.feed(Input::CustomerEarly { trunk, media }).await;
             }
             DialogState::Confirmed(_, resp) => {
                 if let (false, Some(leg)) = (resp.body.is_empty(), &self.caller_leg) {
