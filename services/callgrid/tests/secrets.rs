@@ -45,8 +45,8 @@ async fn no_plain_secret_of_a_tenant_file_is_kept_anywhere() {
     )
     .expect("siptest.yaml")
     .replace(
-        "address: \"127.0.0.1:5080\" }",
-        "address: \"127.0.0.1:5080\", username: carrier-one, password: carrier-secret-4711 }",
+        "address: \"127.0.0.1:5080\",",
+        "address: \"127.0.0.1:5080\", username: carrier-one, password: carrier-secret-4711,",
     );
     assert!(yaml.contains("carrier-secret-4711"));
     let mut admin = api::admin_client::AdminClient::new(ch);
