@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use callgrid_loadtest::harness::{
-    connect, free_tcp_port, free_udp_range, free_udp_tcp_port, until_serving, wait_udp_bound, Proc,
+    connect, free_tcp_port, free_udp_range, free_udp_tcp_port, read_stat, until_serving,
+    wait_udp_bound, Proc,
 };
 use callgrid_loadtest::machine;
 use callgrid_proto::api::v1 as api;
@@ -102,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(a: &Args) -> anyhow::Result<()> {
     println!("{}", machine::describe());
-    println!("speed reference: {}", machine::speed_reference());
+    println!("{}", machine::speed_reference());
     let talk_s = a.talk_ms as f64 / 1000.0;
     let agents = a
         .agents
@@ -299,6 +300,36 @@ async fn run(a: &Args) -> anyhow::Result<()> {
         offered_s + (a.talk_ms as f64 + 3000.0) / 1000.0,
         cpu / (offered_s + (a.talk_ms as f64 + 3000.0) / 1000.0),
         cpu / calls as f64 * 1000.0
+    );
+    // what SIPp saw: every call answered and ended on both sides
+    let sipp_totals = |dir: &Path| -> (u64, u64, u64) {
+        let mut t = (0, 0, 0);
+        for f in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if f.path().extension().is_some_and(|e| e == "csv") {
+                if let Some(last) = read_stat(&f.path())
+                    .ok()
+                    .and_then(|rows| rows.into_iter().last())
+                {
+                    t = (t.0 + last.created, t.1 + last.ok, t.2 + last.failed);
+                }
+            }
+        }
+        t
+    };
+    let (c, ok, bad) = sipp_totals(&work.join("carrier"));
+    println!("carrier (SIPp): {c} calls, {ok} completed, {bad} failed");
+    let mut phones_total = (0, 0, 0);
+    for i in 0..a.phones {
+        let (c, ok, bad) = sipp_totals(&work.join(format!("phone-{i}")));
+        phones_total = (
+            phones_total.0 + c,
+            phones_total.1 + ok,
+            phones_total.2 + bad,
+        );
+    }
+    println!(
+        "agents' phones (SIPp): {} calls, {} completed, {} failed",
+        phones_total.0, phones_total.1, phones_total.2
     );
     println!("durability: {}", a.durability);
     Ok(())
