@@ -32,6 +32,7 @@ defaults:
 agents:
   - {{ id: ann, name: Ann Out, extension: "30001", sip_password: ann-out-secret }}
   - {{ id: ben, name: Ben Out, extension: "30002", sip_password: ben-out-secret }}
+  - {{ id: cam, name: Cam Out, extension: "30001", sip_password: cam-out-secret }}
 blocklist: ["0987 654 321"]
 numbers:
   - number: "+842873000100"
@@ -258,6 +259,8 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
     // ann's phone answers every call and waits for the platform's BYE
     let _phone = t.uas(phone_port, "agent_answer.xml", 5, &[]);
     t.login("ann", phone_port);
+    // cam shares ann's extension 30001 (A1: one of them calls out at a time)
+    t.login("cam", phone_port);
 
     // 1. the first carrier challenges (401), takes the account's credentials, answers; the
     //    customer hangs up after a second
@@ -274,6 +277,12 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
         "{out}"
     );
     let answered = call_id(&out);
+    // while ann's call out is on, cam (same extension) may not call out
+    let (ok, refused) = t.call("cam", "0961234570", &[]);
+    assert!(
+        !ok && refused.contains("extension 30001 is calling out already (agent ann)"),
+        "{refused}"
+    );
     let (done, log) = carrier.wait_for_exit(Duration::from_secs(30));
     assert!(done, "carrier: {log}\n{}", t.node.tail(40));
     t.settle("ann");

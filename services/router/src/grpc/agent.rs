@@ -65,6 +65,36 @@ impl AgentSvc {
         Ok((t, addr))
     }
 
+    /// A1: one agent at a time on a shared extension calls out. Refused (naming the agent)
+    /// while another agent with the same extension is on, or ringing for, a call it placed.
+    /// Checked when the call is asked for; two requests in the same instant for two agents of
+    /// one extension can both pass (docs/DECISIONS.md "Outbound calls: what was built").
+    async fn extension_free(&self, t: &Arc<Tenant>, agent: &AgentId) -> Result<(), Status> {
+        let setup = t.setup();
+        let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
+            return Ok(());
+        };
+        let sharing = setup.extensions.get(&ext).cloned().unwrap_or_default();
+        for other in sharing.iter().filter(|o| *o != agent) {
+            let Some(addr) = t.agent(other) else { continue };
+            let o = addr.send(GetAgent).await.map_err(mailbox)?;
+            let Some(call) = o.state.call().and_then(|c| t.call(c)) else {
+                continue;
+            };
+            let call = call.send(crate::actors::GetCall).await.map_err(mailbox)?;
+            if call
+                .outbound
+                .as_ref()
+                .is_some_and(|out| &out.agent == other)
+            {
+                return Err(Status::failed_precondition(format!(
+                    "extension {ext} is calling out already (agent {other}): one agent of a shared extension calls out at a time"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until the events of `ticket` are durable (at most `DURABLE_WAIT`).
     async fn durable(&self, ticket: crate::journal::Ticket) -> Result<(), Status> {
         durable(&self.router, ticket).await
@@ -179,6 +209,7 @@ impl api::agent_service_server::AgentService for AgentSvc {
                 r.agent, a.state
             )));
         }
+        self.extension_free(&t, &agent).await?;
         writable(&self.router)?;
         let originations = &self.router.originations;
         let call = originations.call_id(t.now());
