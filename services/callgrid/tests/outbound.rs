@@ -541,3 +541,98 @@ fn call_records(node: &callgrid_testkit::Node) -> Vec<callgrid_store::CallRecord
     .map(|page| page.rows)
     .expect("records")
 }
+
+/// baresip (a real softphone) as ann's phone takes a click-to-call: it registers with digest
+/// auth, auto-answers, and is bridged to the customer the SIPp carrier answers; the customer
+/// hangs up and baresip's call ends.
+#[test]
+fn a_baresip_phone_takes_a_click_to_call() {
+    assert!(
+        Command::new("baresip").arg("-h").output().is_ok(),
+        "baresip is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
+    );
+    let mut t = Test::start();
+    let dir = t.node.dir().join("baresip");
+    std::fs::create_dir_all(&dir).expect("baresip dir");
+    let sip = free_udp_port();
+    // no sound card needed: aubridge loops what it hears back as its microphone
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_source aubridge,loop\n\
+             audio_player aubridge,loop\nmodule_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n"
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:outtest.ann@{};transport=udp>;auth_pass=ann-out-secret;regint=300;\
+             answermode=auto\n",
+            t.node.sip_addr()
+        ),
+    )
+    .expect("accounts");
+    let log = dir.join("baresip.log");
+    let _baresip = Child::spawn(
+        Command::new("baresip")
+            .args(["-f", &dir.display().to_string(), "-t", "60"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::process::Stdio::null()),
+    )
+    .expect("baresip runs")
+    .with_log(&log);
+    let wait_log = |what: &str, needle: &str, node: &callgrid_testkit::Node| {
+        eventually_blocking(
+            &format!("baresip to say {needle:?} ({what})"),
+            Duration::from_secs(20),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if text.matches(needle).count() > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{text}\n--- callgrid:\n{}", node.tail(30)))
+                }
+            },
+        );
+    };
+    wait_log("registered with digest auth", "[1 binding]", &t.node);
+    // ann logged in without devices: the edge rings her registered phone
+    t.rt.block_on(async {
+        api::agent_service_client::AgentServiceClient::new(t.node.connect().await)
+            .login(api::LoginRequest {
+                tenant: "outtest".into(),
+                agent: "ann".into(),
+                devices: vec![],
+                not_ready_reason: String::new(),
+            })
+            .await
+            .expect("login");
+    });
+    let carrier = t.uas(t.first, "agent_hangup.xml", 1, &["-d", "2000"]);
+    let (ok, out) = t.call("ann", "0961 234 599", &[]);
+    assert!(ok, "{out}");
+    let call = call_id(&out);
+    wait_log("auto-answered", "Call established", &t.node);
+    let (done, carrier_log) = carrier.wait_for_exit(Duration::from_secs(30));
+    assert!(done, "carrier: {carrier_log}\n{}", t.node.tail(40));
+    wait_log("the customer hung up", "terminated", &t.node);
+    t.settle("ann");
+    t.node.stop();
+    let events = t.rt.block_on(common::read_events(
+        &t.node.data_dir().join("events.sqlite"),
+    ));
+    let e = call_events(&events, &call);
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallAnswered(a) if a.agent == "ann")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallCustomerAnswered(a) if a.trunk == "first")),
+        "{e:#?}"
+    );
+}
