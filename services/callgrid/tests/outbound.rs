@@ -113,7 +113,11 @@ impl Test {
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = callgrid_testkit::sipp(target, scenario, &args, self.node.dir());
-        wait_bound(port, &mut child);
+        assert!(
+            callgrid_testkit::wait_udp_bound(port, &mut child),
+            "sipp exited: {}",
+            child.log()
+        );
         child
     }
 
@@ -205,29 +209,6 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
-}
-
-/// Waits until a UDP socket on `port` exists (SIPp bound it).
-fn wait_bound(port: u16, proc: &mut Child) {
-    let hex = format!(":{port:04X} ");
-    eventually_blocking(
-        &format!("sipp to listen on udp {port}"),
-        Duration::from_secs(30),
-        || {
-            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-            if table.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| format!("{a} ").ends_with(&hex))
-            }) {
-                return Ok(());
-            }
-            match proc.exited() {
-                Some(_) => panic!("sipp exited: {}", proc.log()),
-                None => Err(String::new()),
-            }
-        },
-    );
 }
 
 /// The events of call `call`, by kind, in order.

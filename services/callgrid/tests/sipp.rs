@@ -138,7 +138,7 @@ impl Node {
             // the UAS instance is not a client: it does not dial the edge, but SIPp wants a
             // remote address; the edge's is harmless
             let mut phone = self.sipp(scenario, &args);
-            if wait_bound(port, &mut phone) {
+            if callgrid_testkit::wait_udp_bound(port, &mut phone) {
                 return phone;
             }
         }
@@ -231,27 +231,6 @@ impl Node {
         let path = self.node.data_dir().join("events.sqlite");
         self.rt.block_on(common::read_events(&path))
     }
-}
-
-/// Waits until a UDP socket on `port` exists (read from /proc/net/udp: binding the port to
-/// find out could take it from the SIPp starting there); false if `proc` exited first.
-fn wait_bound(port: u16, proc: &mut Child) -> bool {
-    let hex = format!(":{port:04X} ");
-    eventually_blocking(
-        &format!("something to listen on udp {port}"),
-        Duration::from_secs(30),
-        || {
-            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-            if table.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| format!("{a} ").ends_with(&hex))
-            }) {
-                return Some(true);
-            }
-            proc.exited().map(|_| false)
-        },
-    )
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 /// How long a placed call waits for its edge to open it before the click-to-call fails.
 pub const OPEN_WAIT: Duration = Duration::from_secs(5);
 
-/// A call handed to an edge: what it is for.
-pub struct Pending {
+/// What a click-to-call asks for: the call the edge is to open.
+pub struct Placed {
     /// The tenant.
     pub tenant: TenantId,
     /// The agent rung first.
@@ -28,6 +28,15 @@ pub struct Pending {
     pub correlation: Option<Arc<str>>,
     /// Who asked (recorded in the call's events).
     pub by: Arc<str>,
+    /// The tenant's number the call presents, as the request's decision chose it: what the
+    /// call counts against (N8).
+    pub number: Arc<str>,
+}
+
+/// A call handed to an edge: what it is for.
+pub struct Pending {
+    /// The request.
+    pub placed: Placed,
     /// The credential of the edge it was handed to: only that edge may open it.
     pub edge: Arc<str>,
     /// Told the outcome of the call's creation.
@@ -89,19 +98,15 @@ impl Originations {
         CallId::new(format!("out-{now_ms:x}-{n:x}"))
     }
 
-    /// Hands `call` to an edge allowed to serve `tenant` (round robin among them), keeping
-    /// `pending` until the edge opens it. `None` when no such edge is connected.
-    #[allow(clippy::too_many_arguments)]
+    /// Hands `call` to an edge allowed to serve its tenant (round robin among them), keeping
+    /// it pending until the edge opens it. `None` when no such edge is connected.
     pub fn hand(
         &self,
         call: CallId,
-        tenant: TenantId,
-        agent: AgentId,
-        dialled: Arc<str>,
-        correlation: Option<Arc<str>>,
-        by: Arc<str>,
+        placed: Placed,
     ) -> Option<oneshot::Receiver<Result<(), tonic::Status>>> {
         let edges = lock(&self.edges);
+        let tenant = placed.tenant.clone();
         let able: Vec<&Edge> = edges
             .iter()
             .filter(|e| e.by.tenant(tenant.as_str()).is_ok() && !e.tx.is_closed())
@@ -117,11 +122,7 @@ impl Originations {
         pending.insert(
             call.clone(),
             Pending {
-                tenant: tenant.clone(),
-                agent,
-                dialled,
-                correlation,
-                by,
+                placed,
                 edge: edge.by.id.clone(),
                 reply,
                 handed: Instant::now(),

@@ -192,6 +192,7 @@ impl Directory {
             }
             for k in &t.trunks {
                 let addr = k.socket_addr();
+                let (up, registered) = counters.health(&t.tenant, &k.id);
                 let entry = Arc::new(TrunkEntry {
                     tenant: tenant.clone(),
                     id: Arc::from(k.id.as_str()),
@@ -212,8 +213,8 @@ impl Directory {
                         k.registrar_address()
                             .map(|hp| (hp.to_string(), r.expires_seconds))
                     }),
-                    up: counters.health(&t.tenant, &k.id).0,
-                    registered: counters.health(&t.tenant, &k.id).1,
+                    up,
+                    registered,
                 });
                 d.trunks_by_id
                     .insert((tenant.clone(), entry.id.clone()), entry.clone());

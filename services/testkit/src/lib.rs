@@ -28,5 +28,5 @@ pub use grpc::{admin_token, authed, connect, try_connect, unauthed, Authed, Bear
 pub use http::{http, lists_tenant, HttpResponse};
 pub use node::{answers_options, Node, NodeBuilder, Ready};
 pub use ports::{free_rtp_port, free_tcp_port, free_udp_port};
-pub use sipp::{scenario, sipp, sipp_ok};
+pub use sipp::{scenario, sipp, sipp_ok, wait_udp_bound};
 pub use wait::{eventually, eventually_blocking, eventually_every, Outcome};

@@ -61,3 +61,25 @@ pub fn sipp_ok(target: SocketAddr, name: &str, args: &[&str], dir: &Path) -> (bo
         }
     }
 }
+
+/// Waits (at most 30 s) until a UDP socket on `port` exists, read from /proc/net/udp
+/// (binding the port to find out could take it from the SIPp starting there); false if
+/// `proc` exited first.
+pub fn wait_udp_bound(port: u16, proc: &mut Child) -> bool {
+    let hex = format!(":{port:04X} ");
+    crate::eventually_blocking(
+        &format!("something to listen on udp {port}"),
+        Duration::from_secs(30),
+        || {
+            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+            if table.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").ends_with(&hex))
+            }) {
+                return Some(true);
+            }
+            proc.exited().map(|_| false)
+        },
+    )
+}

@@ -214,21 +214,20 @@ impl api::agent_service_server::AgentService for AgentSvc {
         let originations = &self.router.originations;
         let call = originations.call_id(t.now());
         let correlation = (!r.correlation_id.is_empty()).then(|| r.correlation_id.as_str().into());
-        let opened = originations
-            .hand(
-                call.clone(),
-                t.id.clone(),
-                agent,
-                r.number.trim().into(),
-                correlation,
-                by.id.clone(),
-            )
-            .ok_or_else(|| {
-                Status::unavailable(format!(
-                    "no SIP edge of tenant {} is connected to place calls",
-                    r.tenant
-                ))
-            })?;
+        let placed = crate::originate::Placed {
+            tenant: t.id.clone(),
+            agent,
+            dialled: r.number.trim().into(),
+            correlation,
+            by: by.id.clone(),
+            number: decision.number.clone(),
+        };
+        let opened = originations.hand(call.clone(), placed).ok_or_else(|| {
+            Status::unavailable(format!(
+                "no SIP edge of tenant {} is connected to place calls",
+                r.tenant
+            ))
+        })?;
         match tokio::time::timeout(crate::originate::OPEN_WAIT, opened).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(st))) => return Err(st),

@@ -144,6 +144,8 @@ struct Opening {
     traceparent: String,
     /// Who the creation is recorded as caused by.
     cause: Arc<str>,
+    /// The number the call counts against (N8): the one dialled in, or the one presented.
+    number: Arc<str>,
     /// For a call the router placed: the click-to-call waiting for its creation.
     placed: Option<oneshot::Sender<Result<(), Status>>>,
 }
@@ -191,6 +193,7 @@ impl CallControlSvc {
                 number: arrived.number.as_str().into(),
                 caller: arrived.caller.as_str().into(),
             },
+            number: arrived.number.as_str().into(),
             traceparent: std::mem::take(&mut arrived.traceparent),
             cause: by.id.clone(),
             placed: None,
@@ -219,23 +222,25 @@ impl CallControlSvc {
             let st = Status::permission_denied(format!("call {call} was handed to another edge"));
             return Err(refuse(pending, st));
         }
-        let Some(tenant) = self.router.tenant(pending.tenant.as_str()) else {
-            let st = Status::not_found(format!("unknown tenant {}", pending.tenant));
+        let Some(tenant) = self.router.tenant(pending.placed.tenant.as_str()) else {
+            let st = Status::not_found(format!("unknown tenant {}", pending.placed.tenant));
             return Err(refuse(pending, st));
         };
         if let Err(d) = by.check(Permission::CallControl, tenant.id.as_str(), None) {
             return Err(refuse(pending, denied(d)));
         }
+        let crate::originate::Pending { placed, reply, .. } = pending;
         Ok(Opening {
             tenant,
             command: CallCommand::Originate {
-                agent: pending.agent,
-                dialled: pending.dialled,
-                correlation: pending.correlation,
+                agent: placed.agent,
+                dialled: placed.dialled,
+                correlation: placed.correlation,
             },
+            number: placed.number,
             traceparent: o.traceparent,
-            cause: pending.by,
-            placed: Some(pending.reply),
+            cause: placed.by,
+            placed: Some(reply),
         })
     }
 
@@ -269,6 +274,7 @@ impl CallControlSvc {
         let Opening {
             tenant,
             command,
+            number: admit_number,
             traceparent,
             cause,
             placed,
@@ -280,16 +286,6 @@ impl CallControlSvc {
                     "the first report must be arrived or originated",
                 ))
             }
-        };
-        let admit_number = match &command {
-            CallCommand::Arrive { number, .. } => number.to_string(),
-            // a call out counts against its tenant and the number it presents (N8)
-            CallCommand::Originate { agent, dialled, .. } => {
-                callgrid_domain::decide(&tenant.setup(), agent, dialled)
-                    .map(|d| d.number.to_string())
-                    .unwrap_or_default()
-            }
-            _ => String::new(),
         };
         let admitted = tenant
             .admit(&call_id, &admit_number)

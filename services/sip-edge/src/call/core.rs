@@ -864,16 +864,15 @@ impl CallCore {
         };
         // early media is the carrier's ringback (or announcement): the agent hears it;
         // without it, our ringing tone
-        if d.ringback == media {
+        let ringback = (d.ringback == media).then(|| {
             d.ringback = !media;
-            let agent = d.agent.clone();
+            d.agent.clone()
+        });
+        let first = !std::mem::replace(&mut d.ringing_reported, true);
+        if let Some(agent) = ringback {
             self.out.push(Action::AgentRingback { agent, on: !media });
         }
-        let Some(d) = &mut self.dial else {
-            return;
-        };
-        if !d.ringing_reported {
-            d.ringing_reported = true;
+        if first {
             self.report(Report::CustomerRinging(api::CustomerRinging { trunk }));
         }
     }

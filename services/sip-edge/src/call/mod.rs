@@ -75,10 +75,7 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         .and_then(|f| f.uri.user().map(str::to_owned))
         .unwrap_or_default();
     Metrics::inc(&shared.metrics.calls_arrived);
-    shared
-        .metrics
-        .calls_active
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _active = Active::new(&shared);
     let caller_side = task::Caller {
         dialog: caller_dialog,
         offer: req.body.clone(),
@@ -86,11 +83,6 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         state_tx,
     };
     run(&shared, &admitted, caller, caller_side, state_rx).await;
-    shared
-        .metrics
-        .calls_active
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    Metrics::inc(&shared.metrics.calls_ended);
 }
 
 /// Opens the router's stream with the arrival and runs the call; a refusal or a router that
@@ -103,25 +95,13 @@ async fn run(
     states: DialogStateReceiver,
 ) {
     let id = new_call_id();
-    let (tx, rx) = mpsc::channel::<api::EdgeReport>(32);
-    let _ = tx
-        .send(api::EdgeReport {
-            call_id: id.clone(),
-            seq: 1,
-            ack: false,
-            report: Some(Report::Arrived(api::Arrived {
-                number: admitted.number.to_string(),
-                caller,
-                tenant: admitted.tenant.to_string(),
-                traceparent: String::new(),
-            })),
-        })
-        .await;
-    let opened = tokio::time::timeout(
-        shared.options.router_timeout,
-        shared.router.call(ReceiverStream::new(rx)),
-    )
-    .await;
+    let arrived = Report::Arrived(api::Arrived {
+        number: admitted.number.to_string(),
+        caller,
+        tenant: admitted.tenant.to_string(),
+        traceparent: String::new(),
+    });
+    let (tx, opened) = open(shared, &id, arrived).await;
     let (code, text) = match opened {
         Ok(Ok(instructions)) => {
             let call = task::CallTask::new(id, admitted.tenant.clone(), shared.clone(), side, tx);
@@ -150,23 +130,11 @@ async fn run(
 pub(crate) async fn originated(shared: Arc<Shared>, origination: api::Origination) {
     let id = origination.call_id;
     let tenant: Arc<str> = Arc::from(origination.tenant.as_str());
-    let (tx, rx) = mpsc::channel::<api::EdgeReport>(32);
-    let _ = tx
-        .send(api::EdgeReport {
-            call_id: id.clone(),
-            seq: 1,
-            ack: false,
-            report: Some(Report::Originated(api::Originated {
-                tenant: origination.tenant,
-                traceparent: String::new(),
-            })),
-        })
-        .await;
-    let opened = tokio::time::timeout(
-        shared.options.router_timeout,
-        shared.router.call(ReceiverStream::new(rx)),
-    )
-    .await;
+    let first = Report::Originated(api::Originated {
+        tenant: origination.tenant,
+        traceparent: String::new(),
+    });
+    let (tx, opened) = open(&shared, &id, first).await;
     let instructions = match opened {
         Ok(Ok(i)) => i,
         Ok(Err(status)) => {
@@ -179,18 +147,10 @@ pub(crate) async fn originated(shared: Arc<Shared>, origination: api::Originatio
         }
     };
     Metrics::inc(&shared.metrics.calls_originated);
-    shared
-        .metrics
-        .calls_active
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _active = Active::new(&shared);
     let (state_tx, state_rx) = shared.dialogs.new_dialog_state_channel();
     let call = task::CallTask::outbound(id, tenant, shared.clone(), state_tx, tx);
     call.run(instructions, state_rx).await;
-    shared
-        .metrics
-        .calls_active
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    Metrics::inc(&shared.metrics.calls_ended);
 }
 
 /// Takes the calls the router hands this edge, for as long as the edge runs: the stream is
@@ -221,6 +181,57 @@ pub(crate) async fn take_originations(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Opens call `id`'s stream to the router with its first report (`arrived` or
+/// `originated`): the stream's sender and the router's answer, `Err` when it did not come
+/// within the edge's router timeout.
+async fn open(
+    shared: &Shared,
+    id: &str,
+    first: Report,
+) -> (
+    mpsc::Sender<api::EdgeReport>,
+    Result<Result<crate::Instructions, tonic::Status>, tokio::time::error::Elapsed>,
+) {
+    let (tx, rx) = mpsc::channel::<api::EdgeReport>(32);
+    let _ = tx
+        .send(api::EdgeReport {
+            call_id: id.to_owned(),
+            seq: 1,
+            ack: false,
+            report: Some(first),
+        })
+        .await;
+    let opened = tokio::time::timeout(
+        shared.options.router_timeout,
+        shared.router.call(ReceiverStream::new(rx)),
+    )
+    .await;
+    (tx, opened)
+}
+
+/// A call in progress at this edge, in its counters from creation to drop.
+struct Active(Arc<Shared>);
+
+impl Active {
+    fn new(shared: &Arc<Shared>) -> Active {
+        shared
+            .metrics
+            .calls_active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Active(shared.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let metrics = &self.0.metrics;
+        metrics
+            .calls_active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        Metrics::inc(&metrics.calls_ended);
     }
 }
 

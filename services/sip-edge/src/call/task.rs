@@ -95,24 +95,11 @@ impl CallTask {
         reports: mpsc::Sender<api::EdgeReport>,
     ) -> CallTask {
         CallTask {
-            core: CallCore::new(id.clone()),
-            id,
-            tenant,
-            shared,
             caller_dialog: Some(caller.dialog),
-            customer_trunk: None,
             outbound: false,
-            customer_answered: false,
             caller_offer: caller.offer,
             caller_peer: caller.peer,
-            state_tx: caller.state_tx,
-            caller_leg: None,
-            agents: HashMap::new(),
-            recording: None,
-            reports,
-            media_events: mpsc::channel(64),
-            requests: HashMap::new(),
-            next_request: 0,
+            ..CallTask::outbound(id, tenant, shared, caller.state_tx, reports)
         }
     }
 
