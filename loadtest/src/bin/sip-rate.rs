@@ -42,6 +42,14 @@
 //! tenant's agents with wrong passwords (`flood_register.xml`), half each. It prints the share
 //! of the real calls that completed (line: >= 99 %).
 //!
+//! `--dial-out` (callgrid) measures calls out in the same run: after the inbound search
+//! above, the same search with calls dialled by the agents' phones: SIPp callers running
+//! `agent_dial.xml` as the tenant's agents (each caller process its own slice of them, so an
+//! agent has one call at a time), digest-authenticated by the edge, decided by the router
+//! (numbers of three Vietnamese carriers, the tenant's hotline of each carrier) and dialled on
+//! trunks where SIPp carriers (`agent_answer.xml`) answer. A call counts once the carrier
+//! answered it. It prints both highest rates and their ratio (issue 18's line: >= 0.8).
+//!
 //! Everything runs on loopback. Children write to files in a work directory (kept, and the
 //! tails printed, when something fails) and are killed when the program ends, on error, on
 //! panic, on Ctrl-C and on SIGTERM.
@@ -65,10 +73,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use callgrid_loadtest::harness::{
-    absolute, agents_counts, drops_of, find_bin, first_line, free_tcp_port, free_udp_port,
-    free_udp_range, free_udp_tcp_port, load_tenant_yaml, main_in_work_dir, make_available,
-    read_stat, register_agents, self_cpu_s, udp_drops, until_serving, wait_udp_bound, Census, Proc,
-    StatRow,
+    absolute, agent_password, agents_counts, drops_of, find_bin, first_line, free_tcp_port,
+    free_udp_port, free_udp_range, free_udp_tcp_port, load_tenant_yaml, main_in_work_dir,
+    make_available, read_stat, register_agents, self_cpu_s, udp_drops, until_serving,
+    wait_udp_bound, Census, Proc, StatRow,
 };
 use callgrid_loadtest::machine;
 use clap::{Parser, ValueEnum};
@@ -200,6 +208,10 @@ struct Args {
     /// twice the rate x (talk time + 0.5 s)).
     #[arg(long, default_value_t = 500)]
     agents: usize,
+    /// With --target callgrid: after the inbound run, the same run with calls the agents'
+    /// phones dial out (see the top of this file), and the ratio of the two.
+    #[arg(long)]
+    dial_out: bool,
     /// Work directory (default: a new directory under the system temp dir).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -220,15 +232,70 @@ struct Session {
     agents: Vec<Proc>,
     agent_dirs: Vec<PathBuf>,
     work: PathBuf,
+    /// With --dial-out: the carriers, and whether the steps dial out now.
+    dial_out: Option<DialOut>,
 }
+
+/// The calls out of --dial-out: SIPp carriers (UAS) on the tenant's outbound trunks, the
+/// number each caller dials (a customer of each carrier in turn) and the agents each caller
+/// dials as.
+struct DialOut {
+    active: bool,
+    carriers: Vec<Proc>,
+    dirs: Vec<PathBuf>,
+    ports: Vec<u16>,
+    /// Per caller process: its `-inf` file (its slice of the agents).
+    agents_csv: Vec<PathBuf>,
+}
+
+/// The customers called in --dial-out: a mobile number of Viettel, Vinaphone and Mobifone,
+/// each reached through the tenant's hotline of that carrier.
+const CUSTOMERS: [(&str, &str, &str); 3] = [
+    ("viettel", "+842873000100", "0961234567"),
+    ("vinaphone", "+842873000200", "0912345678"),
+    ("mobifone", "+842873000300", "0901234567"),
+];
 
 impl Session {
     fn name(&self) -> &'static str {
-        match self.target {
-            Target::Callgrid => "callgrid",
+        match (self.target, self.dialling_out()) {
+            (Target::Callgrid, true) => "callgrid dial-out",
+            (Target::Callgrid, false) => "callgrid",
             _ => "kamailio",
         }
     }
+
+    fn dialling_out(&self) -> bool {
+        self.dial_out.as_ref().is_some_and(|d| d.active)
+    }
+
+    /// The UAS side of the calls now (agents, or the carriers of calls out): processes,
+    /// directories and ports.
+    fn answering(&mut self) -> (&mut Vec<Proc>, &[PathBuf], &[u16]) {
+        match self.dial_out.as_mut().filter(|d| d.active) {
+            Some(d) => (&mut d.carriers, &d.dirs, &d.ports),
+            None => (&mut self.agents, &self.agent_dirs, &self.agent_ports),
+        }
+    }
+}
+
+/// The tenant's outbound part for --dial-out: region VN, a hotline per carrier of
+/// [`CUSTOMERS`] calling out on a trunk at `ports[i]`.
+fn dial_out_yaml(tenant: &str, ports: &[u16]) -> String {
+    let mut numbers = String::new();
+    let mut trunks = String::new();
+    for (i, (carrier, number, _)) in CUSTOMERS.iter().enumerate() {
+        numbers.push_str(&format!(
+            "  - {{ number: \"{number}\", name: {carrier} hotline, route: {{ queue: \"200\" }}, carrier: {carrier}, trunks: [out-{carrier}] }}\n"
+        ));
+        trunks.push_str(&format!(
+            "  - {{ id: out-{carrier}, name: {carrier}, address: \"127.0.0.1:{}\", keepalive_seconds: 0, max_concurrent_calls: 1000000 }}\n",
+            ports[i]
+        ));
+    }
+    tenant
+        .replacen("timezone: UTC\n", "timezone: UTC\nregion: VN\n", 1)
+        .replacen("trunks:\n", &format!("{numbers}trunks:\n{trunks}"), 1)
 }
 
 /// SIPp agents (`agent_answer.xml`) on ports base..base+n, each in its own directory.
@@ -292,6 +359,7 @@ async fn start_kamailio(a: &Args, work: &Path) -> anyhow::Result<Session> {
         agents,
         agent_dirs,
         work,
+        dial_out: None,
     })
 }
 
@@ -305,10 +373,17 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
     let work = work.join("callgrid");
     let tenants = work.join("tenants");
     fs::create_dir_all(&tenants)?;
-    fs::write(
-        tenants.join("load.yaml"),
-        load_tenant_yaml(a.agents, &a.number),
-    )?;
+    let mut tenant = load_tenant_yaml(a.agents, &a.number);
+    let carrier_ports = if a.dial_out {
+        let base = free_udp_range(CUSTOMERS.len())?;
+        (0..CUSTOMERS.len()).map(|i| base + i as u16).collect()
+    } else {
+        Vec::new()
+    };
+    if a.dial_out {
+        tenant = dial_out_yaml(&tenant, &carrier_ports);
+    }
+    fs::write(tenants.join("load.yaml"), tenant)?;
     let sip_port = free_udp_tcp_port()?;
     let grpc_port = free_tcp_port()?;
     let agent_base = free_udp_range(a.uas)?;
@@ -348,6 +423,11 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
     // the agents' UAS processes bind the ports the agents registered from
     let (agents, agent_dirs) = start_agents(a, &work, agent_base).await?;
     make_available(&grpc, &token, a.agents).await?;
+    let dial_out = if a.dial_out {
+        Some(start_carriers(a, &work, &carrier_ports).await?)
+    } else {
+        None
+    };
     Ok(Session {
         target: Target::Callgrid,
         sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
@@ -356,6 +436,44 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
         agents,
         agent_dirs,
         work,
+        dial_out,
+    })
+}
+
+/// The SIPp carriers of --dial-out (`agent_answer.xml` on `ports`), and each caller's slice
+/// of the agents (`tenant.agent;password` lines, taken in turn).
+async fn start_carriers(a: &Args, work: &Path, ports: &[u16]) -> anyhow::Result<DialOut> {
+    let mut carriers = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, &port) in ports.iter().enumerate() {
+        let dir = work.join(format!("carrier-{i}"));
+        let mut cmd = Command::new(&a.sipp);
+        cmd.arg("-sf")
+            .arg(a.scenarios.join("agent_answer.xml"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
+            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
+        let mut p = Proc::spawn(&format!("carrier-{i}"), &mut cmd, &dir, false)?;
+        wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
+        carriers.push(p);
+        dirs.push(dir);
+    }
+    let mut agents_csv = Vec::new();
+    for c in 0..a.callers {
+        let mut text = String::from("SEQUENTIAL\n");
+        for i in (1..=a.agents).filter(|i| (i - 1) % a.callers == c) {
+            text.push_str(&format!("load.a{i:04};{}\n", agent_password(i)));
+        }
+        let csv = work.join(format!("dialling-agents-{c}.csv"));
+        fs::write(&csv, text)?;
+        agents_csv.push(csv);
+    }
+    Ok(DialOut {
+        active: false,
+        carriers,
+        dirs,
+        ports: ports.to_vec(),
+        agents_csv,
     })
 }
 
@@ -1028,9 +1146,9 @@ async fn run_step_with(
     let timeout_s = (duration + talk_s + 45.0).ceil() as u64;
 
     let cpu_sut0 = s.sut.cpu_s();
-    let cpu_agents0: f64 = s.agents.iter_mut().map(Proc::cpu_s).sum();
+    let cpu_agents0: f64 = s.answering().0.iter_mut().map(Proc::cpu_s).sum();
     let cpu_self0 = self_cpu_s();
-    let (agent_ok0, agent_failed0) = agents_counts(&s.agent_dirs);
+    let (agent_ok0, agent_failed0) = agents_counts(s.answering().1);
 
     let drops0 = udp_drops();
     let mut census = Census::start();
@@ -1045,10 +1163,23 @@ async fn run_step_with(
         let port = free_udp_port()?;
         caller_ports.push(port);
         let mut cmd = Command::new(&a.sipp);
-        cmd.arg(s.sip.to_string())
-            .arg("-sf")
-            .arg(a.scenarios.join("caller.xml"))
-            .args(["-s", &a.number, "-i", "127.0.0.1", "-p", &port.to_string()])
+        cmd.arg(s.sip.to_string()).arg("-sf");
+        match s.dial_out.as_ref().filter(|d| d.active) {
+            // an agent's phone dials a customer of each carrier in turn, as its agents
+            Some(d) => {
+                let customer = CUSTOMERS[i % CUSTOMERS.len()].2;
+                cmd.arg(a.scenarios.join("agent_dial.xml"))
+                    .arg("-inf")
+                    .arg(&d.agents_csv[i])
+                    .args(["-s", customer])
+                    // SIPp's digest uri is the Request-URI only when told
+                    .args(["-auth_uri", &format!("{customer}@{}", s.sip)])
+            }
+            None => cmd
+                .arg(a.scenarios.join("caller.xml"))
+                .args(["-s", &a.number]),
+        };
+        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
             .args(["-r", &format!("{per:.3}"), "-rp", "1000"])
             .args(["-m", &count.to_string(), "-l", &limit.to_string()])
@@ -1063,9 +1194,11 @@ async fn run_step_with(
         Some(r) => start_flood(a, s, &dir, r, duration)?,
         None => Vec::new(),
     };
+    // the probe places inbound calls: none while the phones dial out
+    let probe_rate = if s.dialling_out() { 0.0 } else { a.probe_rate };
     let probe_task = tokio::spawn(probe(
         s.sip,
-        a.probe_rate,
+        probe_rate,
         Duration::from_secs_f64(duration),
         Duration::from_millis(a.talk_ms),
         a.number.clone(),
@@ -1142,30 +1275,34 @@ async fn run_step_with(
     // agents write their statistics once a second, and count a call only after its 1 s
     // timewait (agent_answer.xml): wait until their counts stop moving
     let total = |(ok, failed): (u64, u64)| ok + failed;
-    let mut seen = total(agents_counts(&s.agent_dirs));
+    let mut seen = total(agents_counts(s.answering().1));
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let now = total(agents_counts(&s.agent_dirs));
+        let now = total(agents_counts(s.answering().1));
         if now == seen {
             break;
         }
         seen = now;
     }
     let cpu_sut = s.sut.cpu_s() - cpu_sut0;
-    let cpu_agents = s.agents.iter_mut().map(Proc::cpu_s).sum::<f64>() - cpu_agents0;
+    let cpu_agents = s.answering().0.iter_mut().map(Proc::cpu_s).sum::<f64>() - cpu_agents0;
     let cpu_self = self_cpu_s() - cpu_self0;
     census.sample();
     let mut ours: Vec<u32> = vec![std::process::id(), s.sut.pid()];
     ours.extend(s.agents.iter().map(Proc::pid));
+    if let Some(d) = &s.dial_out {
+        ours.extend(d.carriers.iter().map(Proc::pid));
+    }
     ours.extend(callers.iter().map(Proc::pid));
     let cpu_other = census.others_cpu_s(&ours);
     let drops1 = udp_drops();
     let sut_ports = [s.sip.port()];
     let drops_sut = drops_of(&drops1, &sut_ports).saturating_sub(drops_of(&drops0, &sut_ports));
+    let answering_ports = s.answering().2.to_vec();
     let drops_agents =
-        drops_of(&drops1, &s.agent_ports).saturating_sub(drops_of(&drops0, &s.agent_ports));
+        drops_of(&drops1, &answering_ports).saturating_sub(drops_of(&drops0, &answering_ports));
     let drops_callers: u64 = caller_drops.values().sum();
-    let (agent_ok, agent_failed) = agents_counts(&s.agent_dirs);
+    let (agent_ok, agent_failed) = agents_counts(s.answering().1);
     let (agent_ok, agent_failed) = (
         agent_ok.saturating_sub(agent_ok0),
         agent_failed.saturating_sub(agent_failed0),
@@ -1236,6 +1373,8 @@ struct Outcome {
     fixed_run: Option<StepResult>,
     overload: Option<Overload>,
     flood: Option<Flood>,
+    /// With --dial-out: the same run with calls the agents' phones dialled.
+    dial_out: Option<Box<Outcome>>,
 }
 
 /// What a --flood run saw.
@@ -1462,6 +1601,7 @@ async fn drive(a: &Args, s: &mut Session) -> anyhow::Result<Outcome> {
         fixed_run: None,
         overload: None,
         flood: None,
+        dial_out: None,
     };
     let mut idx = 0;
     let pause = Duration::from_secs(3);
@@ -1681,6 +1821,40 @@ fn report(name: &str, o: &Outcome, a: &Args) {
     }
 }
 
+/// Issue 18's line: calls out dialled by the agents' phones reach at least 0.8x the inbound
+/// rate of the same build in the same run.
+fn dial_out_ratio(inbound: &Outcome, out: &Outcome, a: &Args) {
+    println!("== callgrid calls out / calls in (line: >= 0.80)");
+    let (i, o) = match (main_run(inbound), main_run(out)) {
+        (Some(i), Some(o)) => (i, o),
+        _ => {
+            println!("  no run to compare");
+            return;
+        }
+    };
+    if let (Some(im), Some(om)) = (inbound.max, out.max) {
+        println!(
+            "  highest rate held for {:.0} s: {om:.0} / {im:.0} = {:.2}",
+            a.final_duration,
+            om / im
+        );
+    }
+    println!(
+        "  achieved rate: {:.1} / {:.1} = {:.2}; failed: {:.3} % / {:.3} %",
+        o.achieved,
+        i.achieved,
+        o.achieved / i.achieved.max(f64::MIN_POSITIVE),
+        o.failed as f64 * 100.0 / o.created.max(1) as f64,
+        i.failed as f64 * 100.0 / i.created.max(1) as f64,
+    );
+    let per_call = |r: &StepResult| r.cpu_sut * 1e6 / r.ok.max(1) as f64;
+    println!(
+        "  SUT CPU per call: {:.0} us / {:.0} us",
+        per_call(o),
+        per_call(i)
+    );
+}
+
 fn main_run(o: &Outcome) -> Option<&StepResult> {
     o.fixed_run.as_ref().or(o.final_run.as_ref())
 }
@@ -1810,6 +1984,14 @@ fn check_args(a: &Args) -> anyhow::Result<()> {
         (1..=100_000).contains(&a.agents),
         "--agents must be 1..100000"
     );
+    ensure!(
+        !a.dial_out || (a.target == Target::Callgrid && !a.overload && a.flood.is_none()),
+        "--dial-out measures callgrid's calls out by --rate or --find-max: give --target callgrid"
+    );
+    ensure!(
+        !a.dial_out || a.agents >= 2 * a.callers,
+        "--dial-out needs at least two agents per caller process"
+    );
     ensure!(a.refine <= 10, "--refine must be at most 10");
     ensure!(
         a.scenarios.join("caller.xml").is_file(),
@@ -1838,6 +2020,20 @@ async fn run_target(a: &Args, target: Target, work: &Path) -> anyhow::Result<Out
         "[{}] SIPp agents: {ok} calls successful, {failed} failed",
         s.name()
     );
+    if let Some(d) = s.dial_out.as_mut() {
+        d.active = true;
+        println!("[{}] the agents' phones dial out now", s.name());
+        let calls_out = drive(a, &mut s).await?;
+        let (ok, failed) = agents_counts(s.answering().1);
+        println!(
+            "[{}] SIPp carriers: {ok} calls successful, {failed} failed",
+            s.name()
+        );
+        return Ok(Outcome {
+            dial_out: Some(Box::new(calls_out)),
+            ..out
+        });
+    }
     Ok(out)
 }
 
@@ -1871,6 +2067,10 @@ async fn run(a: Args, work: PathBuf) -> anyhow::Result<()> {
     }
     if let Some(c) = &cg {
         report("callgrid", c, &a);
+        if let Some(d) = &c.dial_out {
+            report("callgrid dial-out", d, &a);
+            dial_out_ratio(c, d, &a);
+        }
     }
     if let (Some(k), Some(c)) = (&kam, &cg) {
         compare(k, c, &a);

@@ -560,6 +560,32 @@ async fn every_api_refuses_wrong_credentials_and_changes_nothing() {
         })
         .await;
     assert_eq!(r.err().map(|e| e.code()), Some(Code::PermissionDenied));
+    // nor may another tenant's edge, or a supervisor, open a call alice's phone dialled
+    for token in [&other_edge, &sup] {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(api::EdgeReport {
+            call_id: "access-test-dialled".into(),
+            seq: 1,
+            ack: true,
+            report: Some(api::edge_report::Report::Dialled(api::Dialled {
+                tenant: "demo".into(),
+                agent: "alice".into(),
+                destination: "0912345678".into(),
+                traceparent: String::new(),
+            })),
+        })
+        .await
+        .expect("queued");
+        let opened =
+            api::call_control_client::CallControlClient::new(node.channel(Some(token)).await)
+                .call(ReceiverStream::new(rx))
+                .await;
+        let refused = match opened {
+            Ok(stream) => stream.into_inner().message().await.err(),
+            Err(st) => Some(st),
+        };
+        assert_eq!(refused.map(|e| e.code()), Some(Code::PermissionDenied));
+    }
 
     // nothing changed: no event written, alice still logged out, sue's password and the
     // supervisor's token still good, no mallory

@@ -121,6 +121,31 @@ impl Test {
         child
     }
 
+    /// SIPp as `agent`'s phone (authenticating with `password`) dialling `number` at the
+    /// edge: `agent_dial.xml` (answered; talk `extra` `-d`) or `agent_dial_refused.xml`.
+    fn dial(
+        &self,
+        scenario: &str,
+        agent: &str,
+        password: &str,
+        number: &str,
+        extra: &[&str],
+    ) -> Child {
+        let csv = self
+            .node
+            .dir()
+            .join(format!("{agent}-{}.csv", free_udp_port()));
+        std::fs::write(&csv, format!("SEQUENTIAL\n{agent};{password}\n")).expect("csv");
+        let csv = csv.display().to_string();
+        let port = free_udp_port().to_string();
+        // SIPp's digest uri is the Request-URI only when told
+        let uri = format!("{number}@{}", self.node.sip_addr());
+        let mut args = vec!["-inf", &csv, "-s", number, "-auth_uri", &uri];
+        args.extend(["-m", "1", "-p", &port, "-trace_msg"]);
+        args.extend_from_slice(extra);
+        callgrid_testkit::sipp(self.node.sip_addr(), scenario, &args, self.node.dir())
+    }
+
     /// `callgrid call` with the admin token: its success and output.
     fn call(&self, agent: &str, number: &str, extra: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_callgrid"))
@@ -472,6 +497,195 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
     );
 }
 
+/// Agents' phones dial (item 6): authenticated by digest as the agent (a 407 challenge
+/// first); a number outside the tenant is a call out with the phone as the agent's leg —
+/// decided, dialled on the carrier, its result heard by the phone (200, or 486 when busy);
+/// an extension is an internal call to its agent; the blocklist, a wrong password and a
+/// second agent of a shared extension calling out meanwhile (A1) are refused.
+#[test]
+fn agents_phones_dial_out_and_inside_the_tenant() {
+    let mut t = Test::start();
+    let ann_phone = free_udp_port();
+    let ben_phone = free_udp_port();
+    // ben's phone answers the internal call and waits for the BYE
+    let ben = t.uas(ben_phone, "agent_answer.xml", 1, &[]);
+    t.login("ann", ann_phone);
+    t.login("ben", ben_phone);
+    t.login("cam", ann_phone);
+
+    // 1. ann's phone dials a mobile number: the Viettel hotline's first trunk answers
+    let carrier = t.uas(t.first, "agent_answer.xml", 1, &[]);
+    let out = t.dial(
+        "agent_dial.xml",
+        "outtest.ann",
+        "ann-out-secret",
+        "0961234567",
+        &["-d", "4000"],
+    );
+    eventually_blocking("ann on her call out", Duration::from_secs(20), || {
+        match t.agent_state("ann").as_str() {
+            "on_call" => Ok(()),
+            s => Err(format!(
+                "ann is {s}\n{}\n{}\n{}",
+                out.log(),
+                sipp_messages(t.node.dir(), "agent_dial"),
+                t.node.tail(20)
+            )),
+        }
+    });
+    // A1: cam shares ann's extension and may not call out meanwhile
+    let cam = t.dial(
+        "agent_dial_refused.xml",
+        "outtest.cam",
+        "cam-out-secret",
+        "0961234570",
+        &[],
+    );
+    let (refused, log) = cam.wait_for_exit(Duration::from_secs(30));
+    assert!(refused, "cam: {log}\n{}", t.node.tail(30));
+    let trace = sipp_messages(t.node.dir(), "agent_dial_refused");
+    assert!(
+        trace.contains("SIP/2.0 403") && trace.contains("calling out already (agent ann)"),
+        "{trace}"
+    );
+    let (talked, log) = out.wait_for_exit(Duration::from_secs(30));
+    assert!(talked, "ann's phone: {log}\n{}", t.node.tail(40));
+    assert!(carrier.wait_for_exit(Duration::from_secs(30)).0);
+    t.settle("ann");
+
+    // 2. the customer is busy: the phone hears 486
+    let busy = t.uas(t.first, "agent_busy.xml", 1, &[]);
+    let phone = t.dial(
+        "agent_dial_refused.xml",
+        "outtest.ann",
+        "ann-out-secret",
+        "0961234568",
+        &[],
+    );
+    let (done, log) = phone.wait_for_exit(Duration::from_secs(30));
+    assert!(done, "ann's phone: {log}\n{}", t.node.tail(30));
+    assert!(busy.wait_for_exit(Duration::from_secs(30)).0);
+    t.settle("ann");
+
+    // 3. refused before anything is dialled: a blocklisted number (403), a wrong password
+    //    (403 after the challenge), an extension nobody has (404)
+    for (password, number) in [
+        ("ann-out-secret", "0987654321"),
+        ("wrong-secret", "0961234569"),
+        ("ann-out-secret", "30009"),
+    ] {
+        let phone = t.dial(
+            "agent_dial_refused.xml",
+            "outtest.ann",
+            password,
+            number,
+            &[],
+        );
+        let (done, log) = phone.wait_for_exit(Duration::from_secs(30));
+        assert!(done, "{number}: {log}\n{}", t.node.tail(30));
+    }
+
+    // 4. ann's phone dials ben's extension: an internal call, answered by ben's phone
+    let internal = t.dial(
+        "agent_dial.xml",
+        "outtest.ann",
+        "ann-out-secret",
+        "30002",
+        &["-d", "1000"],
+    );
+    let (done, log) = internal.wait_for_exit(Duration::from_secs(30));
+    assert!(done, "internal call: {log}\n{}", t.node.tail(40));
+    assert!(ben.wait_for_exit(Duration::from_secs(30)).0);
+    t.settle("ben");
+
+    let trace = sipp_messages(t.node.dir(), "agent_dial_refused");
+    for code in ["486 Busy Here", "403 Forbidden", "404 Not Found"] {
+        assert!(
+            trace.contains(&format!("SIP/2.0 {code}")),
+            "{code}: {trace}"
+        );
+    }
+    assert!(trace.contains("blocklist"), "{trace}");
+    assert!(trace.contains("no extension 30009"), "{trace}");
+
+    t.node.stop();
+    let events = t.rt.block_on(common::read_events(
+        &t.node.data_dir().join("events.sqlite"),
+    ));
+    let originated: Vec<&pb::CallOriginated> = events
+        .iter()
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            K::CallOriginated(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    // two calls out were placed (answered, busy); the refusals created none
+    assert_eq!(originated.len(), 2, "{originated:#?}");
+    assert!(originated
+        .iter()
+        .all(|o| o.agent == "ann" && o.correlation.is_none()));
+    assert_eq!(originated[0].destination, "+84961234567");
+    let answered = events
+        .iter()
+        .find(|e| matches!(e.event.as_ref().and_then(|e| e.kind.as_ref()), Some(K::CallOriginated(o)) if o.destination == "+84961234567"))
+        .map(|e| e.aggregate_id.clone())
+        .expect("the call out");
+    let e = call_events(&events, &answered);
+    assert!(
+        e.iter().any(|k| matches!(k, K::CallRouted(r)
+            if matches!(r.reason.as_ref().and_then(|r| r.kind.as_ref()), Some(pb::route_reason::Kind::Dialled(_))))),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallAnswered(a) if a.agent == "ann")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallCustomerAnswered(a) if a.trunk == "first")),
+        "{e:#?}"
+    );
+    // the internal call: from ann's extension to ben's, answered by ben
+    let internal = events
+        .iter()
+        .find(|e| matches!(e.event.as_ref().and_then(|e| e.kind.as_ref()), Some(K::CallArrived(a)) if a.number == "30002"))
+        .unwrap_or_else(|| panic!("no internal call"));
+    let K::CallArrived(arrived) = internal
+        .event
+        .as_ref()
+        .and_then(|e| e.kind.as_ref())
+        .expect("kind")
+    else {
+        unreachable!()
+    };
+    assert_eq!(arrived.caller, "30001");
+    let e = call_events(&events, &internal.aggregate_id);
+    assert!(
+        e.iter().any(|k| matches!(k, K::CallRouted(r)
+            if matches!(r.reason.as_ref().and_then(|r| r.kind.as_ref()), Some(pb::route_reason::Kind::Internal(_))))),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallAnswered(a) if a.agent == "ben")),
+        "{e:#?}"
+    );
+    // the call records show the call out like a click-to-call, without a correlation id
+    let records = call_records(&t.node);
+    let r = records.iter().find(|r| r.call == answered).expect("record");
+    assert_eq!(
+        (
+            r.direction.as_str(),
+            r.agent.as_str(),
+            r.trunk.as_str(),
+            r.result.as_str()
+        ),
+        ("outbound", "ann", "first", "answered"),
+        "{r:#?}"
+    );
+}
+
 /// The messages SIPp traced (`-trace_msg`) for the scenario `name`, in the test's directory.
 fn sipp_messages(dir: &std::path::Path, name: &str) -> String {
     std::fs::read_dir(dir)
@@ -523,16 +737,13 @@ fn call_records(node: &callgrid_testkit::Node) -> Vec<callgrid_store::CallRecord
     .expect("records")
 }
 
-/// baresip (a real softphone) as ann's phone takes a click-to-call: it registers with digest
-/// auth, auto-answers, and is bridged to the customer the SIPp carrier answers; the customer
-/// hangs up and baresip's call ends.
-#[test]
-fn a_baresip_phone_takes_a_click_to_call() {
+/// baresip (a real softphone) as ann's phone (registering with digest auth, answering
+/// automatically), started with `commands` (`-e`): the process and its log.
+fn baresip(t: &Test, commands: &[&str]) -> (Child, std::path::PathBuf) {
     assert!(
         Command::new("baresip").arg("-h").output().is_ok(),
         "baresip is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
     );
-    let mut t = Test::start();
     let dir = t.node.dir().join("baresip");
     std::fs::create_dir_all(&dir).expect("baresip dir");
     let sip = free_udp_port();
@@ -556,28 +767,78 @@ fn a_baresip_phone_takes_a_click_to_call() {
     )
     .expect("accounts");
     let log = dir.join("baresip.log");
-    let _baresip = Child::spawn(
-        Command::new("baresip")
-            .args(["-f", &dir.display().to_string(), "-t", "60"])
-            .stdin(std::process::Stdio::null())
+    let mut cmd = Command::new("baresip");
+    cmd.args(["-f", &dir.display().to_string(), "-t", "60"]);
+    for c in commands {
+        cmd.args(["-e", c]);
+    }
+    let child = Child::spawn(
+        cmd.stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log"))
             .stderr(std::process::Stdio::null()),
     )
     .expect("baresip runs")
     .with_log(&log);
+    (child, log)
+}
+
+/// Waits until baresip's log says `needle`.
+fn wait_baresip(log: &std::path::Path, what: &str, needle: &str, node: &callgrid_testkit::Node) {
+    eventually_blocking(
+        &format!("baresip to say {needle:?} ({what})"),
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains(needle) {
+                Ok(())
+            } else {
+                Err(format!("{text}\n--- callgrid:\n{}", node.tail(30)))
+            }
+        },
+    );
+}
+
+/// baresip as ann's phone dials a customer (item 6): its INVITE is challenged (407) and sent
+/// again with ann's credentials, the call goes out on the hotline's first trunk, where SIPp
+/// answers as the customer and hangs up after two seconds; baresip's call ends with it.
+#[test]
+fn a_baresip_phone_dials_out() {
+    let mut t = Test::start();
+    t.login("ann", free_udp_port());
+    let carrier = t.uas(t.first, "agent_hangup.xml", 1, &["-d", "2000"]);
+    let dial = format!("/dial sip:0961234597@{}", t.node.sip_addr());
+    let (_baresip, log) = baresip(&t, &[&dial]);
+    wait_baresip(&log, "the customer answered", "Call established", &t.node);
+    let (done, carrier_log) = carrier.wait_for_exit(Duration::from_secs(30));
+    assert!(done, "carrier: {carrier_log}\n{}", t.node.tail(40));
+    wait_baresip(&log, "the customer hung up", "terminated", &t.node);
+    t.settle("ann");
+    t.node.stop();
+    let events = t.rt.block_on(common::read_events(
+        &t.node.data_dir().join("events.sqlite"),
+    ));
+    let call = events
+        .iter()
+        .find(|e| matches!(e.event.as_ref().and_then(|e| e.kind.as_ref()), Some(K::CallOriginated(o)) if o.destination == "+84961234597" && o.agent == "ann"))
+        .map(|e| e.aggregate_id.clone())
+        .unwrap_or_else(|| panic!("no call out: {events:#?}"));
+    let e = call_events(&events, &call);
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallCustomerAnswered(a) if a.trunk == "first")),
+        "{e:#?}"
+    );
+}
+
+/// baresip (a real softphone) as ann's phone takes a click-to-call: it registers with digest
+/// auth, auto-answers, and is bridged to the customer the SIPp carrier answers; the customer
+/// hangs up and baresip's call ends.
+#[test]
+fn a_baresip_phone_takes_a_click_to_call() {
+    let mut t = Test::start();
+    let (_baresip, log) = baresip(&t, &[]);
     let wait_log = |what: &str, needle: &str, node: &callgrid_testkit::Node| {
-        eventually_blocking(
-            &format!("baresip to say {needle:?} ({what})"),
-            Duration::from_secs(20),
-            || {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.matches(needle).count() > 0 {
-                    Ok(())
-                } else {
-                    Err(format!("{text}\n--- callgrid:\n{}", node.tail(30)))
-                }
-            },
-        );
+        wait_baresip(&log, what, needle, node)
     };
     wait_log("registered with digest auth", "[1 binding]", &t.node);
     // ann logged in without devices: the edge rings her registered phone

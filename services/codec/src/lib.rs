@@ -137,6 +137,8 @@ fn reason_pb(r: &RouteReason) -> pb::RouteReason {
             RouteReason::Transfer => R::Transfer(true),
             RouteReason::Blocked => R::Blocked(true),
             RouteReason::ClickToCall => R::ClickToCall(true),
+            RouteReason::Dialled => R::Dialled(true),
+            RouteReason::Internal => R::Internal(true),
         }),
     }
 }
@@ -152,6 +154,8 @@ fn reason_dom(r: Option<&pb::RouteReason>) -> RouteReason {
         Some(R::Transfer(_)) => RouteReason::Transfer,
         Some(R::Blocked(_)) => RouteReason::Blocked,
         Some(R::ClickToCall(_)) => RouteReason::ClickToCall,
+        Some(R::Dialled(_)) => RouteReason::Dialled,
+        Some(R::Internal(_)) => RouteReason::Internal,
         Some(R::Number(_)) | None => RouteReason::Number,
     }
 }
@@ -971,6 +975,20 @@ mod tests {
                 call: c.clone(),
                 target: Target::Agent(a.clone()),
                 reason: RouteReason::ClickToCall,
+                ring: vec![a.clone()],
+                timeout_ms: 20_000,
+            },
+            EventBody::CallRouted {
+                call: c.clone(),
+                target: Target::Agent(a.clone()),
+                reason: RouteReason::Dialled,
+                ring: vec![a.clone()],
+                timeout_ms: 20_000,
+            },
+            EventBody::CallRouted {
+                call: c.clone(),
+                target: Target::Extension(Arc::from("20002")),
+                reason: RouteReason::Internal,
                 ring: vec![a.clone()],
                 timeout_ms: 20_000,
             },

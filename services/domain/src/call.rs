@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::event::{EndCause, Event, EventBody, OfferFailure, Party, RouteReason};
 use crate::ids::{AgentId, CallId, DeviceId, DurationMs, MenuId, QueueId, TimeMs};
 use crate::rejection::Rejection;
-use crate::setup::{Target, TenantSetup};
+use crate::setup::{Internal, Target, TenantSetup};
 
 /// A plan walking more steps than this is cut off (hang up `routing_loop`).
 pub const MAX_ROUTE_STEPS: u32 = 16;
@@ -104,14 +104,18 @@ pub enum CallCommand {
         /// Calling number.
         caller: Arc<str>,
     },
-    /// An agent places a call (creates the call; C1 click-to-call).
+    /// An agent places a call (creates the call): C1 click-to-call, or the agent's phone
+    /// dialled (issue 18).
     Originate {
-        /// The agent, rung first.
+        /// The agent, rung first (a phone's: its leg is the phone's own).
         agent: AgentId,
         /// The destination as given.
         dialled: Arc<str>,
         /// The caller-supplied correlation id.
         correlation: Option<Arc<str>>,
+        /// Dialled from the agent's phone: an extension or a number of the tenant is an
+        /// internal call ([`Call::originate`]).
+        phone: bool,
     },
     /// The edge reports an outbound attempt failed on `trunk` and the next is tried.
     TrunkFailed {
@@ -497,21 +501,31 @@ impl Call {
         Ok(out)
     }
 
-    /// Creates a call out (C1 click-to-call): the router's decisions ([`crate::dial::decide`])
-    /// and the first step, ringing the agent (reserved whether available or not ready).
-    /// Refused with the reason when the agent or the destination cannot be called.
+    /// Creates a call an agent places: a call out (C1 click-to-call, or dialled on the agent's
+    /// `phone`) with the router's decisions ([`crate::dial::decide`]) and the first step,
+    /// the agent's leg (reserved whether available or not ready); or, dialled on the phone,
+    /// an internal call ([`Call::internal`]). Refused with the reason when the agent or the
+    /// destination cannot be called.
     pub fn originate(
         id: CallId,
         agent: &AgentId,
         dialled: &str,
         correlation: Option<Arc<str>>,
+        phone: bool,
         setup: &TenantSetup,
         now: TimeMs,
     ) -> Result<Vec<Event>, Rejection> {
         if !setup.agents.contains_key(agent) {
             return Err(Rejection::UnknownAgent(agent.clone()));
         }
-        let d = crate::dial::decide(setup, agent, dialled)?;
+        if phone && setup.internal(dialled).is_some() {
+            return Call::internal(id, agent, dialled, setup, now);
+        }
+        let d = if phone {
+            crate::dial::decide_dialled(setup, agent, dialled)?
+        } else {
+            crate::dial::decide(setup, agent, dialled)?
+        };
         let mut out = vec![Event {
             at: now,
             body: EventBody::CallOriginated {
@@ -533,12 +547,62 @@ impl Call {
             body: EventBody::CallRouted {
                 call: id,
                 target: Target::Agent(agent.clone()),
-                reason: RouteReason::ClickToCall,
+                reason: if phone {
+                    RouteReason::Dialled
+                } else {
+                    RouteReason::ClickToCall
+                },
                 ring: vec![agent.clone()],
                 timeout_ms: setup.defaults.ring_timeout_ms,
             },
         });
         Ok(out)
+    }
+
+    /// An agent's phone dialled an extension or a number of the tenant (issue 18): the call
+    /// arrives from the agent's extension (its id without one) and takes the step an
+    /// arrival there would: the extension's agents ring (one of them takes it, A1), a
+    /// number's first step is walked. Calling one's own extension is refused.
+    fn internal(
+        id: CallId,
+        agent: &AgentId,
+        dialled: &str,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        let caller = setup
+            .agents
+            .get(agent)
+            .and_then(|a| a.extension.clone())
+            .unwrap_or_else(|| Arc::from(agent.as_str()));
+        let dialled = dialled.trim();
+        match setup.internal(dialled) {
+            Some(Internal::Extension(agents)) => {
+                if agents.contains(agent) {
+                    return Err(Rejection::IllegalTransition {
+                        what: "call",
+                        state: format!("extension {dialled} is agent {agent}'s own"),
+                    });
+                }
+                let mut out = vec![Event {
+                    at: now,
+                    body: EventBody::CallArrived {
+                        call: id.clone(),
+                        number: Arc::from(dialled),
+                        caller,
+                        plan_version: setup.version,
+                        record: false,
+                    },
+                }];
+                let mut fresh = Call::new(id);
+                fresh.apply(&out[0]);
+                let ext = Target::Extension(Arc::from(dialled));
+                fresh.route(&ext, RouteReason::Internal, setup, now, 0, &mut out);
+                Ok(out)
+            }
+            Some(Internal::Number) => Call::arrive(id, dialled, &caller, setup, now),
+            None => Err(Rejection::UnknownTarget(dialled.to_owned())),
+        }
     }
 
     /// The outbound part, or why a customer report does not apply to this call.

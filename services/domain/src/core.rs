@@ -161,12 +161,14 @@ impl TenantCore {
                     agent,
                     dialled,
                     correlation,
+                    phone,
                 },
             ) => {
                 if self.calls.contains_key(id) {
                     return Err(Rejection::CallExists(id.clone()));
                 }
-                Call::originate(id.clone(), agent, dialled, correlation.clone(), &setup, now)
+                let correlation = correlation.clone();
+                Call::originate(id.clone(), agent, dialled, correlation, *phone, &setup, now)
             }
             Command::Call(id, c) => self
                 .calls

@@ -31,6 +31,19 @@ pub struct DialDecision {
     pub record: bool,
 }
 
+/// [`decide`] for a number an agent's phone dialled that is nothing of the tenant's
+/// ([`TenantSetup::internal`]): an internal number is then an extension nobody has.
+pub fn decide_dialled(
+    setup: &TenantSetup,
+    agent: &AgentId,
+    raw: &str,
+) -> Result<DialDecision, Rejection> {
+    decide(setup, agent, raw).map_err(|r| match r {
+        Rejection::IllegalTransition { .. } => Rejection::UnknownExtension(raw.trim().to_owned()),
+        r => r,
+    })
+}
+
 /// The decisions for `agent` dialling `raw` (any written form, with a forced number's
 /// `*code*` or short prefix): the forced number, the normal form and class, the class
 /// policy, the blocklist, the caller number (forced, same carrier, fallback, first usable)

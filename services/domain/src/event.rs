@@ -139,6 +139,10 @@ pub enum RouteReason {
     Blocked,
     /// A click-to-call rings its agent first (C1).
     ClickToCall,
+    /// An agent's phone dialled out: the agent's leg is the phone's own (issue 18).
+    Dialled,
+    /// An agent's phone dialled an extension or a number of the tenant (an internal call).
+    Internal,
 }
 
 /// Why a queue refused a call or a waiting call left it.

@@ -26,11 +26,11 @@ pub use call::{
     Call, CallCommand, CallPhase, OutboundCall, CAUSE_AGENT_NOT_REACHED, CAUSE_BLOCKED,
 };
 pub use core::{Output, TenantCore};
-pub use dial::{decide, dial_result, DialDecision};
+pub use dial::{decide, decide_dialled, dial_result, DialDecision};
 pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
 pub use ids::*;
 pub use outbound::{CallerIdFrom, OutboundSetup, TrunkRegister, TrunkSetup};
 pub use queue::{Queue, QueueCommand};
 pub use react::{Command, Instruction};
 pub use rejection::Rejection;
-pub use setup::{sip_uri_host, DeviceDomain, Strategy, Target, TenantSetup};
+pub use setup::{sip_uri_host, DeviceDomain, Internal, Strategy, Target, TenantSetup};

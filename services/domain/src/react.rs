@@ -170,7 +170,10 @@ pub fn reactions(
                             call: call.clone(),
                             queue: None,
                             ring_timeout_ms: *timeout_ms,
-                            outbound: *reason == RouteReason::ClickToCall,
+                            outbound: matches!(
+                                reason,
+                                RouteReason::ClickToCall | RouteReason::Dialled
+                            ),
                         },
                     ));
                 }

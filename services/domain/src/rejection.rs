@@ -64,6 +64,9 @@ pub enum Rejection {
     /// A transfer to something the tenant does not have.
     #[error("unknown transfer target {0:?}: not an extension, agent, queue, group, menu or number of the tenant")]
     UnknownTarget(String),
+    /// An agent's phone dialled an internal number that is no extension of the tenant.
+    #[error("no extension {0} in the tenant")]
+    UnknownExtension(String),
     /// A digit that is not 0-9, * or #.
     #[error("invalid digit {0:?}")]
     InvalidDigit(char),

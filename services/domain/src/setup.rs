@@ -78,6 +78,15 @@ pub enum Target {
     Hangup(Arc<str>),
 }
 
+/// What a number dialled on an agent's phone is inside the tenant ([`TenantSetup::internal`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Internal<'a> {
+    /// An extension, with the agents behind it.
+    Extension(&'a [AgentId]),
+    /// A number of the tenant: its first step.
+    Number,
+}
+
 /// Tenant-wide defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Defaults {
@@ -369,6 +378,18 @@ impl TenantSetup {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
         loopback || self.device_domains.iter().any(|d| d.covers(host))
+    }
+
+    /// What an agent's phone dialling `dialled` reaches inside the tenant (issue 18): an
+    /// extension (its agents) or a number of the tenant, as written; `None`: a call out.
+    pub fn internal(&self, dialled: &str) -> Option<Internal<'_>> {
+        let dialled = dialled.trim();
+        if let Some(agents) = self.extensions.get(dialled) {
+            return Some(Internal::Extension(agents));
+        }
+        self.numbers
+            .contains_key(dialled)
+            .then_some(Internal::Number)
     }
 
     /// Where a transfer to `to` goes (C5). `kind:id` names the step exactly (`queue:200`,

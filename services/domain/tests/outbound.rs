@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use callgrid_domain::event::RouteReason;
 use callgrid_domain::numbers::{
     Blocklist, CarrierId, NumberKind, OutboundNumber, OutboundNumbers, TrunkChoice,
 };
@@ -38,17 +39,51 @@ fn originate(
     to: &str,
     now: TimeMs,
 ) -> Result<Output, Rejection> {
+    place(core, call, agent, to, false, now)
+}
+
+/// `agent`'s phone dials `to`.
+fn dial(
+    core: &mut TenantCore,
+    call: &str,
+    agent: &str,
+    to: &str,
+    now: TimeMs,
+) -> Result<Output, Rejection> {
+    place(core, call, agent, to, true, now)
+}
+
+fn place(
+    core: &mut TenantCore,
+    call: &str,
+    agent: &str,
+    to: &str,
+    phone: bool,
+    now: TimeMs,
+) -> Result<Output, Rejection> {
+    let correlation = (!phone).then(|| Arc::from("crm-42"));
     core.execute(
         Command::Call(
             CallId::new(call),
             CallCommand::Originate {
                 agent: AgentId::new(agent),
                 dialled: Arc::from(to),
-                correlation: Some(Arc::from("crm-42")),
+                correlation,
+                phone,
             },
         ),
         now,
     )
+}
+
+fn routed(out: &Output) -> Vec<(Target, RouteReason)> {
+    out.events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::CallRouted { target, reason, .. } => Some((target.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn call_events(out: &Output) -> Vec<&'static str> {
@@ -334,4 +369,98 @@ fn bad_destinations_busy_agents_and_unknown_agents_are_refused_by_name() {
     let out = originate(&mut core, "o3", "a", "0912345678", 30).unwrap();
     assert!(out.events.iter().any(|e| matches!(&e.body,
         EventBody::CallRouted { target: Target::Hangup(c), .. } if &**c == CAUSE_AGENT_NOT_REACHED)));
+}
+
+#[test]
+fn a_phone_dialling_out_reserves_its_agent_and_dials_like_a_click_to_call() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    let out = dial(&mut core, "p1", "a", "0912345678", 100).unwrap();
+    assert_eq!(
+        routed(&out),
+        [(Target::Agent(AgentId::new("a")), RouteReason::Dialled)]
+    );
+    assert!(out.instructions.iter().any(|(_, i)| matches!(i,
+        Instruction::Dial { destination, number, .. }
+            if &**destination == "+84912345678" && &**number == "+842873000200")));
+    // the agent is reserved for its own call (no inbound offer meanwhile): its leg is the
+    // phone's, which the edge reports answered at once
+    assert_eq!(rings(&out), ["a"]);
+    let taken = arrive(&mut core, "in1", "111", 150);
+    assert!(
+        rings(&taken).is_empty(),
+        "agent a is reserved for its call out"
+    );
+    let answered = CallCommand::Answered {
+        agent: AgentId::new("a"),
+    };
+    call_cmd(&mut core, "p1", answered, 160).unwrap();
+    let trunk = Arc::<str>::from("vnpt");
+    call_cmd(
+        &mut core,
+        "p1",
+        CallCommand::CustomerAnswered { trunk },
+        3_000,
+    )
+    .unwrap();
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::OnCall { .. }
+    ));
+    // the record says who dialled, and the phone's refusals are a click-to-call's
+    assert!(dial(&mut core, "p2", "b", "0987654321", 4_000).is_err());
+    assert!(matches!(
+        dial(&mut core, "p3", "zed", "0912345678", 4_000),
+        Err(Rejection::UnknownAgent(_))
+    ));
+}
+
+#[test]
+fn a_phone_dialling_an_extension_or_a_number_of_the_tenant_makes_an_internal_call() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    for a in ["a", "b", "d"] {
+        login(&mut core, a, 0);
+    }
+    // an extension: its agent rings; the call comes from the dialling agent's extension
+    let out = dial(&mut core, "i1", "a", "10002", 100).unwrap();
+    assert_eq!(
+        routed(&out),
+        [(Target::Extension(Arc::from("10002")), RouteReason::Internal)]
+    );
+    assert_eq!(rings(&out), ["b"]);
+    assert!(!out
+        .instructions
+        .iter()
+        .any(|(_, i)| matches!(i, Instruction::Dial { .. })));
+    let arrived = out.events.iter().find_map(|e| match &e.body {
+        EventBody::CallArrived { number, caller, .. } => {
+            Some((number.to_string(), caller.to_string()))
+        }
+        _ => None,
+    });
+    assert_eq!(arrived, Some(("10002".into(), "10001".into())));
+    // a number of the tenant: its first step (555 rings agent d)
+    let out = dial(&mut core, "i2", "a", "555", 200).unwrap();
+    assert_eq!(
+        routed(&out),
+        [(Target::Agent(AgentId::new("d")), RouteReason::Number)]
+    );
+    assert_eq!(rings(&out), ["d"]);
+    // one's own extension is refused, and nothing is created
+    let own = dial(&mut core, "i3", "a", "10001", 300);
+    assert!(
+        matches!(&own, Err(Rejection::IllegalTransition { state, .. }) if state.contains("own")),
+        "{own:?}"
+    );
+    assert!(!core.calls.contains_key(&CallId::new("i3")));
+    // an internal number nobody has is refused by name; a click-to-call to an extension
+    // is refused as before (internal calls are placed from the phone)
+    assert_eq!(
+        dial(&mut core, "i4", "a", "10009", 400).unwrap_err(),
+        Rejection::UnknownExtension("10009".into())
+    );
+    assert!(matches!(
+        originate(&mut core, "i5", "d", "10002", 400),
+        Err(Rejection::IllegalTransition { .. })
+    ));
 }

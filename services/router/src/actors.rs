@@ -677,12 +677,14 @@ impl Aggregate for CallActor {
                 agent,
                 dialled,
                 correlation,
+                phone,
             } => {
                 if self.duplicate || self.call.seq > 0 {
                     Err(Rejection::CallExists(self.call.id.clone()))
                 } else {
                     let id = self.call.id.clone();
-                    Call::originate(id, agent, dialled, correlation.clone(), setup, now)
+                    let correlation = correlation.clone();
+                    Call::originate(id, agent, dialled, correlation, *phone, setup, now)
                 }
             }
             _ => self.call.handle(cmd, setup, now),

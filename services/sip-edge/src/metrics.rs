@@ -94,6 +94,9 @@ counters! {
     agent_legs_answered,
     /// Calls out the router placed here (click-to-call).
     calls_originated,
+    /// INVITEs from agents' phones let in (digest-authenticated as the agent), before the
+    /// router's word.
+    calls_dialled,
     /// Customer legs of calls out started (INVITEs on a trunk, each attempt).
     customer_legs,
     /// Trunks the OPTIONS keepalive marked down.

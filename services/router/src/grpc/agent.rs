@@ -65,36 +65,6 @@ impl AgentSvc {
         Ok((t, addr))
     }
 
-    /// A1: one agent at a time on a shared extension calls out. Refused (naming the agent)
-    /// while another agent with the same extension is on, or ringing for, a call it placed.
-    /// Checked when the call is asked for; two requests in the same instant for two agents of
-    /// one extension can both pass (docs/DECISIONS.md "Outbound calls: what was built").
-    async fn extension_free(&self, t: &Arc<Tenant>, agent: &AgentId) -> Result<(), Status> {
-        let setup = t.setup();
-        let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
-            return Ok(());
-        };
-        let sharing = setup.extensions.get(&ext).cloned().unwrap_or_default();
-        for other in sharing.iter().filter(|o| *o != agent) {
-            let Some(addr) = t.agent(other) else { continue };
-            let o = addr.send(GetAgent).await.map_err(mailbox)?;
-            let Some(call) = o.state.call().and_then(|c| t.call(c)) else {
-                continue;
-            };
-            let call = call.send(crate::actors::GetCall).await.map_err(mailbox)?;
-            if call
-                .outbound
-                .as_ref()
-                .is_some_and(|out| &out.agent == other)
-            {
-                return Err(Status::failed_precondition(format!(
-                    "extension {ext} is calling out already (agent {other}): one agent of a shared extension calls out at a time"
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Waits until the events of `ticket` are durable (at most `DURABLE_WAIT`).
     async fn durable(&self, ticket: crate::journal::Ticket) -> Result<(), Status> {
         durable(&self.router, ticket).await
@@ -202,14 +172,7 @@ impl api::agent_service_server::AgentService for AgentSvc {
         // the decisions, as the call will make them: a refusal is the caller's answer
         let decision = callgrid_domain::decide(&t.setup(), &agent, &r.number)
             .map_err(|e| convert::status(&e))?;
-        let a = addr.send(GetAgent).await.map_err(mailbox)?;
-        if !matches!(a.state, AgentState::Available | AgentState::NotReady { .. }) {
-            return Err(Status::failed_precondition(format!(
-                "agent {} is {}: a click-to-call needs it available or not ready",
-                r.agent, a.state
-            )));
-        }
-        self.extension_free(&t, &agent).await?;
+        may_call_out(&t, &agent, &addr).await?;
         writable(&self.router)?;
         let originations = &self.router.originations;
         let call = originations.call_id(t.now());
@@ -266,4 +229,46 @@ impl api::agent_service_server::AgentService for AgentSvc {
         }
         Ok(Response::new(api::ListAgentsResponse { agents }))
     }
+}
+
+/// Whether `agent` may place a call out now: available or not ready (refused on a call,
+/// ringing, reserved, in wrap-up), and A1: no other agent of its extension is on, or
+/// ringing for, a call it placed (refused naming that agent). Checked when the call is asked
+/// for; two requests in the same instant for two agents of one extension can both pass
+/// (docs/DECISIONS.md "Outbound calls: what was built").
+pub(super) async fn may_call_out(
+    t: &Arc<Tenant>,
+    agent: &AgentId,
+    addr: &actix::Addr<crate::actors::AgentActor>,
+) -> Result<(), Status> {
+    let a = addr.send(GetAgent).await.map_err(mailbox)?;
+    if !matches!(a.state, AgentState::Available | AgentState::NotReady { .. }) {
+        return Err(Status::failed_precondition(format!(
+            "agent {agent} is {}: calling out needs it available or not ready",
+            a.state
+        )));
+    }
+    let setup = t.setup();
+    let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
+        return Ok(());
+    };
+    let sharing = setup.extensions.get(&ext).cloned().unwrap_or_default();
+    for other in sharing.iter().filter(|o| *o != agent) {
+        let Some(addr) = t.agent(other) else { continue };
+        let o = addr.send(GetAgent).await.map_err(mailbox)?;
+        let Some(call) = o.state.call().and_then(|c| t.call(c)) else {
+            continue;
+        };
+        let call = call.send(crate::actors::GetCall).await.map_err(mailbox)?;
+        if call
+            .outbound
+            .as_ref()
+            .is_some_and(|out| &out.agent == other)
+        {
+            return Err(Status::failed_precondition(format!(
+                "extension {ext} is calling out already (agent {other}): one agent of a shared extension calls out at a time"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -200,6 +200,54 @@ impl CallControlSvc {
         })
     }
 
+    /// A call an agent's phone places (`dialled`, authenticated by the edge with the agent's
+    /// digest credentials): an extension or a number of the tenant is an internal call; any
+    /// other destination a call out, refused at once (with the reason) when the agent may
+    /// not call out now or the destination cannot be called, counted against the number
+    /// it presents (N8).
+    async fn dialled(&self, mut d: api::Dialled, by: &Principal) -> Result<Opening, Status> {
+        limits::id("tenant", &d.tenant)?;
+        limits::id("agent", &d.agent)?;
+        limits::text("destination", &d.destination, limits::MAX_NUMBER)?;
+        limits::text("traceparent", &d.traceparent, limits::MAX_TRACEPARENT)?;
+        if d.destination.trim().is_empty() {
+            return Err(Status::invalid_argument("destination is required"));
+        }
+        let tenant = self
+            .router
+            .tenant(&d.tenant)
+            .ok_or_else(|| Status::not_found(format!("unknown tenant {}", d.tenant)))?;
+        by.check(Permission::CallControl, tenant.id.as_str(), None)
+            .map_err(denied)?;
+        let agent = callgrid_domain::AgentId::new(&d.agent);
+        let addr = tenant.agent(&agent).ok_or_else(|| {
+            Status::not_found(format!("unknown agent {} of tenant {}", d.agent, d.tenant))
+        })?;
+        let setup = tenant.setup();
+        let number: Arc<str> = if setup.internal(&d.destination).is_some() {
+            d.destination.trim().into()
+        } else {
+            // a call out: the decisions as the call will make them, and the agent's state
+            let decision = callgrid_domain::decide_dialled(&setup, &agent, &d.destination)
+                .map_err(|e| convert::status(&e))?;
+            super::agent::may_call_out(&tenant, &agent, &addr).await?;
+            decision.number
+        };
+        Ok(Opening {
+            tenant,
+            command: CallCommand::Originate {
+                agent,
+                dialled: d.destination.trim().into(),
+                correlation: None,
+                phone: true,
+            },
+            number,
+            traceparent: std::mem::take(&mut d.traceparent),
+            cause: by.id.clone(),
+            placed: None,
+        })
+    }
+
     /// A call the router placed and handed to this edge (`Originations`): only that edge
     /// may open it; its creation is recorded as caused by whoever asked for it.
     fn origination(
@@ -236,6 +284,7 @@ impl CallControlSvc {
                 agent: placed.agent,
                 dialled: placed.dialled,
                 correlation: placed.correlation,
+                phone: false,
             },
             number: placed.number,
             traceparent: o.traceparent,
@@ -281,9 +330,10 @@ impl CallControlSvc {
         } = match first.report {
             Some(api::edge_report::Report::Arrived(arrived)) => self.arrival(arrived, by)?,
             Some(api::edge_report::Report::Originated(o)) => self.origination(&call_id, o, by)?,
+            Some(api::edge_report::Report::Dialled(d)) => self.dialled(d, by).await?,
             _ => {
                 return Err(Status::invalid_argument(
-                    "the first report must be arrived or originated",
+                    "the first report must be arrived, originated or dialled",
                 ))
             }
         };

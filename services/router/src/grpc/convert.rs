@@ -27,7 +27,8 @@ pub(super) fn status(r: &Rejection) -> tonic::Status {
         | Rejection::UnknownQueue(_)
         | Rejection::UnknownCall(_)
         | Rejection::UnknownNumber(_)
-        | Rejection::UnknownTarget(_) => Status::not_found(msg),
+        | Rejection::UnknownTarget(_)
+        | Rejection::UnknownExtension(_) => Status::not_found(msg),
         Rejection::UnknownReason(_)
         | Rejection::InvalidDigit(_)
         | Rejection::TooLarge { .. }
@@ -183,9 +184,9 @@ pub(super) fn report_commands(
     let agent = |a: &str| limits::id("agent", a).map(|()| AgentId::new(a));
     Ok(match report {
         None => return Err(Status::invalid_argument("report is empty")),
-        Some(R::Arrived(_)) | Some(R::Originated(_)) => {
+        Some(R::Arrived(_)) | Some(R::Originated(_)) | Some(R::Dialled(_)) => {
             return Err(Status::invalid_argument(
-                "arrived and originated may only be the first report",
+                "arrived, originated and dialled may only be the first report",
             ))
         }
         Some(R::TrunkFailed(t)) => vec![CallCommand::TrunkFailed {

@@ -5,36 +5,81 @@
 
 use std::sync::Arc;
 
-use rsipstack::sip::{Header, StatusCode};
+use rsipstack::sip::headers::untyped::ToTypedHeader;
+use rsipstack::sip::{Header, HeadersExt, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 
 use super::sip::{dialled_number, reason};
 use crate::auth::{self, Checked};
 use crate::digest;
-use crate::directory::TrunkEntry;
+use crate::directory::{AgentEntry, AgentLookup, Directory, TrunkEntry};
 use crate::dispatch::source_of;
 use crate::metrics::Metrics;
 use crate::Shared;
 
-/// A call let in: the number dialled (as configured) and its tenant, and its place under
-/// the trunk's limit.
+/// A new INVITE let in.
+pub(super) enum Admission {
+    /// A carrier's call to a number of a tenant.
+    Carrier(Admitted),
+    /// An agent's phone dialling (issue 18), digest-authenticated as the agent.
+    Phone(Dialling),
+}
+
+/// A carrier's call let in: the number dialled (as configured) and its tenant, and its place
+/// under the trunk's limit.
 pub(super) struct Admitted {
     pub(super) tenant: Arc<str>,
     pub(super) number: Arc<str>,
     pub(super) _place: TrunkPlace,
 }
 
-/// Lets a new INVITE in, or answers it (404, 407, 403, 503) and returns `None`.
-pub(super) async fn admit(shared: &Shared, tx: &mut Transaction) -> Option<Admitted> {
+/// An agent's phone dialling `destination`.
+pub(super) struct Dialling {
+    pub(super) tenant: Arc<str>,
+    pub(super) agent: Arc<str>,
+    pub(super) destination: String,
+}
+
+/// Lets a new INVITE in, or answers it (404, 407, 403, 503) and returns `None`. A carrier's
+/// call comes from one of the number's trunks (by source, or digest-authenticated with a
+/// trunk account); an agent's phone names its agent in From (as it registers) and proves it
+/// with the agent's digest credentials.
+pub(super) async fn admit(shared: &Shared, tx: &mut Transaction) -> Option<Admission> {
     let dialled = dialled_number(&tx.original);
     let directory = shared.directory.get();
-    let Some(number) = directory.number(&dialled).cloned() else {
+    let number = directory.number(&dialled).cloned();
+    let by_source = match (&number, source_of(tx)) {
+        (Some(n), Some((source, _))) => directory.trunk_by_source(source, &n.tenant),
+        _ => None,
+    };
+    if by_source.is_none() {
+        match phone_agent(&directory, &tx.original) {
+            AgentLookup::Found(agent) => {
+                return phone(shared, tx, agent, dialled)
+                    .await
+                    .map(Admission::Phone);
+            }
+            AgentLookup::Ambiguous => {
+                Metrics::inc(&shared.metrics.calls_forbidden);
+                let text = "agent id used by several tenants: call as tenant.agent";
+                let _ = tx
+                    .reply_with(StatusCode::Forbidden, vec![reason(403, text)], None)
+                    .await;
+                return None;
+            }
+            AgentLookup::Unknown => {}
+        }
+    }
+    let Some(number) = number else {
         Metrics::inc(&shared.metrics.calls_unknown_number);
         tracing::info!(number = %dialled, "call to an unknown number refused");
         let _ = tx.reply(StatusCode::NotFound).await;
         return None;
     };
-    let trunk = trunk_of(shared, tx, &number.tenant).await?;
+    let trunk = match by_source {
+        Some(t) => t,
+        None => trunk_of(shared, tx, &number.tenant).await?,
+    };
     if !trunk.try_acquire() {
         Metrics::inc(&shared.metrics.calls_over_trunk_limit);
         tracing::info!(tenant = %trunk.tenant, trunk = %trunk.id, "call over the trunk's limit refused");
@@ -54,10 +99,68 @@ pub(super) async fn admit(shared: &Shared, tx: &mut Transaction) -> Option<Admit
             .await;
         return None;
     }
-    Some(Admitted {
+    Some(Admission::Carrier(Admitted {
         tenant: number.tenant,
         number: number.number,
         _place: TrunkPlace(trunk),
+    }))
+}
+
+/// The agent an INVITE's From names (`tenant.agent@any`, `agent@tenant`, or a bare agent
+/// id one tenant has), as a registering phone names it.
+fn phone_agent(directory: &Directory, req: &rsipstack::sip::Request) -> AgentLookup {
+    let Some(from) = req.from_header().ok().and_then(|f| f.typed().ok()) else {
+        return AgentLookup::Unknown;
+    };
+    let Some(user) = from.uri.user() else {
+        return AgentLookup::Unknown;
+    };
+    directory.agent(user, &from.uri.host_with_port.host.to_string())
+}
+
+/// An agent's phone dialling: digest-authenticated with the agent's credentials (407
+/// challenge, the same defences as its REGISTER: bans, failures counted, replays refused).
+async fn phone(
+    shared: &Shared,
+    tx: &mut Transaction,
+    agent: AgentEntry,
+    destination: String,
+) -> Option<Dialling> {
+    let from = source_of(tx).map_or(shared.local.ip(), |(s, _)| s.ip());
+    let user_key = format!("{}.{}", agent.tenant, agent.agent);
+    // a phone registered from this address keeps calling: a brute force from elsewhere
+    // must not silence the agent's phones
+    let key = (agent.tenant.clone(), agent.agent.clone());
+    let registered_here = shared
+        .registrar
+        .has_binding_from(&key, from, std::time::Instant::now());
+    if !registered_here && refuse_banned(shared, tx, &user_key).await {
+        return None;
+    }
+    let credentials = proxy_credentials(&tx.original);
+    let directory = shared.directory.get();
+    let checked = auth::check(shared, credentials.as_ref(), &tx.original.uri, from, |c| {
+        // the digest's user names the same agent, in any of its spellings
+        let same = match directory.agent(&c.username, &agent.tenant) {
+            AgentLookup::Found(a) => a == agent,
+            _ => false,
+        };
+        let ha1 = agent.ha1(&c.username, &c.realm)?;
+        (same && digest::verify_ha1(c, "INVITE", &ha1)).then_some(())
+    });
+    verified(shared, tx, checked, from, &user_key).await?;
+    Metrics::inc(&shared.metrics.calls_dialled);
+    Some(Dialling {
+        tenant: agent.tenant,
+        agent: agent.agent,
+        destination,
+    })
+}
+
+fn proxy_credentials(req: &rsipstack::sip::Request) -> Option<digest::Credentials> {
+    req.headers.iter().find_map(|h| match h {
+        Header::ProxyAuthorization(a) => digest::parse_authorization(a.value()).ok(),
+        _ => None,
     })
 }
 
@@ -69,39 +172,18 @@ impl Drop for TrunkPlace {
     }
 }
 
-/// Which trunk of `tenant` the INVITE comes from: by source address, or by digest
+/// Which trunk of `tenant` the INVITE comes from when its source is none of them: digest
 /// authentication with a trunk account (in the edge's realm, for this Request-URI, not a
 /// replay; failures counted and banned as for phones, `auth.rs`). Answers 407/403 itself
 /// when there is none.
 async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option<Arc<TrunkEntry>> {
     let directory = shared.directory.get();
-    let source = source_of(tx);
-    if let Some((source, _)) = source {
-        if let Some(t) = directory.trunk_by_source(source, tenant) {
-            return Some(t);
-        }
-    }
-    let from = source.map_or(shared.local.ip(), |(s, _)| s.ip());
-    let credentials = tx.original.headers.iter().find_map(|h| match h {
-        Header::ProxyAuthorization(a) => digest::parse_authorization(a.value()).ok(),
-        _ => None,
-    });
+    let from = source_of(tx).map_or(shared.local.ip(), |(s, _)| s.ip());
+    let credentials = proxy_credentials(&tx.original);
     let user_key = credentials
         .as_ref()
-        .map(|c| format!("trunk:{}", c.username));
-    if user_key
-        .as_deref()
-        .is_some_and(|k| shared.defences.user_banned(k))
-    {
-        Metrics::inc(&shared.metrics.banned_user_requests);
-        Metrics::inc(&shared.metrics.calls_forbidden);
-        let _ = tx
-            .reply_with(
-                StatusCode::Forbidden,
-                vec![auth::reason(auth::BANNED)],
-                None,
-            )
-            .await;
+        .map_or_else(String::new, |c| format!("trunk:{}", c.username));
+    if !user_key.is_empty() && refuse_banned(shared, tx, &user_key).await {
         return None;
     }
     let checked = auth::check(shared, credentials.as_ref(), &tx.original.uri, from, |c| {
@@ -116,16 +198,51 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
             })
             .cloned()
     });
+    let trunk = verified(shared, tx, checked, from, &user_key).await;
+    if trunk.is_none() {
+        tracing::info!(tenant, src = %from, "call from an unknown source refused");
+    }
+    trunk
+}
+
+/// Refuses (403) a new INVITE of an account banned for failed authentications, before any
+/// digest is computed for it.
+async fn refuse_banned(shared: &Shared, tx: &mut Transaction, user_key: &str) -> bool {
+    if !shared.defences.user_banned(user_key) {
+        return false;
+    }
+    Metrics::inc(&shared.metrics.banned_user_requests);
+    Metrics::inc(&shared.metrics.calls_forbidden);
+    let _ = tx
+        .reply_with(
+            StatusCode::Forbidden,
+            vec![auth::reason(auth::BANNED)],
+            None,
+        )
+        .await;
+    true
+}
+
+/// The outcome of a digest check on a new INVITE (`user_key`: the account whose failures
+/// are counted and banned, empty for none): the account proved, or the INVITE answered —
+/// 407 (no credentials, a nonce not fresh, a replay), 403 (a digest for another URI, wrong
+/// credentials).
+async fn verified<T>(
+    shared: &Shared,
+    tx: &mut Transaction,
+    checked: Checked<T>,
+    from: std::net::IpAddr,
+    user_key: &str,
+) -> Option<T> {
+    let user_key = (!user_key.is_empty()).then_some(user_key);
     match checked {
-        Checked::Verified(trunk) => {
-            if let Some(k) = &user_key {
+        Checked::Verified(proved) => {
+            if let Some(k) = user_key {
                 shared.defences.success(k);
             }
-            Some(trunk)
+            Some(proved)
         }
         Checked::Challenge { stale } => {
-            // no credentials, a nonce that is not fresh, or a replay: challenge (the
-            // number's tenant is known)
             let value = shared.nonces.challenge(&shared.options.realm, stale, from);
             let _ = tx
                 .reply_with(
@@ -149,15 +266,14 @@ async fn trunk_of(shared: &Shared, tx: &mut Transaction, tenant: &str) -> Option
         }
         Checked::Failed => {
             Metrics::inc(&shared.metrics.calls_forbidden);
-            shared.defences.failure(from, user_key.as_deref());
-            tracing::info!(tenant, src = %from, "call from an unknown source refused");
+            shared.defences.failure(from, user_key);
             let _ = tx.reply(StatusCode::Forbidden).await;
             None
         }
     }
 }
 
-/// What the caller hears when the router refuses its arrival, counted.
+/// What the caller hears when the router refuses its arrival (or a phone's call), counted.
 pub(super) fn refusal(shared: &Shared, status: &tonic::Status) -> StatusCode {
     use tonic::Code;
     let (code, counter) = match status.code() {
@@ -166,7 +282,15 @@ pub(super) fn refusal(shared: &Shared, status: &tonic::Status) -> StatusCode {
             StatusCode::ServiceUnavailable,
             &shared.metrics.calls_over_tenant_limit,
         ),
-        Code::PermissionDenied => (StatusCode::Forbidden, &shared.metrics.calls_forbidden),
+        // a phone's call out: the agent may not call out now (on a call, A1) or not there
+        Code::PermissionDenied | Code::FailedPrecondition => {
+            (StatusCode::Forbidden, &shared.metrics.calls_forbidden)
+        }
+        // a phone's destination that is no number
+        Code::InvalidArgument => (
+            StatusCode::AddressIncomplete,
+            &shared.metrics.calls_unknown_number,
+        ),
         Code::Unavailable => (
             StatusCode::ServiceUnavailable,
             &shared.metrics.calls_overloaded,

@@ -203,6 +203,20 @@ pub(crate) enum Action {
     /// Record the caller and the agent bridged to it; the outcome comes back as
     /// `Input::RecordingStarted` or `Input::RecordingFailed`.
     StartRecording { agent: String },
+    /// A phone that dialled out becomes `agent`'s leg `leg` (the customer's is dialled as
+    /// the caller's): its media leg answers the phone's offer in a 183 (early media: the
+    /// ringback and the carrier's announcements reach it). A failure rejects the phone and
+    /// comes back as `Input::AgentLegEnded`.
+    PhoneToAgent { agent: String, leg: LegKey },
+    /// The customer answered: 200 OK to the phone that dialled.
+    AcceptPhone { agent: String, leg: LegKey },
+    /// The call out ended before the customer answered: the phone that dialled gets `code`.
+    RejectPhone {
+        agent: String,
+        leg: LegKey,
+        code: u16,
+        reason: String,
+    },
 }
 
 /// One agent being rung (on every device).
@@ -266,6 +280,17 @@ struct PendingTransfer {
     accepted: Instant,
 }
 
+/// A call an agent's phone dialled (issue 18): the phone's leg, first the caller's; when the
+/// router makes it a call out, the agent's, and the customer's leg the caller's.
+struct Phone {
+    agent: String,
+    leg: LegKey,
+    /// The phone is the agent's leg (a call out).
+    agent_side: bool,
+    /// The phone got its 200 OK (the customer answered).
+    accepted: bool,
+}
+
 /// The state of one call, as far as decisions go.
 pub(crate) struct CallCore {
     id: String,
@@ -284,6 +309,14 @@ pub(crate) struct CallCore {
     transfer: Option<PendingTransfer>,
     /// A call out: its customer leg (the caller of an inbound call).
     dial: Option<Dial>,
+    /// A call an agent's phone dialled.
+    phone: Option<Phone>,
+    /// The agent's hang-up was reported: the router's end of the stream that follows is the
+    /// call's normal end.
+    agent_left: bool,
+    /// The SIP code and cause the call ends with (what a phone that dialled hears when its
+    /// call out ends unanswered).
+    end: (u16, String),
     router_open: bool,
     linger_until: Option<Instant>,
     out: Vec<Action>,
@@ -306,9 +339,26 @@ impl CallCore {
             seq: 1,
             transfer: None,
             dial: None,
+            phone: None,
+            agent_left: false,
+            end: (480, "call ended".to_owned()),
             router_open: true,
             linger_until: None,
             out: Vec::new(),
+        }
+    }
+
+    /// A call `agent`'s phone dialled (its dialog `leg`, the caller's until the router makes
+    /// it a call out), whose `dialled` report the router took.
+    pub(crate) fn dialled(id: String, agent: String, leg: LegKey) -> CallCore {
+        CallCore {
+            phone: Some(Phone {
+                agent,
+                leg,
+                agent_side: false,
+                accepted: false,
+            }),
+            ..CallCore::new(id)
         }
     }
 
@@ -318,7 +368,10 @@ impl CallCore {
             Input::Router(i) => self.instruction(i, now),
             Input::RouterGone => {
                 self.router_open = false;
-                if !self.caller_ended {
+                if !self.caller_ended && self.agent_left {
+                    // the agent hung up and the router ended the call, as it does by default
+                    self.hang_up_all(200, "agent hung up");
+                } else if !self.caller_ended {
                     // the router is gone: never leave the caller hanging
                     tracing::warn!(call = %self.id, "router stream ended; hanging up");
                     self.hang_up_all(500, "router stream lost");
@@ -442,6 +495,7 @@ impl CallCore {
     }
 
     fn report_hangup(&mut self, party: api::Party, sip_code: u16) {
+        self.agent_left |= party == api::Party::Agent;
         self.report(Report::Hangup(api::Hangup {
             party: party as i32,
             sip_code: u32::from(sip_code),
@@ -509,6 +563,10 @@ impl CallCore {
                 });
             }
             Instruction::Ring(r) => {
+                if self.phone_side(&r.agent) {
+                    self.phone_offered(r.agent, now);
+                    return;
+                }
                 if self.caller_ended || self.agents.contains_key(&r.agent) {
                     return; // over, or already ringing
                 }
@@ -525,6 +583,7 @@ impl CallCore {
             }
             Instruction::Dial(d) => {
                 if self.dial.is_none() && !self.caller_ended {
+                    self.phone_to_agent(&d.agent, now);
                     self.dial = Some(Dial {
                         agent: d.agent,
                         destination: d.destination,
@@ -557,6 +616,65 @@ impl CallCore {
         }
     }
 
+    /// A call out the agent's phone dialled: the phone becomes the agent's leg, answered
+    /// from the start; the caller's side waits for the customer's leg.
+    fn phone_to_agent(&mut self, agent: &str, now: Instant) {
+        let Some(p) = self
+            .phone
+            .as_mut()
+            .filter(|p| p.agent == agent && !p.agent_side)
+        else {
+            return;
+        };
+        p.agent_side = true;
+        let leg = p.leg.clone();
+        self.out.push(Action::PhoneToAgent {
+            agent: agent.to_owned(),
+            leg: leg.clone(),
+        });
+        self.agents.insert(
+            agent.to_owned(),
+            Ring {
+                legs: vec![Leg {
+                    key: leg,
+                    over: false,
+                }],
+                deadline: now,
+                ringing_reported: true,
+                answered: Some(0),
+                failures: Vec::new(),
+                held: false,
+            },
+        );
+    }
+
+    /// Whether `agent`'s leg is the phone that dialled out.
+    fn phone_side(&self, agent: &str) -> bool {
+        self.phone
+            .as_ref()
+            .is_some_and(|p| p.agent_side && p.agent == agent)
+    }
+
+    /// The router offers the call out to the agent whose phone dialled it: the phone has
+    /// answered, as it were, by dialling; the customer is dialled at once.
+    fn phone_offered(&mut self, agent: String, now: Instant) {
+        let live = self
+            .agents
+            .get(&agent)
+            .is_some_and(|r| r.answered.is_some_and(|i| !r.legs[i].over));
+        if !live || self.caller_ended {
+            return;
+        }
+        let dials = self
+            .dial
+            .as_ref()
+            .is_some_and(|d| d.agent == agent && d.attempt.is_none());
+        self.report(Report::Answered(api::AgentAnswered { agent }));
+        if dials {
+            self.dial_next(now);
+        }
+    }
+
     fn answer_caller(&mut self) {
         if !self.caller_answered && !self.caller_ended {
             self.caller_answered = true;
@@ -585,7 +703,23 @@ impl CallCore {
         self.end_agent(agent.to_owned(), ring, notify);
     }
 
-    fn end_agent(&mut self, agent: String, ring: Ring, notify: Option<Notify>) {
+    fn end_agent(&mut self, agent: String, mut ring: Ring, notify: Option<Notify>) {
+        if let Some(p) = self
+            .phone
+            .as_ref()
+            .filter(|p| p.agent_side && !p.accepted && p.agent == agent)
+        {
+            // the phone that dialled waits for its final response: the call's end code
+            if let Some(l) = ring.legs.iter_mut().find(|l| l.key == p.leg && !l.over) {
+                l.over = true;
+                self.out.push(Action::RejectPhone {
+                    agent: agent.clone(),
+                    leg: l.key.clone(),
+                    code: self.end.0,
+                    reason: self.end.1.clone(),
+                });
+            }
+        }
         let answered = ring
             .answered
             .filter(|i| !ring.legs[*i].over)
@@ -652,6 +786,7 @@ impl CallCore {
 
     /// Ends the call from our side: caller and every agent leg.
     fn hang_up_all(&mut self, code: u16, cause: &str) {
+        self.end = (code, cause.to_owned());
         self.end_all_rings();
         if !self.caller_ended {
             self.caller_ended = true;
@@ -896,6 +1031,13 @@ impl CallCore {
             d.deadline = None;
         }
         self.report(Report::CustomerAnswered(api::CustomerAnswered { trunk }));
+        if let Some(p) = self.phone.as_mut().filter(|p| p.agent_side && !p.accepted) {
+            p.accepted = true;
+            self.out.push(Action::AcceptPhone {
+                agent: p.agent.clone(),
+                leg: p.leg.clone(),
+            });
+        }
         if let Some(agent) = self.bridged.clone() {
             // the media may have been bridged for early media already; again is harmless
             self.out.push(Action::Bridge {
@@ -1961,5 +2103,141 @@ mod tests {
             a.iter().any(|x| matches!(x, Action::RejectCaller { .. })),
             "{a:?}"
         );
+    }
+
+    /// Agent ann's phone dialled +84912345678; the router made it a call out on `trunks`.
+    fn phone_call_out(t0: Instant, trunks: &[&str]) -> (CallCore, Vec<Action>) {
+        let mut c = CallCore::dialled("p1".into(), "ann".into(), "phone-leg".into());
+        let dial = I::Dial(api::Dial {
+            agent: "ann".into(),
+            destination: "+84912345678".into(),
+            number: "+842873000200".into(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            timeout_ms: 30_000,
+        });
+        let a = c.handle(router(dial), t0);
+        // the phone becomes ann's leg: nothing is dialled before the router offers it
+        assert_eq!(
+            a,
+            [Action::PhoneToAgent {
+                agent: "ann".into(),
+                leg: "phone-leg".into()
+            }]
+        );
+        let a = c.handle(ring("ann"), t0);
+        (c, a)
+    }
+
+    #[test]
+    fn a_phone_dialling_out_is_the_agents_leg_and_dials_the_customer_at_once() {
+        let t0 = Instant::now();
+        let (mut c, a) = phone_call_out(t0, &["vnpt"]);
+        // the offer to ann is answered by the phone that dialled: reported, then the
+        // customer's INVITE, with no ring of ann's devices
+        assert!(matches!(
+            &a[..],
+            [Action::Report { report: Report::Answered(r), .. }, d] if r.agent == "ann" && *d == dial("vnpt")
+        ));
+        let bridge = I::Bridge(api::Bridge {
+            agent: "ann".into(),
+        });
+        assert_eq!(
+            c.handle(router(bridge), t0),
+            [Action::Bridge {
+                agent: "ann".into()
+            }]
+        );
+        let a = c.handle(
+            Input::CustomerAnswered {
+                trunk: "vnpt".into(),
+            },
+            at(t0, 3_000),
+        );
+        // the phone gets its 200 OK when the customer answers
+        assert!(a.contains(&Action::AcceptPhone {
+            agent: "ann".into(),
+            leg: "phone-leg".into()
+        }));
+        // ann hangs up: the router hears the agent's hang-up
+        let a = c.handle(
+            Input::AgentLegEnded {
+                agent: "ann".into(),
+                leg: "phone-leg".into(),
+                code: 0,
+            },
+            at(t0, 9_000),
+        );
+        assert!(
+            matches!(reports(&a)[..], [(_, Report::Hangup(ref h))] if h.party == api::Party::Agent as i32)
+        );
+        // the router ends the call: the customer gets a plain BYE, no "router lost"
+        let a = c.handle(Input::RouterGone, at(t0, 9_001));
+        assert_eq!(
+            a[0],
+            Action::ByeCaller {
+                code: 200,
+                reason: "agent hung up".into()
+            }
+        );
+        assert!(c.finished(at(t0, 9_002)));
+    }
+
+    #[test]
+    fn a_phone_whose_call_out_fails_hears_the_customers_result() {
+        let t0 = Instant::now();
+        let (mut c, _) = phone_call_out(t0, &["vnpt"]);
+        let a = c.handle(
+            Input::CustomerFailed {
+                trunk: "vnpt".into(),
+                code: 486,
+            },
+            t0,
+        );
+        assert!(matches!(reports(&a)[..], [(_, Report::DialFailed(ref d))] if d.sip_code == 486));
+        // the router ends the call busy: the phone's INVITE is answered 486
+        let a = c.handle(
+            router(I::Hangup(api::HangupCall {
+                cause: "busy".into(),
+            })),
+            at(t0, 10),
+        );
+        assert!(a.contains(&Action::RejectPhone {
+            agent: "ann".into(),
+            leg: "phone-leg".into(),
+            code: 486,
+            reason: "busy".into(),
+        }));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::EndAgent { answered: None, .. })));
+        assert!(!a.iter().any(|x| matches!(x, Action::AcceptPhone { .. })));
+    }
+
+    #[test]
+    fn a_phone_dialling_inside_the_tenant_stays_the_caller() {
+        let t0 = Instant::now();
+        let mut c = CallCore::dialled("p2".into(), "ann".into(), "phone-leg".into());
+        // an internal call: the router rings bob; the phone is the caller as a carrier's is
+        let a = c.handle(ring("bob"), t0);
+        assert!(matches!(&a[..], [Action::Ring { agent, .. }] if agent == "bob"));
+        assert!(c.handle(started("bob", &["b1"]), t0).is_empty());
+        let a = c.handle(
+            Input::AgentAnswered {
+                agent: "bob".into(),
+                leg: "b1".into(),
+                body: b"v=0".to_vec(),
+            },
+            t0,
+        );
+        assert!(!a
+            .iter()
+            .any(|x| matches!(x, Action::PhoneToAgent { .. } | Action::DialCustomer { .. })));
+        let a = c.handle(
+            router(I::Bridge(api::Bridge {
+                agent: "bob".into(),
+            })),
+            t0,
+        );
+        assert_eq!(a[0], Action::AnswerCaller);
     }
 }

@@ -36,7 +36,7 @@ use api::edge_report::Report;
 
 /// A new INVITE (no To tag): admit it, then run the call.
 pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
-    let Some(admitted) = admission::admit(&shared, &mut tx).await else {
+    let Some(admission) = admission::admit(&shared, &mut tx).await else {
         return; // answered already
     };
     let req = tx.original.clone();
@@ -68,43 +68,71 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
         let _ = handler.handle(&mut tx).await;
     });
 
-    let caller = req
-        .from_header()
-        .ok()
-        .and_then(|f| f.typed().ok())
-        .and_then(|f| f.uri.user().map(str::to_owned))
-        .unwrap_or_default();
-    Metrics::inc(&shared.metrics.calls_arrived);
-    let _active = Active::new(&shared);
     let caller_side = task::Caller {
         dialog: caller_dialog,
         offer: req.body.clone(),
         peer: caller_peer,
         state_tx,
     };
-    run(&shared, &admitted, caller, caller_side, state_rx).await;
+    let _active = Active::new(&shared);
+    match admission {
+        admission::Admission::Carrier(admitted) => {
+            let caller = req
+                .from_header()
+                .ok()
+                .and_then(|f| f.typed().ok())
+                .and_then(|f| f.uri.user().map(str::to_owned))
+                .unwrap_or_default();
+            Metrics::inc(&shared.metrics.calls_arrived);
+            let arrived = Report::Arrived(api::Arrived {
+                number: admitted.number.to_string(),
+                caller,
+                tenant: admitted.tenant.to_string(),
+                traceparent: String::new(),
+            });
+            run(
+                &shared,
+                &admitted.tenant,
+                arrived,
+                None,
+                caller_side,
+                state_rx,
+            )
+            .await;
+        }
+        admission::Admission::Phone(d) => {
+            let dialled = Report::Dialled(api::Dialled {
+                tenant: d.tenant.to_string(),
+                agent: d.agent.to_string(),
+                destination: d.destination,
+                traceparent: String::new(),
+            });
+            let phone = Some(&*d.agent);
+            run(&shared, &d.tenant, dialled, phone, caller_side, state_rx).await;
+        }
+    }
 }
 
-/// Opens the router's stream with the arrival and runs the call; a refusal or a router that
-/// does not answer in time is told to the caller.
+/// Opens the router's stream with the call's first report (`arrived`, or `dialled` by
+/// `phone`'s agent) and runs the call; a refusal or a router that does not answer in time
+/// is told to the caller.
 async fn run(
     shared: &Arc<Shared>,
-    admitted: &admission::Admitted,
-    caller: String,
+    tenant: &Arc<str>,
+    first: Report,
+    phone: Option<&str>,
     side: task::Caller,
     states: DialogStateReceiver,
 ) {
     let id = new_call_id();
-    let arrived = Report::Arrived(api::Arrived {
-        number: admitted.number.to_string(),
-        caller,
-        tenant: admitted.tenant.to_string(),
-        traceparent: String::new(),
-    });
-    let (tx, opened) = open(shared, &id, arrived).await;
+    let (tx, opened) = open(shared, &id, first).await;
     let (code, text) = match opened {
         Ok(Ok(instructions)) => {
-            let call = task::CallTask::new(id, admitted.tenant.clone(), shared.clone(), side, tx);
+            let (tenant, shared) = (tenant.clone(), shared.clone());
+            let call = match phone {
+                Some(agent) => task::CallTask::dialled(id, tenant, shared, side, agent, tx),
+                None => task::CallTask::new(id, tenant, shared, side, tx),
+            };
             call.run(instructions, states).await;
             return;
         }

@@ -150,6 +150,11 @@ pub(crate) fn hangup_code(cause: &str) -> u16 {
         "closed" | "no_agents" | "queue_timeout" | "no_answer" => 480,
         "invalid_input" | "no_input" => 404,
         "edge_lost" => 500,
+        // a call out an agent's phone dialled ends as the customer's leg did (the dial
+        // results of docs/DECISIONS.md)
+        "rejected" => 603,
+        "invalid_number" => 404,
+        "carrier_error" => 502,
         _ => 480,
     }
 }

@@ -40,6 +40,9 @@ struct DeviceLeg {
     /// The device's IP address (where its INVITE went): its media may come from another
     /// port of it (strict RTP).
     peer: Option<IpAddr>,
+    /// A phone that dialled out (we are its UAS): the SDP its 183 and 200 carry, and whether
+    /// it is our offer (the phone's INVITE had none: its answer comes with the ACK).
+    dialled: Option<(Vec<u8>, bool)>,
 }
 
 impl AgentIo {
@@ -100,6 +103,22 @@ impl CallTask {
             caller_offer: caller.offer,
             caller_peer: caller.peer,
             ..CallTask::outbound(id, tenant, shared, caller.state_tx, reports)
+        }
+    }
+
+    /// A call `agent`'s phone dialled (`caller` is the phone's side).
+    pub(super) fn dialled(
+        id: String,
+        tenant: Arc<str>,
+        shared: Arc<Shared>,
+        caller: Caller,
+        agent: &str,
+        reports: mpsc::Sender<api::EdgeReport>,
+    ) -> CallTask {
+        let leg = caller.dialog.id().call_id.clone();
+        CallTask {
+            core: CallCore::dialled(id.clone(), agent.to_owned(), leg),
+            ..CallTask::new(id, tenant, shared, caller, reports)
         }
     }
 
@@ -338,6 +357,29 @@ impl CallTask {
                     let _ = handle.respond(StatusCode::from(code), headers, None).await;
                 }
             }
+            Action::PhoneToAgent { agent, leg } => return self.phone_to_agent(agent, leg).await,
+            Action::AcceptPhone { agent, leg } => {
+                let dialled = self.agents.get(&agent).and_then(|a| a.legs.get(&leg));
+                if let Some((l, (sdp, _))) = dialled.and_then(|l| Some((l, l.dialled.as_ref()?))) {
+                    let headers = vec![Header::ContentType("application/sdp".into())];
+                    if let Err(e) = l.dialog.accept(Some(headers), Some(sdp.clone())) {
+                        tracing::info!(call = %self.id, agent, error = %e, "cannot answer the phone that dialled");
+                    }
+                }
+            }
+            Action::RejectPhone {
+                agent,
+                leg,
+                code,
+                reason: text,
+            } => {
+                if let Some(d) = self.device(&agent, &leg) {
+                    let _ = d.reject(
+                        Some(StatusCode::from(code)),
+                        Some(reason_value(code, &text)),
+                    );
+                }
+            }
             Action::StartRecording { agent } => {
                 return Some(match self.start_recording(&agent).await {
                     Some(path) => Input::RecordingStarted { path },
@@ -345,6 +387,62 @@ impl CallTask {
                 })
             }
         }
+        None
+    }
+
+    /// The phone that dialled out becomes `agent`'s leg: the caller's dialog moves to the
+    /// agent's side, with a media leg answering its offer (or offering ours, when it made
+    /// none) in a 183, so ringback and the carrier's early media reach it. A failure rejects
+    /// the phone and comes back as the leg's end.
+    async fn phone_to_agent(&mut self, agent: String, leg: LegKey) -> Option<Input> {
+        let dialog = self.caller_dialog.take_if(|d| d.id().call_id == leg)?;
+        self.outbound = true;
+        let offer = std::mem::take(&mut self.caller_offer);
+        let peer = self.caller_peer.take();
+        let fail = |code: u16, text: &str| {
+            let _ = dialog.reject(Some(StatusCode::from(code)), Some(reason_value(code, text)));
+            Some(Input::AgentLegEnded {
+                agent: agent.clone(),
+                leg: leg.clone(),
+                code,
+            })
+        };
+        let media = match self.shared.media.leg(self.media_events.0.clone()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(call = %self.id, error = %e, "no media port for the phone that dialled");
+                return fail(503, "no media resources");
+            }
+        };
+        let (sdp, ours) = if offer.is_empty() {
+            (media.offer(), true)
+        } else {
+            match media.answer_offer(&offer, peer) {
+                Ok(sdp) => (sdp, false),
+                Err(e) => {
+                    tracing::info!(call = %self.id, error = %e, "the phone's offer is not acceptable");
+                    return fail(488, &e);
+                }
+            }
+        };
+        // early media needs an answer in the 183; a phone that made no offer hears its own
+        // ringing until the 200 OK carries ours
+        let early = if ours {
+            dialog.ringing(None, None)
+        } else {
+            let headers = vec![Header::ContentType("application/sdp".into())];
+            dialog.ringing(Some(headers), Some(sdp.clone()))
+        };
+        if let Err(e) = early {
+            tracing::debug!(call = %self.id, error = %e, "cannot send the phone its 183");
+        }
+        let device = DeviceLeg {
+            dialog,
+            peer,
+            dialled: Some((sdp, ours)),
+        };
+        let legs = HashMap::from([(leg, device)]);
+        self.agents.insert(agent, AgentIo { media, legs });
         None
     }
 
@@ -616,7 +714,12 @@ impl CallTask {
                     Metrics::inc(&self.shared.metrics.agent_legs);
                     let call_id = dialog.id().call_id.clone();
                     keys.push(call_id.clone());
-                    legs.insert(call_id, DeviceLeg { dialog, peer });
+                    let leg = DeviceLeg {
+                        dialog,
+                        peer,
+                        dialled: None,
+                    };
+                    legs.insert(call_id, leg);
                 }
                 Err(e) => tracing::debug!(call = %self.id, error = %e, "cannot invite a device"),
             }
@@ -827,6 +930,21 @@ impl CallTask {
                 self.feed(Input::AgentEarly { agent }).await;
             }
             DialogState::Confirmed(_, resp) => {
+                let dialled = self
+                    .agents
+                    .get(&agent)
+                    .and_then(|a| Some((a, a.legs.get(&leg)?.dialled.as_ref()?)));
+                if let Some((a, (_, ours))) = dialled {
+                    // the phone that dialled acknowledged its 200 OK: with our offer in it,
+                    // its answer came with the ACK
+                    if *ours {
+                        let ack = a.legs.get(&leg).and_then(|l| l.dialog.last_remote_ack());
+                        if let Some(ack) = ack.filter(|a| !a.body.is_empty()) {
+                            let _ = a.media.apply_answer(&ack.body, a.peer_of(&leg));
+                        }
+                    }
+                    return;
+                }
                 let body = resp.body;
                 self.feed(Input::AgentAnswered { agent, leg, body }).await;
             }
