@@ -49,7 +49,7 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
         Command::new("sipp").arg("-v").output().is_ok(),
         "sipp is not installed: run scripts/install-sip-tools.sh (scripts/test.sh does)"
     );
-    let router = Node::serve(env!("CARGO_BIN_EXE_callgrid")).start().await;
+    let mut router = Node::serve(env!("CARGO_BIN_EXE_callgrid")).start().await;
     let token = router.data_dir().join("admin.token");
     let url = format!("http://127.0.0.1:{}", router.grpc_port());
     // the edge's own token, role edge, as an operator makes it
@@ -203,5 +203,129 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
     assert!(
         listed.contains("siptest") && listed.contains("version 2"),
         "{listed}"
+    );
+
+    // N6: the sales line gets a backup number on a trunk where SIPp plays the carrier; the
+    // tenant marked out of service, the edge forwards its calls there without the router (a
+    // number without a backup is refused 503)
+    let carrier = free_udp_port();
+    let v3 = router.dir().join("siptest-v3.yaml");
+    let yaml = std::fs::read_to_string(&v2)
+        .expect("v2")
+        .replace("127.0.0.1:5080", &format!("127.0.0.1:{carrier}"))
+        .replace(
+            "name: Sales line,",
+            &format!("name: Sales line, backup_number: \"{BACKUP}\","),
+        );
+    std::fs::write(&v3, format!("{yaml}\nout_of_service: true\n")).expect("v3");
+    let load = |file: &Path| {
+        let out = callgrid(
+            &[
+                "tenant",
+                "load",
+                "--router",
+                &url,
+                file.to_str().expect("utf-8"),
+            ],
+            &token,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    load(&v3);
+    eventually(
+        "the out-of-service tenant's number without a backup refused 503",
+        Duration::from_secs(60),
+        async || {
+            let (edge, dir) = (sip, router.dir().to_owned());
+            tokio::task::spawn_blocking(move || {
+                let (ok, out) = sipp_ok(
+                    edge,
+                    "caller_expect_503.xml",
+                    &["-s", ADDED, "-m", "1"],
+                    &dir,
+                );
+                if !ok {
+                    eprintln!("not yet: {}", &out[out.len().saturating_sub(1500)..]);
+                }
+                ok
+            })
+            .await
+            .expect("sipp ran")
+        },
+    )
+    .await;
+    forwarded(sip, carrier, router.dir(), "out of service").await;
+
+    // back in service, then the router stops: the edge cannot reach it and forwards again
+    std::fs::write(&v3, &yaml).expect("v4");
+    load(&v3);
+    eventually(
+        "the tenant back in service",
+        Duration::from_secs(60),
+        async || call(sip, ADDED, &dir).await,
+    )
+    .await;
+    router.stop();
+    forwarded(sip, carrier, router.dir(), "unreachable router").await;
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    for why in ["the tenant is out of service", "the router is unavailable"] {
+        assert!(
+            log.contains(why) && log.contains("forwarded to the number's backup"),
+            "{why}: {log}"
+        );
+    }
+}
+
+/// The backup number of the sales line (N6).
+const BACKUP: &str = "+84903456789";
+
+/// A carrier's call to the sales line is answered by the backup number, which SIPp plays on
+/// the trunk at `carrier`: the INVITE there is for the backup number and presents the line.
+async fn forwarded(edge: SocketAddr, carrier: u16, dir: &Path, case: &str) {
+    let dir = dir.join(case.replace(' ', "-"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let target = SocketAddr::from(([127, 0, 0, 1], 9)); // a UAS sends nothing first
+    let port = carrier.to_string();
+    let mut uas = callgrid_testkit::sipp(
+        target,
+        "agent_answer.xml",
+        &["-p", &port, "-m", "1", "-trace_msg"],
+        &dir,
+    );
+    assert!(
+        callgrid_testkit::wait_udp_bound(carrier, &mut uas),
+        "carrier: {}",
+        uas.log()
+    );
+    let caller_dir = dir.clone();
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        sipp_ok(
+            edge,
+            "caller.xml",
+            &["-s", SALES, "-m", "1", "-d", "500"],
+            &caller_dir,
+        )
+    })
+    .await
+    .expect("sipp ran");
+    assert!(
+        ok,
+        "{case}: the caller was not answered by the backup:\n{out}"
+    );
+    let (done, log) = uas.wait_for_exit(Duration::from_secs(30));
+    assert!(done, "{case}: carrier: {log}");
+    let trace: String = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().ends_with("_messages.log"))
+        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        trace.contains(&format!("INVITE sip:{BACKUP}@")) && trace.contains("sip:+15550000200@"),
+        "{case}: {trace}"
     );
 }

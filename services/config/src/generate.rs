@@ -218,6 +218,7 @@ pub fn generate_tenant(
         blocklist: Vec::new(),
         device_domains: Vec::new(),
         record: false,
+        out_of_service: false,
     }
 }
 

@@ -75,6 +75,7 @@ mod schema;
 pub mod secrets;
 mod setup;
 
+pub use outbound::{backup_routes, BackupRoute};
 pub use setup::to_setup;
 
 pub use callgrid_numbers::DestinationClass;

@@ -82,6 +82,11 @@ pub struct TenantFile {
     /// Record every inbound call (C4). Default false.
     #[serde(default)]
     pub record: bool,
+    /// The tenant's platform is out of service (N6): the edge forwards its numbers' calls to
+    /// their backup numbers (a number without one is refused 503) and asks the router
+    /// nothing. Default false.
+    #[serde(default)]
+    pub out_of_service: bool,
 }
 
 /// The region of a tenant file that names none.

@@ -187,6 +187,32 @@ struct Numbers {
     numbers: OutboundNumbers,
     backups: BTreeMap<Arc<str>, E164>,
     recorded: BTreeSet<E164>,
+    /// The numbers' forwards to their backup numbers (N6), in file order.
+    routes: Vec<BackupRoute>,
+}
+
+/// Where a number's calls go when the platform cannot take them (N6): the edge forwards them
+/// to the backup number on the number's trunks, as a carrier's forward on unreachable would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupRoute {
+    /// The tenant's number, as written in the file (the edge's and the router's key).
+    pub number: String,
+    /// The backup number, E.164.
+    pub destination: String,
+    /// The number presented: the one dialled, in E.164 (as written when it reads as none).
+    pub presented: String,
+    /// The trunks to try, in the number's order (`trunks`: as listed; else every trunk of
+    /// the tenant, cheapest first).
+    pub trunks: Vec<String>,
+}
+
+/// The forwards of `t`'s numbers that have a backup number (N6); none when the region or a
+/// backup number cannot be read (`check` reports why).
+pub fn backup_routes(t: &TenantFile) -> Vec<BackupRoute> {
+    let Ok(normalizer) = Normalizer::new(&t.region) else {
+        return Vec::new();
+    };
+    Numbers::read(t, &normalizer, &CarrierTable::vietnam(), &mut Vec::new()).routes
 }
 
 impl Numbers {
@@ -229,6 +255,7 @@ impl Numbers {
         // index in `list` -> index in the file
         let mut file_index: Vec<usize> = Vec::new();
         let mut backups = BTreeMap::new();
+        let mut routes = Vec::new();
         let mut recorded = BTreeSet::new();
         for (i, n) in t.numbers.iter().enumerate() {
             let at = |fields: &[Seg]| {
@@ -332,6 +359,21 @@ impl Numbers {
                             ),
                         )),
                         None => {
+                            // the trunks in the order a call out on this number takes them
+                            let mut order = OutboundNumber::new(b.clone(), Kind::Carrier);
+                            order.trunks = trunks.clone();
+                            routes.push(BackupRoute {
+                                number: n.number.clone(),
+                                destination: b.to_string(),
+                                presented: e164[i]
+                                    .as_ref()
+                                    .map_or_else(|_| n.number.clone(), ToString::to_string),
+                                trunks: order
+                                    .trunk_order()
+                                    .into_iter()
+                                    .map(|t| t.trunk.clone())
+                                    .collect(),
+                            });
                             backups.insert(Arc::from(n.number.as_str()), b);
                         }
                     },
@@ -397,6 +439,7 @@ impl Numbers {
             numbers,
             backups,
             recorded,
+            routes,
         }
     }
 }

@@ -970,6 +970,42 @@ fn a_numbers_trunks_are_tried_in_the_order_listed() {
 }
 
 #[test]
+fn backup_numbers_are_forwarded_on_the_numbers_trunks() {
+    let yaml = small_numbers(&[
+        r#"number: "02873000100", trunks: [dear, cheap], backup_number: "0903 456 789""#,
+        r#"number: "1900", backup_number: "+84 90 345 6780""#,
+        r#"number: "+842873000300""#,
+    ]);
+    let t = load_str(FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!t.out_of_service);
+    let routes = callgrid_config::backup_routes(&t);
+    let route = |number: &str, destination: &str, presented: &str, trunks: &[&str]| {
+        callgrid_config::BackupRoute {
+            number: number.into(),
+            destination: destination.into(),
+            presented: presented.into(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+        }
+    };
+    assert_eq!(
+        routes,
+        [
+            // the number's trunks as listed; the number presented in E.164
+            route(
+                "02873000100",
+                "+84903456789",
+                "+842873000100",
+                &["dear", "cheap"]
+            ),
+            // an inbound-only number: every trunk, cheapest first; presented as written
+            route("1900", "+84903456780", "1900", &["cheap", "dear"]),
+        ]
+    );
+    let out = load_str(FILE, &format!("{yaml}out_of_service: true\n")).expect("out of service");
+    assert!(out.out_of_service);
+}
+
+#[test]
 fn trunks_may_register_and_name_their_caller_id() {
     let yaml = small("").replace(
         r#"cost_per_minute: 1.25 }"#,

@@ -17,6 +17,10 @@ pub struct NumberEntry {
     pub tenant: Arc<str>,
     /// The number exactly as configured (the router's key).
     pub number: Arc<str>,
+    /// Where its calls go when the platform cannot take them (N6).
+    pub backup: Option<Arc<callgrid_config::BackupRoute>>,
+    /// The tenant is out of service: its calls go to the backup at once.
+    pub out_of_service: bool,
 }
 
 /// A carrier trunk.
@@ -181,12 +185,19 @@ impl Directory {
         for t in tenants {
             let tenant: Arc<str> = Arc::from(t.tenant.as_str());
             d.tenants.push(tenant.clone());
+            let mut backups: HashMap<String, Arc<callgrid_config::BackupRoute>> =
+                callgrid_config::backup_routes(t)
+                    .into_iter()
+                    .map(|r| (r.number.clone(), Arc::new(r)))
+                    .collect();
             for n in &t.numbers {
                 d.numbers.insert(
                     digits(&n.number).to_owned(),
                     NumberEntry {
                         tenant: tenant.clone(),
                         number: Arc::from(n.number.as_str()),
+                        backup: backups.remove(&n.number),
+                        out_of_service: t.out_of_service,
                     },
                 );
             }

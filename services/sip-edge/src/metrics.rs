@@ -97,6 +97,8 @@ counters! {
     /// INVITEs from agents' phones let in (digest-authenticated as the agent), before the
     /// router's word.
     calls_dialled,
+    /// Calls the platform could not take forwarded to their number's backup number (N6).
+    calls_forwarded_to_backup,
     /// Customer legs of calls out started (INVITEs on a trunk, each attempt).
     customer_legs,
     /// Trunks the OPTIONS keepalive marked down.

@@ -30,6 +30,10 @@ pub(super) enum Admission {
 pub(super) struct Admitted {
     pub(super) tenant: Arc<str>,
     pub(super) number: Arc<str>,
+    /// Where the call goes when the platform cannot take it (N6).
+    pub(super) backup: Option<Arc<callgrid_config::BackupRoute>>,
+    /// The tenant is out of service: the call goes to the backup at once.
+    pub(super) out_of_service: bool,
     pub(super) _place: TrunkPlace,
 }
 
@@ -102,6 +106,8 @@ pub(super) async fn admit(shared: &Shared, tx: &mut Transaction) -> Option<Admis
     Some(Admission::Carrier(Admitted {
         tenant: number.tenant,
         number: number.number,
+        backup: number.backup,
+        out_of_service: number.out_of_service,
         _place: TrunkPlace(trunk),
     }))
 }

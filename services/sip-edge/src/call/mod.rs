@@ -10,6 +10,7 @@
 //! - `media.rs` — the call's view of the media engine.
 
 mod admission;
+mod backup;
 mod core;
 mod media;
 mod sip;
@@ -76,6 +77,24 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
     };
     let _active = Active::new(&shared);
     match admission {
+        admission::Admission::Carrier(admitted) if admitted.out_of_service => {
+            Metrics::inc(&shared.metrics.calls_arrived);
+            let why = "the tenant is out of service";
+            match &admitted.backup {
+                Some(route) => {
+                    let id = new_call_id();
+                    let (tenant, states) = (&admitted.tenant, state_rx);
+                    backup::forward(&shared, id, tenant, route, caller_side, states, why).await;
+                }
+                None => {
+                    tracing::info!(tenant = %admitted.tenant, number = %admitted.number, "{why}: call refused");
+                    let _ = caller_side.dialog.reject(
+                        Some(StatusCode::ServiceUnavailable),
+                        Some(sip::reason_value(503, why)),
+                    );
+                }
+            }
+        }
         admission::Admission::Carrier(admitted) => {
             let caller = req
                 .from_header()
@@ -90,11 +109,13 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
                 tenant: admitted.tenant.to_string(),
                 traceparent: String::new(),
             });
+            let backup = admitted.backup.as_deref();
+            let first = (arrived, None);
             run(
                 &shared,
                 &admitted.tenant,
-                arrived,
-                None,
+                first,
+                backup,
                 caller_side,
                 state_rx,
             )
@@ -107,25 +128,43 @@ pub(crate) async fn inbound(shared: Arc<Shared>, mut tx: Transaction) {
                 destination: d.destination,
                 traceparent: String::new(),
             });
-            let phone = Some(&*d.agent);
-            run(&shared, &d.tenant, dialled, phone, caller_side, state_rx).await;
+            let first = (dialled, Some(&*d.agent));
+            run(&shared, &d.tenant, first, None, caller_side, state_rx).await;
         }
     }
 }
 
 /// Opens the router's stream with the call's first report (`arrived`, or `dialled` by
-/// `phone`'s agent) and runs the call; a refusal or a router that does not answer in time
-/// is told to the caller.
+/// an agent's phone: the report and that agent) and runs the call; a refusal is told to the
+/// caller; a router that cannot serve it (no answer in time, unavailable but not shedding
+/// load) sends it to `backup` when the number has one (N6), else it is refused too.
 async fn run(
     shared: &Arc<Shared>,
     tenant: &Arc<str>,
-    first: Report,
-    phone: Option<&str>,
+    (first, phone): (Report, Option<&str>),
+    backup: Option<&callgrid_config::BackupRoute>,
     side: task::Caller,
     states: DialogStateReceiver,
 ) {
     let id = new_call_id();
     let (tx, opened) = open(shared, &id, first).await;
+    let unreachable = match &opened {
+        Err(_) => Some("the router did not answer in time"),
+        // unavailable without a retry hint: the router cannot work (its event log does not
+        // answer, the connection failed); with one it sheds load, and the carrier retries
+        Ok(Err(st))
+            if st.code() == tonic::Code::Unavailable
+                && !st.metadata().contains_key("grpc-retry-pushback-ms") =>
+        {
+            Some("the router is unavailable")
+        }
+        _ => None,
+    };
+    if let (Some(why), Some(route)) = (unreachable, backup) {
+        drop(tx);
+        backup::forward(shared, id, tenant, route, side, states, why).await;
+        return;
+    }
     let (code, text) = match opened {
         Ok(Ok(instructions)) => {
             let (tenant, shared) = (tenant.clone(), shared.clone());
