@@ -263,7 +263,7 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
     assert!(registered, "registrar: {log}\n{}", t.node.tail(40));
     let phone_port = free_udp_port();
     // ann's phone answers every call and waits for the platform's BYE
-    let _phone = t.uas(phone_port, "agent_answer.xml", 5, &[]);
+    let _phone = t.uas(phone_port, "agent_answer.xml", 6, &[]);
     t.login("ann", phone_port);
     // cam shares ann's extension 30001 (A1: one of them calls out at a time)
     t.login("cam", phone_port);
@@ -367,6 +367,14 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
     assert!(busy_carrier.wait_for_exit(Duration::from_secs(30)).0);
     t.settle("ann");
 
+    // 3b. nobody answers: the customer's phone rings, the carrier gives up (480)
+    let ringing_carrier = t.uas(t.first, "carrier_480.xml", 1, &["-d", "1000"]);
+    let (ok, out) = t.call("ann", "0961234566", &[]);
+    assert!(ok, "{out}");
+    let unanswered = call_id(&out);
+    assert!(ringing_carrier.wait_for_exit(Duration::from_secs(30)).0);
+    t.settle("ann");
+
     // 4. refusals: named, and nothing dialled
     for (agent, number, says) in [
         ("ann", "0987 654 321", "blocklist"),
@@ -445,6 +453,18 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
     assert!(e.iter().any(|k| matches!(k, K::CallEnded(c)
         if matches!(c.cause.as_ref().and_then(|c| c.kind.as_ref()), Some(pb::end_cause::Kind::Dial(r)) if r == "busy"))), "{e:#?}");
     assert!(!e.iter().any(|k| matches!(k, K::CallCustomerAnswered(_))));
+    // 3b: rang, then 480 on the first trunk: no answer, no other trunk tried
+    let e = call_events(&events, &unanswered);
+    assert!(
+        e.iter()
+            .any(|k| matches!(k, K::CallCustomerRinging(r) if r.trunk == "first")),
+        "{e:#?}"
+    );
+    assert!(e.iter().any(|k| matches!(k, K::CallEnded(c)
+        if matches!(c.cause.as_ref().and_then(|c| c.kind.as_ref()), Some(pb::end_cause::Kind::Dial(r)) if r == "no_answer"))), "{e:#?}");
+    assert!(!e
+        .iter()
+        .any(|k| matches!(k, K::CallTrunkFailed(f) if f.trunk == "second")));
     // no other call was placed
     let originated = events
         .iter()
@@ -455,7 +475,7 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
             )
         })
         .count();
-    assert_eq!(originated, 5);
+    assert_eq!(originated, 6);
 
     // the call records: direction, correlation, trunk, SIP code, result
     let records = call_records(&t.node);
@@ -478,8 +498,13 @@ fn click_to_call_rings_the_agent_dials_the_customer_fails_over_and_records_the_r
         "{r:#?}"
     );
     assert_eq!(
-        (r.number.as_str(), r.caller.as_str(), r.agent.as_str()),
-        ("+842873000100", "+84961234568", "ann")
+        (
+            r.number.as_str(),
+            r.caller.as_str(),
+            r.agent.as_str(),
+            r.carrier.as_str()
+        ),
+        ("+842873000100", "+84961234568", "ann", "viettel")
     );
     assert!(r.talk_ms > 0, "{r:#?}");
     let r = record(&failed_over);

@@ -428,6 +428,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             correlation,
             plan_version,
             record,
+            carrier,
         } => K::CallOriginated(pb::CallOriginated {
             call: s(call),
             agent: s(agent),
@@ -440,6 +441,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             correlation: correlation.as_ref().map(|c| c.to_string()),
             plan_version: *plan_version,
             record: *record,
+            carrier: carrier.as_ref().map(|c| c.to_string()),
         }),
         E::CallTrunkFailed {
             call,
@@ -731,6 +733,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             correlation: e.correlation.as_deref().map(Arc::from),
             plan_version: e.plan_version,
             record: e.record,
+            carrier: e.carrier.as_deref().map(Arc::from),
         },
         K::CallTrunkFailed(e) => E::CallTrunkFailed {
             call: CallId::new(&e.call),
@@ -970,6 +973,7 @@ mod tests {
                 correlation: Some(Arc::from("crm-1")),
                 plan_version: 3,
                 record: true,
+                carrier: Some(Arc::from("viettel")),
             },
             EventBody::CallRouted {
                 call: c.clone(),

@@ -540,6 +540,7 @@ impl Call {
                 correlation,
                 plan_version: setup.version,
                 record: d.record,
+                carrier: d.carrier,
             },
         }];
         out.push(Event {

@@ -29,6 +29,8 @@ pub struct DialDecision {
     pub trunks: Vec<Arc<str>>,
     /// Recorded (the number's `record_outbound`, C4).
     pub record: bool,
+    /// The carrier of the number presented, when it has one.
+    pub carrier: Option<Arc<str>>,
 }
 
 /// [`decide`] for a number an agent's phone dialled that is nothing of the tenant's
@@ -93,6 +95,9 @@ pub fn decide(setup: &TenantSetup, agent: &AgentId, raw: &str) -> Result<DialDec
             choice: "emergency",
             trunks,
             record: number.is_some_and(|n| out.records(&n.number)),
+            carrier: number
+                .and_then(|n| n.carrier.as_ref())
+                .map(|c| Arc::from(c.as_str())),
         });
     }
     let callee_carrier = match &dialled {
@@ -120,6 +125,7 @@ pub fn decide(setup: &TenantSetup, agent: &AgentId, raw: &str) -> Result<DialDec
             .map(|t| Arc::from(t.trunk.as_str()))
             .collect(),
         record: out.records(&number.number),
+        carrier: number.carrier.as_ref().map(|c| Arc::from(c.as_str())),
     })
 }
 

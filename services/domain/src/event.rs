@@ -529,6 +529,9 @@ pub enum EventBody {
         plan_version: u64,
         /// Whether it is recorded (C4, the number's `record_outbound`).
         record: bool,
+        /// The carrier of the number presented (its configured carrier, whose trunks carry
+        /// the call), when it has one.
+        carrier: Option<Arc<str>>,
     },
     /// An outbound call's attempt on a trunk failed with this SIP status: the next trunk is
     /// tried (N3), unless the `CallEnded` of the call's dial result follows at once.

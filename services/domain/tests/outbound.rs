@@ -111,6 +111,7 @@ fn a_click_to_call_rings_the_agent_then_dials_the_customer_on_its_carrier() {
                 choice,
                 trunks,
                 correlation,
+                carrier,
                 ..
             } => Some((
                 destination.to_string(),
@@ -119,6 +120,7 @@ fn a_click_to_call_rings_the_agent_then_dials_the_customer_on_its_carrier() {
                 choice.to_string(),
                 trunks.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
                 correlation.as_deref().map(str::to_owned),
+                carrier.as_deref().map(str::to_owned),
             )),
             _ => None,
         })
@@ -131,7 +133,8 @@ fn a_click_to_call_rings_the_agent_then_dials_the_customer_on_its_carrier() {
             "+842873000200".into(),
             "same_carrier".into(),
             vec!["vnpt".to_owned()],
-            Some("crm-42".to_owned())
+            Some("crm-42".to_owned()),
+            Some("vinaphone".to_owned())
         )
     );
     assert_eq!(rings(&out), ["a"]);

@@ -678,6 +678,7 @@ impl<S: RowSource> Projection<S> {
                 number,
                 correlation,
                 plan_version,
+                carrier,
                 ..
             } => {
                 let c = call.to_string();
@@ -686,6 +687,7 @@ impl<S: RowSource> Projection<S> {
                     v.since_ms = at;
                     v.arrived_ms = at;
                     v.direction = "outbound".into();
+                    v.carrier = carrier.as_deref().unwrap_or_default().to_owned();
                     v.number = number.to_string();
                     v.caller = destination.to_string();
                     v.agent = agent.to_string();
@@ -1265,6 +1267,7 @@ impl<S: RowSource> Projection<S> {
                     correlation: view.correlation.clone(),
                     trunk: view.trunk.clone(),
                     sip_code: view.sip_code,
+                    carrier: view.carrier.clone(),
                     pos: r.pos,
                 }
             },
@@ -1352,6 +1355,7 @@ fn new_call(tenant: &str, call: &str) -> CallView {
         correlation: String::new(),
         trunk: String::new(),
         sip_code: 0,
+        carrier: String::new(),
         tenant: tenant.to_owned(),
         call: call.to_owned(),
         state: "routing".into(),
@@ -1435,6 +1439,7 @@ fn unknown_record(cx: &Cx, call: &str) -> CallRecord {
         correlation: String::new(),
         trunk: String::new(),
         sip_code: 0,
+        carrier: String::new(),
         pos: Position::default(),
     }
 }

@@ -119,6 +119,7 @@ fn call(t: &str, c: &str, state: &str) -> CallView {
         correlation: String::new(),
         trunk: String::new(),
         sip_code: 0,
+        carrier: String::new(),
         pos: pos(12),
     }
 }
@@ -148,6 +149,7 @@ fn record(t: &str, c: &str, start_ms: u64) -> CallRecord {
         correlation: String::new(),
         trunk: String::new(),
         sip_code: 0,
+        carrier: String::new(),
         pos: pos(13),
     }
 }

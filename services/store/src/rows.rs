@@ -298,6 +298,9 @@ pub struct CallView {
     /// A call out's SIP status: 200 when answered, else the last attempt's failure.
     #[serde(default)]
     pub sip_code: u32,
+    /// A call out's carrier: the configured carrier of the number presented.
+    #[serde(default)]
+    pub carrier: String,
     /// Position reflected.
     pub pos: Position,
 }
@@ -358,6 +361,10 @@ pub struct CallRecord {
     /// result is `end_cause`: busy, no_answer, rejected, invalid_number, carrier_error).
     #[serde(default)]
     pub sip_code: u32,
+    /// A call out's carrier: the configured carrier of the number presented (`viettel`, ...),
+    /// "" when the number names none.
+    #[serde(default)]
+    pub carrier: String,
     /// Position reflected.
     pub pos: Position,
 }

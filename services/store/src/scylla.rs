@@ -1066,6 +1066,7 @@ mod tests {
                 correlation: String::new(),
                 trunk: String::new(),
                 sip_code: 0,
+                carrier: String::new(),
                 pos: Position::default(),
             })
         };

@@ -71,6 +71,7 @@ fn record(call: &str, start_ms: u64) -> CallRecord {
         correlation: String::new(),
         trunk: String::new(),
         sip_code: 0,
+        carrier: String::new(),
         pos: pos(100),
     }
 }
