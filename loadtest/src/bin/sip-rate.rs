@@ -304,23 +304,34 @@ async fn start_agents(
     work: &Path,
     base: u16,
 ) -> anyhow::Result<(Vec<Proc>, Vec<PathBuf>)> {
-    let mut agents = Vec::new();
+    let ports: Vec<u16> = (0..a.uas).map(|i| base + i as u16).collect();
+    start_uas(a, work, "agent", &ports).await
+}
+
+/// SIPp UASes answering every call at once (`agent_answer.xml`), named `NAME-i`, one on each
+/// of `ports`, each in its own directory.
+async fn start_uas(
+    a: &Args,
+    work: &Path,
+    name: &str,
+    ports: &[u16],
+) -> anyhow::Result<(Vec<Proc>, Vec<PathBuf>)> {
+    let mut procs = Vec::new();
     let mut dirs = Vec::new();
-    for i in 0..a.uas {
-        let port = base + i as u16;
-        let dir = work.join(format!("agent-{i}"));
+    for (i, &port) in ports.iter().enumerate() {
+        let dir = work.join(format!("{name}-{i}"));
         let mut cmd = Command::new(&a.sipp);
         cmd.arg("-sf")
             .arg(a.scenarios.join("agent_answer.xml"))
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
             .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
-        let mut p = Proc::spawn(&format!("agent-{i}"), &mut cmd, &dir, false)?;
+        let mut p = Proc::spawn(&format!("{name}-{i}"), &mut cmd, &dir, false)?;
         wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
-        agents.push(p);
+        procs.push(p);
         dirs.push(dir);
     }
-    Ok((agents, dirs))
+    Ok((procs, dirs))
 }
 
 async fn start_kamailio(a: &Args, work: &Path) -> anyhow::Result<Session> {
@@ -443,21 +454,7 @@ async fn start_callgrid(a: &Args, work: &Path) -> anyhow::Result<Session> {
 /// The SIPp carriers of --dial-out (`agent_answer.xml` on `ports`), and each caller's slice
 /// of the agents (`tenant.agent;password` lines, taken in turn).
 async fn start_carriers(a: &Args, work: &Path, ports: &[u16]) -> anyhow::Result<DialOut> {
-    let mut carriers = Vec::new();
-    let mut dirs = Vec::new();
-    for (i, &port) in ports.iter().enumerate() {
-        let dir = work.join(format!("carrier-{i}"));
-        let mut cmd = Command::new(&a.sipp);
-        cmd.arg("-sf")
-            .arg(a.scenarios.join("agent_answer.xml"))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-buff_size", &(a.buffer_kib * 1024).to_string()])
-            .args(["-nostdin", "-trace_stat", "-stf", "stat.csv", "-fd", "1"]);
-        let mut p = Proc::spawn(&format!("carrier-{i}"), &mut cmd, &dir, false)?;
-        wait_udp_bound(port, &mut p, Duration::from_secs(10)).await?;
-        carriers.push(p);
-        dirs.push(dir);
-    }
+    let (carriers, dirs) = start_uas(a, work, "carrier", ports).await?;
     let mut agents_csv = Vec::new();
     for c in 0..a.callers {
         let mut text = String::from("SEQUENTIAL\n");

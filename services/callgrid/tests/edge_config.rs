@@ -26,6 +26,26 @@ fn callgrid(args: &[&str], token: &Path) -> std::process::Output {
         .expect("callgrid runs")
 }
 
+/// `callgrid tenant load FILE` against the router at `url`, which must succeed.
+fn load(url: &str, file: &Path, token: &Path) -> std::process::Output {
+    let out = callgrid(
+        &[
+            "tenant",
+            "load",
+            "--router",
+            url,
+            file.to_str().expect("utf-8"),
+        ],
+        token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Whether a call from the carrier to `number` is taken by the edge and the router (SIPp's
 /// caller hangs up after a second, while it waits in the queue); the edge's 404 otherwise.
 async fn call(edge: SocketAddr, number: &str, dir: &Path) -> bool {
@@ -121,21 +141,7 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
 
     // loaded through the API: the edge takes it from the router, no restart
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(SIPTEST);
-    let out = callgrid(
-        &[
-            "tenant",
-            "load",
-            "--router",
-            &url,
-            file.to_str().expect("utf-8"),
-        ],
-        &token,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = load(&url, &file, &token);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("tenant siptest version 1"),
         "{}",
@@ -156,21 +162,7 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
         &format!("numbers:\n  - {{ number: \"{ADDED}\", name: Added line, route: {{ queue: \"200\" }} }}\n"),
     );
     std::fs::write(&v2, yaml).expect("v2");
-    let out = callgrid(
-        &[
-            "tenant",
-            "load",
-            "--router",
-            &url,
-            v2.to_str().expect("utf-8"),
-        ],
-        &token,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&url, &v2, &token);
     eventually(
         "a call to the added number through the separate edge",
         Duration::from_secs(60),
@@ -218,24 +210,7 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
             &format!("name: Sales line, backup_number: \"{BACKUP}\","),
         );
     std::fs::write(&v3, format!("{yaml}\nout_of_service: true\n")).expect("v3");
-    let load = |file: &Path| {
-        let out = callgrid(
-            &[
-                "tenant",
-                "load",
-                "--router",
-                &url,
-                file.to_str().expect("utf-8"),
-            ],
-            &token,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    load(&v3);
+    load(&url, &v3, &token);
     eventually(
         "the out-of-service tenant's number without a backup refused 503",
         Duration::from_secs(60),
@@ -262,7 +237,7 @@ async fn a_tenant_loaded_through_the_api_reaches_a_separate_edge_without_a_resta
 
     // back in service, then the router stops: the edge cannot reach it and forwards again
     std::fs::write(&v3, &yaml).expect("v4");
-    load(&v3);
+    load(&url, &v3, &token);
     eventually(
         "the tenant back in service",
         Duration::from_secs(60),
