@@ -518,8 +518,8 @@ impl Call {
         if !setup.agents.contains_key(agent) {
             return Err(Rejection::UnknownAgent(agent.clone()));
         }
-        if phone && setup.internal(dialled).is_some() {
-            return Call::internal(id, agent, dialled, setup, now);
+        if let Some(to) = setup.internal(dialled).filter(|_| phone) {
+            return Call::internal(id, agent, dialled.trim(), to, setup, now);
         }
         let d = if phone {
             crate::dial::decide_dialled(setup, agent, dialled)?
@@ -568,6 +568,7 @@ impl Call {
         id: CallId,
         agent: &AgentId,
         dialled: &str,
+        to: Internal<'_>,
         setup: &TenantSetup,
         now: TimeMs,
     ) -> Result<Vec<Event>, Rejection> {
@@ -576,9 +577,8 @@ impl Call {
             .get(agent)
             .and_then(|a| a.extension.clone())
             .unwrap_or_else(|| Arc::from(agent.as_str()));
-        let dialled = dialled.trim();
-        match setup.internal(dialled) {
-            Some(Internal::Extension(agents)) => {
+        match to {
+            Internal::Extension(agents) => {
                 if agents.contains(agent) {
                     return Err(Rejection::IllegalTransition {
                         what: "call",
@@ -601,8 +601,7 @@ impl Call {
                 fresh.route(&ext, RouteReason::Internal, setup, now, 0, &mut out);
                 Ok(out)
             }
-            Some(Internal::Number) => Call::arrive(id, dialled, &caller, setup, now),
-            None => Err(Rejection::UnknownTarget(dialled.to_owned())),
+            Internal::Number => Call::arrive(id, dialled, &caller, setup, now),
         }
     }
 

@@ -336,6 +336,23 @@ impl Directory {
         }
     }
 
+    /// Whether digest credentials `c` for `method` prove `agent`: the digest's user names the
+    /// same agent (any of its spellings, read in `domain`) and the response is made with the
+    /// agent's HA1 (REGISTER and a phone's INVITE alike).
+    pub fn proves(
+        &self,
+        agent: &AgentEntry,
+        c: &crate::digest::Credentials,
+        domain: &str,
+        method: &str,
+    ) -> bool {
+        let same =
+            matches!(self.agent(&c.username, domain), AgentLookup::Found(ref a) if a == agent);
+        same && agent
+            .ha1(&c.username, &c.realm)
+            .is_some_and(|ha1| crate::digest::verify_ha1(c, method, &ha1))
+    }
+
     /// Tenants known.
     pub fn tenants(&self) -> &[Arc<str>] {
         &self.tenants

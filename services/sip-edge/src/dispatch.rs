@@ -206,12 +206,9 @@ async fn register(shared: &Shared, tx: &mut Transaction) {
     let credentials = authorization(req);
     let checked = auth::check(shared, credentials.as_ref(), &req.uri, source.ip(), |c| {
         let agent = agent.as_ref()?;
-        let same_agent = matches!(
-            directory.agent(&c.username, &domain),
-            AgentLookup::Found(ref a) if a == agent
-        );
-        let ha1 = agent.ha1(&c.username, &c.realm)?;
-        (same_agent && digest::verify_ha1(c, "REGISTER", &ha1)).then(|| agent.clone())
+        directory
+            .proves(agent, c, &domain, "REGISTER")
+            .then(|| agent.clone())
     });
     let agent = match checked {
         Checked::Verified(agent) => agent,

@@ -146,13 +146,9 @@ async fn phone(
     let credentials = proxy_credentials(&tx.original);
     let directory = shared.directory.get();
     let checked = auth::check(shared, credentials.as_ref(), &tx.original.uri, from, |c| {
-        // the digest's user names the same agent, in any of its spellings
-        let same = match directory.agent(&c.username, &agent.tenant) {
-            AgentLookup::Found(a) => a == agent,
-            _ => false,
-        };
-        let ha1 = agent.ha1(&c.username, &c.realm)?;
-        (same && digest::verify_ha1(c, "INVITE", &ha1)).then_some(())
+        directory
+            .proves(&agent, c, &agent.tenant, "INVITE")
+            .then_some(())
     });
     verified(shared, tx, checked, from, &user_key).await?;
     Metrics::inc(&shared.metrics.calls_dialled);
