@@ -685,6 +685,18 @@ fn agents_phones_dial_out_and_inside_the_tenant() {
         unreachable!()
     };
     assert_eq!(arrived.caller, "30001");
+    assert_eq!(arrived.from_agent.as_deref(), Some("ann"));
+    // ann was on her internal call (no queue could offer her a customer) until it ended
+    let ann_on_it: Vec<&str> = events
+        .iter()
+        .filter(|e| e.aggregate_id == "ann")
+        .filter_map(|e| match e.event.as_ref()?.kind.as_ref()? {
+            K::AgentAnswered(a) if a.call == internal.aggregate_id => Some("answered"),
+            K::AgentCallEnded(a) if a.call == internal.aggregate_id => Some("ended"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ann_on_it, ["answered", "ended"]);
     let e = call_events(&events, &internal.aggregate_id);
     assert!(
         e.iter().any(|k| matches!(k, K::CallRouted(r)

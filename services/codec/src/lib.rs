@@ -245,10 +245,12 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             agent,
             call,
             lease_until,
+            resume,
         } => K::AgentAnswered(pb::AgentAnswered {
             agent: s(agent),
             call: s(call),
             lease_until_ms: *lease_until,
+            resume: resume.as_ref().map(|r| r.to_string()),
         }),
         E::AgentOfferMissed {
             agent,
@@ -409,12 +411,14 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             caller,
             plan_version,
             record,
+            from_agent,
         } => K::CallArrived(pb::CallArrived {
             call: s(call),
             number: number.to_string(),
             caller: caller.to_string(),
             plan_version: *plan_version,
             record: *record,
+            from_agent: from_agent.as_ref().map(|a| a.to_string()),
         }),
         E::CallOriginated {
             call,
@@ -567,6 +571,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             wrapup_ms,
             queue,
             cancelled,
+            from_agent,
         } => K::CallEnded(pb::CallEnded {
             call: s(call),
             cause: Some(cause_pb(cause)),
@@ -574,6 +579,7 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             wrapup_ms: *wrapup_ms,
             queue: queue.as_ref().map(|q| q.to_string()),
             cancelled: strs(cancelled),
+            from_agent: from_agent.as_ref().map(|a| a.to_string()),
         }),
     };
     pb::Event { kind: Some(kind) }
@@ -621,6 +627,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             agent: AgentId::new(&e.agent),
             call: CallId::new(&e.call),
             lease_until: e.lease_until_ms,
+            resume: e.resume.as_ref().map(ReasonCode::new),
         },
         K::AgentOfferMissed(e) => E::AgentOfferMissed {
             agent: AgentId::new(&e.agent),
@@ -720,6 +727,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             caller: Arc::from(e.caller.as_str()),
             plan_version: e.plan_version,
             record: e.record,
+            from_agent: e.from_agent.as_ref().map(AgentId::new),
         },
         K::CallOriginated(e) => E::CallOriginated {
             call: CallId::new(&e.call),
@@ -818,6 +826,7 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
             wrapup_ms: e.wrapup_ms,
             queue: q(&e.queue),
             cancelled: agents(&e.cancelled),
+            from_agent: e.from_agent.as_ref().map(AgentId::new),
         },
         K::TenantConfigured(_) => return Ok(None),
     }))
@@ -941,6 +950,21 @@ mod tests {
                 wrapup_ms: 10,
                 queue: Some(q.clone()),
                 cancelled: vec![a.clone()],
+                from_agent: Some(AgentId::new("quang")),
+            },
+            EventBody::CallArrived {
+                call: c.clone(),
+                number: Arc::from("10000"),
+                caller: Arc::from("10001"),
+                plan_version: 3,
+                record: false,
+                from_agent: Some(a.clone()),
+            },
+            EventBody::AgentAnswered {
+                agent: a.clone(),
+                call: c.clone(),
+                lease_until: 9,
+                resume: Some(ReasonCode::new("lunch")),
             },
             EventBody::CallHeld {
                 call: c.clone(),
@@ -1016,6 +1040,7 @@ mod tests {
                 wrapup_ms: 10,
                 queue: None,
                 cancelled: vec![],
+                from_agent: None,
             },
             EventBody::AgentLeaseExpired {
                 agent: a,

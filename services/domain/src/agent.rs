@@ -118,6 +118,12 @@ pub enum AgentCommand {
         /// available or not ready, and without the no-offer delay of a missed offer.
         outbound: bool,
     },
+    /// The agent's own phone placed an internal call (issue 18): held on it as on a call
+    /// it answered, from available or not ready (it returns there when the call ends).
+    Engage {
+        /// Call.
+        call: CallId,
+    },
     /// The phone rings.
     Ringing {
         /// Call.
@@ -160,6 +166,7 @@ impl AgentCommand {
             AgentCommand::SetAvailable => "set available",
             AgentCommand::SetNotReady { .. } => "set not ready",
             AgentCommand::Reserve { .. } => "reserve",
+            AgentCommand::Engage { .. } => "engage",
             AgentCommand::Ringing { .. } => "ringing",
             AgentCommand::Answered { .. } => "answer",
             AgentCommand::OfferFailed { .. } => "offer failed",
@@ -364,6 +371,27 @@ impl Agent {
                     resume,
                 })
             }
+            AgentCommand::Engage { call } => {
+                let resume = match &self.state {
+                    S::Available => None,
+                    S::NotReady { reason } => Some(reason.clone()),
+                    S::OnCall { call: c, .. } if c == call => {
+                        return Err(Rejection::Duplicate("agent already on this call"))
+                    }
+                    other => {
+                        return Err(Rejection::NotAvailable {
+                            agent,
+                            state: other.to_string(),
+                        })
+                    }
+                };
+                ev(EventBody::AgentAnswered {
+                    agent,
+                    call: call.clone(),
+                    lease_until: now + setup.defaults.max_call_ms,
+                    resume,
+                })
+            }
             AgentCommand::Ringing { call } => match &self.state {
                 S::Reserved {
                     call: c,
@@ -387,6 +415,7 @@ impl Agent {
                         agent,
                         call: call.clone(),
                         lease_until: now + setup.defaults.max_call_ms,
+                        resume: None,
                     })
                 }
                 S::OnCall { call: c, .. } if c == call => {
@@ -545,8 +574,14 @@ impl Agent {
                 };
             }
             EventBody::AgentAnswered {
-                call, lease_until, ..
+                call,
+                lease_until,
+                resume,
+                ..
             } => {
+                if resume.is_some() {
+                    self.resume = resume.clone();
+                }
                 self.missed_in_row = 0;
                 self.calls += 1;
                 self.set(

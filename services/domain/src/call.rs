@@ -287,6 +287,9 @@ pub struct Call {
     /// A call out: its agent, trunks and customer leg.
     #[serde(default)]
     pub outbound: Option<OutboundCall>,
+    /// An internal call: the agent whose phone placed it (held on it until the call ends).
+    #[serde(default)]
+    pub from_agent: Option<AgentId>,
     /// Number of events applied.
     pub seq: u64,
 }
@@ -313,6 +316,7 @@ impl Call {
             callback: false,
             held_by: Vec::new(),
             outbound: None,
+            from_agent: None,
             seq: 0,
         }
     }
@@ -463,6 +467,7 @@ impl Call {
                 wrapup_ms: self.wrapup_ms(setup),
                 queue,
                 cancelled,
+                from_agent: self.from_agent.clone(),
             },
         }
     }
@@ -473,6 +478,18 @@ impl Call {
         id: CallId,
         number: &str,
         caller: &str,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        Call::arrive_from(id, number, caller, None, setup, now)
+    }
+
+    /// [`Call::arrive`], for an internal call from the phone of `from_agent`.
+    fn arrive_from(
+        id: CallId,
+        number: &str,
+        caller: &str,
+        from_agent: Option<&AgentId>,
         setup: &TenantSetup,
         now: TimeMs,
     ) -> Result<Vec<Event>, Rejection> {
@@ -488,6 +505,7 @@ impl Call {
                 caller: Arc::from(caller),
                 plan_version: setup.version,
                 record: n.record,
+                from_agent: from_agent.cloned(),
             },
         }];
         let mut fresh = Call::new(id);
@@ -563,7 +581,9 @@ impl Call {
     /// An agent's phone dialled an extension or a number of the tenant (issue 18): the call
     /// arrives from the agent's extension (its id without one) and takes the step an
     /// arrival there would: the extension's agents ring (one of them takes it, A1), a
-    /// number's first step is walked. Calling one's own extension is refused.
+    /// number's first step is walked. Calling one's own extension is refused. The calling
+    /// agent is held on the call until it ends (`from_agent`: no queue offers it a call
+    /// its phone, busy with this one, would refuse).
     fn internal(
         id: CallId,
         agent: &AgentId,
@@ -593,6 +613,7 @@ impl Call {
                         caller,
                         plan_version: setup.version,
                         record: false,
+                        from_agent: Some(agent.clone()),
                     },
                 }];
                 let mut fresh = Call::new(id);
@@ -601,7 +622,7 @@ impl Call {
                 fresh.route(&ext, RouteReason::Internal, setup, now, 0, &mut out);
                 Ok(out)
             }
-            Internal::Number => Call::arrive(id, dialled, &caller, setup, now),
+            Internal::Number => Call::arrive_from(id, dialled, &caller, Some(agent), setup, now),
         }
     }
 
@@ -1094,10 +1115,12 @@ impl Call {
                 caller,
                 plan_version,
                 record,
+                from_agent,
                 ..
             } => {
                 self.number = number.clone();
                 self.caller = caller.clone();
+                self.from_agent = from_agent.clone();
                 self.plan_version = *plan_version;
                 self.record = *record;
                 self.arrived_at = at;

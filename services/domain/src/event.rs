@@ -319,6 +319,9 @@ pub enum EventBody {
         call: CallId,
         /// On-call lease.
         lease_until: TimeMs,
+        /// Held on an internal call its own phone placed while not ready: the reason it
+        /// returns to when the call ends.
+        resume: Option<ReasonCode>,
     },
     /// An offer failed (no answer, busy, rejected): the agent is blocked for a while, and
     /// goes not ready after too many misses in a row (A3).
@@ -501,6 +504,8 @@ pub enum EventBody {
         plan_version: u64,
         /// Whether it is recorded (C4).
         record: bool,
+        /// An internal call: the agent whose phone placed it, held on it until it ends.
+        from_agent: Option<AgentId>,
     },
     /// An outbound call was placed (C1 click-to-call): the router's decisions, made before
     /// the edge dials anything (docs/DECISIONS.md, "Outbound calls: the shape").
@@ -684,6 +689,8 @@ pub enum EventBody {
         queue: Option<QueueId>,
         /// Agents whose offers are withdrawn.
         cancelled: Vec<AgentId>,
+        /// An internal call: the agent whose phone placed it, released.
+        from_agent: Option<AgentId>,
     },
 }
 

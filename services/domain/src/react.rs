@@ -180,6 +180,14 @@ pub fn reactions(
             }
             Target::Menu(_) | Target::Hangup(_) => {}
         },
+        E::CallArrived {
+            call,
+            from_agent: Some(a),
+            ..
+        } => out.push(Command::Agent(
+            a.clone(),
+            AgentCommand::Engage { call: call.clone() },
+        )),
         E::CallRinging { call, agent } => out.push(Command::Agent(
             agent.clone(),
             AgentCommand::Ringing { call: call.clone() },
@@ -253,6 +261,7 @@ pub fn reactions(
             wrapup_ms,
             queue,
             cancelled,
+            from_agent,
             ..
         } => {
             if let Some(a) = agent {
@@ -261,6 +270,16 @@ pub fn reactions(
                     AgentCommand::CallEnded {
                         call: call.clone(),
                         wrapup_ms: *wrapup_ms,
+                    },
+                ));
+            }
+            if let Some(a) = from_agent {
+                // the agent whose phone placed an internal call: no wrap-up
+                out.push(Command::Agent(
+                    a.clone(),
+                    AgentCommand::CallEnded {
+                        call: call.clone(),
+                        wrapup_ms: 0,
                     },
                 ));
             }

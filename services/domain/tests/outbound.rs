@@ -467,3 +467,56 @@ fn a_phone_dialling_an_extension_or_a_number_of_the_tenant_makes_an_internal_cal
         Err(Rejection::IllegalTransition { .. })
     ));
 }
+
+#[test]
+fn an_internal_call_holds_the_calling_agent_until_it_ends() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    login(&mut core, "b", 0);
+    let state = |core: &TenantCore, a: &str| core.agents[&AgentId::new(a)].state.clone();
+    // a's phone calls b's extension: a is on that call (its phone is busy with it)
+    let out = dial(&mut core, "i1", "a", "10002", 100).unwrap();
+    assert_eq!(rings(&out), ["b"]);
+    assert!(
+        matches!(state(&core, "a"), AgentState::OnCall { call, .. } if call.as_str() == "i1"),
+        "{:?}",
+        state(&core, "a")
+    );
+    // a customer calling queue 200 (a, b, c) meanwhile is not offered to a, nor to b (ringing)
+    let queued = arrive(&mut core, "in1", "111", 150);
+    assert!(rings(&queued).is_empty(), "{:?}", rings(&queued));
+    // b answers, a hangs up: a is free at once (no wrap-up for the call it placed) and takes
+    // the waiting customer; b wraps up as after any call it answered
+    let answered = CallCommand::Answered {
+        agent: AgentId::new("b"),
+    };
+    call_cmd(&mut core, "i1", answered, 200).unwrap();
+    let hangup = CallCommand::Hangup {
+        cause: EndCause::Caller,
+    };
+    let ended = call_cmd(&mut core, "i1", hangup.clone(), 5_000).unwrap();
+    assert!(ended.events.iter().any(|e| matches!(&e.body,
+        EventBody::AgentCallEnded { agent, wrapup_until: None, .. } if agent.as_str() == "a")));
+    assert_eq!(rings(&ended), ["a"], "the waiting customer goes to a");
+    assert!(matches!(state(&core, "b"), AgentState::WrapUp { .. }));
+    call_cmd(&mut core, "in1", hangup.clone(), 5_100).unwrap();
+
+    // from not ready, a returns to its reason when the internal call ends (here unanswered)
+    let not_ready = AgentCommand::SetNotReady {
+        reason: ReasonCode::new("lunch"),
+    };
+    let a = AgentId::new("a");
+    core.execute(Command::Agent(a.clone(), not_ready), 6_000)
+        .unwrap();
+    login(&mut core, "c", 6_000);
+    let out = dial(&mut core, "i2", "a", "10003", 6_100).unwrap();
+    assert_eq!(rings(&out), ["c"]);
+    assert!(matches!(state(&core, "a"), AgentState::OnCall { .. }));
+    call_cmd(&mut core, "i2", hangup, 7_000).unwrap();
+    assert_eq!(
+        state(&core, "a"),
+        AgentState::NotReady {
+            reason: ReasonCode::new("lunch")
+        }
+    );
+}

@@ -179,22 +179,6 @@ fn born_at(key: &RowKey) -> Option<u64> {
     }
 }
 
-fn agent_state_name(body: &EventBody) -> Option<&'static str> {
-    use EventBody::*;
-    Some(match body {
-        AgentLoggedOut { .. } => "logged_out",
-        AgentAvailable { .. }
-        | AgentOfferCancelled { .. }
-        | AgentWrapUpEnded { .. }
-        | AgentLeaseExpired { .. } => "available",
-        AgentNotReady { .. } => "not_ready",
-        AgentReserved { .. } => "reserved",
-        AgentRinging { .. } => "ringing",
-        AgentAnswered { .. } => "on_call",
-        _ => return None,
-    })
-}
-
 fn failure_name(f: OfferFailure) -> &'static str {
     match f {
         OfferFailure::NoAnswer => "no_answer",
@@ -491,20 +475,35 @@ impl<S: RowSource> Projection<S> {
                 self.agent_to(cx, agent.as_str(), "not_ready", reason.as_str(), "")?;
             }
             AgentReserved {
-                agent, call, queue, ..
+                agent,
+                call,
+                queue,
+                resume,
+                ..
             } => {
                 let q = queue.as_ref().map(|q| q.to_string()).unwrap_or_default();
-                self.agent(cx, agent.as_str(), |a| a.queue = q)?;
+                self.agent(cx, agent.as_str(), |a| {
+                    a.queue = q;
+                    a.resume = resume.as_ref().map(|r| r.to_string()).unwrap_or_default();
+                })?;
                 self.agent_to(cx, agent.as_str(), "reserved", "", call.as_str())?;
             }
             AgentRinging { agent, call, .. } => {
                 self.agent_to(cx, agent.as_str(), "ringing", "", call.as_str())?;
             }
-            AgentAnswered { agent, call, .. } => {
+            AgentAnswered {
+                agent,
+                call,
+                resume,
+                ..
+            } => {
                 self.agent(cx, agent.as_str(), |a| {
                     a.answered_ms = at;
                     a.hold_since_ms = 0;
                     a.hold_ms = 0;
+                    if let Some(r) = resume {
+                        a.resume = r.to_string();
+                    }
                 })?;
                 self.agent_to(cx, agent.as_str(), "on_call", "", call.as_str())?;
             }
@@ -520,7 +519,7 @@ impl<S: RowSource> Projection<S> {
                         "",
                     )?;
                 } else {
-                    self.agent_to(cx, agent.as_str(), "available", "", "")?;
+                    self.agent_free(cx, agent.as_str())?;
                 }
             }
             AgentCallEnded {
@@ -531,14 +530,11 @@ impl<S: RowSource> Projection<S> {
             } => {
                 self.agent_call_ended(cx, agent.as_str(), call.as_str(), *talk_ms, *wrapup_until)?
             }
-            AgentLoggedOut { agent }
-            | AgentAvailable { agent }
-            | AgentOfferCancelled { agent, .. }
+            AgentLoggedOut { agent } => self.agent_to(cx, agent.as_str(), "logged_out", "", "")?,
+            AgentAvailable { agent } => self.agent_to(cx, agent.as_str(), "available", "", "")?,
+            AgentOfferCancelled { agent, .. }
             | AgentWrapUpEnded { agent }
-            | AgentLeaseExpired { agent, .. } => {
-                let state = agent_state_name(&event.body).unwrap_or("available");
-                self.agent_to(cx, agent.as_str(), state, "", "")?;
-            }
+            | AgentLeaseExpired { agent, .. } => self.agent_free(cx, agent.as_str())?,
 
             QueueCallJoined { queue, call, .. } => {
                 let (q, c) = (queue.to_string(), call.to_string());
@@ -912,6 +908,10 @@ impl<S: RowSource> Projection<S> {
             if old.state == "wrap_up" {
                 a.wrapup_call.clear();
             }
+            if matches!(state, "logged_out" | "available" | "not_ready") {
+                // the agent's own choice, or the return to it
+                a.resume.clear();
+            }
             old
         })?
         else {
@@ -1034,18 +1034,24 @@ impl<S: RowSource> Projection<S> {
         if !queue.is_empty() && queued_ms > 0 {
             self.queue_stats(cx, &queue, queued_ms, handled)?;
         }
-        let state = if wrapup_until.is_some() {
-            "wrap_up"
+        if wrapup_until.is_some() {
+            self.agent_to(cx, agent, "wrap_up", "", call)
         } else {
-            "available"
-        };
-        self.agent_to(
-            cx,
-            agent,
-            state,
-            "",
-            if wrapup_until.is_some() { call } else { "" },
-        )
+            self.agent_free(cx, agent)
+        }
+    }
+
+    /// Done with a call or an offer: available, or back to the not-ready reason of a call
+    /// it placed from not ready (as the agent's state machine does).
+    fn agent_free(&mut self, cx: &Cx, agent: &str) -> Result<(), ProjectError> {
+        let resume = self
+            .agent(cx, agent, |a| a.resume.clone())?
+            .unwrap_or_default();
+        if resume.is_empty() {
+            self.agent_to(cx, agent, "available", "", "")
+        } else {
+            self.agent_to(cx, agent, "not_ready", &resume, "")
+        }
     }
 
     /// `by` put the call on hold (`on`) or took it off. The agent's holds count as hold time
@@ -1332,6 +1338,7 @@ fn new_agent(tenant: &str, agent: &str) -> AgentView {
         wrapup_call: String::new(),
         hold_since_ms: 0,
         hold_ms: 0,
+        resume: String::new(),
         state_offset: 0,
         pos: Position::default(),
     }
@@ -1518,6 +1525,7 @@ mod tests {
                     caller: "+200".into(),
                     plan_version: 1,
                     record: false,
+                    from_agent: None,
                 },
             ),
             (
@@ -1559,6 +1567,7 @@ mod tests {
                     wrapup_ms: 0,
                     queue: None,
                     cancelled: vec![],
+                    from_agent: None,
                 },
             ),
         );
@@ -1581,6 +1590,132 @@ mod tests {
             self.loaded.lock().unwrap().push(key.clone());
             Ok(self.rows.lock().unwrap().get(key).cloned())
         }
+    }
+
+    #[test]
+    fn an_agent_back_from_a_call_it_placed_while_not_ready_is_shown_not_ready_again() {
+        use callgrid_domain::{AgentId, CallId, DeviceId, ReasonCode};
+        let mut p = Projection::new(Empty);
+        let mut offset = 0;
+        let mut put = |p: &mut Projection<Empty>, env: pb::EventEnvelope| {
+            let pos = Position {
+                partition: 0,
+                offset,
+            };
+            offset += 1;
+            assert_eq!(p.apply(pos, &env).expect("applies"), Outcome::Projected);
+        };
+        put(&mut p, configured("demo"));
+        let mut apply = |p: &mut Projection<Empty>, at: u64, body: EventBody| {
+            let env = callgrid_codec::event_envelope(
+                "demo",
+                ("agent", "ngoc"),
+                1,
+                1,
+                "",
+                &Event { at, body },
+            );
+            put(p, env);
+        };
+        let (ngoc, lunch) = (AgentId::new("ngoc"), ReasonCode::new("lunch"));
+        let calls = [CallId::new("out-1"), CallId::new("int-1")];
+        apply(
+            &mut p,
+            1_000,
+            EventBody::AgentLoggedIn {
+                agent: ngoc.clone(),
+                devices: vec![DeviceId::new("sip:ngoc@127.0.0.1")],
+                not_ready: Some(lunch.clone()),
+            },
+        );
+        let view = |p: &mut Projection<Empty>| {
+            let v = p
+                .load::<AgentView>(&RowKey::Agent("demo".into(), "ngoc".into()))
+                .unwrap()
+                .expect("agent view");
+            (v.state, v.reason)
+        };
+        // a click-to-call from not ready (reserved with the reason to return to), then an
+        // internal call its phone placed (held with it); after each, not ready for lunch
+        apply(
+            &mut p,
+            2_000,
+            EventBody::AgentReserved {
+                agent: ngoc.clone(),
+                call: calls[0].clone(),
+                queue: None,
+                devices: vec![],
+                ring_timeout_ms: 20_000,
+                lease_until: 30_000,
+                resume: Some(lunch.clone()),
+            },
+        );
+        apply(
+            &mut p,
+            3_000,
+            EventBody::AgentAnswered {
+                agent: ngoc.clone(),
+                call: calls[0].clone(),
+                lease_until: 99_000,
+                resume: None,
+            },
+        );
+        assert_eq!(view(&mut p), ("on_call".into(), String::new()));
+        for (at, call, engaged) in [(9_000, &calls[0], false), (20_000, &calls[1], true)] {
+            if engaged {
+                apply(
+                    &mut p,
+                    at - 1_000,
+                    EventBody::AgentAnswered {
+                        agent: ngoc.clone(),
+                        call: call.clone(),
+                        lease_until: 99_000,
+                        resume: Some(lunch.clone()),
+                    },
+                );
+                assert_eq!(view(&mut p).0, "on_call");
+            }
+            apply(
+                &mut p,
+                at,
+                EventBody::AgentCallEnded {
+                    agent: ngoc.clone(),
+                    call: call.clone(),
+                    talk_ms: 1_000,
+                    wrapup_until: None,
+                },
+            );
+            assert_eq!(view(&mut p), ("not_ready".into(), "lunch".into()), "{call}");
+        }
+        // the agent's own choice replaces the reason: available stays available after a call
+        apply(
+            &mut p,
+            21_000,
+            EventBody::AgentAvailable {
+                agent: ngoc.clone(),
+            },
+        );
+        apply(
+            &mut p,
+            22_000,
+            EventBody::AgentAnswered {
+                agent: ngoc.clone(),
+                call: calls[1].clone(),
+                lease_until: 99_000,
+                resume: None,
+            },
+        );
+        apply(
+            &mut p,
+            23_000,
+            EventBody::AgentCallEnded {
+                agent: ngoc,
+                call: calls[1].clone(),
+                talk_ms: 1_000,
+                wrapup_until: None,
+            },
+        );
+        assert_eq!(view(&mut p), ("available".into(), String::new()));
     }
 
     #[test]

@@ -243,6 +243,9 @@ pub async fn replay(log: &dyn EventLog) -> Result<Recovered, RouterError> {
 pub fn start_recovered_call(tenant: &Arc<Tenant>, call: Call, setup: Arc<TenantSetup>) {
     let id = call.id.clone();
     tenant.admit_recovered(&id, &call.number);
+    if let Some(out) = &call.outbound {
+        tenant.claim_recovered(&out.agent, &id);
+    }
     let t = tenant.clone();
     let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |_| {
         CallActor::recovered(call, setup, t)

@@ -137,6 +137,8 @@ pub struct Tenant {
     calls: Mutex<HashMap<CallId, Addr<CallActor>>>,
     /// Calls counted against the concurrent-call limits (N8), and their numbers.
     admitted: Mutex<Admitted>,
+    /// Extensions in use for a call out (A1), and by which call.
+    calling_out: Mutex<CallingOut>,
     /// The arbiter hosting this tenant's actors.
     pub arbiter: ArbiterHandle,
     /// Router-wide state.
@@ -196,6 +198,42 @@ impl Admitted {
     }
 }
 
+/// A1: the extensions whose agents are calling out, each held by one call until it ends.
+#[derive(Default)]
+struct CallingOut {
+    by_extension: HashMap<Arc<str>, (AgentId, CallId)>,
+    of_call: HashMap<CallId, Arc<str>>,
+}
+
+impl CallingOut {
+    fn release(&mut self, call: &CallId) {
+        if let Some(ext) = self.of_call.remove(call) {
+            self.by_extension.remove(&ext);
+        }
+    }
+}
+
+/// An extension held for a call out that is being opened (A1). Dropped without a live
+/// call of its id (the call was never created, or was refused), it frees the extension;
+/// once the call's actor runs, the call's end frees it ([`Tenant::unregister_call`]).
+#[must_use = "the extension is free again when the claim is dropped before its call runs"]
+pub struct ExtensionClaim {
+    tenant: Arc<Tenant>,
+    call: CallId,
+}
+
+impl Drop for ExtensionClaim {
+    fn drop(&mut self) {
+        if self.tenant.call(&self.call).is_none() {
+            lock(&self.tenant.calling_out).release(&self.call);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -219,6 +257,7 @@ impl Tenant {
             queues: RwLock::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             admitted: Mutex::new(Admitted::default()),
+            calling_out: Mutex::new(CallingOut::default()),
             arbiter,
             shared,
         })
@@ -276,9 +315,7 @@ impl Tenant {
     }
 
     fn calls_lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, Addr<CallActor>>> {
-        self.calls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.calls)
     }
 
     /// Registers a call actor; false if the id is taken.
@@ -291,16 +328,54 @@ impl Tenant {
         true
     }
 
-    /// Forgets a call actor and releases its place under the concurrent-call limits.
+    /// Forgets a call actor and releases its place under the concurrent-call limits and the
+    /// extension it called out on.
     pub fn unregister_call(&self, id: &CallId) {
         self.calls_lock().remove(id);
         self.admitted_lock().release(id);
+        lock(&self.calling_out).release(id);
+    }
+
+    /// A1: holds `agent`'s extension for its call out `call`, in one step with the check
+    /// that no other agent of the extension is calling out (which is refused, naming that
+    /// agent). An agent without an extension holds nothing.
+    pub fn claim_extension(
+        self: &Arc<Self>,
+        agent: &AgentId,
+        call: &CallId,
+    ) -> Result<Option<ExtensionClaim>, (Arc<str>, AgentId)> {
+        let setup = self.setup();
+        let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
+            return Ok(None);
+        };
+        let mut out = lock(&self.calling_out);
+        if let Some((other, _)) = out.by_extension.get(&ext) {
+            return Err((ext, other.clone()));
+        }
+        out.by_extension
+            .insert(ext.clone(), (agent.clone(), call.clone()));
+        out.of_call.insert(call.clone(), ext);
+        Ok(Some(ExtensionClaim {
+            tenant: self.clone(),
+            call: call.clone(),
+        }))
+    }
+
+    /// Holds the extension of a call out recovered from the log (released when it ends).
+    pub fn claim_recovered(&self, agent: &AgentId, call: &CallId) {
+        let setup = self.setup();
+        if let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) {
+            let mut out = lock(&self.calling_out);
+            if !out.by_extension.contains_key(&ext) {
+                out.by_extension
+                    .insert(ext.clone(), (agent.clone(), call.clone()));
+                out.of_call.insert(call.clone(), ext);
+            }
+        }
     }
 
     fn admitted_lock(&self) -> std::sync::MutexGuard<'_, Admitted> {
-        self.admitted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.admitted)
     }
 
     /// Counts a new call on `number` against the tenant's and the number's concurrent-call

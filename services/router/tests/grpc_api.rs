@@ -776,3 +776,107 @@ async fn hold_reports_are_logged_per_party_and_bad_ones_refused() {
         vec![format!("held bob {agent}"), format!("resumed bob {agent}")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_of_a_shared_extension_calls_out_even_when_both_dial_at_once() {
+    let h = start().await;
+    // ngoc and quang share the operator desk's extension 10000 (A1)
+    h.login("ngoc").await;
+    h.login("quang").await;
+    for round in 0..5 {
+        let (a, b) = (format!("a1-ngoc-{round}"), format!("a1-quang-{round}"));
+        let (ngoc, quang) = tokio::join!(
+            h.dial(&a, "ngoc", "0912345678"),
+            h.dial(&b, "quang", "0912345679")
+        );
+        let (mut placed, refused, by) = match (ngoc, quang) {
+            (Ok(c), Err(st)) => (c, st, "ngoc"),
+            (Err(st), Ok(c)) => (c, st, "quang"),
+            (Ok(_), Ok(_)) => panic!("round {round}: both agents of extension 10000 call out"),
+            (Err(x), Err(y)) => panic!("round {round}: both refused: {x:?} {y:?}"),
+        };
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().contains(&format!(
+                "extension 10000 is calling out already (agent {by})"
+            )),
+            "{}",
+            refused.message()
+        );
+        // the refused call left nothing behind; the placed one ends and frees the extension
+        placed
+            .until(|i| matches!(i, I::Ring(r) if r.agent == by).then_some(()))
+            .await;
+        placed.hang_up(api::Party::Agent).await;
+        for agent in ["ngoc", "quang"] {
+            let mut st = state_of(&h, agent).await;
+            for _ in 0..200 {
+                if st.state == "available" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                st = state_of(&h, agent).await;
+            }
+            assert_eq!(st.state, "available", "{agent} after round {round}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_phone_calls_an_extension_is_on_that_call_until_it_ends() {
+    let h = start().await;
+    h.login("alice").await;
+    h.login("chi").await;
+    // alice's phone calls chi's extension: chi rings, alice is on that call
+    let mut call = h
+        .dial("int-1", "alice", "10003")
+        .await
+        .expect("internal call");
+    call.until(|i| matches!(i, I::Ring(r) if r.agent == "chi").then_some(()))
+        .await;
+    let mut alice = state_of(&h, "alice").await;
+    for _ in 0..200 {
+        if alice.state == "on_call" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        alice = state_of(&h, "alice").await;
+    }
+    assert_eq!(
+        (alice.state.as_str(), alice.call.as_str()),
+        ("on_call", "int-1")
+    );
+    // a customer calls the sales queue (alice is its only member logged in)
+    let mut customer = h.call("int-cust", SALES).await.expect("customer");
+    // alice hangs up before chi answers: she is free at once and the customer reaches her
+    call.hang_up(api::Party::Caller).await;
+    customer
+        .until(|i| matches!(i, I::Ring(r) if r.agent == "alice").then_some(()))
+        .await;
+    // ... and not before: in the log, alice is held for the customer only after int-1 ended
+    let ev = all_events(&h).await;
+    let at = |f: &dyn Fn(&pb::EventEnvelope) -> bool| ev.iter().position(f);
+    let ended = at(&|e| {
+        e.aggregate_id == "int-1"
+            && matches!(
+                e.event.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(pb::event::Kind::CallEnded(_))
+            )
+    })
+    .expect("int-1 ended");
+    let reserved = at(&|e| {
+        matches!(
+            e.event.as_ref().and_then(|e| e.kind.as_ref()),
+            Some(pb::event::Kind::AgentReserved(r)) if r.agent == "alice" && r.call == "int-cust"
+        )
+    })
+    .expect("alice reserved for the customer");
+    assert!(
+        ended < reserved,
+        "alice was offered the customer while on int-1"
+    );
+}

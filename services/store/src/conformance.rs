@@ -80,6 +80,7 @@ fn agent(t: &str, a: &str) -> AgentView {
         wrapup_call: String::new(),
         hold_since_ms: 0,
         hold_ms: 0,
+        resume: String::new(),
         state_offset: 11,
         pos: pos(11),
     }

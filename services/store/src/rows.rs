@@ -210,6 +210,10 @@ pub struct AgentView {
     /// Hold time of the current or last call so far (holds that ended).
     #[serde(default)]
     pub hold_ms: u64,
+    /// The not-ready reason the agent returns to when the call it is on (one it placed from
+    /// not ready) is over ("" = available).
+    #[serde(default)]
+    pub resume: String,
     /// Log offset of the event that started the current state (key of its history row).
     pub state_offset: u64,
     /// Position reflected.

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use callgrid_domain::{AgentCommand, AgentId, AgentState, CallCommand};
+use callgrid_domain::{AgentCommand, AgentId, AgentState, CallCommand, CallId};
 use callgrid_proto::api::v1 as api;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, agent_status};
 use super::{caller, durable, limits, mailbox, scoped, writable};
 use crate::actors::{AgentMsg, CallMsg, GetAgent};
-use crate::tenant::Tenant;
+use crate::tenant::{ExtensionClaim, Tenant};
 use crate::Router;
 use callgrid_access::Permission;
 
@@ -172,10 +172,10 @@ impl api::agent_service_server::AgentService for AgentSvc {
         // the decisions, as the call will make them: a refusal is the caller's answer
         let decision = callgrid_domain::decide(&t.setup(), &agent, &r.number)
             .map_err(|e| convert::status(&e))?;
-        may_call_out(&t, &agent, &addr).await?;
         writable(&self.router)?;
         let originations = &self.router.originations;
         let call = originations.call_id(t.now());
+        let _claim = may_call_out(&t, &agent, &addr, &call).await?;
         let correlation = (!r.correlation_id.is_empty()).then(|| r.correlation_id.as_str().into());
         let placed = crate::originate::Placed {
             tenant: t.id.clone(),
@@ -231,16 +231,17 @@ impl api::agent_service_server::AgentService for AgentSvc {
     }
 }
 
-/// Whether `agent` may place a call out now: available or not ready (refused on a call,
-/// ringing, reserved, in wrap-up), and A1: no other agent of its extension is on, or
-/// ringing for, a call it placed (refused naming that agent). Checked when the call is asked
-/// for; two requests in the same instant for two agents of one extension can both pass
-/// (docs/DECISIONS.md "Outbound calls: what was built").
+/// Whether `agent` may place the call out `call` now: available or not ready (refused on a
+/// call, ringing, reserved, in wrap-up), and A1: no other agent of its extension is calling
+/// out (refused naming that agent). The extension is held for `call` in the same step as
+/// that check, so of two agents of one extension asking in the same instant one is refused;
+/// the claim frees it if the call is not created, the call's end otherwise.
 pub(super) async fn may_call_out(
     t: &Arc<Tenant>,
     agent: &AgentId,
     addr: &actix::Addr<crate::actors::AgentActor>,
-) -> Result<(), Status> {
+    call: &CallId,
+) -> Result<Option<ExtensionClaim>, Status> {
     let a = addr.send(GetAgent).await.map_err(mailbox)?;
     if !matches!(a.state, AgentState::Available | AgentState::NotReady { .. }) {
         return Err(Status::failed_precondition(format!(
@@ -248,27 +249,9 @@ pub(super) async fn may_call_out(
             a.state
         )));
     }
-    let setup = t.setup();
-    let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
-        return Ok(());
-    };
-    let sharing = setup.extensions.get(&ext).cloned().unwrap_or_default();
-    for other in sharing.iter().filter(|o| *o != agent) {
-        let Some(addr) = t.agent(other) else { continue };
-        let o = addr.send(GetAgent).await.map_err(mailbox)?;
-        let Some(call) = o.state.call().and_then(|c| t.call(c)) else {
-            continue;
-        };
-        let call = call.send(crate::actors::GetCall).await.map_err(mailbox)?;
-        if call
-            .outbound
-            .as_ref()
-            .is_some_and(|out| &out.agent == other)
-        {
-            return Err(Status::failed_precondition(format!(
-                "extension {ext} is calling out already (agent {other}): one agent of a shared extension calls out at a time"
-            )));
-        }
-    }
-    Ok(())
+    t.claim_extension(agent, call).map_err(|(ext, other)| {
+        Status::failed_precondition(format!(
+            "extension {ext} is calling out already (agent {other}): one agent of a shared extension calls out at a time"
+        ))
+    })
 }

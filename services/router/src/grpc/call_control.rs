@@ -15,7 +15,7 @@ use super::convert;
 use super::{caller, denied, durable, limits, mailbox, writable};
 use crate::actors::{CallActor, CallMsg, EdgeReport, Refusal, ToEdge};
 use crate::journal::Ticket;
-use crate::tenant::{OverLimit, Tenant};
+use crate::tenant::{ExtensionClaim, OverLimit, Tenant};
 use crate::Router;
 use callgrid_access::{Permission, Principal};
 
@@ -148,6 +148,9 @@ struct Opening {
     number: Arc<str>,
     /// For a call the router placed: the click-to-call waiting for its creation.
     placed: Option<oneshot::Sender<Result<(), Status>>>,
+    /// For a call out of an agent's phone: its extension, held until the call is created
+    /// (A1; the call's end frees it then).
+    claim: Option<ExtensionClaim>,
 }
 
 impl CallControlSvc {
@@ -197,6 +200,7 @@ impl CallControlSvc {
             traceparent: std::mem::take(&mut arrived.traceparent),
             cause: by.id.clone(),
             placed: None,
+            claim: None,
         })
     }
 
@@ -205,7 +209,12 @@ impl CallControlSvc {
     /// other destination a call out, refused at once (with the reason) when the agent may
     /// not call out now or the destination cannot be called, counted against the number
     /// it presents (N8).
-    async fn dialled(&self, mut d: api::Dialled, by: &Principal) -> Result<Opening, Status> {
+    async fn dialled(
+        &self,
+        call: &CallId,
+        mut d: api::Dialled,
+        by: &Principal,
+    ) -> Result<Opening, Status> {
         limits::id("tenant", &d.tenant)?;
         limits::id("agent", &d.agent)?;
         limits::text("destination", &d.destination, limits::MAX_NUMBER)?;
@@ -224,14 +233,14 @@ impl CallControlSvc {
             Status::not_found(format!("unknown agent {} of tenant {}", d.agent, d.tenant))
         })?;
         let setup = tenant.setup();
-        let number: Arc<str> = if setup.internal(&d.destination).is_some() {
-            d.destination.trim().into()
+        let (number, claim): (Arc<str>, _) = if setup.internal(&d.destination).is_some() {
+            (d.destination.trim().into(), None)
         } else {
             // a call out: the decisions as the call will make them, and the agent's state
             let decision = callgrid_domain::decide_dialled(&setup, &agent, &d.destination)
                 .map_err(|e| convert::status(&e))?;
-            super::agent::may_call_out(&tenant, &agent, &addr).await?;
-            decision.number
+            let claim = super::agent::may_call_out(&tenant, &agent, &addr, call).await?;
+            (decision.number, claim)
         };
         Ok(Opening {
             tenant,
@@ -245,6 +254,7 @@ impl CallControlSvc {
             traceparent: std::mem::take(&mut d.traceparent),
             cause: by.id.clone(),
             placed: None,
+            claim,
         })
     }
 
@@ -290,6 +300,7 @@ impl CallControlSvc {
             traceparent: o.traceparent,
             cause: placed.by,
             placed: Some(reply),
+            claim: None,
         })
     }
 
@@ -327,10 +338,11 @@ impl CallControlSvc {
             traceparent,
             cause,
             placed,
+            claim: _claim,
         } = match first.report {
             Some(api::edge_report::Report::Arrived(arrived)) => self.arrival(arrived, by)?,
             Some(api::edge_report::Report::Originated(o)) => self.origination(&call_id, o, by)?,
-            Some(api::edge_report::Report::Dialled(d)) => self.dialled(d, by).await?,
+            Some(api::edge_report::Report::Dialled(d)) => self.dialled(&call_id, d, by).await?,
             _ => {
                 return Err(Status::invalid_argument(
                     "the first report must be arrived, originated or dialled",

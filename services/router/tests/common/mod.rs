@@ -133,8 +133,33 @@ impl Harness {
 
     /// Opens a call stream and reports `arrived`.
     pub async fn call(&self, call_id: &str, number: &str) -> Result<EdgeCall, tonic::Status> {
+        self.open(call_id, arrival(call_id, number)).await
+    }
+
+    /// Opens a call stream for what `agent`'s phone dialled, as its edge reports it.
+    pub async fn dial(
+        &self,
+        call_id: &str,
+        agent: &str,
+        destination: &str,
+    ) -> Result<EdgeCall, tonic::Status> {
+        let dialled = api::edge_report::Report::Dialled(api::Dialled {
+            tenant: "demo".into(),
+            agent: agent.into(),
+            destination: destination.into(),
+            traceparent: TRACEPARENT.into(),
+        });
+        self.open(call_id, report(call_id, 1, dialled)).await
+    }
+
+    /// Opens a call stream with its first report, as an edge.
+    pub async fn open(
+        &self,
+        call_id: &str,
+        first: api::EdgeReport,
+    ) -> Result<EdgeCall, tonic::Status> {
         let (tx, rx) = mpsc::channel(64);
-        tx.send(arrival(call_id, number)).await.expect("send");
+        tx.send(first).await.expect("send");
         let edge = self.token(Role::Edge, None, None).await;
         let mut client =
             api::call_control_client::CallControlClient::new(self.channel_as(Some(&edge)).await);
