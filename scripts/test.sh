@@ -65,8 +65,8 @@ phase "format"
 cargo fmt --all -- --check
 phase "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-phase "purity: cargo tree -p callgrid-domain, -p callgrid-numbers"
-for pure in callgrid-domain callgrid-numbers; do
+phase "purity: cargo tree -p callgrid-domain, -p callgrid-numbers, -p callgrid-dialer-core"
+for pure in callgrid-domain callgrid-numbers callgrid-dialer-core; do
   if cargo tree -p "$pure" -e normal --prefix none | grep -E '^(tokio|actix|actix-rt|tonic|rusqlite|rdkafka|scylla) '; then
     echo "$pure depends on a runtime or IO crate" >&2
     exit 1
