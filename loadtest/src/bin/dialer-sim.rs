@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = 3.0)]
     target_abandon_pct: f64,
     /// The predictive pacer's threshold gain (per answered call), for experiments.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.3)]
     predictive_gain: f64,
     /// What the predictive pacer's threshold steers abandonment to, as a share of the target.
     #[arg(long, default_value_t = 0.85)]
@@ -195,7 +195,11 @@ fn main() -> anyhow::Result<()> {
         algorithm: "callgrid_predictive",
         setting: format!("target {target} %"),
         days: days(&a, &move || {
-            Box::new(Predictive::new(target / 100.0, grace_ms))
+            let mut p = Predictive::new(target / 100.0, grace_ms);
+            p.gain = gain;
+            p.aim = p.target * aim;
+            p.threshold = p.aim;
+            Box::new(p)
         }),
     });
 

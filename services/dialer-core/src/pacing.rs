@@ -317,7 +317,7 @@ impl Predictive {
             aim,
             grace_ms,
             threshold: aim,
-            gain: 0.05,
+            gain: 0.3,
             step_ms: 1_000,
         }
     }
