@@ -501,6 +501,15 @@ mod tests {
     use super::*;
     use crate::learn::Outcome;
 
+    /// The floor at 100 s with these agents and no calls.
+    fn floor_of(agents: &[AgentNow]) -> Floor<'_> {
+        Floor {
+            now: 100_000,
+            agents,
+            calls: &[],
+        }
+    }
+
     fn learned(p_answer: f64) -> Learned {
         let mut l = Learned::default();
         let answered = (100.0 * p_answer) as u64;
@@ -599,11 +608,7 @@ mod tests {
         let mut l = learned(0.3);
         let mut pacer = Predictive::new(0.03, 2_000);
         let free = [AgentNow::Free; 10];
-        let floor = Floor {
-            now: 100_000,
-            agents: &free,
-            calls: &[],
-        };
+        let floor = floor_of(&free);
         let d = pacer.decide(&floor, &mut l);
         // more than one per free agent (a third of the calls answer), not unboundedly more
         assert!(d.dial > 10 && d.dial < 60, "{:?}", d);
@@ -611,20 +616,12 @@ mod tests {
         assert!(d.evidence.expected_free >= 10.0);
         // the same agents all just started talking (a minute or more to go): nothing
         let talking = [AgentNow::Talking { since: 99_000 }; 10];
-        let floor = Floor {
-            now: 100_000,
-            agents: &talking,
-            calls: &[],
-        };
+        let floor = floor_of(&talking);
         let d = pacer.decide(&floor, &mut l);
         assert_eq!(d.dial, 0, "{:?}", d.evidence);
         // in wrap-up for 9 of its 10 s: back within the horizon, so calls go out for them
         let wrapping = [AgentNow::WrapUp { since: 91_000 }; 10];
-        let floor = Floor {
-            now: 100_000,
-            agents: &wrapping,
-            calls: &[],
-        };
+        let floor = floor_of(&wrapping);
         assert!(pacer.decide(&floor, &mut l).dial > 0);
     }
 
@@ -643,11 +640,7 @@ mod tests {
             l.connected(100_000, true);
         }
         let free = [AgentNow::Free; 10];
-        let floor = Floor {
-            now: 100_000,
-            agents: &free,
-            calls: &[],
-        };
+        let floor = floor_of(&free);
         let d = pacer.decide(&floor, &mut l);
         assert_eq!((d.dial, d.evidence.mode.as_str()), (10, "over_budget"));
     }
