@@ -192,6 +192,17 @@ fn by_level(level: f64, c: &Counts) -> u32 {
     (goal - busy).max(0) as u32
 }
 
+/// The decision of a level pacer at `level`.
+fn at_level(pacer: &str, level: f64, floor: &Floor<'_>, learned: &Learned) -> Decision {
+    let c = floor.count();
+    let mut e = evidence(pacer, "level", &c, learned);
+    e.level = level;
+    Decision {
+        dial: by_level(level, &c),
+        evidence: e,
+    }
+}
+
 /// A fixed dial level.
 #[derive(Clone, Debug)]
 pub struct Ratio {
@@ -204,13 +215,7 @@ impl Pacer for Ratio {
         "ratio"
     }
     fn decide(&mut self, floor: &Floor<'_>, learned: &mut Learned) -> Decision {
-        let c = floor.count();
-        let mut e = evidence(self.name(), "level", &c, learned);
-        e.level = self.level;
-        Decision {
-            dial: by_level(self.level, &c),
-            evidence: e,
-        }
+        at_level(self.name(), self.level, floor, learned)
     }
 }
 
@@ -266,13 +271,7 @@ impl Pacer for Adaptive {
             }
             self.level = self.level.clamp(1.0, 3.0);
         }
-        let c = floor.count();
-        let mut e = evidence(self.name(), "level", &c, learned);
-        e.level = self.level;
-        Decision {
-            dial: by_level(self.level, &c),
-            evidence: e,
-        }
+        at_level(self.name(), self.level, floor, learned)
     }
 }
 
