@@ -6,13 +6,14 @@
 //! Talk times are exponential, wrap-up fixed. The pacers learn from the campaign's results
 //! only (`Learned`), never from these parameters.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use callgrid_dialer_core::{AgentNow, CallNow, Floor, Learned, Ms, Outcome, Pacer};
 use callgrid_domain::{Agent, AgentCommand, AgentId, CallId, Strategy, TenantSetup};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use crate::agenda::Agenda;
 
 /// The model.
 #[derive(Clone, Debug)]
@@ -119,24 +120,19 @@ pub fn run(p: &DialParams, pacer: &mut dyn Pacer) -> DialResult {
     let mut calls: BTreeMap<u64, SimCall> = BTreeMap::new();
     let mut waiting: VecDeque<(u64, Ms)> = VecDeque::new();
     let mut learned = Learned::default();
-    let mut heap: BinaryHeap<Reverse<(Ms, u64, Ev)>> = BinaryHeap::new();
-    let mut tie = 0u64;
-    let mut push = |heap: &mut BinaryHeap<_>, t: Ms, ev: Ev| {
-        tie += 1;
-        heap.push(Reverse((t, tie, ev)));
-    };
-    push(&mut heap, 0, Ev::Tick);
+    let mut agenda = Agenda::default();
+    agenda.push(0, Ev::Tick);
     let mut r = DialResult::default();
     let mut busy_ms: u64 = 0;
     let mut next_call = 0u64;
     let mut floor_agents: Vec<AgentNow> = Vec::with_capacity(agents.len());
     let mut floor_calls: Vec<CallNow> = Vec::new();
-    while let Some(Reverse((now, _, ev))) = heap.pop() {
+    while let Some((now, ev)) = agenda.pop() {
         if now > end {
             break;
         }
         match ev {
-            Ev::Tick => push(&mut heap, now + 1_000, Ev::Tick),
+            Ev::Tick => agenda.push(now + 1_000, Ev::Tick),
             Ev::Outcome(id) => {
                 let Some(call) = calls.get(&id) else { continue };
                 match call.answers_after {
@@ -144,7 +140,7 @@ pub fn run(p: &DialParams, pacer: &mut dyn Pacer) -> DialResult {
                         learned.dialled(Outcome::Answered { ring_ms });
                         r.answered += 1;
                         waiting.push_back((id, now));
-                        push(&mut heap, now + grace, Ev::Grace(id));
+                        agenda.push(now + grace, Ev::Grace(id));
                     }
                     None => {
                         learned.dialled(Outcome::NotAnswered {
@@ -180,7 +176,7 @@ pub fn run(p: &DialParams, pacer: &mut dyn Pacer) -> DialResult {
                     now,
                 );
                 a.now = AgentNow::WrapUp { since: now };
-                push(&mut heap, now + wrapup, Ev::WrapEnd(i));
+                agenda.push(now + wrapup, Ev::WrapEnd(i));
             }
             Ev::WrapEnd(i) => {
                 let a = &mut agents[i];
@@ -221,10 +217,10 @@ pub fn run(p: &DialParams, pacer: &mut dyn Pacer) -> DialResult {
             learned.connected(now, false);
             pacer.answered(false);
             let talk = exp(&mut rng, p.talk_s * 1_000.0).max(1.0) as Ms;
-            push(&mut heap, now + talk, Ev::TalkEnd(i));
+            agenda.push(now + talk, Ev::TalkEnd(i));
         }
         // the pacer decides once per instant, after everything of that instant
-        if heap.peek().is_some_and(|Reverse((t, ..))| *t == now) {
+        if agenda.next_at() == Some(now) {
             continue;
         }
         floor_agents.clear();
@@ -260,7 +256,7 @@ pub fn run(p: &DialParams, pacer: &mut dyn Pacer) -> DialResult {
                     answers_after,
                 },
             );
-            push(&mut heap, now + rings, Ev::Outcome(id));
+            agenda.push(now + rings, Ev::Outcome(id));
         }
     }
     // agents still busy at the end count up to the end

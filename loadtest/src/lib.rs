@@ -1,5 +1,6 @@
 //! Load and simulation programs for callgrid, and the models they share.
 //!
+//! - `agenda`: the event list both simulators run on;
 //! - `erlang`: the Erlang C formula (the yardstick the simulator must agree with);
 //! - `sim`: a seeded discrete-event simulation of a call centre that drives the pure domain
 //!   state machines (`TenantCore`) in virtual time;
@@ -10,6 +11,7 @@
 //!   processes and their CPU time, kernel UDP counters, free ports, the load tenant with its
 //!   SIPp agents, SIPp statistics files, `/metrics` scrapes.
 
+pub mod agenda;
 pub mod day;
 pub mod dialsim;
 pub mod erlang;

@@ -3,8 +3,7 @@
 //! talk times, agents that answer after a ring delay, callers who abandon after an
 //! exponential patience.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use callgrid_domain::event::EventBody;
@@ -15,6 +14,8 @@ use callgrid_domain::{
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use crate::agenda::Agenda;
 
 /// The model.
 #[derive(Clone, Debug)]
@@ -97,13 +98,8 @@ pub fn run(p: &SimParams) -> SimResult {
         .expect("login of a configured agent");
     }
     let mean_interarrival_ms = p.mean_talk_s * 1000.0 / p.erlangs;
-    let mut heap: BinaryHeap<Reverse<(u64, u64, Ev)>> = BinaryHeap::new();
-    let mut tie = 0u64;
-    let mut push = |heap: &mut BinaryHeap<_>, t: u64, ev: Ev| {
-        tie += 1;
-        heap.push(Reverse((t, tie, ev)));
-    };
-    push(&mut heap, 0, Ev::Arrival);
+    let mut agenda = Agenda::default();
+    agenda.push(0, Ev::Arrival);
     let mut res = SimResult {
         offered: 0,
         answered: 0,
@@ -119,7 +115,7 @@ pub fn run(p: &SimParams) -> SimResult {
     let mut arrived_at: HashMap<CallId, u64> = HashMap::new();
     let mut next_id = 0u64;
     loop {
-        let next_ev = heap.peek().map(|Reverse((t, _, _))| *t);
+        let next_ev = agenda.next_at();
         let deadline = core.next_deadline();
         let now;
         let output = match (next_ev, deadline) {
@@ -129,7 +125,7 @@ pub fn run(p: &SimParams) -> SimResult {
                 core.tick(d)
             }
             _ => {
-                let Some(Reverse((t, _, ev))) = heap.pop() else {
+                let Some((t, ev)) = agenda.pop() else {
                     break;
                 };
                 now = t;
@@ -140,13 +136,13 @@ pub fn run(p: &SimParams) -> SimResult {
                         }
                         res.offered += 1;
                         let dt = exp(&mut rng, mean_interarrival_ms) as u64;
-                        push(&mut heap, t + dt.max(1), Ev::Arrival);
+                        agenda.push(t + dt.max(1), Ev::Arrival);
                         let id = CallId::new(format!("c{next_id}"));
                         next_id += 1;
                         arrived_at.insert(id.clone(), t);
                         if let Some(mp) = p.mean_patience_s {
                             let pt = exp(&mut rng, mp * 1000.0) as u64;
-                            push(&mut heap, t + pt, Ev::Patience(id.clone()));
+                            agenda.push(t + pt, Ev::Patience(id.clone()));
                         }
                         Some(Command::Call(
                             id,
@@ -203,16 +199,16 @@ pub fn run(p: &SimParams) -> SimResult {
         for (call, ins) in output.instructions {
             match ins {
                 Instruction::Ring { agent, .. } => {
-                    push(&mut heap, now + p.ring_delay_ms, Ev::Answer(call, agent))
+                    agenda.push(now + p.ring_delay_ms, Ev::Answer(call, agent))
                 }
                 Instruction::Bridge { .. } => {
                     let talk = exp(&mut rng, p.mean_talk_s * 1000.0) as u64;
-                    push(&mut heap, now + talk.max(1), Ev::TalkEnd(call))
+                    agenda.push(now + talk.max(1), Ev::TalkEnd(call))
                 }
                 _ => {}
             }
         }
-        if res.offered >= p.calls && arrived_at.is_empty() && heap.is_empty() {
+        if res.offered >= p.calls && arrived_at.is_empty() && agenda.is_empty() {
             break;
         }
     }

@@ -44,6 +44,14 @@ impl Durations {
         self.cum.clear();
     }
 
+    /// Records `ms`, older durations first halved once [`MEMORY`] of them are kept.
+    pub fn remember(&mut self, ms: Ms) {
+        if self.total >= MEMORY {
+            self.decay(0.5);
+        }
+        self.record(ms);
+    }
+
     /// Durations recorded (decayed).
     pub fn count(&self) -> f64 {
         self.total
@@ -243,18 +251,12 @@ impl Learned {
 
     /// A call's talk ended after `ms`.
     pub fn talked(&mut self, ms: Ms) {
-        if self.talk.count() >= MEMORY {
-            self.talk.decay(0.5);
-        }
-        self.talk.record(ms);
+        self.talk.remember(ms);
     }
 
     /// An agent's wrap-up ended after `ms`.
     pub fn wrapped_up(&mut self, ms: Ms) {
-        if self.wrapup.count() >= MEMORY {
-            self.wrapup.decay(0.5);
-        }
-        self.wrapup.record(ms);
+        self.wrapup.remember(ms);
     }
 
     /// Calls that ended ringing, answered or not (decayed).

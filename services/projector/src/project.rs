@@ -1461,6 +1461,19 @@ mod tests {
         callgrid_codec::configured_envelope(tenant, 1, "demo.yaml", &yaml, 1_000)
     }
 
+    /// Applies envelopes at consecutive offsets of partition 0, each projected.
+    fn feeder() -> impl FnMut(&mut Projection<Empty>, pb::EventEnvelope) {
+        let mut offset = 0;
+        move |p, env| {
+            let pos = Position {
+                partition: 0,
+                offset,
+            };
+            offset += 1;
+            assert_eq!(p.apply(pos, &env).expect("applies"), Outcome::Projected);
+        }
+    }
+
     #[test]
     fn the_very_first_record_of_the_log_is_projected() {
         // partition 0, offset 0 is also a new row's default position
@@ -1491,15 +1504,7 @@ mod tests {
     fn the_agents_holds_are_hold_time_and_the_callers_are_only_shown() {
         use callgrid_domain::{AgentId, CallId};
         let mut p = Projection::new(Empty);
-        let mut offset = 0;
-        let mut apply = |p: &mut Projection<Empty>, env: pb::EventEnvelope| {
-            let pos = Position {
-                partition: 0,
-                offset,
-            };
-            offset += 1;
-            assert_eq!(p.apply(pos, &env).expect("applies"), Outcome::Projected);
-        };
+        let mut apply = feeder();
         apply(&mut p, configured("demo"));
         let (c, alice) = (CallId::new("c1"), AgentId::new("alice"));
         let call = |at: u64, body: EventBody| {
@@ -1596,15 +1601,7 @@ mod tests {
     fn an_agent_back_from_a_call_it_placed_while_not_ready_is_shown_not_ready_again() {
         use callgrid_domain::{AgentId, CallId, DeviceId, ReasonCode};
         let mut p = Projection::new(Empty);
-        let mut offset = 0;
-        let mut put = |p: &mut Projection<Empty>, env: pb::EventEnvelope| {
-            let pos = Position {
-                partition: 0,
-                offset,
-            };
-            offset += 1;
-            assert_eq!(p.apply(pos, &env).expect("applies"), Outcome::Projected);
-        };
+        let mut put = feeder();
         put(&mut p, configured("demo"));
         let mut apply = |p: &mut Projection<Empty>, at: u64, body: EventBody| {
             let env = callgrid_codec::event_envelope(

@@ -206,11 +206,31 @@ struct CallingOut {
 }
 
 impl CallingOut {
+    /// Holds `agent`'s extension for `call`, or names the agent holding it already.
+    fn hold(&mut self, setup: &TenantSetup, agent: &AgentId, call: &CallId) -> Hold {
+        let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
+            return Hold::NoExtension;
+        };
+        if let Some((other, _)) = self.by_extension.get(&ext) {
+            return Hold::Taken(ext, other.clone());
+        }
+        self.by_extension
+            .insert(ext.clone(), (agent.clone(), call.clone()));
+        self.of_call.insert(call.clone(), ext);
+        Hold::Held
+    }
+
     fn release(&mut self, call: &CallId) {
         if let Some(ext) = self.of_call.remove(call) {
             self.by_extension.remove(&ext);
         }
     }
+}
+
+enum Hold {
+    Held,
+    NoExtension,
+    Taken(Arc<str>, AgentId),
 }
 
 /// An extension held for a call out that is being opened (A1). Dropped without a live
@@ -344,34 +364,20 @@ impl Tenant {
         agent: &AgentId,
         call: &CallId,
     ) -> Result<Option<ExtensionClaim>, (Arc<str>, AgentId)> {
-        let setup = self.setup();
-        let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) else {
-            return Ok(None);
-        };
-        let mut out = lock(&self.calling_out);
-        if let Some((other, _)) = out.by_extension.get(&ext) {
-            return Err((ext, other.clone()));
+        match lock(&self.calling_out).hold(&self.setup(), agent, call) {
+            Hold::NoExtension => Ok(None),
+            Hold::Taken(ext, other) => Err((ext, other)),
+            Hold::Held => Ok(Some(ExtensionClaim {
+                tenant: self.clone(),
+                call: call.clone(),
+            })),
         }
-        out.by_extension
-            .insert(ext.clone(), (agent.clone(), call.clone()));
-        out.of_call.insert(call.clone(), ext);
-        Ok(Some(ExtensionClaim {
-            tenant: self.clone(),
-            call: call.clone(),
-        }))
     }
 
     /// Holds the extension of a call out recovered from the log (released when it ends).
     pub fn claim_recovered(&self, agent: &AgentId, call: &CallId) {
-        let setup = self.setup();
-        if let Some(ext) = setup.agents.get(agent).and_then(|a| a.extension.clone()) {
-            let mut out = lock(&self.calling_out);
-            if !out.by_extension.contains_key(&ext) {
-                out.by_extension
-                    .insert(ext.clone(), (agent.clone(), call.clone()));
-                out.of_call.insert(call.clone(), ext);
-            }
-        }
+        // two recovered calls out of one extension (an older log): the first keeps it
+        let _ = lock(&self.calling_out).hold(&self.setup(), agent, call);
     }
 
     fn admitted_lock(&self) -> std::sync::MutexGuard<'_, Admitted> {
