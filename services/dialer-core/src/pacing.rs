@@ -476,14 +476,14 @@ impl Pacer for Predictive {
                 .fold(0.0, f64::max)
         };
         // one call more while the abandonment it adds per answer it brings stays under the
-        // threshold
+        // threshold, and the abandonment predicted stays within what the budget has left
         let agents = c.free + c.held + c.talking + c.wrapping;
         let cap = ((f64::from(agents) * 4.0 / p.max(0.05)).ceil() as u32).min(1_000);
         let mut dial = 0;
         let mut before = loss(0.0);
         while dial < cap {
             let after = loss(f64::from(dial + 1));
-            if after - before > self.threshold * p {
+            if after - before > self.threshold * p || after > e.budget_left {
                 break;
             }
             dial += 1;
