@@ -403,6 +403,11 @@ impl ContactList {
         }
     }
 
+    /// An empty list that calls the same way.
+    pub fn clone_empty(&self) -> ContactList {
+        ContactList::new(self.calling.clone())
+    }
+
     /// How it calls.
     pub fn calling(&self) -> &Calling {
         &self.calling

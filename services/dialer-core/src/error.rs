@@ -1,6 +1,7 @@
 //! What the dialer's core refuses, each naming what was wrong.
 
-use crate::contacts::ContactId;
+use crate::campaign::Run;
+use crate::contacts::{ContactId, Ended};
 
 /// An error of the dialer's core.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -56,4 +57,39 @@ pub enum CoreError {
         /// The attempt named.
         attempt: u32,
     },
+    /// A campaign setting the rules do not allow.
+    #[error("campaign setting `{field}`: {why}")]
+    Setting {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A change of a stopped campaign.
+    #[error("the campaign is stopped")]
+    Stopped,
+    /// A run state change that is not allowed.
+    #[error("a campaign cannot go from {from:?} to {to:?}")]
+    Run {
+        /// Its state.
+        from: Run,
+        /// The state asked for.
+        to: Run,
+    },
+    /// A request that needs a running campaign.
+    #[error("the campaign is not running ({0:?})")]
+    NotRunning(Run),
+    /// A report about a call that is not in the state it needs.
+    #[error("contact {id}, attempt {attempt}: {state}")]
+    CallState {
+        /// The contact.
+        id: ContactId,
+        /// Its attempt.
+        attempt: u32,
+        /// What the call is instead.
+        state: String,
+    },
+    /// `not_answered` with an end that means an answer.
+    #[error("{0:?} is not an end of an unanswered call")]
+    NotAnEnd(Ended),
 }

@@ -4,12 +4,14 @@
 //! `callgrid-domain`. `dialer-sim` runs it in virtual time; the dialer service runs it on the
 //! campaign's live floor.
 
+pub mod campaign;
 pub mod contacts;
 pub mod error;
 pub mod learn;
 pub mod pacing;
 pub mod window;
 
+pub use campaign::{AgentIs, Campaign, CampaignEvent, CampaignStatus, Mode, Run, Settings};
 pub use contacts::{
     Callback, Calling, Contact, ContactId, ContactList, Done, Effect, Ended, ListEvent, ListStats,
     NewContact, RetryRule, Rules, Skip, Status,
