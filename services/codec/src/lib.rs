@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use callgrid_domain::event::{LeaseKind, LeaveReason, RouteReason};
 use callgrid_domain::{
-    AgentId, CallId, DeviceId, EndCause, Event, EventBody, GroupId, MemberSet, MenuId,
-    OfferFailure, Party, QueueId, ReasonCode, Strategy, Target,
+    AgentId, CallId, CampaignCall, DeviceId, EndCause, Event, EventBody, GroupId, MemberSet,
+    MenuId, OfferFailure, Party, QueueId, ReasonCode, Strategy, Target,
 };
 use callgrid_proto::events::v1 as pb;
 use pb::event::Kind as K;
@@ -139,6 +139,7 @@ fn reason_pb(r: &RouteReason) -> pb::RouteReason {
             RouteReason::ClickToCall => R::ClickToCall(true),
             RouteReason::Dialled => R::Dialled(true),
             RouteReason::Internal => R::Internal(true),
+            RouteReason::Campaign => R::Campaign(true),
         }),
     }
 }
@@ -156,6 +157,7 @@ fn reason_dom(r: Option<&pb::RouteReason>) -> RouteReason {
         Some(R::ClickToCall(_)) => RouteReason::ClickToCall,
         Some(R::Dialled(_)) => RouteReason::Dialled,
         Some(R::Internal(_)) => RouteReason::Internal,
+        Some(R::Campaign(_)) => RouteReason::Campaign,
         Some(R::Number(_)) | None => RouteReason::Number,
     }
 }
@@ -433,9 +435,17 @@ pub fn event_pb(body: &EventBody) -> pb::Event {
             plan_version,
             record,
             carrier,
+            campaign,
         } => K::CallOriginated(pb::CallOriginated {
             call: s(call),
-            agent: s(agent),
+            agent: agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            campaign: campaign.as_ref().map(|c| pb::CampaignCall {
+                campaign: c.campaign.to_string(),
+                contact: c.contact,
+                attempt: c.attempt,
+                queue: s(&c.queue),
+                ring_timeout_ms: c.ring_timeout_ms,
+            }),
             dialled: dialled.to_string(),
             destination: destination.to_string(),
             class: class.to_string(),
@@ -731,7 +741,14 @@ pub fn event_dom(ev: &pb::Event) -> Result<Option<EventBody>, DecodeError> {
         },
         K::CallOriginated(e) => E::CallOriginated {
             call: CallId::new(&e.call),
-            agent: AgentId::new(&e.agent),
+            agent: (!e.agent.is_empty()).then(|| AgentId::new(&e.agent)),
+            campaign: e.campaign.as_ref().map(|c| CampaignCall {
+                campaign: Arc::from(c.campaign.as_str()),
+                contact: c.contact,
+                attempt: c.attempt,
+                queue: QueueId::new(&c.queue),
+                ring_timeout_ms: c.ring_timeout_ms,
+            }),
             dialled: Arc::from(e.dialled.as_str()),
             destination: Arc::from(e.destination.as_str()),
             class: Arc::from(e.class.as_str()),
@@ -987,7 +1004,28 @@ mod tests {
             },
             EventBody::CallOriginated {
                 call: c.clone(),
-                agent: a.clone(),
+                agent: None,
+                dialled: Arc::from("0912 345 679"),
+                destination: Arc::from("+84912345679"),
+                class: Arc::from("mobile"),
+                number: Arc::from("+842873000200"),
+                choice: Arc::from("same_carrier"),
+                trunks: vec![Arc::from("vnpt")],
+                correlation: Some(Arc::from("contact-7")),
+                plan_version: 3,
+                record: false,
+                carrier: Some(Arc::from("vinaphone")),
+                campaign: Some(CampaignCall {
+                    campaign: Arc::from("spring"),
+                    contact: 7,
+                    attempt: 2,
+                    queue: QueueId::new("q"),
+                    ring_timeout_ms: 20_000,
+                }),
+            },
+            EventBody::CallOriginated {
+                call: c.clone(),
+                agent: Some(a.clone()),
                 dialled: Arc::from("*1*0912 345 678"),
                 destination: Arc::from("+84912345678"),
                 class: Arc::from("mobile"),
@@ -998,6 +1036,7 @@ mod tests {
                 plan_version: 3,
                 record: true,
                 carrier: Some(Arc::from("viettel")),
+                campaign: None,
             },
             EventBody::CallRouted {
                 call: c.clone(),
@@ -1019,6 +1058,13 @@ mod tests {
                 reason: RouteReason::Internal,
                 ring: vec![a.clone()],
                 timeout_ms: 20_000,
+            },
+            EventBody::CallRouted {
+                call: c.clone(),
+                target: Target::Queue(QueueId::new("q")),
+                reason: RouteReason::Campaign,
+                ring: vec![],
+                timeout_ms: 0,
             },
             EventBody::CallTrunkFailed {
                 call: c.clone(),

@@ -590,15 +590,6 @@ impl ContactList {
         events
     }
 
-    /// Contacts due now (window open or not) that a pool pick may take: for the pacing to
-    /// know whether there is anything to dial.
-    pub fn due(&self, now: Ms) -> usize {
-        self.queue
-            .iter()
-            .filter(|(r, _)| r.due <= now && r.class != 0)
-            .count()
-    }
-
     /// Applies an event: the only writer of the list's state.
     pub fn apply(&mut self, event: &ListEvent) {
         match event {

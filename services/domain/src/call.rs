@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{EndCause, Event, EventBody, OfferFailure, Party, RouteReason};
+use crate::event::{CampaignCall, EndCause, Event, EventBody, OfferFailure, Party, RouteReason};
 use crate::ids::{AgentId, CallId, DeviceId, DurationMs, MenuId, QueueId, TimeMs};
 use crate::rejection::Rejection;
 use crate::setup::{Internal, Target, TenantSetup};
@@ -76,12 +76,15 @@ pub struct CallOffer {
     pub lease_until: TimeMs,
 }
 
-/// What an outbound call (C1 click-to-call) has beyond an inbound one. The call's `number`
-/// is then the tenant's number presented and its `caller` the customer dialled.
+/// What an outbound call (C1 click-to-call, a campaign's call) has beyond an inbound one.
+/// The call's `number` is then the tenant's number presented and its `caller` the customer
+/// dialled.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboundCall {
-    /// The agent who places it.
-    pub agent: AgentId,
+    /// The agent who places it; none for a campaign's call.
+    pub agent: Option<AgentId>,
+    /// The campaign's call it is, customer first (issue 19).
+    pub campaign: Option<CampaignCall>,
     /// The trunks to try, in order.
     pub trunks: Vec<Arc<str>>,
     /// The caller-supplied correlation id.
@@ -116,6 +119,18 @@ pub enum CallCommand {
         /// Dialled from the agent's phone: an extension or a number of the tenant is an
         /// internal call ([`Call::originate`]).
         phone: bool,
+    },
+    /// A campaign places a call to a contact (creates the call, issue 19): the customer is
+    /// dialled first ([`Call::place`]).
+    Place {
+        /// The campaign, the contact, its attempt, the campaign's queue and ring time.
+        campaign: CampaignCall,
+        /// The contact's number as given.
+        dialled: Arc<str>,
+        /// The campaign's own caller number; none: the adaptive choice (N4).
+        number: Option<Arc<str>>,
+        /// A correlation id (the contact's record), echoed in the call's record.
+        correlation: Option<Arc<str>>,
     },
     /// The edge reports an outbound attempt failed on `trunk` and the next is tried.
     TrunkFailed {
@@ -232,6 +247,7 @@ impl CallCommand {
         match self {
             CallCommand::Arrive { .. } => "arrive",
             CallCommand::Originate { .. } => "originate",
+            CallCommand::Place { .. } => "place",
             CallCommand::TrunkFailed { .. } => "trunk failed",
             CallCommand::CustomerRinging { .. } => "customer ringing",
             CallCommand::CustomerAnswered { .. } => "customer answered",
@@ -548,7 +564,7 @@ impl Call {
             at: now,
             body: EventBody::CallOriginated {
                 call: id.clone(),
-                agent: agent.clone(),
+                agent: Some(agent.clone()),
                 dialled: Arc::from(dialled),
                 destination: d.destination,
                 class: Arc::from(d.class),
@@ -559,6 +575,7 @@ impl Call {
                 plan_version: setup.version,
                 record: d.record,
                 carrier: d.carrier,
+                campaign: None,
             },
         }];
         out.push(Event {
@@ -576,6 +593,43 @@ impl Call {
             },
         });
         Ok(out)
+    }
+
+    /// Creates a campaign's call to a contact (issue 19): the router's decisions for the
+    /// number ([`crate::dial::decide_for_campaign`]) and nothing else yet: the edge dials the
+    /// customer at once, and the answer routes the call to the campaign's queue. Refused with
+    /// the reason when the queue does not exist or the number cannot be called.
+    pub fn place(
+        id: CallId,
+        campaign: &CampaignCall,
+        dialled: &str,
+        number: Option<&str>,
+        correlation: Option<Arc<str>>,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Result<Vec<Event>, Rejection> {
+        if !setup.queues.contains_key(&campaign.queue) {
+            return Err(Rejection::UnknownQueue(campaign.queue.clone()));
+        }
+        let d = crate::dial::decide_for_campaign(setup, &campaign.queue, dialled, number)?;
+        Ok(vec![Event {
+            at: now,
+            body: EventBody::CallOriginated {
+                call: id,
+                agent: None,
+                dialled: Arc::from(dialled),
+                destination: d.destination,
+                class: Arc::from(d.class),
+                number: d.number,
+                choice: Arc::from(d.choice),
+                trunks: d.trunks,
+                correlation,
+                plan_version: setup.version,
+                record: d.record,
+                carrier: d.carrier,
+                campaign: Some(campaign.clone()),
+            },
+        }])
     }
 
     /// An agent's phone dialled an extension or a number of the tenant (issue 18): the call
@@ -626,10 +680,13 @@ impl Call {
         }
     }
 
-    /// The outbound part, or why a customer report does not apply to this call.
+    /// The outbound part, or why a customer report does not apply to this call: an agent's
+    /// call out hears from its customer once its agent talks, a campaign's call from the
+    /// start (it dials the customer first) until the answer routes it.
     fn outbound_leg(&self, what: &'static str) -> Result<&OutboundCall, Rejection> {
         let state = match (&self.outbound, &self.phase) {
             (Some(o), CallPhase::Talking { .. }) => return Ok(o),
+            (Some(o), CallPhase::Arrived) if o.campaign.is_some() => return Ok(o),
             (None, _) => format!("call {} is not an outbound call", self.id),
             (Some(_), phase) => format!(
                 "call {} is {}: its agent has not answered",
@@ -700,9 +757,9 @@ impl Call {
         let one = |body| Ok(vec![Event { at: now, body }]);
         let mut out = Vec::new();
         match cmd {
-            CallCommand::Arrive { .. } | CallCommand::Originate { .. } => {
-                Err(Rejection::CallExists(call))
-            }
+            CallCommand::Arrive { .. }
+            | CallCommand::Originate { .. }
+            | CallCommand::Place { .. } => Err(Rejection::CallExists(call)),
             CallCommand::TrunkFailed { trunk, sip_code } => {
                 let o = self.outbound_leg(cmd.name())?;
                 if o.answered_at.is_some() {
@@ -729,10 +786,30 @@ impl Call {
                 if o.answered_at.is_some() {
                     return Err(Rejection::Duplicate("customer answer already reported"));
                 }
-                one(EventBody::CallCustomerAnswered {
-                    call,
-                    trunk: trunk.clone(),
-                })
+                let answered = Event {
+                    at: now,
+                    body: EventBody::CallCustomerAnswered {
+                        call,
+                        trunk: trunk.clone(),
+                    },
+                };
+                let Some(c) = &o.campaign else {
+                    return Ok(vec![answered]);
+                };
+                // a campaign's customer answered: to the campaign's queue, for its agents
+                let queue = Target::Queue(c.queue.clone());
+                let mut after = self.clone();
+                after.apply(&answered);
+                out.push(answered);
+                after.route(
+                    &queue,
+                    RouteReason::Campaign,
+                    setup,
+                    now,
+                    self.steps,
+                    &mut out,
+                );
+                Ok(out)
             }
             CallCommand::DialFailed { trunk, sip_code } => {
                 let o = self.outbound_leg(cmd.name())?;
@@ -1133,6 +1210,7 @@ impl Call {
                 correlation,
                 plan_version,
                 record,
+                campaign,
                 ..
             } => {
                 self.number = number.clone();
@@ -1142,6 +1220,7 @@ impl Call {
                 self.arrived_at = at;
                 self.outbound = Some(OutboundCall {
                     agent: agent.clone(),
+                    campaign: campaign.clone(),
                     trunks: trunks.clone(),
                     correlation: correlation.clone(),
                     trunk: None,

@@ -170,6 +170,29 @@ impl TenantCore {
                 let correlation = correlation.clone();
                 Call::originate(id.clone(), agent, dialled, correlation, *phone, &setup, now)
             }
+            Command::Call(
+                id,
+                CallCommand::Place {
+                    campaign,
+                    dialled,
+                    number,
+                    correlation,
+                },
+            ) => {
+                if self.calls.contains_key(id) {
+                    return Err(Rejection::CallExists(id.clone()));
+                }
+                let (number, correlation) = (number.as_deref(), correlation.clone());
+                Call::place(
+                    id.clone(),
+                    campaign,
+                    dialled,
+                    number,
+                    correlation,
+                    &setup,
+                    now,
+                )
+            }
             Command::Call(id, c) => self
                 .calls
                 .get(id)

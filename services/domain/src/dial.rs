@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use callgrid_numbers::{ChoiceReason, Dialled, Permit};
+use callgrid_numbers::{ChoiceReason, Dialled, OutboundNumber, Permit};
 
-use crate::ids::AgentId;
+use crate::ids::{AgentId, QueueId};
 use crate::rejection::Rejection;
 use crate::setup::TenantSetup;
 
@@ -52,14 +52,76 @@ pub fn decide_dialled(
 /// and its trunks in order. Each refusal names the number and why.
 pub fn decide(setup: &TenantSetup, agent: &AgentId, raw: &str) -> Result<DialDecision, Rejection> {
     let out = &setup.outbound;
+    let dialling = out
+        .numbers
+        .parse_dialled(raw, out.normalizer.internal_rule())?;
+    let groups = setup.outbound_groups_of(agent);
+    decide_for(
+        setup,
+        &groups,
+        dialling.destination,
+        dialling.forced,
+        "click-to-call",
+    )
+}
+
+/// The decisions for a campaign's call to `raw` (a contact's number) from the campaign whose
+/// answered calls wait in `queue`: as [`decide`] for an agent of that queue, the caller number
+/// the campaign's own (`number`, refused if that queue may not use it) or the adaptive choice.
+/// A campaign never dials an emergency number, an internal number or a number the class
+/// policy refuses.
+pub fn decide_for_campaign(
+    setup: &TenantSetup,
+    queue: &QueueId,
+    raw: &str,
+    number: Option<&str>,
+) -> Result<DialDecision, Rejection> {
+    let out = &setup.outbound;
+    let forced = match number {
+        Some(n) => {
+            let e164 = out.normalizer.normalize(n)?;
+            Some(out.numbers.get(&e164).ok_or_else(|| {
+                Rejection::from(callgrid_numbers::NumberError::NotPermitted {
+                    number: n.to_owned(),
+                    reason: "it is not one of the tenant's numbers".to_owned(),
+                })
+            })?)
+        }
+        None => None,
+    };
+    let d = decide_for(
+        setup,
+        &[queue.as_str()],
+        raw.trim(),
+        forced,
+        "a campaign's call",
+    )?;
+    if d.choice == "emergency" {
+        return Err(Rejection::IllegalTransition {
+            what: "a campaign's call",
+            state: format!("{} is an emergency number", d.destination),
+        });
+    }
+    Ok(d)
+}
+
+/// The decisions for `raw` dialled by a member of `groups` (the caller number must be one
+/// they may use), with `forced` the number to present if one is forced.
+fn decide_for(
+    setup: &TenantSetup,
+    groups: &[&str],
+    raw: &str,
+    forced: Option<&OutboundNumber>,
+    what: &'static str,
+) -> Result<DialDecision, Rejection> {
+    let out = &setup.outbound;
     let normalizer = &out.normalizer;
-    let dialling = out.numbers.parse_dialled(raw, normalizer.internal_rule())?;
-    let dialled = normalizer.dialled(dialling.destination)?;
+    let dialled = normalizer.dialled(raw)?;
     let class = normalizer.classify(&dialled);
     if let Dialled::Internal(digits) = &dialled {
         // an extension is the tenant's own: no trunk, no caller number (item 6)
         return Err(Rejection::IllegalTransition {
-            what: "click-to-call",
+            what,
             state: format!(
                 "{digits} is an internal number; internal calls are placed from the agent's phone"
             ),
@@ -104,10 +166,7 @@ pub fn decide(setup: &TenantSetup, agent: &AgentId, raw: &str) -> Result<DialDec
         Dialled::Public(n) => out.carriers.carrier_of(n),
         _ => None,
     };
-    let groups = setup.outbound_groups_of(agent);
-    let choice = out
-        .numbers
-        .choose(&groups, callee_carrier, dialling.forced)?;
+    let choice = out.numbers.choose(groups, callee_carrier, forced)?;
     let number = choice.number;
     Ok(DialDecision {
         destination,

@@ -143,6 +143,24 @@ pub enum RouteReason {
     Dialled,
     /// An agent's phone dialled an extension or a number of the tenant (an internal call).
     Internal,
+    /// A campaign's call was answered: it waits in the campaign's queue (issue 19).
+    Campaign,
+}
+
+/// A campaign's call to one of its contacts (issue 19): dialled customer first, then queued
+/// for the campaign's agents.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CampaignCall {
+    /// The campaign.
+    pub campaign: Arc<str>,
+    /// The contact, in the campaign.
+    pub contact: u64,
+    /// The contact's attempt number.
+    pub attempt: u32,
+    /// The queue an answered call waits in for the campaign's agents.
+    pub queue: QueueId,
+    /// How long the customer may ring (≥ 15 s, D3).
+    pub ring_timeout_ms: DurationMs,
 }
 
 /// Why a queue refused a call or a waiting call left it.
@@ -507,13 +525,15 @@ pub enum EventBody {
         /// An internal call: the agent whose phone placed it, held on it until it ends.
         from_agent: Option<AgentId>,
     },
-    /// An outbound call was placed (C1 click-to-call): the router's decisions, made before
-    /// the edge dials anything (docs/DECISIONS.md, "Outbound calls: the shape").
+    /// An outbound call was placed (C1 click-to-call, an agent's phone, or a campaign's call
+    /// to a contact): the router's decisions, made before the edge dials anything
+    /// (docs/DECISIONS.md, "Outbound calls: the shape").
     CallOriginated {
         /// Call.
         call: CallId,
-        /// The agent whose phone rings first and who talks to the customer.
-        agent: AgentId,
+        /// The agent whose phone rings first and who talks to the customer; none for a
+        /// campaign's call, which dials the customer first.
+        agent: Option<AgentId>,
         /// The destination as given (by the CRM, the agent).
         dialled: Arc<str>,
         /// What goes to the trunk: E.164 for a public number, the digits of a service number.
@@ -537,6 +557,9 @@ pub enum EventBody {
         /// The carrier of the number presented (its configured carrier, whose trunks carry
         /// the call), when it has one.
         carrier: Option<Arc<str>>,
+        /// A campaign's call (issue 19): the customer is dialled first and, answered, waits
+        /// in the campaign's queue for an agent.
+        campaign: Option<CampaignCall>,
     },
     /// An outbound call's attempt on a trunk failed with this SIP status: the next trunk is
     /// tried (N3), unless the `CallEnded` of the call's dial result follows at once.

@@ -26,8 +26,10 @@ pub use call::{
     Call, CallCommand, CallPhase, OutboundCall, CAUSE_AGENT_NOT_REACHED, CAUSE_BLOCKED,
 };
 pub use core::{Output, TenantCore};
-pub use dial::{decide, decide_dialled, dial_result, DialDecision};
-pub use event::{AggregateRef, EndCause, Event, EventBody, MemberSet, OfferFailure, Party};
+pub use dial::{decide, decide_dialled, decide_for_campaign, dial_result, DialDecision};
+pub use event::{
+    AggregateRef, CampaignCall, EndCause, Event, EventBody, MemberSet, OfferFailure, Party,
+};
 pub use ids::*;
 pub use outbound::{CallerIdFrom, OutboundSetup, TrunkRegister, TrunkSetup};
 pub use queue::{Queue, QueueCommand};

@@ -404,8 +404,9 @@ pub enum Instruction {
     /// A call out: once `agent` answers, dial the customer on these trunks in order,
     /// presenting `number` (issue 18); its early media and ringback go to the agent.
     Dial {
-        /// The agent whose answer starts the dialling.
-        agent: AgentId,
+        /// The agent whose answer starts the dialling; none: dial at once (a campaign's
+        /// call, customer first).
+        agent: Option<AgentId>,
         /// The destination (E.164, or a service number's digits).
         destination: Arc<str>,
         /// The tenant's number presented; empty: the trunk's own identity.
@@ -433,6 +434,7 @@ pub fn instructions(setup: &TenantSetup, event: &Event) -> Vec<Instruction> {
             number,
             trunks,
             record,
+            campaign,
             ..
         } => {
             let mut v = vec![Instruction::Dial {
@@ -440,7 +442,9 @@ pub fn instructions(setup: &TenantSetup, event: &Event) -> Vec<Instruction> {
                 destination: destination.clone(),
                 number: number.clone(),
                 trunks: trunks.clone(),
-                timeout_ms: crate::dial::CUSTOMER_RING_TIMEOUT_MS,
+                timeout_ms: campaign
+                    .as_ref()
+                    .map_or(crate::dial::CUSTOMER_RING_TIMEOUT_MS, |c| c.ring_timeout_ms),
             }];
             if *record {
                 v.push(Instruction::Record);

@@ -520,3 +520,172 @@ fn an_internal_call_holds_the_calling_agent_until_it_ends() {
         }
     );
 }
+
+fn campaign_call(contact: u64, queue: &str) -> CampaignCall {
+    CampaignCall {
+        campaign: Arc::from("spring"),
+        contact,
+        attempt: 1,
+        queue: QueueId::new(queue),
+        ring_timeout_ms: 20_000,
+    }
+}
+
+fn place_for_campaign(
+    core: &mut TenantCore,
+    call: &str,
+    contact: u64,
+    to: &str,
+    number: Option<&str>,
+    now: TimeMs,
+) -> Result<Output, Rejection> {
+    core.execute(
+        Command::Call(
+            CallId::new(call),
+            CallCommand::Place {
+                campaign: campaign_call(contact, "200"),
+                dialled: Arc::from(to),
+                number: number.map(Arc::from),
+                correlation: Some(Arc::from(format!("contact-{contact}"))),
+            },
+        ),
+        now,
+    )
+}
+
+#[test]
+fn a_campaign_call_dials_the_customer_first_and_an_answer_waits_in_the_campaign_queue() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    let out = place_for_campaign(&mut core, "c1", 7, "0912 345 678", None, 100).unwrap();
+    // no agent is touched: the customer is dialled at once, within the campaign's ring time
+    assert_eq!(call_events(&out), ["call_originated"]);
+    assert!(rings(&out).is_empty());
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::Available
+    ));
+    assert!(out.instructions.iter().any(|(_, i)| matches!(i,
+        Instruction::Dial { agent: None, destination, number, timeout_ms: 20_000, .. }
+            if &**destination == "+84912345678" && &**number == "+842873000200")));
+    let o = core.calls[&CallId::new("c1")].outbound.clone().unwrap();
+    assert_eq!((o.agent, o.campaign), (None, Some(campaign_call(7, "200"))));
+    // ringing, then answered: the call joins queue 200 and is offered to its free agent
+    let trunk = Arc::<str>::from("vnpt");
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::CustomerRinging {
+            trunk: trunk.clone(),
+        },
+        1_000,
+    )
+    .unwrap();
+    let out = call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::CustomerAnswered { trunk },
+        5_000,
+    )
+    .unwrap();
+    assert_eq!(
+        routed(&out),
+        [(Target::Queue(QueueId::new("200")), RouteReason::Campaign)]
+    );
+    assert_eq!(rings(&out), ["a"]);
+    assert!(out
+        .instructions
+        .iter()
+        .any(|(_, i)| matches!(i, Instruction::PlayHoldMusic { .. })));
+    call_cmd(
+        &mut core,
+        "c1",
+        CallCommand::Answered {
+            agent: AgentId::new("a"),
+        },
+        5_300,
+    )
+    .unwrap();
+    assert_eq!(
+        core.calls[&CallId::new("c1")].agent(),
+        Some(&AgentId::new("a"))
+    );
+}
+
+#[test]
+fn a_campaign_call_not_answered_ends_with_its_result_and_bad_ones_are_refused() {
+    let mut core = TenantCore::new(tenant_out(), 1);
+    login(&mut core, "a", 0);
+    place_for_campaign(&mut core, "c2", 8, "0912 345 679", None, 100).unwrap();
+    let out = call_cmd(
+        &mut core,
+        "c2",
+        CallCommand::DialFailed {
+            trunk: Arc::from("vnpt"),
+            sip_code: 486,
+        },
+        3_000,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallEnded { cause: EndCause::Dial(r), .. } if &**r == "busy")));
+    // the agent was never involved
+    assert!(matches!(
+        core.agents[&AgentId::new("a")].state,
+        AgentState::Available
+    ));
+    // the campaign's own number, if the queue's agents may use it
+    let out = place_for_campaign(
+        &mut core,
+        "c3",
+        9,
+        "0912 345 670",
+        Some("028 7300 0100"),
+        100,
+    )
+    .unwrap();
+    assert!(out.events.iter().any(|e| matches!(&e.body,
+        EventBody::CallOriginated { number, choice, .. }
+            if &**number == "+842873000100" && &**choice == "forced")));
+    // refused by name: a blocklisted number, an emergency number, a number not the tenant's,
+    // an unknown queue, an unparseable number
+    let refused = |core: &mut TenantCore, call: &str, to: &str, number: Option<&str>| {
+        place_for_campaign(core, call, 10, to, number, 100)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(&mut core, "x1", "0987 654 321", None).contains("0987 654 321"));
+    assert!(refused(&mut core, "x2", "113", None).contains("emergency"));
+    assert!(
+        refused(&mut core, "x3", "0912 345 678", Some("028 7300 0999"))
+            .contains("not one of the tenant's numbers")
+    );
+    assert!(refused(&mut core, "x4", "12ab", None).contains("12ab"));
+    let e = core
+        .execute(
+            Command::Call(
+                CallId::new("x5"),
+                CallCommand::Place {
+                    campaign: campaign_call(1, "299"),
+                    dialled: Arc::from("0912 345 678"),
+                    number: None,
+                    correlation: None,
+                },
+            ),
+            100,
+        )
+        .unwrap_err();
+    assert_eq!(e, Rejection::UnknownQueue(QueueId::new("299")));
+    // customer reports before the dial are for campaign calls only: a click-to-call's agent
+    // must talk first
+    originate(&mut core, "o9", "a", "0912 345 678", 100).unwrap();
+    assert!(call_cmd(
+        &mut core,
+        "o9",
+        CallCommand::CustomerAnswered {
+            trunk: Arc::from("vnpt")
+        },
+        200
+    )
+    .is_err());
+}

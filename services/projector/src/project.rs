@@ -686,7 +686,7 @@ impl<S: RowSource> Projection<S> {
                     v.carrier = carrier.as_deref().unwrap_or_default().to_owned();
                     v.number = number.to_string();
                     v.caller = destination.to_string();
-                    v.agent = agent.to_string();
+                    v.agent = agent.as_ref().map(|a| a.to_string()).unwrap_or_default();
                     v.correlation = correlation.as_deref().unwrap_or_default().to_owned();
                     v.plan_version = *plan_version;
                 })?;

@@ -243,8 +243,8 @@ pub async fn replay(log: &dyn EventLog) -> Result<Recovered, RouterError> {
 pub fn start_recovered_call(tenant: &Arc<Tenant>, call: Call, setup: Arc<TenantSetup>) {
     let id = call.id.clone();
     tenant.admit_recovered(&id, &call.number);
-    if let Some(out) = &call.outbound {
-        tenant.claim_recovered(&out.agent, &id);
+    if let Some(agent) = call.outbound.as_ref().and_then(|o| o.agent.as_ref()) {
+        tenant.claim_recovered(agent, &id);
     }
     let t = tenant.clone();
     let addr = CallActor::start_in_arbiter(&tenant.arbiter, move |_| {

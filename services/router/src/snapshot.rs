@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::recovery::Recovered;
 
 /// Bumped whenever the snapshot layout or a snapshotted domain type changes (3: a call's
-/// outbound part and the agent whose phone placed an internal call).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+/// outbound part and the agent whose phone placed an internal call; 4: a call out's agent
+/// optional and its campaign).
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The state of every tenant after `offsets`.
 #[derive(Serialize, Deserialize)]

@@ -124,7 +124,7 @@ fn instruction_pb(i: &Instruction) -> api::router_instruction::Instruction {
             trunks,
             timeout_ms,
         } => I::Dial(api::Dial {
-            agent: agent.to_string(),
+            agent: agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
             destination: destination.to_string(),
             number: number.to_string(),
             trunks: trunks.iter().map(|t| t.to_string()).collect(),

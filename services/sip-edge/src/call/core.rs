@@ -583,6 +583,8 @@ impl CallCore {
             }
             Instruction::Dial(d) => {
                 if self.dial.is_none() && !self.caller_ended {
+                    // a campaign's call names no agent: the customer is dialled at once
+                    let customer_first = d.agent.is_empty();
                     self.phone_to_agent(&d.agent, now);
                     self.dial = Some(Dial {
                         agent: d.agent,
@@ -595,6 +597,9 @@ impl CallCore {
                         ringing_reported: false,
                         ringback: false,
                     });
+                    if customer_first {
+                        self.dial_next(now);
+                    }
                 }
             }
             Instruction::CancelRing(c) => self.cancel_ring(&c.agent),
@@ -748,9 +753,10 @@ impl CallCore {
             tracing::warn!(call = %self.id, agent, "bridge to an agent whose phone has not answered");
             return;
         }
-        if self.dial.is_some() {
+        if self.dial.as_ref().is_some_and(|d| !d.agent.is_empty()) {
             // a call out: the agent hears the customer's leg from the start (early media),
-            // and nothing is answered here: the customer's phone answers
+            // and nothing is answered here: the customer's phone answers; a campaign's call
+            // (no agent in its dial) reaches its agent like an inbound call, from the queue
             if !self.caller_ended && self.bridged.is_none() {
                 self.out.push(Action::Bridge {
                     agent: agent.clone(),
@@ -998,8 +1004,8 @@ impl CallCore {
             return;
         };
         // early media is the carrier's ringback (or announcement): the agent hears it;
-        // without it, our ringing tone
-        let ringback = (d.ringback == media).then(|| {
+        // without it, our ringing tone (a campaign's call has no agent on it yet)
+        let ringback = (d.ringback == media && !d.agent.is_empty()).then(|| {
             d.ringback = !media;
             d.agent.clone()
         });
@@ -1978,6 +1984,98 @@ mod tests {
         assert!(a.iter().any(|x| matches!(x, Action::EndAgent { .. })));
         c.handle(Input::RouterGone, at(t0, 9_002));
         assert!(c.finished(at(t0, 9_003)));
+    }
+
+    #[test]
+    fn a_campaign_call_dials_the_customer_at_once_and_reaches_its_agent_from_the_queue() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c1".into());
+        let dial_at_once = I::Dial(api::Dial {
+            agent: String::new(),
+            destination: "+84912345678".into(),
+            number: "+842873000200".into(),
+            trunks: vec!["vnpt".into()],
+            timeout_ms: 20_000,
+        });
+        // no agent to wait for: the INVITE goes out with the instruction
+        assert_eq!(c.handle(router(dial_at_once), t0), [dial("vnpt")]);
+        // ringing is reported, and nobody hears a ringback
+        let a = c.handle(
+            Input::CustomerEarly {
+                trunk: "vnpt".into(),
+                media: false,
+            },
+            t0,
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::AgentRingback { .. })));
+        assert!(matches!(reports(&a)[..], [(_, Report::CustomerRinging(_))]));
+        let a = c.handle(
+            Input::CustomerAnswered {
+                trunk: "vnpt".into(),
+            },
+            at(t0, 5_000),
+        );
+        assert!(matches!(
+            reports(&a)[..],
+            [(_, Report::CustomerAnswered(_))]
+        ));
+        // the router queues it: nothing to answer (the customer did), hold music plays
+        assert!(c.handle(router(I::Answer(api::Answer {})), t0).is_empty());
+        let a = c.handle(
+            router(I::PlayHoldMusic(api::PlayHoldMusic::default())),
+            at(t0, 5_001),
+        );
+        assert_eq!(a, [Action::Caller(CallerMedia::Loop("hold".into()))]);
+        // an agent of the campaign is rung and answers: no second dial; the bridge stops the
+        // music and connects them
+        assert_eq!(c.handle(ring("ann"), at(t0, 5_002)).len(), 1);
+        assert!(c.handle(started("ann", &["d1"]), at(t0, 5_002)).is_empty());
+        let a = c.handle(
+            Input::AgentAnswered {
+                agent: "ann".into(),
+                leg: "d1".into(),
+                body: b"v=0".to_vec(),
+            },
+            at(t0, 5_300),
+        );
+        assert!(!a.iter().any(|x| matches!(x, Action::DialCustomer { .. })));
+        let a = c.handle(
+            router(I::Bridge(api::Bridge {
+                agent: "ann".into(),
+            })),
+            at(t0, 5_301),
+        );
+        assert_eq!(
+            a,
+            [
+                Action::Caller(CallerMedia::Stop),
+                Action::Bridge {
+                    agent: "ann".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_campaign_call_not_answered_in_its_ring_time_is_given_up() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c2".into());
+        let dial_at_once = I::Dial(api::Dial {
+            agent: String::new(),
+            destination: "+84912345678".into(),
+            number: "+842873000200".into(),
+            trunks: vec!["vnpt".into()],
+            timeout_ms: 20_000,
+        });
+        c.handle(router(dial_at_once), t0);
+        // still ringing just before its time; given up (CANCEL, no answer) at it
+        assert!(reports(&c.handle(Input::Tick, at(t0, 19_999))).is_empty());
+        let a = c.handle(Input::Tick, at(t0, 20_000));
+        assert!(a.iter().any(|x| matches!(x, Action::RejectCaller { .. })));
+        assert!(matches!(
+            reports(&a)[..],
+            [(_, Report::DialFailed(api::DialFailed { sip_code: 480, .. }))]
+        ));
     }
 
     #[test]
