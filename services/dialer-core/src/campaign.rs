@@ -142,37 +142,6 @@ pub enum Run {
     Stopped,
 }
 
-/// An agent of the campaign as the router reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentIs {
-    /// Ready for the next customer.
-    Free,
-    /// Held for a call being set up (its phone ringing, a preview being read).
-    Held,
-    /// Talking with a customer since then.
-    Talking {
-        /// Since.
-        since: Ms,
-    },
-    /// In wrap-up since then.
-    WrapUp {
-        /// Since.
-        since: Ms,
-    },
-}
-
-impl From<AgentIs> for AgentNow {
-    fn from(a: AgentIs) -> AgentNow {
-        match a {
-            AgentIs::Free => AgentNow::Free,
-            AgentIs::Held => AgentNow::Held,
-            AgentIs::Talking { since } => AgentNow::Talking { since },
-            AgentIs::WrapUp { since } => AgentNow::WrapUp { since },
-        }
-    }
-}
-
 /// A campaign's event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,7 +165,7 @@ pub enum CampaignEvent {
         /// The agent.
         agent: String,
         /// Its state.
-        is: Option<AgentIs>,
+        is: Option<AgentNow>,
     },
     /// A dial decision that placed calls, with its evidence.
     Decided {
@@ -294,7 +263,7 @@ pub struct Campaign {
     list: ContactList,
     learned: Learned,
     pacer: Predictive,
-    agents: BTreeMap<String, AgentIs>,
+    agents: BTreeMap<String, AgentNow>,
     calls: BTreeMap<(ContactId, u32), InFlight>,
     decisions: u64,
 }
@@ -372,7 +341,7 @@ impl Campaign {
 
     /// An agent's state on the campaign as the router reports it (`None`: off the floor).
     /// Nothing when it is what the campaign already knows.
-    pub fn agent(&self, agent: &str, is: Option<AgentIs>) -> Vec<CampaignEvent> {
+    pub fn agent(&self, agent: &str, is: Option<AgentNow>) -> Vec<CampaignEvent> {
         if self.agents.get(agent).copied() == is {
             return Vec::new();
         }
@@ -395,7 +364,7 @@ impl Campaign {
         if self.run != Run::Running {
             return Vec::new();
         }
-        let agents: Vec<AgentNow> = self.agents.values().map(|a| (*a).into()).collect();
+        let agents: Vec<AgentNow> = self.agents.values().copied().collect();
         let calls: Vec<CallNow> = self
             .calls
             .values()
@@ -595,7 +564,7 @@ impl Campaign {
             free: self
                 .agents
                 .values()
-                .filter(|a| **a == AgentIs::Free)
+                .filter(|a| **a == AgentNow::Free)
                 .count() as u32,
             ringing: self.calls.len() as u32 - waiting,
             waiting,
@@ -748,7 +717,7 @@ mod tests {
             self.record(e);
         }
 
-        fn agents(&mut self, names: &[&str], is: Option<AgentIs>) {
+        fn agents(&mut self, names: &[&str], is: Option<AgentNow>) {
             for a in names {
                 let e = self.c.agent(a, is);
                 self.record(e);
@@ -841,7 +810,7 @@ mod tests {
     #[test]
     fn a_predictive_campaign_dials_for_its_free_agents_and_hands_answers_on() {
         let mut r = Run_::new(Mode::Predictive, 20);
-        r.agents(&["lan", "minh", "hoa"], Some(AgentIs::Free));
+        r.agents(&["lan", "minh", "hoa"], Some(AgentNow::Free));
         // not started: nothing
         assert!(r.tick(T0).is_empty());
         r.start();
@@ -865,7 +834,7 @@ mod tests {
         r.record(e);
         let e = r.c.bridged(1, 1, "lan", T0 + 5 * S).unwrap();
         r.record(e);
-        r.agents(&["lan"], Some(AgentIs::Talking { since: T0 + 5 * S }));
+        r.agents(&["lan"], Some(AgentNow::Talking { since: T0 + 5 * S }));
         let e = r.c.not_answered(2, 1, Ended::Busy, T0 + 6 * S).unwrap();
         r.record(e);
         let e = r.c.answered(3, 1, T0 + 7 * S).unwrap();
@@ -901,7 +870,7 @@ mod tests {
     fn dialling_stops_when_the_agents_leave_or_the_campaign_pauses_and_calls_in_flight_go_on() {
         let mut r = Run_::new(Mode::Predictive, 20);
         r.start();
-        r.agents(&["lan", "minh"], Some(AgentIs::Free));
+        r.agents(&["lan", "minh"], Some(AgentNow::Free));
         assert_eq!(r.tick(T0), vec![1, 2]);
         // both leave (log out, break): not one more call, though contacts are due
         r.agents(&["lan", "minh"], None);
@@ -913,7 +882,7 @@ mod tests {
         let e = r.c.abandoned(1, 1, T0 + 4 * S).unwrap();
         r.record(e);
         // back, but paused: nothing; resumed: dialling again
-        r.agents(&["lan"], Some(AgentIs::Free));
+        r.agents(&["lan"], Some(AgentNow::Free));
         let e = r.c.set_run(Run::Paused, "sup", T0 + 5 * S).unwrap();
         r.record(e);
         assert!(r.tick(T0 + 5 * S).is_empty());
@@ -940,15 +909,15 @@ mod tests {
         for mode in [Mode::Progressive, Mode::AutoCallback] {
             let mut r = Run_::new(mode, 10);
             r.start();
-            r.agents(&["lan", "minh"], Some(AgentIs::Free));
-            r.agents(&["hoa"], Some(AgentIs::Talking { since: T0 }));
+            r.agents(&["lan", "minh"], Some(AgentNow::Free));
+            r.agents(&["hoa"], Some(AgentNow::Talking { since: T0 }));
             assert_eq!(r.tick(T0), vec![1, 2]);
         }
         // preview and manual: only when an agent asks
         for mode in [Mode::Preview { reading_ms: 10_000 }, Mode::Manual] {
             let mut r = Run_::new(mode, 10);
             r.start();
-            r.agents(&["lan"], Some(AgentIs::Free));
+            r.agents(&["lan"], Some(AgentNow::Free));
             assert!(r.tick(T0).is_empty());
             let e = r.c.next_for("lan", T0, &mut |_| None).unwrap();
             assert_eq!(dialled(&r.record(e)), vec![1]);
@@ -959,7 +928,7 @@ mod tests {
     fn a_campaign_rebuilt_from_its_journal_decides_the_same() {
         let mut r = Run_::new(Mode::Predictive, 50);
         r.start();
-        r.agents(&["lan", "minh", "hoa", "tuan"], Some(AgentIs::Free));
+        r.agents(&["lan", "minh", "hoa", "tuan"], Some(AgentNow::Free));
         let mut now = T0;
         let mut attempt_of = BTreeMap::new();
         for round in 0..12u64 {

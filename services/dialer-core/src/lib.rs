@@ -11,7 +11,7 @@ pub mod learn;
 pub mod pacing;
 pub mod window;
 
-pub use campaign::{AgentIs, Campaign, CampaignEvent, CampaignStatus, Mode, Run, Settings};
+pub use campaign::{Campaign, CampaignEvent, CampaignStatus, Mode, Run, Settings};
 pub use contacts::{
     Callback, Calling, Contact, ContactId, ContactList, Done, Effect, Ended, ListEvent, ListStats,
     NewContact, RetryRule, Rules, Skip, Status,

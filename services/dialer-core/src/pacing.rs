@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::learn::{Learned, Ms};
 
-/// An agent of the campaign, as the pacing sees it. Agents on break, logged out or in
-/// another campaign are not on the floor at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An agent of the campaign, as the pacing sees it (and as the router reports it to the
+/// campaign). Agents on break, logged out or in another campaign are not on the floor at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AgentNow {
     /// Ready for the next customer.
     Free,

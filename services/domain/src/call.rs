@@ -271,6 +271,44 @@ impl CallCommand {
     }
 }
 
+/// Who places a call out and what was asked, for its `CallOriginated`.
+struct Originated<'a> {
+    agent: Option<AgentId>,
+    campaign: Option<CampaignCall>,
+    dialled: &'a str,
+    correlation: Option<Arc<str>>,
+}
+
+impl Originated<'_> {
+    /// The `CallOriginated` of call `id` with the router's decisions `d`.
+    fn event(
+        self,
+        id: CallId,
+        d: crate::dial::DialDecision,
+        setup: &TenantSetup,
+        now: TimeMs,
+    ) -> Event {
+        Event {
+            at: now,
+            body: EventBody::CallOriginated {
+                call: id,
+                agent: self.agent,
+                dialled: Arc::from(self.dialled),
+                destination: d.destination,
+                class: Arc::from(d.class),
+                number: d.number,
+                choice: Arc::from(d.choice),
+                trunks: d.trunks,
+                correlation: self.correlation,
+                plan_version: setup.version,
+                record: d.record,
+                carrier: d.carrier,
+                campaign: self.campaign,
+            },
+        }
+    }
+}
+
 /// A call aggregate.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
@@ -560,24 +598,13 @@ impl Call {
         } else {
             crate::dial::decide(setup, agent, dialled)?
         };
-        let mut out = vec![Event {
-            at: now,
-            body: EventBody::CallOriginated {
-                call: id.clone(),
-                agent: Some(agent.clone()),
-                dialled: Arc::from(dialled),
-                destination: d.destination,
-                class: Arc::from(d.class),
-                number: d.number,
-                choice: Arc::from(d.choice),
-                trunks: d.trunks,
-                correlation,
-                plan_version: setup.version,
-                record: d.record,
-                carrier: d.carrier,
-                campaign: None,
-            },
-        }];
+        let originated = Originated {
+            agent: Some(agent.clone()),
+            campaign: None,
+            dialled,
+            correlation,
+        };
+        let mut out = vec![originated.event(id.clone(), d, setup, now)];
         out.push(Event {
             at: now,
             body: EventBody::CallRouted {
@@ -612,24 +639,13 @@ impl Call {
             return Err(Rejection::UnknownQueue(campaign.queue.clone()));
         }
         let d = crate::dial::decide_for_campaign(setup, &campaign.queue, dialled, number)?;
-        Ok(vec![Event {
-            at: now,
-            body: EventBody::CallOriginated {
-                call: id,
-                agent: None,
-                dialled: Arc::from(dialled),
-                destination: d.destination,
-                class: Arc::from(d.class),
-                number: d.number,
-                choice: Arc::from(d.choice),
-                trunks: d.trunks,
-                correlation,
-                plan_version: setup.version,
-                record: d.record,
-                carrier: d.carrier,
-                campaign: Some(campaign.clone()),
-            },
-        }])
+        let originated = Originated {
+            agent: None,
+            campaign: Some(campaign.clone()),
+            dialled,
+            correlation,
+        };
+        Ok(vec![originated.event(id, d, setup, now)])
     }
 
     /// An agent's phone dialled an extension or a number of the tenant (issue 18): the call

@@ -1986,19 +1986,23 @@ mod tests {
         assert!(c.finished(at(t0, 9_003)));
     }
 
-    #[test]
-    fn a_campaign_call_dials_the_customer_at_once_and_reaches_its_agent_from_the_queue() {
-        let t0 = Instant::now();
-        let mut c = CallCore::new("c1".into());
-        let dial_at_once = I::Dial(api::Dial {
+    /// A campaign's `Dial`: no agent, the campaign's 20 s of ringing.
+    fn campaign_dial() -> I {
+        I::Dial(api::Dial {
             agent: String::new(),
             destination: "+84912345678".into(),
             number: "+842873000200".into(),
             trunks: vec!["vnpt".into()],
             timeout_ms: 20_000,
-        });
+        })
+    }
+
+    #[test]
+    fn a_campaign_call_dials_the_customer_at_once_and_reaches_its_agent_from_the_queue() {
+        let t0 = Instant::now();
+        let mut c = CallCore::new("c1".into());
         // no agent to wait for: the INVITE goes out with the instruction
-        assert_eq!(c.handle(router(dial_at_once), t0), [dial("vnpt")]);
+        assert_eq!(c.handle(router(campaign_dial()), t0), [dial("vnpt")]);
         // ringing is reported, and nobody hears a ringback
         let a = c.handle(
             Input::CustomerEarly {
@@ -2060,14 +2064,7 @@ mod tests {
     fn a_campaign_call_not_answered_in_its_ring_time_is_given_up() {
         let t0 = Instant::now();
         let mut c = CallCore::new("c2".into());
-        let dial_at_once = I::Dial(api::Dial {
-            agent: String::new(),
-            destination: "+84912345678".into(),
-            number: "+842873000200".into(),
-            trunks: vec!["vnpt".into()],
-            timeout_ms: 20_000,
-        });
-        c.handle(router(dial_at_once), t0);
+        c.handle(router(campaign_dial()), t0);
         // still ringing just before its time; given up (CANCEL, no answer) at it
         assert!(reports(&c.handle(Input::Tick, at(t0, 19_999))).is_empty());
         let a = c.handle(Input::Tick, at(t0, 20_000));
