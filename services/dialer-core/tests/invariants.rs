@@ -374,3 +374,158 @@ fn the_numbers_of_the_properties_have_the_zones_they_are_meant_to() {
     assert!(by_number["+19995550100"] >= 4);
     assert_eq!(by_number["+99912345678"], 0); // the campaign's zone
 }
+
+#[derive(Clone, Debug)]
+enum Floor_ {
+    /// An agent joins free, becomes busy, wraps up, or leaves (`None`).
+    Agent { who: usize, is: Option<u8> },
+    /// The campaign is paused, resumed or stopped.
+    Run { to: u8 },
+    /// Time passes and the campaign decides.
+    Tick { advance_s: u64 },
+    /// A call in flight is answered (then bridged or abandoned), or not.
+    Call { which: usize, how: u8 },
+}
+
+fn floor_op() -> impl Strategy<Value = Floor_> {
+    prop_oneof![
+        3 => (0..6usize, prop::option::of(0..3u8)).prop_map(|(who, is)| Floor_::Agent { who, is }),
+        1 => (0..3u8).prop_map(|to| Floor_::Run { to }),
+        4 => (0..30u64).prop_map(|advance_s| Floor_::Tick { advance_s }),
+        4 => (0..8usize, 0..4u8).prop_map(|(which, how)| Floor_::Call { which, how }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_campaign_dials_only_while_running_with_agents_and_only_what_it_decided(
+        progressive in prop::bool::ANY,
+        ops in prop::collection::vec(floor_op(), 1..150),
+    ) {
+        use callgrid_dialer_core::{Campaign, CampaignEvent, Mode, Run, Settings};
+        let settings = Settings {
+            mode: if progressive { Mode::Progressive } else { Mode::Predictive },
+            ..Settings::default()
+        };
+        let mut c = Campaign::new(settings.clone(), ContactList::new(calling()));
+        let mut journal = vec![Campaign::create(settings.clone()).unwrap()];
+        let mut now = T0 + 3 * 3_600_000; // 10:00 in Viet Nam
+        for id in 1..=200 {
+            let e = c
+                .add_contact(
+                    NewContact {
+                        id,
+                        number: format!("+8491300{id:04}"),
+                        priority: 0,
+                        zone: None,
+                        fields: BTreeMap::new(),
+                    },
+                    now,
+                )
+                .unwrap();
+            journal.push(e);
+        }
+        journal.extend(c.set_run(Run::Running, "sup", now).unwrap());
+        for e in &journal {
+            c.apply(e);
+        }
+        let agents = ["lan", "minh", "hoa", "tuan", "mai", "duc"];
+        for op in ops {
+            let mut events = Vec::new();
+            match op {
+                Floor_::Agent { who, is } => {
+                    let is = is.map(|k| match k {
+                        0 => AgentNow::Free,
+                        1 => AgentNow::Talking { since: now },
+                        _ => AgentNow::WrapUp { since: now },
+                    });
+                    events = c.agent(agents[who], is);
+                }
+                Floor_::Run { to } => {
+                    let to = [Run::Running, Run::Paused, Run::Stopped][to as usize];
+                    events = c.set_run(to, "sup", now).unwrap_or_default();
+                }
+                Floor_::Tick { advance_s } => {
+                    now += advance_s * 1_000;
+                    let status = c.status(now);
+                    let in_flight: HashSet<ContactId> = c
+                        .list()
+                        .contacts()
+                        .filter(|x| matches!(x.status, Status::InCall { .. }))
+                        .map(|x| x.spec.id)
+                        .collect();
+                    events = c.tick(now, &mut |_| None);
+                    let dialled: Vec<ContactId> = events
+                        .iter()
+                        .filter_map(|e| match e {
+                            CampaignEvent::List(ListEvent::Dialled { id, .. }) => Some(*id),
+                            _ => None,
+                        })
+                        .collect();
+                    if status.run != Run::Running || status.agents == 0 {
+                        prop_assert!(events.is_empty(), "dialled while {:?} with {} agents", status.run, status.agents);
+                    }
+                    if progressive {
+                        let covered = status.ringing + status.waiting;
+                        prop_assert!(dialled.len() as u32 <= status.free.saturating_sub(covered));
+                    }
+                    for id in &dialled {
+                        prop_assert!(!in_flight.contains(id), "contact {} dialled while in a call", id);
+                    }
+                    match events.first() {
+                        Some(CampaignEvent::Decided { contacts, evidence, .. }) => {
+                            prop_assert_eq!(contacts, &dialled);
+                            prop_assert_eq!(evidence.free, status.free);
+                        }
+                        Some(other) => prop_assert!(false, "a tick began with {:?}", other),
+                        None => {}
+                    }
+                }
+                Floor_::Call { which, how } => {
+                    let mut calls: Vec<(ContactId, u32)> = c
+                        .list()
+                        .contacts()
+                        .filter_map(|x| match x.status {
+                            Status::InCall { attempt, .. } => Some((x.spec.id, attempt)),
+                            _ => None,
+                        })
+                        .collect();
+                    calls.sort_unstable();
+                    if let Some(&(id, attempt)) = calls.get(which % calls.len().max(1)) {
+                        now += 1_000;
+                        let answered = c.answered(id, attempt, now);
+                        match (how, answered) {
+                            (0, _) => events = c.not_answered(id, attempt, Ended::NoAnswer, now).unwrap_or_default(),
+                            (1, Ok(a)) => {
+                                for e in &a {
+                                    c.apply(e);
+                                    journal.push(e.clone());
+                                }
+                                events = c.bridged(id, attempt, agents[which % 6], now).unwrap();
+                            }
+                            (_, Ok(a)) => {
+                                for e in &a {
+                                    c.apply(e);
+                                    journal.push(e.clone());
+                                }
+                                events = c.abandoned(id, attempt, now).unwrap();
+                            }
+                            (_, Err(_)) => {}
+                        }
+                    }
+                }
+            }
+            for e in events {
+                c.apply(&e);
+                journal.push(e);
+            }
+        }
+        let mut rebuilt = Campaign::new(settings, ContactList::new(calling()));
+        for e in &journal {
+            rebuilt.apply(e);
+        }
+        prop_assert_eq!(rebuilt.status(now), c.status(now));
+    }
+}
