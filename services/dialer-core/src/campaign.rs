@@ -460,16 +460,13 @@ impl Campaign {
         agent: &str,
         now: Ms,
     ) -> Result<Vec<CampaignEvent>, CoreError> {
-        self.waiting(id, attempt)?;
-        Ok(vec![
-            CampaignEvent::Bridged {
-                id,
-                attempt,
-                agent: agent.to_string(),
-                at: now,
-            },
-            CampaignEvent::List(self.list.ended(id, attempt, Ended::Connected, now)?),
-        ])
+        let bridged = CampaignEvent::Bridged {
+            id,
+            attempt,
+            agent: agent.to_string(),
+            at: now,
+        };
+        self.answer_ends(bridged, id, attempt, Ended::Connected, now)
     }
 
     /// An answered call found no agent in time.
@@ -479,15 +476,12 @@ impl Campaign {
         attempt: u32,
         now: Ms,
     ) -> Result<Vec<CampaignEvent>, CoreError> {
-        self.waiting(id, attempt)?;
-        Ok(vec![
-            CampaignEvent::Abandoned {
-                id,
-                attempt,
-                at: now,
-            },
-            CampaignEvent::List(self.list.ended(id, attempt, Ended::Abandoned, now)?),
-        ])
+        let abandoned = CampaignEvent::Abandoned {
+            id,
+            attempt,
+            at: now,
+        };
+        self.answer_ends(abandoned, id, attempt, Ended::Abandoned, now)
     }
 
     /// A call ended before anybody answered it (busy, no answer, failed).
@@ -507,11 +501,23 @@ impl Campaign {
         }
     }
 
-    fn waiting(&self, id: ContactId, attempt: u32) -> Result<(), CoreError> {
+    /// An answered call's wait ended (`event`: bridged or abandoned), and with it the
+    /// contact's attempt (`how`).
+    fn answer_ends(
+        &self,
+        event: CampaignEvent,
+        id: ContactId,
+        attempt: u32,
+        how: Ended,
+        now: Ms,
+    ) -> Result<Vec<CampaignEvent>, CoreError> {
         match self.calls.get(&(id, attempt)) {
             Some(InFlight {
                 answered: Some(_), ..
-            }) => Ok(()),
+            }) => Ok(vec![
+                event,
+                CampaignEvent::List(self.list.ended(id, attempt, how, now)?),
+            ]),
             _ => Err(self.not_in_flight(id, attempt)),
         }
     }

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+use callgrid_numbers::E164;
+
 use crate::error::CoreError;
 use crate::learn::Ms;
 use crate::window::{zone, Window, Zones};
@@ -433,8 +435,7 @@ impl ContactList {
         if self.contacts.contains_key(&contact.id) {
             return Err(CoreError::DuplicateContact(contact.id));
         }
-        let digits = contact.number.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if contact.number.parse::<E164>().is_err() {
             return Err(CoreError::NotE164 {
                 id: contact.id,
                 number: contact.number,
@@ -652,7 +653,7 @@ impl ContactList {
                     return;
                 };
                 if !matches!(c.status, Status::InCall { attempt: a, .. } if a == *attempt) {
-                    return; // removed meanwhile: counted, nothing else
+                    return; // not the attempt in progress: counted, nothing else
                 }
                 let next = match self.calling.rules.after(*how) {
                     None => Status::Connected { attempt: *attempt },

@@ -32,7 +32,7 @@ pub enum CoreError {
     #[error("contact {0} is already in this list")]
     DuplicateContact(ContactId),
     /// A contact's number is not in E.164 form (the service normalises numbers first).
-    #[error("contact {id}: number `{number}` is not in E.164 form (+ and 8 to 15 digits)")]
+    #[error("contact {id}: number `{number}` is not in E.164 form (+, a country code, at most 15 digits)")]
     NotE164 {
         /// The contact.
         id: ContactId,

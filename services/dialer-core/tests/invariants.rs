@@ -82,6 +82,19 @@ fn open_everywhere(c: &Contact, now: Ms) -> bool {
     })
 }
 
+/// The contacts being dialled and their attempts, in order.
+fn in_call(list: &ContactList) -> Vec<(ContactId, u32)> {
+    let mut v: Vec<(ContactId, u32)> = list
+        .contacts()
+        .filter_map(|c| match c.status {
+            Status::InCall { attempt, .. } => Some((c.spec.id, attempt)),
+            _ => None,
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 fn calling() -> Calling {
     Calling {
         rules: Rules {
@@ -169,14 +182,7 @@ proptest! {
                     events.extend(picked);
                 }
                 Op::End { which, how } => {
-                    let mut busy: Vec<(ContactId, u32)> = list
-                        .contacts()
-                        .filter_map(|c| match c.status {
-                            Status::InCall { attempt, .. } => Some((c.spec.id, attempt)),
-                            _ => None,
-                        })
-                        .collect();
-                    busy.sort_unstable();
+                    let busy = in_call(&list);
                     if let Some(&(id, attempt)) = busy.get(which % busy.len().max(1)) {
                         now += MIN;
                         let e = list.ended(id, attempt, how, now).unwrap();
@@ -450,12 +456,8 @@ proptest! {
                 Floor_::Tick { advance_s } => {
                     now += advance_s * 1_000;
                     let status = c.status(now);
-                    let in_flight: HashSet<ContactId> = c
-                        .list()
-                        .contacts()
-                        .filter(|x| matches!(x.status, Status::InCall { .. }))
-                        .map(|x| x.spec.id)
-                        .collect();
+                    let in_flight: HashSet<ContactId> =
+                        in_call(c.list()).into_iter().map(|(id, _)| id).collect();
                     events = c.tick(now, &mut |_| None);
                     let dialled: Vec<ContactId> = events
                         .iter()
@@ -484,15 +486,7 @@ proptest! {
                     }
                 }
                 Floor_::Call { which, how } => {
-                    let mut calls: Vec<(ContactId, u32)> = c
-                        .list()
-                        .contacts()
-                        .filter_map(|x| match x.status {
-                            Status::InCall { attempt, .. } => Some((x.spec.id, attempt)),
-                            _ => None,
-                        })
-                        .collect();
-                    calls.sort_unstable();
+                    let calls = in_call(c.list());
                     if let Some(&(id, attempt)) = calls.get(which % calls.len().max(1)) {
                         now += 1_000;
                         let answered = c.answered(id, attempt, now);
